@@ -1,0 +1,102 @@
+// Exact second-moment dynamics: the expected loss of a linear stochastic method
+// on Gaussian (or any independent-coordinate) linear regression with diagonal H.
+//
+// Per eigendirection i, with A_i = P - lambda_i q r^T and S_i = E[s_i s_i^T]:
+//   S_i' = A_i S_i A_i^T + (1/B) q q^T [ (K-2) lambda_i^2 r^T S_i r
+//                                        + lambda_i psi + sigma^2 lambda_i ],
+//   psi  = sum_j lambda_j r^T S_j r,      L = 1/2 sum_i lambda_i o^T S_i o.
+// The state is 1 (k = 1) or 3 (k = 2) unique entries per direction, so one step
+// costs O(d). Derivation: docs/theory.md.
+#pragma once
+
+#include "cesr/method.hpp"
+#include "cesr/real.hpp"
+#include "cesr/spectrum.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace cesr {
+
+/// Sampling noise: batch size, fourth moment of the whitened covariates, label noise.
+struct NoiseModel {
+  std::uint64_t batch = 1;  ///< B >= 1 fresh samples per step
+  double kurtosis = 3;      ///< K = E[xi^4] of whitened coordinates (3 Gaussian, 1 Rademacher)
+  double label_noise = 0;   ///< sigma^2 >= 0
+  /// Throws std::invalid_argument naming --batch, --kurtosis or --noise.
+  void validate() const;
+};
+
+/// The loss reported as diverging once it exceeds this (the largest double),
+/// in every precision, so that all precisions agree on when a run diverges.
+inline constexpr double divergence_threshold = std::numeric_limits<double>::max();
+
+/// Time-stepping of the exact second moments, one eigendirection per entry of
+/// structure-of-arrays storage. Cost per step: O(d); memory: O(d).
+template <class Real>
+class Dynamics {
+ public:
+  Dynamics(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
+
+  /// Back to S_i(0) = E[e_{0,i}^2] 1 1^T, t = 0.
+  void reset();
+  /// Advances one step.
+  void step();
+  /// Advances n steps.
+  void advance(std::uint64_t n);
+
+  std::uint64_t time() const { return t_; }
+  /// Expected loss L_t = 1/2 sum_i lambda_i o^T S_i(t) o.
+  const Real& loss() const { return loss_; }
+  /// The coupling psi_t = sum_i lambda_i r^T S_i(t) r.
+  const Real& psi() const { return psi_; }
+  /// True when L_t is not finite or exceeds divergence_threshold.
+  bool diverged() const;
+
+  std::size_t dim() const { return lambda_.size(); }
+  const Method<Real>& method() const { return method_; }
+
+ private:
+  void measure();  // recomputes loss_ and psi_ from the state
+
+  Method<Real> method_;
+  Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
+  std::vector<Real> lambda_;
+  std::vector<Real> init_;       // E[e_{0,i}^2]
+  std::vector<Real> a_, b_, c_;  // S00, S01, S11 (k = 1 uses a_ only)
+  Real loss_{}, psi_{};
+  std::uint64_t t_ = 0;
+};
+
+/// Loss values at chosen steps.
+template <class Real>
+struct LossCurve {
+  std::vector<std::uint64_t> step;
+  std::vector<Real> loss;
+  /// Set when the loss exceeded divergence_threshold (or stopped being finite)
+  /// at this step; `step`/`loss` then hold only the points before it.
+  std::optional<std::uint64_t> diverged_at;
+};
+
+/// L_t at t = 0, every, 2 every, ... and always at t = steps.
+template <class Real>
+LossCurve<Real> loss_curve(const Spectrum& spectrum, const Method<Real>& method,
+                           const NoiseModel& noise, std::uint64_t steps, std::uint64_t every = 1);
+
+template <class Real>
+struct StepsResult {
+  std::optional<std::uint64_t> steps;  ///< first t with L_t <= target; empty if not reached
+  Real loss{};                         ///< L at that step (or at the last step run)
+  Real initial_loss{};                 ///< L_0
+  std::uint64_t steps_run = 0;         ///< steps taken
+  std::optional<std::uint64_t> diverged_at;
+};
+
+/// First t <= max_steps with L_t <= target (or <= target * L_0 when relative).
+template <class Real>
+StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& method,
+                                  const NoiseModel& noise, const Real& target, bool relative,
+                                  std::uint64_t max_steps);
+
+}  // namespace cesr

@@ -1,0 +1,48 @@
+// Contraction rate of the exact second-moment operator: rho = spectral radius
+// of T = D + u v^T (block-diagonal D plus one rank-one coupling), gap = 1 - rho.
+// Serial runtime scales as 1/gap and compute efficiency as gap / B.
+//
+// (Interface fixed here; implementation: src/rate.cpp, see docs/rate.md.)
+#pragma once
+
+#include "cesr/dynamics.hpp"
+#include "cesr/method.hpp"
+#include "cesr/real.hpp"
+#include "cesr/spectrum.hpp"
+
+#include <optional>
+#include <string>
+
+namespace cesr {
+
+template <class Real>
+struct Rate {
+  Real rho{};            ///< spectral radius of T
+  Real gap{};            ///< 1 - rho, computed without cancellation near rho = 1
+  bool stable = false;   ///< rho < 1
+  int evaluations = 0;   ///< secular-function evaluations used
+};
+
+/// rho(T) in the working precision Real, from the secular equation (O(d) per
+/// evaluation). Throws std::runtime_error if the root finder fails to converge.
+template <class Real>
+Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
+
+/// The rate with automatic precision: double first, then long double, quad and
+/// mp50 until two successive precisions agree on the gap to `rtol` (relative).
+struct AutoRate {
+  double rho = 0, gap = 0;        ///< rounded to double
+  std::string rho_text, gap_text; ///< every digit of the precision used
+  bool stable = false;
+  Precision precision = Precision::Double;  ///< precision whose answer is reported
+  int evaluations = 0;            ///< summed over all precisions tried
+};
+
+AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                               double rtol = 1e-10);
+
+/// The same in one fixed precision (no escalation), reported like AutoRate.
+AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise);
+
+}  // namespace cesr

@@ -1,0 +1,117 @@
+#include "common.hpp"
+
+#include <fmt/format.h>
+
+namespace cesr::cli {
+
+void usage_error(std::string_view flag, const std::exception& e) {
+  const std::string what = e.what();
+  if (what.rfind("--", 0) == 0) throw UsageError(what);
+  throw UsageError(fmt::format("{}: {}", flag, what));
+}
+
+Spectrum ProblemOptions::make_spectrum() const {
+  Spectrum s;
+  try {
+    s.lambda = parse_spectrum(spectrum);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--spectrum", e);
+  }
+  try {
+    s.init = parse_init(init, s.lambda.size());
+  } catch (const std::invalid_argument& e) {
+    usage_error("--init", e);
+  }
+  return s;
+}
+
+MethodSpec ProblemOptions::make_method() const {
+  MethodSpec m;
+  try {
+    m.kind = parse_method_kind(method);
+    m.lr = lr;
+    m.momentum = momentum;
+    m.kappa = kappa;
+    m.xi = xi;
+    m.small_const = small_const;
+    if (m.kind == MethodKind::Custom) {
+      if (method_file.empty()) throw UsageError("--method-file is required for --method custom");
+      m.custom = read_method_file(method_file);
+    } else if (!method_file.empty()) {
+      throw UsageError(fmt::format("--method-file {} applies only to --method custom", method_file));
+    }
+    m.validate();
+  } catch (const std::invalid_argument& e) {
+    usage_error("--method", e);
+  }
+  return m;
+}
+
+NoiseModel ProblemOptions::make_noise() const {
+  NoiseModel n{batch, kurtosis, noise};
+  try {
+    n.validate();
+  } catch (const std::invalid_argument& e) {
+    usage_error("--batch", e);
+  }
+  return n;
+}
+
+Precision ProblemOptions::make_precision() const {
+  try {
+    return parse_precision(precision);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--precision", e);
+  }
+}
+
+void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags) {
+  app.add_option("--spectrum", o.spectrum,
+                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S] (S i^-A), "
+                 "loguniform:d=N,kappa=K[,scale=S] (S K^(-(i-1)/(N-1))) or file:PATH "
+                 "(one value per line, # comments)")
+      ->capture_default_str()
+      ->group("Problem");
+  app.add_option("--init", o.init,
+                 "Initial second moments E[e_0,i^2]: isotropic, powerlaw:beta=B (i^-B) or file:PATH")
+      ->capture_default_str()
+      ->group("Problem");
+  app.add_option("--kurtosis", o.kurtosis,
+                 "Fourth moment K of the whitened covariates (3 Gaussian, 1 Rademacher)")
+      ->capture_default_str()
+      ->group("Problem");
+  app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
+      ->capture_default_str()
+      ->group("Problem");
+  if (flags.method) {
+    auto* m = app.add_option("--method", o.method, "Method: sgd, hb, nag, asgd or custom")->group("Method");
+    if (flags.method_required) m->required();
+    if (flags.hyperparameters) {
+      app.add_option("--lr", o.lr, "Step size eta (sgd, hb, nag, asgd)")->group("Method");
+      app.add_option("--momentum", o.momentum, "Momentum beta in [0, 1) (hb, nag)")->group("Method");
+      app.add_option("--kappa", o.kappa, "AccSGD long-step parameter kappa_a >= 1 (asgd)")->group("Method");
+      app.add_option("--xi", o.xi, "AccSGD statistical advantage parameter xi > 0 (asgd)")->group("Method");
+      app.add_option("--small-const", o.small_const, "AccSGD constant c (asgd)")
+          ->capture_default_str()
+          ->group("Method");
+    }
+    app.add_option("--method-file", o.method_file,
+                   "JSON file {\"P\": [[..],[..]], \"q\": [..], \"r\": [..], \"o\": [..]} (custom)")
+        ->group("Method");
+  }
+  if (flags.precision)
+    app.add_option("--precision", o.precision, "Arithmetic: " + flags.precision_choices)
+        ->capture_default_str()
+        ->group("Numerics");
+}
+
+void add_output_options(CLI::App& app, std::string& format, std::string& output, const std::string& choices,
+                        const std::string& default_format) {
+  format = default_format;
+  app.add_option("--format", format, "Output format: " + choices)->capture_default_str()->group("Output");
+  app.add_option("--output,-o", output, "Write to FILE (atomically) instead of standard output")
+      ->group("Output");
+}
+
+}  // namespace cesr::cli

@@ -1,0 +1,64 @@
+// Options shared by the commands that describe one problem: spectrum, initial
+// moments, method and hyperparameters, noise model and precision.
+#pragma once
+
+#include "registry.hpp"
+
+#include "cesr/dynamics.hpp"
+#include "cesr/method.hpp"
+#include "cesr/real.hpp"
+#include "cesr/report.hpp"
+#include "cesr/spectrum.hpp"
+
+#include <optional>
+#include <string>
+
+namespace cesr::cli {
+
+/// The default problem used when --spectrum is not given.
+inline constexpr const char* default_spectrum = "loguniform:d=100,kappa=1e4";
+
+struct ProblemOptions {
+  std::string spectrum = default_spectrum;
+  std::string init = "isotropic";
+  std::string method;
+  std::string method_file;
+  double lr = MethodSpec::unset;
+  double momentum = MethodSpec::unset;
+  double kappa = MethodSpec::unset;
+  double xi = MethodSpec::unset;
+  double small_const = 0.7;
+  std::uint64_t batch = 1;
+  double kurtosis = 3;
+  double noise = 0;
+  std::string precision = "double";
+
+  /// Spectrum and init (validated).
+  Spectrum make_spectrum() const;
+  /// Method kind and hyperparameters (validated).
+  MethodSpec make_method() const;
+  /// Batch, kurtosis and label noise (validated).
+  NoiseModel make_noise() const;
+  Precision make_precision() const;
+};
+
+struct ProblemFlags {
+  bool method = true;            ///< --method and hyperparameters
+  bool method_required = true;   ///< --method must be given
+  bool hyperparameters = true;   ///< --lr, --momentum, ...
+  bool precision = true;         ///< --precision
+  std::string precision_choices = "double|long|quad|mp50";
+};
+
+/// Adds the problem options to a subcommand.
+void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags = {});
+
+/// Adds --format (with the given choices and default) and --output.
+void add_output_options(CLI::App& app, std::string& format, std::string& output,
+                        const std::string& choices, const std::string& default_format);
+
+/// Rethrows std::invalid_argument from a parser as a UsageError prefixed by `flag`
+/// unless the message already names a flag.
+[[noreturn]] void usage_error(std::string_view flag, const std::exception& e);
+
+}  // namespace cesr::cli

@@ -1,0 +1,217 @@
+#include "cesr/dynamics.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace cesr {
+
+namespace {
+// Runs body(i, psi, loss) for i < d, accumulating two sums. For the built-in
+// floating types the loop is vectorized (the sums are reordered into SIMD
+// lanes, which changes rounding only); other scalars run it in order.
+template <class Real, class Body>
+inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body) {
+  Real p = 0, l = 0;
+  if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd reduction(+ : p, l)
+    for (std::size_t i = 0; i < d; ++i) body(i, p, l);
+  } else {
+    for (std::size_t i = 0; i < d; ++i) body(i, p, l);
+  }
+  psi = p;
+  loss = l;
+}
+}  // namespace
+
+void NoiseModel::validate() const {
+  if (batch < 1) throw std::invalid_argument(fmt::format("--batch must be >= 1, got {}", batch));
+  if (!std::isfinite(kurtosis) || !(kurtosis >= 1))
+    throw std::invalid_argument(fmt::format("--kurtosis must be a finite number >= 1, got {}", kurtosis));
+  if (!std::isfinite(label_noise) || !(label_noise >= 0))
+    throw std::invalid_argument(fmt::format("--noise must be a finite number >= 0, got {}", label_noise));
+}
+
+template <class Real>
+Dynamics<Real>::Dynamics(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise)
+    : method_(method),
+      inv_batch_(Real(1) / Real(noise.batch)),
+      excess_kurtosis_over_batch_((Real(noise.kurtosis) - 2) / Real(noise.batch)),
+      label_noise_(noise.label_noise),
+      lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+  if (spectrum.init.size() != spectrum.lambda.size())
+    throw std::invalid_argument("spectrum and initial moments differ in length");
+  const std::size_t d = lambda_.size();
+  a_.resize(d);
+  if (method_.k == 2) {
+    b_.resize(d);
+    c_.resize(d);
+  }
+  init_.assign(spectrum.init.begin(), spectrum.init.end());
+  reset();
+}
+
+template <class Real>
+void Dynamics<Real>::reset() {
+  // S_i(0) = E[e_{0,i}^2] 1 1^T: every state vector starts at e_0.
+  std::copy(init_.begin(), init_.end(), a_.begin());
+  if (method_.k == 2) {
+    std::copy(init_.begin(), init_.end(), b_.begin());
+    std::copy(init_.begin(), init_.end(), c_.begin());
+  }
+  t_ = 0;
+  measure();
+}
+
+template <class Real>
+void Dynamics<Real>::measure() {
+  const auto& r = method_.r;
+  const auto& o = method_.o;
+  Real psi = 0, loss = 0;
+  const std::size_t d = lambda_.size();
+  if (method_.k == 1) {
+    for (std::size_t i = 0; i < d; ++i) {
+      psi += lambda_[i] * a_[i];
+      loss += lambda_[i] * a_[i];
+    }
+    psi *= r[0] * r[0];
+    loss *= o[0] * o[0];
+  } else {
+    for (std::size_t i = 0; i < d; ++i) {
+      psi += lambda_[i] * (r[0] * r[0] * a_[i] + 2 * r[0] * r[1] * b_[i] + r[1] * r[1] * c_[i]);
+      loss += lambda_[i] * (o[0] * o[0] * a_[i] + 2 * o[0] * o[1] * b_[i] + o[1] * o[1] * c_[i]);
+    }
+  }
+  psi_ = psi;
+  loss_ = loss / 2;
+}
+
+template <class Real>
+void Dynamics<Real>::step() {
+  const auto& P = method_.P;
+  const auto& q = method_.q;
+  const auto& r = method_.r;
+  const auto& o = method_.o;
+  const std::size_t d = lambda_.size();
+  // Noise injected in direction i: lambda_i (ekb lambda_i z2_i + coupling) q q^T
+  // with ekb = (K-2)/B and coupling = (psi + sigma^2)/B.
+  const Real ekb = excess_kurtosis_over_batch_;
+  const Real coupling = (psi_ + label_noise_) * inv_batch_;
+  Real psi = 0, loss = 0;
+  Real* __restrict lam = lambda_.data();
+  Real* __restrict a = a_.data();
+  if (method_.k == 1) {
+    const Real p = P[0][0], qr = q[0] * r[0], rr = r[0] * r[0], qq = q[0] * q[0], oo = o[0] * o[0];
+    for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
+      const Real l = lam[i];
+      const Real A = p - l * qr;
+      const Real n = l * (ekb * l * rr * a[i] + coupling);
+      const Real an = A * A * a[i] + qq * n;
+      a[i] = an;
+      psi_sum += l * an;
+      loss_sum += l * an;
+    });
+    psi *= rr;
+    loss *= oo;
+  } else {
+    Real* __restrict b = b_.data();
+    Real* __restrict c = c_.data();
+    const Real p00 = P[0][0], p01 = P[0][1], p10 = P[1][0], p11 = P[1][1];
+    const Real qr00 = q[0] * r[0], qr01 = q[0] * r[1], qr10 = q[1] * r[0], qr11 = q[1] * r[1];
+    const Real r2a = r[0] * r[0], r2b = 2 * r[0] * r[1], r2c = r[1] * r[1];
+    const Real o2a = o[0] * o[0], o2b = 2 * o[0] * o[1], o2c = o[1] * o[1];
+    const Real qqa = q[0] * q[0], qqb = q[0] * q[1], qqc = q[1] * q[1];
+    for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
+      const Real l = lam[i];
+      const Real A00 = p00 - l * qr00, A01 = p01 - l * qr01;
+      const Real A10 = p10 - l * qr10, A11 = p11 - l * qr11;
+      const Real ai = a[i], bi = b[i], ci = c[i];
+      const Real z2 = r2a * ai + r2b * bi + r2c * ci;
+      const Real n = l * (ekb * l * z2 + coupling);
+      // T = A S, S' = T A^T + n q q^T
+      const Real T00 = A00 * ai + A01 * bi, T01 = A00 * bi + A01 * ci;
+      const Real T10 = A10 * ai + A11 * bi, T11 = A10 * bi + A11 * ci;
+      const Real an = T00 * A00 + T01 * A01 + qqa * n;
+      const Real bn = T10 * A00 + T11 * A01 + qqb * n;
+      const Real cn = T10 * A10 + T11 * A11 + qqc * n;
+      a[i] = an;
+      b[i] = bn;
+      c[i] = cn;
+      psi_sum += l * (r2a * an + r2b * bn + r2c * cn);
+      loss_sum += l * (o2a * an + o2b * bn + o2c * cn);
+    });
+  }
+  psi_ = psi;
+  loss_ = loss / 2;
+  ++t_;
+}
+
+template <class Real>
+void Dynamics<Real>::advance(std::uint64_t n) {
+  for (std::uint64_t s = 0; s < n; ++s) step();
+}
+
+template <class Real>
+bool Dynamics<Real>::diverged() const {
+  return !is_finite(loss_) || loss_ > Real(divergence_threshold);
+}
+
+template <class Real>
+LossCurve<Real> loss_curve(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+                           std::uint64_t steps, std::uint64_t every) {
+  if (every < 1) throw std::invalid_argument("--every must be >= 1");
+  Dynamics<Real> dyn(spectrum, method, noise);
+  LossCurve<Real> out;
+  for (;;) {
+    const std::uint64_t t = dyn.time();
+    if (dyn.diverged()) {
+      out.diverged_at = t;
+      break;
+    }
+    if (t % every == 0 || t == steps) {
+      out.step.push_back(t);
+      out.loss.push_back(dyn.loss());
+    }
+    if (t == steps) break;
+    dyn.step();
+  }
+  return out;
+}
+
+template <class Real>
+StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+                                  const Real& target, bool relative, std::uint64_t max_steps) {
+  Dynamics<Real> dyn(spectrum, method, noise);
+  StepsResult<Real> out;
+  out.initial_loss = dyn.loss();
+  const Real goal = relative ? target * out.initial_loss : target;
+  for (;;) {
+    out.loss = dyn.loss();
+    out.steps_run = dyn.time();
+    if (dyn.diverged()) {
+      out.diverged_at = dyn.time();
+      return out;
+    }
+    if (dyn.loss() <= goal) {
+      out.steps = dyn.time();
+      return out;
+    }
+    if (dyn.time() >= max_steps) return out;
+    dyn.step();
+  }
+}
+
+#define CESR_INSTANTIATE(Real)                                                                          \
+  template class Dynamics<Real>;                                                                       \
+  template LossCurve<Real> loss_curve<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&,   \
+                                            std::uint64_t, std::uint64_t);                             \
+  template StepsResult<Real> steps_to_target<Real>(const Spectrum&, const Method<Real>&,               \
+                                                   const NoiseModel&, const Real&, bool, std::uint64_t);
+CESR_INSTANTIATE(double)
+CESR_INSTANTIATE(long double)
+CESR_INSTANTIATE(quad)
+CESR_INSTANTIATE(mp50)
+#undef CESR_INSTANTIATE
+
+}  // namespace cesr

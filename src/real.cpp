@@ -1,0 +1,46 @@
+#include "cesr/real.hpp"
+
+#include <fmt/format.h>
+
+#include <ios>
+
+namespace cesr {
+
+std::string_view to_string(Precision p) {
+  switch (p) {
+    case Precision::Double: return "double";
+    case Precision::Long: return "long";
+    case Precision::Quad: return "quad";
+    case Precision::Mp50: return "mp50";
+  }
+  return "?";
+}
+
+Precision parse_precision(std::string_view s) {
+  if (s == "double") return Precision::Double;
+  if (s == "long") return Precision::Long;
+  if (s == "quad") return Precision::Quad;
+  if (s == "mp50") return Precision::Mp50;
+  throw std::invalid_argument(fmt::format("unknown precision '{}' (expected double, long, quad or mp50)", s));
+}
+
+template <class Real>
+std::string format_real(const Real& x, int digits) {
+  if (digits <= 0) digits = round_trip_digits<Real>();
+  if (!is_finite(x)) {
+    const double d = to_double(x);
+    return d != d ? "nan" : (d > 0 ? "inf" : "-inf");
+  }
+  if constexpr (std::is_same_v<Real, double> || std::is_same_v<Real, long double>) {
+    return fmt::format("{:.{}e}", x, digits - 1);
+  } else {
+    return x.str(digits - 1, std::ios_base::scientific);
+  }
+}
+
+template std::string format_real<double>(const double&, int);
+template std::string format_real<long double>(const long double&, int);
+template std::string format_real<quad>(const quad&, int);
+template std::string format_real<mp50>(const mp50&, int);
+
+}  // namespace cesr
