@@ -1,0 +1,231 @@
+#include "cesr/check.hpp"
+
+#include <boost/math/special_functions/erf.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace cesr {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    const auto comma = line.find(',');
+    out.push_back(trim(line.substr(0, comma)));
+    if (comma == std::string_view::npos) return out;
+    line.remove_prefix(comma + 1);
+  }
+}
+
+std::string_view unquote(std::string_view s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
+  return s;
+}
+
+double parse_number(std::string_view field, std::string_view column, std::string_view where) {
+  try {
+    return parse_finite(field, column);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument(fmt::format("{}: {} '{}' is not a finite number", where, column, field));
+  }
+}
+
+}  // namespace
+
+ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
+  ObservedCurve out;
+  std::optional<std::size_t> col_step, col_loss, col_mean, col_se;
+  std::size_t columns = 0;
+  bool have_header = false;
+  std::unordered_map<std::uint64_t, std::size_t> seen;  // step -> line
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view raw = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line_no;
+    const std::string_view line = trim(raw);
+    if (line.empty() || line.front() == '#') continue;
+    const std::string where = fmt::format("{} line {}", name, line_no);
+    const auto fields = split_fields(line);
+    if (!have_header) {
+      for (std::size_t c = 0; c < fields.size(); ++c) {
+        const std::string_view h = unquote(fields[c]);
+        auto set = [&](std::optional<std::size_t>& slot) {
+          if (slot) throw std::invalid_argument(fmt::format("{}: column '{}' appears twice in the header", where, h));
+          slot = c;
+        };
+        if (h == "step") set(col_step);
+        else if (h == "loss") set(col_loss);
+        else if (h == "stderr") set(col_se);
+        else if (h == "mean") set(col_mean);
+      }
+      // cesr simulate writes the observed loss as `mean`.
+      if (!col_loss) col_loss = col_mean;
+      if (!col_step || !col_loss) {
+        const bool numeric = !fields.empty() && [&] {
+          try {
+            parse_finite(fields[0], "");
+            return true;
+          } catch (const std::invalid_argument&) {
+            return false;
+          }
+        }();
+        if (numeric)
+          throw std::invalid_argument(fmt::format(
+              "{}: missing header (the first line must name the columns, e.g. step,loss[,stderr]; got '{}')", where,
+              line));
+        throw std::invalid_argument(fmt::format("{}: the header has no '{}' column (got '{}'; need step,loss[,stderr])",
+                                                where, col_step ? "loss" : "step", line));
+      }
+      columns = fields.size();
+      out.has_std_error_column = col_se.has_value();
+      have_header = true;
+      continue;
+    }
+    if (fields.size() != columns)
+      throw std::invalid_argument(
+          fmt::format("{}: {} fields where the header has {} ('{}')", where, fields.size(), columns, line));
+    const std::string_view step_text = fields[*col_step];
+    const double step = parse_number(step_text, "step", where);
+    if (step < 0) throw std::invalid_argument(fmt::format("{}: negative step {}", where, step_text));
+    if (step != std::floor(step) || step > 9007199254740992.0)
+      throw std::invalid_argument(fmt::format("{}: step {} is not a whole number of steps", where, step_text));
+    const auto t = static_cast<std::uint64_t>(step);
+    if (const auto it = seen.find(t); it != seen.end())
+      throw std::invalid_argument(fmt::format("{}: duplicated step {} (first on line {})", where, t, it->second));
+    seen.emplace(t, line_no);
+    const double loss = parse_number(fields[*col_loss], "loss", where);
+    if (loss < 0) throw std::invalid_argument(fmt::format("{}: negative loss {}", where, fields[*col_loss]));
+    std::optional<double> se;
+    if (col_se && !fields[*col_se].empty()) {
+      se = parse_number(fields[*col_se], "stderr", where);
+      if (*se < 0) throw std::invalid_argument(fmt::format("{}: negative stderr {}", where, fields[*col_se]));
+    }
+    out.step.push_back(t);
+    out.loss.push_back(loss);
+    out.std_error.push_back(se);
+    out.line.push_back(line_no);
+  }
+  if (!have_header)
+    throw std::invalid_argument(fmt::format("{}: empty file (expected a header step,loss[,stderr] and data rows)", name));
+  if (out.step.empty()) throw std::invalid_argument(fmt::format("{}: no data rows after the header", name));
+  return out;
+}
+
+ObservedCurve read_curve_csv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
+  return parse_curve_csv(buf.str(), path);
+}
+
+double sidak_threshold(std::size_t n, double alpha) {
+  if (!(alpha > 0 && alpha < 1)) throw std::invalid_argument(fmt::format("--alpha must lie in (0, 1), got {}", alpha));
+  if (n == 0) return std::numeric_limits<double>::infinity();
+  // Per-test level p = 1 - (1 - alpha)^(1/n), without cancellation for small alpha.
+  const double p = -std::expm1(std::log1p(-alpha) / static_cast<double>(n));
+  // Two-sided: P(|Z| > z) = erfc(z / sqrt 2) = p.
+  return std::sqrt(2.0) * boost::math::erfc_inv(p);
+}
+
+void CheckOptions::validate() const {
+  if (!std::isfinite(rtol) || !(rtol > 0))
+    throw std::invalid_argument(fmt::format("--rtol must be a finite number > 0, got {}", rtol));
+  if (!(alpha > 0 && alpha < 1)) throw std::invalid_argument(fmt::format("--alpha must lie in (0, 1), got {}", alpha));
+  if (zmax && (!std::isfinite(*zmax) || !(*zmax > 0)))
+    throw std::invalid_argument(fmt::format("--zmax must be a finite number > 0, got {}", *zmax));
+}
+
+CheckReport check_curve(const std::vector<double>& loss, const std::vector<std::optional<double>>& std_error,
+                        const std::vector<double>& theory, const CheckOptions& options) {
+  options.validate();
+  const std::size_t n = loss.size();
+  if (std_error.size() != n || theory.size() != n)
+    throw std::invalid_argument("check_curve: loss, stderr and theory differ in length");
+  CheckReport rep;
+  auto has_z = [&](std::size_t i) { return std_error[i] && *std_error[i] > 0; };
+  for (std::size_t i = 0; i < n; ++i) rep.z_rows += has_z(i) ? 1 : 0;
+  rep.rtol_rows = n - rep.z_rows;
+  rep.zmax = options.zmax ? *options.zmax : sidak_threshold(rep.z_rows, options.alpha);
+  rep.rows.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    RowCheck& row = rep.rows[i];
+    row.theory = theory[i];
+    const double diff = loss[i] - theory[i];
+    if (theory[i] != 0) row.rel_error = diff / theory[i];
+    else row.rel_error = diff == 0 ? 0 : std::copysign(std::numeric_limits<double>::infinity(), diff);
+    rep.max_abs_rel_error = std::max(rep.max_abs_rel_error, std::abs(row.rel_error));
+    if (has_z(i)) {
+      row.z = diff / *std_error[i];
+      const double az = std::abs(*row.z);
+      row.score = az / rep.zmax;
+      rep.within_3 += az <= 3 ? 1 : 0;
+      rep.max_abs_z = std::max(rep.max_abs_z, az);
+    } else {
+      row.score = std::abs(row.rel_error) / options.rtol;
+    }
+    row.pass = row.score <= 1;
+    rep.failed += row.pass ? 0 : 1;
+  }
+  rep.agree = rep.failed == 0;
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return rep.rows[a].score > rep.rows[b].score; });
+  order.resize(std::min<std::size_t>(n, 5));
+  rep.worst = std::move(order);
+  return rep;
+}
+
+template <class Real>
+ExactAtSteps exact_loss_at(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+                           const std::vector<std::uint64_t>& steps) {
+  ExactAtSteps out;
+  out.loss.assign(steps.size(), 0.0);
+  std::vector<std::size_t> order(steps.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return steps[a] < steps[b]; });
+  Dynamics<Real> dyn(spectrum, method, noise);
+  for (const std::size_t i : order) {
+    while (dyn.time() < steps[i]) {
+      if (dyn.diverged()) break;
+      dyn.step();
+    }
+    if (dyn.diverged()) {
+      out.diverged_at = dyn.time();
+      return out;
+    }
+    out.loss[i] = to_double(dyn.loss());
+  }
+  return out;
+}
+
+#define CESR_INSTANTIATE(Real)                                                                     \
+  template ExactAtSteps exact_loss_at<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&, \
+                                            const std::vector<std::uint64_t>&);
+CESR_INSTANTIATE(double)
+CESR_INSTANTIATE(long double)
+CESR_INSTANTIATE(quad)
+CESR_INSTANTIATE(mp50)
+#undef CESR_INSTANTIATE
+
+}  // namespace cesr

@@ -1,0 +1,131 @@
+// cesr check: holds a loss curve from a file against the exact expected loss.
+#include "common.hpp"
+
+#include "cesr/check.hpp"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace cesr::cli {
+namespace {
+
+struct CheckCliOptions {
+  ProblemOptions problem;
+  std::string input;
+  double rtol = 0.05;
+  double alpha = 1e-3;
+  std::optional<double> zmax;
+  std::string format, output;
+};
+
+std::string describe_row(const ObservedCurve& c, const CheckReport& rep, std::size_t i) {
+  const RowCheck& row = rep.rows[i];
+  std::string s = fmt::format("step {} (line {}): loss {:.6g} vs theory {:.6g}", c.step[i], c.line[i], c.loss[i],
+                              row.theory);
+  if (row.z) return s + fmt::format(", z = {:.3g}", *row.z);
+  return s + fmt::format(", relative error {:+.3g}", row.rel_error);
+}
+
+int run_check(const CheckCliOptions& o) {
+  ObservedCurve curve;
+  try {
+    curve = read_curve_csv(o.input);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--input", e);
+  }
+  const Spectrum spectrum = o.problem.make_spectrum();
+  const MethodSpec spec = o.problem.make_method();
+  const NoiseModel noise = o.problem.make_noise();
+  const Precision precision = o.problem.make_precision();
+  const Format format = parse_format(o.format);
+  CheckOptions options;
+  options.rtol = o.rtol;
+  options.alpha = o.alpha;
+  options.zmax = o.zmax;
+  try {
+    options.validate();
+  } catch (const std::invalid_argument& e) {
+    usage_error("--rtol", e);
+  }
+
+  const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
+    using Real = decltype(zero);
+    return exact_loss_at<Real>(spectrum, make_method<Real>(spec), noise, curve.step);
+  });
+  if (exact.diverged_at) {
+    std::cerr << fmt::format("cesr check: {} diverges: the exact loss exceeds {:.3g} at step {}\n", describe(spec),
+                             divergence_threshold, *exact.diverged_at);
+    return Exit::diverged;
+  }
+  const CheckReport rep = check_curve(curve.loss, curve.std_error, exact.loss, options);
+
+  const bool se = curve.has_std_error_column;
+  Table t;
+  t.columns = {"step", "loss"};
+  if (se) t.columns.push_back("stderr");
+  for (const char* c : {"theory", "rel_error"}) t.columns.push_back(c);
+  if (se) t.columns.push_back("z");
+  t.columns.push_back("verdict");
+  for (std::size_t i = 0; i < curve.step.size(); ++i) {
+    const RowCheck& row = rep.rows[i];
+    std::vector<Cell> cells{Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))};
+    if (se) cells.push_back(curve.std_error[i] ? Cell::number(format_real(*curve.std_error[i])) : Cell::null());
+    cells.push_back(Cell::number(format_real(row.theory)));
+    cells.push_back(Cell::number(format_real(row.rel_error, 6)));
+    if (se) cells.push_back(row.z ? Cell::number(format_real(*row.z, 6)) : Cell::null());
+    cells.push_back(Cell::string(row.pass ? "ok" : "FAIL"));
+    t.rows.push_back(std::move(cells));
+  }
+  write_output(o.output, render(t, format));
+
+  std::string tests;
+  if (rep.z_rows > 0)
+    tests += fmt::format("{} by z-test (|z| <= {:.3g}{})", rep.z_rows, rep.zmax,
+                         o.zmax ? ", --zmax" : fmt::format(", Sidak-corrected at alpha = {:g}", o.alpha));
+  if (rep.rtol_rows > 0)
+    tests += fmt::format("{}{} by relative tolerance {:g}", tests.empty() ? "" : ", ", rep.rtol_rows, o.rtol);
+  if (rep.agree) {
+    std::cerr << fmt::format("cesr check: agree: {} rows ({}); worst {}\n", curve.step.size(), tests,
+                             describe_row(curve, rep, rep.worst.front()));
+    return Exit::ok;
+  }
+  std::string worst;
+  for (const std::size_t i : rep.worst)
+    if (!rep.rows[i].pass) worst += "\n  " + describe_row(curve, rep, i);
+  std::cerr << fmt::format("cesr check: disagree: {} of {} rows fail ({}); worst:{}\n", rep.failed,
+                           curve.step.size(), tests, worst);
+  return Exit::not_reached;
+}
+
+const Registrar registrar{
+    {"check", "Hold a loss curve from a file (step,loss[,stderr]) against the exact curve", 61, [](CLI::App& app) {
+       auto o = std::make_shared<CheckCliOptions>();
+       app.add_option("--input", o->input,
+                      "CSV file with a header naming the columns step, loss and optionally stderr "
+                      "(extra columns ignored, steps in any order)")
+           ->required()
+           ->group("Input");
+       add_problem_options(app, o->problem);
+       app.add_option("--rtol", o->rtol, "Relative tolerance for rows without a standard error")
+           ->capture_default_str()
+           ->group("Verdict");
+       app.add_option("--alpha", o->alpha,
+                      "Probability that a correct curve with standard errors is rejected (sets the "
+                      "Sidak-corrected |z| threshold)")
+           ->capture_default_str()
+           ->group("Verdict");
+       app.add_option("--zmax", o->zmax, "Fixed |z| threshold instead of the Sidak-corrected one")->group("Verdict");
+       add_output_options(app, o->format, o->output, "csv|json|table", "table");
+       app.footer(
+           "Exit status: 0 agree, 1 disagree (the worst rows are named on stderr), 2 bad input, 3 the method "
+           "diverges.\n\n"
+           "Example:\n  cesr simulate --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 --momentum 0.6 "
+           "--batch 4 --steps 200 --every 20 --runs 2000 --seed 7 --output sim.csv\n"
+           "  cesr check --input sim.csv --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 "
+           "--momentum 0.6 --batch 4");
+       return [o] { return run_check(*o); };
+     }}};
+
+}  // namespace
+}  // namespace cesr::cli

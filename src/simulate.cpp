@@ -1,0 +1,346 @@
+#include "cesr/simulate.hpp"
+
+#include <Eigen/Dense>
+#include <boost/random/mersenne_twister.hpp>
+#include <boost/random/normal_distribution.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace cesr {
+
+std::string_view to_string(Covariates law) {
+  switch (law) {
+    case Covariates::Gaussian: return "gaussian";
+    case Covariates::Rademacher: return "rademacher";
+    case Covariates::Uniform: return "uniform";
+  }
+  return "?";
+}
+
+Covariates parse_covariates(std::string_view name) {
+  if (name == "gaussian") return Covariates::Gaussian;
+  if (name == "rademacher") return Covariates::Rademacher;
+  if (name == "uniform") return Covariates::Uniform;
+  throw std::invalid_argument(
+      fmt::format("--covariates: unknown law '{}' (expected gaussian, rademacher or uniform)", name));
+}
+
+double fourth_moment(Covariates law) {
+  switch (law) {
+    case Covariates::Gaussian: return 3;
+    case Covariates::Rademacher: return 1;
+    case Covariates::Uniform: return 9.0 / 5.0;  // E[x^4] = 9/5 for x uniform on [-sqrt 3, sqrt 3]
+  }
+  return 3;
+}
+
+void SimulationConfig::validate() const {
+  if (runs < 2) throw std::invalid_argument(fmt::format("--runs must be >= 2 (for a standard error), got {}", runs));
+  if (every < 1) throw std::invalid_argument(fmt::format("--every must be >= 1, got {}", every));
+  if (threads > 4096) throw std::invalid_argument(fmt::format("--threads must be <= 4096, got {}", threads));
+}
+
+std::optional<double> SimulationResult::z(std::size_t i) const {
+  if (!(std_error.at(i) > 0)) return std::nullopt;
+  return (mean[i] - theory[i]) / std_error[i];
+}
+
+namespace {
+
+using Engine = boost::random::mt19937_64;
+using Vector = Eigen::ArrayXd;
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Run j's engine: a seed sequence over (seed, j), so streams are split by run.
+Engine engine_for_run(std::uint64_t seed, std::uint64_t run) {
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(run), static_cast<std::uint32_t>(run >> 32)};
+  return Engine(seq);
+}
+
+/// Fills `n` whitened coordinates of the chosen law.
+class CovariateSampler {
+ public:
+  explicit CovariateSampler(Covariates law) : law_(law) {}
+
+  void fill(double* x, std::size_t n, Engine& eng) {
+    switch (law_) {
+      case Covariates::Gaussian:
+        for (std::size_t i = 0; i < n; ++i) x[i] = normal_(eng);
+        return;
+      case Covariates::Rademacher:
+        // One 64-bit draw gives 64 independent fair signs.
+        for (std::size_t i = 0; i < n; i += 64) {
+          std::uint64_t bits = eng();
+          const std::size_t m = std::min<std::size_t>(64, n - i);
+          for (std::size_t j = 0; j < m; ++j, bits >>= 1) x[i + j] = (bits & 1) ? 1.0 : -1.0;
+        }
+        return;
+      case Covariates::Uniform: {
+        // 53 random bits -> u in [0, 1); x = sqrt(3)(2u - 1) has variance 1.
+        const double s3 = std::sqrt(3.0);
+        for (std::size_t i = 0; i < n; ++i) {
+          const double u = static_cast<double>(eng() >> 11) * 0x1.0p-53;
+          x[i] = s3 * (2 * u - 1);
+        }
+        return;
+      }
+    }
+  }
+
+  double normal(Engine& eng) { return normal_(eng); }
+
+ private:
+  Covariates law_;
+  boost::random::normal_distribution<double> normal_;
+};
+
+/// Welford/Chan accumulator of mean and sum of squared deviations per point.
+struct Moments {
+  std::uint64_t n = 0;
+  std::vector<double> mean, m2;
+  std::optional<std::size_t> first_bad;  // first point where some run overflowed
+
+  explicit Moments(std::size_t points = 0) : mean(points, 0.0), m2(points, 0.0) {}
+
+  void add_run(const std::vector<double>& x, std::optional<std::size_t> bad) {
+    ++n;
+    const double inv_n = 1.0 / static_cast<double>(n);
+    for (std::size_t p = 0; p < x.size(); ++p) {
+      const double delta = x[p] - mean[p];
+      mean[p] += delta * inv_n;
+      m2[p] += delta * (x[p] - mean[p]);
+    }
+    merge_bad(bad);
+  }
+
+  /// Chan et al.'s pairwise update: combines two disjoint sets of runs.
+  void merge(const Moments& o) {
+    if (o.n == 0) return;
+    const double na = static_cast<double>(n), nb = static_cast<double>(o.n), nt = na + nb;
+    for (std::size_t p = 0; p < mean.size(); ++p) {
+      const double delta = o.mean[p] - mean[p];
+      mean[p] += delta * (nb / nt);
+      m2[p] += o.m2[p] + delta * delta * (na * nb / nt);
+    }
+    n += o.n;
+    merge_bad(o.first_bad);
+  }
+
+  void merge_bad(std::optional<std::size_t> bad) {
+    if (bad && (!first_bad || *bad < *first_bad)) first_bad = bad;
+  }
+};
+
+/// One worker's buffers and the real iteration of one run.
+class RunSimulator {
+ public:
+  RunSimulator(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+               const SimulationConfig& config, const std::vector<std::uint64_t>& record)
+      : m_(method),
+        config_(config),
+        record_(record),
+        d_(spectrum.dim()),
+        batch_(noise.batch),
+        sigma_(std::sqrt(noise.label_noise)),
+        sampler_(config.covariates) {
+    lambda_ = Eigen::Map<const Vector>(spectrum.lambda.data(), static_cast<Eigen::Index>(d_));
+    sqrt_lambda_ = lambda_.sqrt();
+    e0_ = Eigen::Map<const Vector>(spectrum.init.data(), static_cast<Eigen::Index>(d_)).sqrt();
+    // Covariates are drawn in chunks of rows (at most ~128 KiB), so memory
+    // stays O(d) whatever B is: g only needs sum_b x_b a_b.
+    chunk_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(16384 / std::max<std::size_t>(d_, 1), 1, batch_));
+    x_.resize(static_cast<Eigen::Index>(chunk_), static_cast<Eigen::Index>(d_));
+    a_.resize(static_cast<Eigen::Index>(chunk_));
+    losses_.resize(record_.size());
+  }
+
+  /// Simulates run j; losses() then holds its loss at each recorded step.
+  /// Returns the first recorded point whose loss overflowed, if any.
+  std::optional<std::size_t> run(std::uint64_t j) {
+    Engine eng = engine_for_run(config_.seed, j);
+    const auto& P = m_.P;
+    const auto& q = m_.q;
+    const auto& r = m_.r;
+    const auto& o = m_.o;
+    const bool two = m_.k == 2;
+    Vector s0 = e0_, s1, g(d_), u(d_), n0;
+    if (two) s1 = e0_;
+    const double inv_b = 1.0 / static_cast<double>(batch_);
+    std::size_t point = 0;
+    for (std::uint64_t t = 0;; ++t) {
+      if (point < record_.size() && record_[point] == t) {
+        const double loss = two ? 0.5 * (lambda_ * (o[0] * s0 + o[1] * s1).square()).sum()
+                                : 0.5 * o[0] * o[0] * (lambda_ * s0.square()).sum();
+        losses_[point] = loss;
+        if (!std::isfinite(loss) || loss > divergence_threshold) {
+          for (std::size_t p = point + 1; p < record_.size(); ++p) losses_[p] = loss;
+          return point;
+        }
+        ++point;
+      }
+      if (t == config_.steps) break;
+      // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
+      if (two) u = sqrt_lambda_ * (r[0] * s0 + r[1] * s1);
+      else u = sqrt_lambda_ * (r[0] * s0);
+      g.setZero();
+      for (std::uint64_t b0 = 0; b0 < batch_; b0 += chunk_) {
+        const auto m = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch_ - b0));
+        sampler_.fill(x_.data(), static_cast<std::size_t>(m) * d_, eng);
+        auto X = x_.topRows(m);
+        a_.head(m).matrix().noalias() = X * u.matrix();
+        if (sigma_ > 0)
+          for (Eigen::Index b = 0; b < m; ++b) a_[b] -= sigma_ * sampler_.normal(eng);
+        g.matrix().noalias() += X.transpose() * a_.head(m).matrix();
+      }
+      // g = H^{1/2} (1/B) sum_b xi_b (xi_b^T u - eps_b), the mini-batch gradient at z.
+      g *= sqrt_lambda_ * inv_b;
+      if (two) {
+        n0 = P[0][0] * s0 + P[0][1] * s1 - q[0] * g;
+        s1 = P[1][0] * s0 + P[1][1] * s1 - q[1] * g;
+        s0.swap(n0);
+      } else {
+        s0 = P[0][0] * s0 - q[0] * g;
+      }
+    }
+    return std::nullopt;
+  }
+
+  const std::vector<double>& losses() const { return losses_; }
+
+ private:
+  const Method<double>& m_;
+  const SimulationConfig& config_;
+  const std::vector<std::uint64_t>& record_;
+  std::size_t d_;
+  std::uint64_t batch_;
+  double sigma_;
+  CovariateSampler sampler_;
+  Vector lambda_, sqrt_lambda_, e0_;
+  std::size_t chunk_ = 1;
+  RowMatrix x_;
+  Vector a_;
+  std::vector<double> losses_;
+};
+
+/// Recorded steps: 0, every, 2 every, ... and always T.
+std::vector<std::uint64_t> recorded_steps(std::uint64_t steps, std::uint64_t every) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t t = 0; t < steps; t += every) out.push_back(t);
+  out.push_back(steps);
+  return out;
+}
+
+}  // namespace
+
+MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+                                 const SimulationConfig& config) {
+  config.validate();
+  noise.validate();
+  if (spectrum.init.size() != spectrum.lambda.size())
+    throw std::invalid_argument("spectrum and initial moments differ in length");
+  const std::vector<std::uint64_t> record = recorded_steps(config.steps, config.every);
+
+  // Runs are grouped in blocks of consecutive indices that depend on R only;
+  // blocks are handed to threads in order, and their moments are merged in
+  // block order (a finished block waits in `pending` for its predecessors), so
+  // the floating-point reduction is the same for any thread count.
+  constexpr std::uint64_t block_runs = 4;
+  const std::uint64_t blocks = (config.runs + block_runs - 1) / block_runs;
+  unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::uint64_t>(threads, blocks));
+
+  Moments total(record.size());
+  std::map<std::uint64_t, Moments> pending;
+  std::uint64_t next_merge = 0;
+  std::mutex mutex;
+  std::atomic<std::uint64_t> next_block{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+
+  auto worker = [&] {
+    try {
+      RunSimulator sim(spectrum, method, noise, config, record);
+      for (;;) {
+        const std::uint64_t blk = next_block.fetch_add(1);
+        if (blk >= blocks || failed) return;
+        Moments acc(record.size());
+        const std::uint64_t end = std::min(config.runs, (blk + 1) * block_runs);
+        for (std::uint64_t j = blk * block_runs; j < end; ++j) {
+          const auto bad = sim.run(j);
+          acc.add_run(sim.losses(), bad);
+        }
+        std::lock_guard lock(mutex);
+        pending.emplace(blk, std::move(acc));
+        for (auto it = pending.find(next_merge); it != pending.end(); it = pending.find(next_merge)) {
+          total.merge(it->second);
+          pending.erase(it);
+          ++next_merge;
+        }
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+  };
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::jthread> pool;
+    for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker);
+  }
+  if (error) std::rethrow_exception(error);
+
+  MonteCarloCurve out;
+  out.runs = total.n;
+  const std::size_t good = total.first_bad ? *total.first_bad : record.size();
+  if (total.first_bad) out.diverged_at = record[*total.first_bad];
+  const double r = static_cast<double>(total.n);
+  for (std::size_t p = 0; p < good; ++p) {
+    out.step.push_back(record[p]);
+    out.mean.push_back(total.mean[p]);
+    out.std_error.push_back(std::sqrt(std::max(0.0, total.m2[p]) / (r - 1) / r));
+  }
+  return out;
+}
+
+SimulationResult simulate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                          const SimulationConfig& config, Precision precision) {
+  config.validate();
+  noise.validate();
+  SimulationResult out;
+  out.covariates = config.covariates;
+  out.kurtosis = noise.kurtosis;
+  out.runs = config.runs;
+  std::vector<double> theory;
+  std::optional<std::uint64_t> theory_diverged;
+  with_precision(precision, [&](auto zero) {
+    using Real = decltype(zero);
+    const auto curve = loss_curve<Real>(spectrum, make_method<Real>(method), noise, config.steps, config.every);
+    for (const auto& l : curve.loss) theory.push_back(to_double(l));
+    theory_diverged = curve.diverged_at;
+  });
+  if (theory_diverged) {
+    out.diverged_at = theory_diverged;
+    return out;
+  }
+  const MonteCarloCurve mc = monte_carlo_loss(spectrum, make_method<double>(method), noise, config);
+  out.diverged_at = mc.diverged_at;
+  out.step = mc.step;
+  out.mean = mc.mean;
+  out.std_error = mc.std_error;
+  out.theory.assign(theory.begin(), theory.begin() + static_cast<std::ptrdiff_t>(mc.step.size()));
+  return out;
+}
+
+}  // namespace cesr
