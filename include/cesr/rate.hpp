@@ -28,6 +28,13 @@ struct Rate {
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
 
+/// The same, with the method given by its hyperparameters: the method's
+/// constants (I - P, det(I - P), r^T adj(P) q, ...) are formed in 50-digit
+/// arithmetic from the values as typed and rounded once to Real, so that e.g.
+/// 1 - beta is not lost in the rounding of 1 + beta. Prefer this overload.
+template <class Real>
+Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise);
+
 /// The rate with automatic precision: double first, then long double, quad and
 /// mp50 until two successive precisions agree on the gap to `rtol` (relative).
 struct AutoRate {

@@ -1,0 +1,366 @@
+// Contraction rate rho(T) of the exact second-moment operator from its secular
+// equation. Derivation and numerical design: docs/rate.md.
+//
+// Per direction i the deterministic part is M_i: S -> A_i S A_i^T with
+// A_i = P - lambda_i q r^T, and everything the noise sees of the resolvent of
+// M_i is the scalar
+//   phi_i(z) = r^T [(z - M_i)^{-1} q q^T] r = sum_t (r^T A_i^t q)^2 z^{-t-1} = N_i(z) / C_i(z),
+// with C_i the characteristic polynomial of M_i (degree 3 for k = 2, 1 for k = 1)
+// and N_i of degree k. With u_i = lambda_i^2 / B the secular function is
+//   g(z) = sum_i u_i N_i(z) / chi_i(z),   chi_i = C_i - (K - 2) u_i N_i,
+// where chi_i is the characteristic polynomial of the block D_i (M_i plus the
+// self-noise term). rho(T) is the root of g(z) = 1 above rho(D), or rho(D).
+//
+// Everything is evaluated in the gap variable x = 1 - z and in the small
+// quantities of each direction: with F_i = I - A_i,
+//   sigma1 = tr F_i,  sigma0 = det F_i,  d = 1 - det A_i,
+// so that C_i, which is O(gap^3) near critical damping, is a product of small
+// factors instead of a difference of O(1) terms.
+#include "cesr/rate.hpp"
+
+#include <boost/math/tools/toms748_solve.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+namespace cesr {
+
+namespace {
+
+/// Constants of a method that do not depend on the direction. With E = I - P:
+///   k = 2: sigma1 = tr_e + lambda qr, sigma0 = det_e + lambda c_e,
+///          d = one_minus_det_p - lambda b1,  r^T A^t q has a0 = qr and
+///          a1 - tr(A) a0 = b1 = -r^T adj(P) q (independent of lambda).
+///   k = 1: y = 1 - A = tr_e + lambda qr.
+template <class Real>
+struct Coefficients {
+  int k = 1;
+  Real tr_e{}, det_e{}, c_e{}, qr{}, b1{}, one_minus_det_p{};
+};
+
+/// The constants formed in the arithmetic of Wide and rounded once to Real.
+template <class Real, class Wide>
+Coefficients<Real> coefficients(const Method<Wide>& m) {
+  Coefficients<Real> c;
+  c.k = m.k;
+  const auto& P = m.P;
+  const auto& q = m.q;
+  const auto& r = m.r;
+  const auto to_real = [](const Wide& w) { return static_cast<Real>(w); };
+  if (m.k == 1) {
+    c.tr_e = to_real(1 - P[0][0]);
+    c.qr = to_real(q[0] * r[0]);
+    return c;
+  }
+  const Wide e00 = 1 - P[0][0], e01 = -P[0][1], e10 = -P[1][0], e11 = 1 - P[1][1];
+  const Wide tr_e = e00 + e11;
+  const Wide det_e = e00 * e11 - e01 * e10;
+  // adj(E) = [[e11, -e01], [-e10, e00]], adj(P) = [[P11, -P01], [-P10, P00]].
+  const Wide c_e = r[0] * (e11 * q[0] - e01 * q[1]) + r[1] * (e00 * q[1] - e10 * q[0]);
+  const Wide r_adjp_q = r[0] * (P[1][1] * q[0] - P[0][1] * q[1]) + r[1] * (P[0][0] * q[1] - P[1][0] * q[0]);
+  c.tr_e = to_real(tr_e);
+  c.det_e = to_real(det_e);
+  c.c_e = to_real(c_e);
+  c.qr = to_real(r[0] * q[0] + r[1] * q[1]);
+  c.b1 = to_real(-r_adjp_q);
+  // det P = det(I - E) = 1 - tr E + det E.
+  c.one_minus_det_p = to_real(tr_e - det_e);
+  return c;
+}
+
+template <class Real>
+struct Evaluation {
+  bool accepted = false;  ///< every direction is above its pole and every term >= 0
+  Real g{};               ///< the secular function (meaningful when accepted)
+};
+
+/// The secular function and the per-direction poles for one problem.
+template <class Real>
+class Secular {
+ public:
+  Secular(const Spectrum& spectrum, const Coefficients<Real>& c, const NoiseModel& noise)
+      : c_(c),
+        kb_(Real(noise.kurtosis) - 2),
+        inv_batch_(Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {}
+
+  /// g at z = 1 - x. A direction is accepted when z > rho(M_i) (checked by
+  /// signs: z > |det A_i|, C_i increasing at z, C_i(z) > 0), N_i(z) >= 0 and
+  /// chi_i(z) > 0; all of these then hold for every larger z, and every term
+  /// of g is >= 0 and decreasing in z.
+  Evaluation<Real> operator()(const Real& x) {
+    ++evaluations_;
+    Evaluation<Real> out;
+    Real sum = 0;
+    bool ok = true;
+    const std::size_t d = lambda_.size();
+    if (c_.k == 1) {
+      const Real n = c_.qr * c_.qr;
+      for (std::size_t i = 0; i < d; ++i) {
+        const Real l = lambda_[i];
+        const Real y = c_.tr_e + l * c_.qr;
+        const Real u = l * l * inv_batch_;
+        const Real cc = y * (2 - y) - x;
+        const Real chi = cc - kb_ * u * n;
+        ok = ok && cc > 0 && chi > 0;
+        sum += u * n / chi;
+      }
+    } else {
+      for (std::size_t i = 0; i < d; ++i) {
+        const Real l = lambda_[i];
+        const auto t = terms(l, x);
+        ok = ok && t.ok;
+        sum += t.h;
+      }
+    }
+    out.accepted = ok && is_finite(sum);
+    out.g = sum;
+    return out;
+  }
+
+  /// x_i^* = 1 - rho(D_i) minimised over i (i.e. 1 - rho(D)). For K <= 2 the
+  /// pole of direction i is rho(M_i) (for K < 2 the self-noise term only adds
+  /// a positive amount to chi_i above it); for K > 2 it is the largest real
+  /// root of chi_i, which lies above rho(M_i).
+  Real base() const {
+    using std::sqrt;
+    Real best = std::numeric_limits<Real>::infinity();
+    const std::size_t d = lambda_.size();
+    for (std::size_t i = 0; i < d; ++i) {
+      const Real l = lambda_[i];
+      Real xm;
+      if (c_.k == 1) {
+        const Real y = c_.tr_e + l * c_.qr;
+        xm = y * (2 - y);
+        if (kb_ > 0) xm -= kb_ * l * l * inv_batch_ * c_.qr * c_.qr;
+        best = std::min(best, xm);
+        continue;
+      }
+      const Real s1 = c_.tr_e + l * c_.qr;
+      const Real s0 = c_.det_e + l * c_.c_e;
+      const Real disc = s1 * s1 - 4 * s0;
+      if (disc < 0) {
+        xm = c_.one_minus_det_p - l * c_.b1;  // complex pair: |mu|^2 = det A
+      } else {
+        // Roots y of y^2 - sigma1 y + sigma0 (y = 1 - mu), the stable way.
+        const Real sq = sqrt(disc);
+        const Real qq = (s1 >= 0 ? s1 + sq : s1 - sq) / 2;
+        const Real y1 = qq;
+        const Real y2 = qq != 0 ? s0 / qq : Real(0);
+        xm = std::min(y1 * (2 - y1), y2 * (2 - y2));
+      }
+      if (kb_ > 0) {
+        const Real start = std::min(best, xm);
+        if (terms(l, start).chi <= 0) xm = self_pole(l, start);
+      }
+      best = std::min(best, xm);
+    }
+    return best;
+  }
+
+  int evaluations() const { return evaluations_; }
+  std::size_t dim() const { return lambda_.size(); }
+
+ private:
+  struct Terms {
+    bool ok;
+    Real chi, h;
+  };
+
+  /// The k = 2 term of direction with eigenvalue l at x.
+  Terms terms(const Real& l, const Real& x) const {
+    const Real s1 = c_.tr_e + l * c_.qr;
+    const Real s0 = c_.det_e + l * c_.c_e;
+    const Real dd = c_.one_minus_det_p - l * c_.b1;  // 1 - det A
+    const Real delta = 1 - dd;                      // det A
+    const Real tau = 2 - s1;                        // tr A
+    // C(z) = (z - det A) Q(z), Q(z) = (z - mu1^2)(z - mu2^2), in x = 1 - z:
+    const Real bq = s1 * (s1 - 2) - 2 * s0;
+    const Real q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
+    const Real z = 1 - x;
+    const Real a0 = c_.qr, b1 = c_.b1;
+    const Real n = (a0 * a0 * z + (b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0)) * z + delta * b1 * b1;
+    const Real above_det = delta >= 0 ? dd - x : 2 - dd - x;  // z - |det A|
+    const Real u = l * l * inv_batch_;
+    const Real cc = (dd - x) * q;
+    const Real chi = cc - kb_ * u * n;
+    const bool ok = above_det > 0 && 2 * x + bq < 0 && q > 0 && n >= 0 && chi > 0;
+    return {ok, chi, u * n / chi};
+  }
+
+  /// For K > 2: the pole of a direction that is not yet accepted at x_hi (chi <= 0
+  /// there): the root of chi in x < x_hi, found with TOMS 748.
+  Real self_pole(const Real& l, const Real& x_hi) const {
+    using std::abs;
+    using std::max;
+    const auto chi = [&](const Real& x) { return terms(l, x).chi; };
+    Real step = max(abs(x_hi), Real(1)) * epsilon<Real>() * 16;
+    Real x_lo = x_hi - step;
+    Real f_lo = chi(x_lo);
+    int guard = 0;
+    while (!(f_lo > 0)) {
+      step *= 4;
+      x_lo = x_hi - step;
+      f_lo = chi(x_lo);
+      if (++guard > 4000) throw std::runtime_error("contraction_rate: cannot bracket the self-noise pole");
+    }
+    const Real f_hi = chi(x_hi);
+    if (f_hi == 0) return x_hi;
+    boost::uintmax_t iters = 200;
+    const auto tol = [](const Real& a, const Real& b) {
+      using std::abs;
+      using std::min;
+      return abs(a - b) <= 4 * epsilon<Real>() * min(abs(a), abs(b));
+    };
+    const auto r = boost::math::tools::toms748_solve(chi, x_lo, x_hi, f_lo, f_hi, tol, iters);
+    return r.first;  // the side where chi > 0: accepted
+  }
+
+  Coefficients<Real> c_;
+  Real kb_, inv_batch_;
+  std::vector<Real> lambda_;
+  mutable int evaluations_ = 0;
+};
+
+template <class Real>
+Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+  using std::abs;
+  using std::max;
+  using std::min;
+  if (spectrum.lambda.empty()) throw std::invalid_argument("contraction_rate: empty spectrum");
+  Secular<Real> g(spectrum, coef, noise);
+  Rate<Real> out;
+  const Real eps = epsilon<Real>();
+  const auto finish = [&](const Real& x) {
+    out.gap = x;
+    out.rho = 1 - x;
+    out.stable = x > 0;
+    out.evaluations = g.evaluations();
+    return out;
+  };
+
+  // 1. The base x_b = 1 - rho(D), then the first point at or below it where
+  //    every term is accepted (numerically the base can sit on the wrong side).
+  const Real xb = g.base();
+  if (!is_finite(xb)) throw std::runtime_error("contraction_rate: the block spectral radius is not finite");
+  const Real scale = xb != 0 ? abs(xb) : Real(1);
+  Real x_hi = xb;
+  Evaluation<Real> e_hi = g(x_hi);
+  for (Real step = 4 * eps * scale; !e_hi.accepted; step *= 2) {
+    x_hi = xb - step;
+    e_hi = g(x_hi);
+    if (!is_finite(step) || step > 1e6 * (scale + 1))
+      throw std::runtime_error("contraction_rate: no accepted point above rho(D)");
+  }
+  // g is decreasing in z, i.e. increasing in x. If g <= 1 just above the base,
+  // there is no root above rho(D) and rho(T) = rho(D).
+  if (!(e_hi.g > 1)) return finish(x_hi);
+
+  // 2. The other end: g < 1. Try z = 1 first: it decides stability exactly.
+  Real x_lo = 0;
+  Evaluation<Real> e_lo;
+  bool need_lo = true;
+  if (x_hi > 0) {
+    const Evaluation<Real> e0 = g(Real(0));
+    if (e0.accepted && e0.g == 1) return finish(Real(0));
+    if (e0.accepted && e0.g < 1) {
+      e_lo = e0;
+      need_lo = false;
+    } else if (e0.accepted) {
+      x_hi = 0;  // g(1) > 1: unstable, the root lies at z > 1
+      e_hi = e0;
+    }
+  }
+  for (Real step = max(abs(x_hi), Real(1)); need_lo; step *= 4) {
+    x_lo = x_hi - step;
+    e_lo = g(x_lo);
+    if (e_lo.accepted && e_lo.g < 1) break;
+    if (!is_finite(step)) throw std::runtime_error("contraction_rate: cannot bracket the root");
+  }
+
+  // 3. TOMS 748 on 1/g - 1, which is smooth through the simple poles of g.
+  const auto f = [&](const Real& x) {
+    const Evaluation<Real> e = g(x);
+    if (!e.accepted) throw std::runtime_error("contraction_rate: left the accepted region inside the bracket");
+    return 1 / e.g - 1;
+  };
+  const auto tol = [eps](const Real& a, const Real& b) {
+    using std::abs;
+    using std::min;
+    return abs(a - b) <= 4 * eps * min(abs(a), abs(b)) ||
+           abs(a - b) <= std::numeric_limits<Real>::min();
+  };
+  boost::uintmax_t iters = 200;
+  const auto r = boost::math::tools::toms748_solve(f, x_lo, x_hi, 1 / e_lo.g - 1, 1 / e_hi.g - 1, tol, iters);
+  if (iters >= 200) throw std::runtime_error("contraction_rate: the root finder did not converge");
+  return finish((r.first + r.second) / 2);
+}
+
+template <class Real>
+AutoRate report(const Rate<Real>& r) {
+  AutoRate a;
+  a.rho = to_double(r.rho);
+  a.gap = to_double(r.gap);
+  a.rho_text = format_real(r.rho);
+  a.gap_text = format_real(r.gap);
+  a.stable = r.stable;
+  a.precision = precision_of<Real>();
+  a.evaluations = r.evaluations;
+  return a;
+}
+
+}  // namespace
+
+template <class Real>
+Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise) {
+  return solve<Real>(spectrum, coefficients<Real, Real>(method), noise);
+}
+
+template <class Real>
+Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
+  return solve<Real>(spectrum, coefficients<Real, mp50>(make_method<mp50>(method)), noise);
+}
+
+AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise) {
+  return with_precision(precision, [&](auto zero) {
+    using Real = decltype(zero);
+    return report(contraction_rate<Real>(spectrum, method, noise));
+  });
+}
+
+AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                               double rtol) {
+  if (!(rtol > 0) || !std::isfinite(rtol))
+    throw std::invalid_argument(fmt::format("--rtol must be a finite number > 0, got {}", rtol));
+  Precision p = Precision::Double;
+  AutoRate prev = contraction_rate_in(p, spectrum, method, noise);
+  int total = prev.evaluations;
+  while (p != Precision::Mp50) {
+    p = next_precision(p);
+    AutoRate cur = contraction_rate_in(p, spectrum, method, noise);
+    total += cur.evaluations;
+    cur.evaluations = total;
+    const double diff = std::abs(cur.gap - prev.gap);
+    const bool agree = cur.stable == prev.stable &&
+                       (diff <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap)));
+    prev = cur;
+    if (agree) break;
+  }
+  return prev;
+}
+
+#define CESR_INSTANTIATE(Real)                                                                           \
+  template Rate<Real> contraction_rate<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&); \
+  template Rate<Real> contraction_rate<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);
+CESR_INSTANTIATE(double)
+CESR_INSTANTIATE(long double)
+CESR_INSTANTIATE(quad)
+CESR_INSTANTIATE(mp50)
+#undef CESR_INSTANTIATE
+
+}  // namespace cesr
