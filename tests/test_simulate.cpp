@@ -1,0 +1,293 @@
+// The exact second-moment engine against the real stochastic iteration.
+//
+// cesr::monte_carlo_loss runs the actual method update on sampled covariates;
+// its mean over runs must land on cesr::loss_curve within its standard errors
+// for every method, covariate law and with label noise. The z threshold is
+// Bonferroni's for the number of points (computed here from Boost's normal
+// quantile, independently of cesr's checker), so a correct engine fails a case
+// with probability < 1e-3; seeds are fixed, so the outcome is reproducible.
+// The same test must reject a wrong theory (learning rate x 1.1, wrong K), so
+// it has power, and the z values must be standard normal in size.
+#include <doctest/doctest.h>
+
+#include "cesr/dynamics.hpp"
+#include "cesr/method.hpp"
+#include "cesr/simulate.hpp"
+
+#include <boost/math/distributions/normal.hpp>
+
+#include <algorithm>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+using cesr::Covariates;
+using cesr::MethodKind;
+using cesr::MethodSpec;
+
+/// Two-sided Bonferroni threshold for n simultaneous z-tests at level alpha.
+double bonferroni_z(std::size_t n, double alpha) {
+  return boost::math::quantile(boost::math::complement(boost::math::normal(), alpha / (2.0 * double(n))));
+}
+
+MethodSpec method(MethodKind kind, double lr_scale = 1.0) {
+  MethodSpec m;
+  m.kind = kind;
+  switch (kind) {
+    case MethodKind::Sgd: m.lr = 0.6; break;
+    case MethodKind::HeavyBall: m.lr = 0.3, m.momentum = 0.6; break;
+    case MethodKind::Nesterov: m.lr = 0.3, m.momentum = 0.6; break;
+    case MethodKind::AccSgd: m.lr = 0.3, m.kappa = 20, m.xi = 2; break;
+    default: break;
+  }
+  m.lr *= lr_scale;
+  return m;
+}
+
+const cesr::Spectrum problem{{1.0, 0.5, 0.3333333333333333, 0.25, 0.2, 0.16666666666666666, 0.125, 0.1},
+                             {1.0, 2.0, 0.5, 1.0, 1.5, 1.0, 0.7, 1.0}};
+
+struct Comparison {
+  std::vector<double> z;  // at points with a positive standard error
+  double max_abs_z = 0;
+  double first_loss = 0, last_loss = 0;
+};
+
+/// Simulates `sim` and compares with the exact curve of `theory` (double).
+Comparison compare(const MethodSpec& sim, const MethodSpec& theory, Covariates law, double noise, double kurtosis,
+                   std::uint64_t runs, std::uint64_t seed) {
+  cesr::SimulationConfig cfg;
+  cfg.steps = 60;
+  cfg.every = 5;
+  cfg.runs = runs;
+  cfg.seed = seed;
+  cfg.covariates = law;
+  cfg.threads = 2;
+  const cesr::NoiseModel nm{2, kurtosis, noise};
+  const auto mc = cesr::monte_carlo_loss(problem, cesr::make_method<double>(sim), nm, cfg);
+  const auto exact = cesr::loss_curve<double>(problem, cesr::make_method<double>(theory), nm, cfg.steps, cfg.every);
+  REQUIRE_FALSE(mc.diverged_at);
+  REQUIRE(mc.step == exact.step);
+  Comparison c;
+  c.first_loss = exact.loss.front();
+  c.last_loss = exact.loss.back();
+  for (std::size_t i = 0; i < mc.step.size(); ++i) {
+    if (mc.std_error[i] == 0) {
+      // Only t = 0 is deterministic (all runs start at e_0).
+      CHECK(mc.step[i] == 0);
+      CHECK(mc.mean[i] == doctest::Approx(exact.loss[i]).epsilon(1e-14));
+      continue;
+    }
+    const double z = (mc.mean[i] - exact.loss[i]) / mc.std_error[i];
+    c.z.push_back(z);
+    c.max_abs_z = std::max(c.max_abs_z, std::abs(z));
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("Monte Carlo of the real iteration lands on the exact curve") {
+  const double alpha = 1e-3;
+  double sum_z2 = 0;
+  std::size_t count = 0, within_3 = 0;
+  std::uint64_t seed = 100;
+  for (const MethodKind kind : {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::Nesterov, MethodKind::AccSgd})
+    for (const Covariates law : {Covariates::Gaussian, Covariates::Rademacher, Covariates::Uniform})
+      for (const double noise : {0.0, 0.5}) {
+        const MethodSpec m = method(kind);
+        const auto c = compare(m, m, law, noise, cesr::fourth_moment(law), 6000, ++seed);
+        const double zmax = bonferroni_z(c.z.size(), alpha);
+        INFO(cesr::describe(m), " covariates=", cesr::to_string(law), " noise=", noise, " max|z|=", c.max_abs_z,
+             " threshold=", zmax);
+        MESSAGE(cesr::describe(m), " ", cesr::to_string(law), " noise=", noise, ": max|z| = ", c.max_abs_z);
+        CHECK(c.z.size() == 12);
+        CHECK(c.max_abs_z <= zmax);
+        // The curve must move, or agreement would be cheap.
+        CHECK(c.last_loss < 0.5 * c.first_loss);
+        for (const double z : c.z) {
+          sum_z2 += z * z;
+          within_3 += std::abs(z) <= 3 ? 1 : 0;
+          ++count;
+        }
+      }
+  // Standard errors of the right size: z is standard normal, so E[z^2] = 1 (the
+  // points of one simulation are correlated, hence the loose band); a standard
+  // error off by a factor 2 would give 0.25 or 4.
+  const double mean_z2 = sum_z2 / double(count);
+  MESSAGE("mean z^2 over ", count, " points = ", mean_z2, ", within 3: ", within_3);
+  CHECK(mean_z2 > 0.5);
+  CHECK(mean_z2 < 1.6);
+  CHECK(double(within_3) >= 0.98 * double(count));
+}
+
+TEST_CASE("the same test rejects a wrong theory") {
+  const double zmax = bonferroni_z(12, 1e-3);
+  SUBCASE("learning rate off by 10%") {
+    for (const MethodKind kind :
+         {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::Nesterov, MethodKind::AccSgd}) {
+      const auto c = compare(method(kind, 1.1), method(kind), Covariates::Gaussian, 0.0, 3.0, 6000, 7);
+      MESSAGE("lr x 1.1: ", cesr::describe(method(kind)), " max|z| = ", c.max_abs_z, " (threshold ", zmax, ")");
+      CHECK(c.max_abs_z > zmax);
+    }
+  }
+  SUBCASE("Rademacher covariates against the Gaussian K = 3") {
+    const auto c = compare(method(MethodKind::Sgd), method(MethodKind::Sgd), Covariates::Rademacher, 0.0, 3.0, 6000, 8);
+    MESSAGE("Rademacher vs K = 3: max|z| = ", c.max_abs_z);
+    CHECK(c.max_abs_z > zmax);
+  }
+}
+
+TEST_CASE("d = 1 SGD with Rademacher covariates and B = 1 is deterministic") {
+  // x = +-sqrt(lambda) so x x^T = lambda: e_t = (1 - eta lambda)^t e_0 in every run.
+  const cesr::Spectrum s{{0.8}, {2.25}};
+  MethodSpec m;
+  m.kind = MethodKind::Sgd;
+  m.lr = 0.4;
+  cesr::SimulationConfig cfg;
+  cfg.steps = 30;
+  cfg.runs = 7;
+  cfg.covariates = Covariates::Rademacher;
+  const auto mc = cesr::monte_carlo_loss(s, cesr::make_method<double>(m), cesr::NoiseModel{1, 1.0, 0.0}, cfg);
+  REQUIRE(mc.step.size() == 31);
+  for (std::size_t t = 0; t < mc.step.size(); ++t) {
+    const double expected = 0.5 * 0.8 * 2.25 * std::pow(1 - 0.4 * 0.8, 2.0 * double(t));
+    CHECK(mc.mean[t] == doctest::Approx(expected).epsilon(1e-12));
+    CHECK(mc.std_error[t] <= 1e-12 * expected);
+  }
+}
+
+TEST_CASE("the output depends on the seed only, never on the thread count") {
+  MethodSpec m = method(MethodKind::HeavyBall);
+  cesr::SimulationConfig cfg;
+  cfg.steps = 25;
+  cfg.every = 3;
+  cfg.runs = 37;  // not a multiple of the block size
+  cfg.seed = 42;
+  const cesr::NoiseModel nm{3, 3.0, 0.2};
+  auto run = [&](unsigned threads, std::uint64_t seed) {
+    cfg.threads = threads;
+    cfg.seed = seed;
+    return cesr::monte_carlo_loss(problem, cesr::make_method<double>(m), nm, cfg);
+  };
+  const auto a = run(1, 42);
+  for (const unsigned th : {1u, 2u, 3u, 8u}) {
+    const auto b = run(th, 42);
+    CHECK(a.step == b.step);
+    CHECK(a.mean == b.mean);  // bitwise
+    CHECK(a.std_error == b.std_error);
+  }
+  const auto c = run(2, 43);
+  CHECK(c.mean != a.mean);
+  CHECK(a.step.back() == 25);  // the last step is always recorded
+}
+
+TEST_CASE("a diverging method is reported as diverging") {
+  MethodSpec m;
+  m.kind = MethodKind::Sgd;
+  m.lr = 3.5;  // |1 - eta lambda_max| = 2.5: the loss grows like 6^t
+  cesr::SimulationConfig cfg;
+  cfg.steps = 2000;
+  cfg.every = 10;
+  cfg.runs = 4;
+  const auto r = cesr::simulate(problem, m, cesr::NoiseModel{2, 3.0, 0.0}, cfg);
+  REQUIRE(r.diverged_at);
+  CHECK(r.step.size() < 201);
+  CHECK(r.mean.empty());  // nothing is simulated once the exact curve diverges
+  const auto mc = cesr::monte_carlo_loss(problem, cesr::make_method<double>(m), cesr::NoiseModel{2, 3.0, 0.0}, cfg);
+  REQUIRE(mc.diverged_at);
+  for (const double x : mc.mean) CHECK(std::isfinite(x));
+}
+
+// ---------------------------------------------------------------- end to end
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Run cesr_run(const std::string& args) {
+  const std::string out = "test_simulate_stdout.txt", err = "test_simulate_stderr.txt";
+  const int rc = std::system((std::string(CESR_BINARY) + " " + args + " >" + out + " 2>" + err).c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
+}
+
+const std::string sim_args =
+    "simulate --spectrum powerlaw:d=20,alpha=1.2 --method nag --lr 0.4 --momentum 0.5 --batch 3 "
+    "--steps 40 --every 10 --runs 300";
+
+}  // namespace
+
+TEST_CASE("cesr simulate: normative CSV, reproducible, thread-independent") {
+  const Run a = cesr_run(sim_args + " --seed 5 --threads 1");
+  REQUIRE(a.status == 0);
+  CHECK(a.out.rfind("step,theory,mean,stderr,z\n0,", 0) == 0);
+  // z is empty where stderr is 0 (t = 0).
+  const auto first_row = a.out.substr(a.out.find('\n') + 1, a.out.find('\n', a.out.find('\n') + 1) - a.out.find('\n') - 1);
+  CHECK(first_row.back() == ',');
+  CHECK(a.err.find("points within 3 standard errors") != std::string::npos);
+  CHECK(a.err.find("largest |z|") != std::string::npos);
+  CHECK(cesr_run(sim_args + " --seed 5 --threads 1").out == a.out);
+  CHECK(cesr_run(sim_args + " --seed 5 --threads 2").out == a.out);
+  CHECK(cesr_run(sim_args + " --seed 6 --threads 2").out != a.out);
+  const Run j = cesr_run(sim_args + " --seed 5 --format json");
+  CHECK(j.status == 0);
+  CHECK(j.out.find("\"z\": null") != std::string::npos);
+}
+
+TEST_CASE("cesr simulate: the theory column uses the law's K unless --kurtosis is given") {
+  const std::string base = "simulate --spectrum powerlaw:d=5,alpha=1 --method sgd --lr 0.5 --batch 1 --steps 5 "
+                           "--runs 2 --covariates rademacher";
+  const auto theory_at_5 = [](const std::string& csv) {
+    const auto last = csv.substr(csv.rfind("\n5,") + 3);
+    return std::stod(last.substr(0, last.find(',')));
+  };
+  const Run law = cesr_run(base);
+  const Run k1 = cesr_run("loss --spectrum powerlaw:d=5,alpha=1 --method sgd --lr 0.5 --batch 1 --steps 5 --kurtosis 1");
+  const Run k3 = cesr_run(base + " --kurtosis 3");
+  REQUIRE(law.status == 0);
+  REQUIRE(k1.status == 0);
+  REQUIRE(k3.status == 0);
+  CHECK(law.err.find("K = 1") != std::string::npos);
+  CHECK(theory_at_5(law.out) == doctest::Approx(theory_at_5(k1.out.substr(k1.out.find('\n')))).epsilon(1e-15));
+  CHECK(theory_at_5(k3.out) > theory_at_5(law.out) * 1.01);
+}
+
+TEST_CASE("cesr simulate: bad input is exit 2 naming the flag, divergence exit 3") {
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--runs 1", "--runs"},
+           {"--runs 10 --covariates cauchy", "--covariates"},
+           {"--runs 10 --every 0", "--every"},
+           {"--runs 10 --format xml", "--format"},
+           {"--runs 10 --batch 0", "--batch"},
+           {"--runs 10 --lr -1", "--lr"}}) {
+    const Run r = cesr_run("simulate --spectrum powerlaw:d=4,alpha=1 --method sgd --lr 0.5 --steps 3 " + args +
+                           " --output never_written.csv");
+    INFO(args, " -> ", r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(flag) != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(std::ifstream("never_written.csv").good());
+  }
+  const Run d = cesr_run("simulate --spectrum powerlaw:d=4,alpha=1 --method sgd --lr 4 --steps 5000 --runs 3");
+  CHECK(d.status == 3);
+  CHECK(d.out.empty());
+  CHECK(d.err.find("diverges") != std::string::npos);
+}
