@@ -52,6 +52,14 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const Method<Real>& method, c
   reset();
 }
 
+namespace {
+// The state is rescaled by 2^(-+rescale_step) when the scaled loss leaves
+// [2^-rescale_step, 2^rescale_step]: far inside double's range (2^+-1022), so
+// entries up to 2^600 / lambda_i times the loss still fit, and rarely (a
+// method growing by 1% per step triggers it once every ~28,000 steps).
+constexpr int rescale_step = 400;
+}  // namespace
+
 template <class Real>
 void Dynamics<Real>::reset() {
   // S_i(0) = E[e_{0,i}^2] 1 1^T: every state vector starts at e_0.
@@ -61,7 +69,38 @@ void Dynamics<Real>::reset() {
     std::copy(init_.begin(), init_.end(), c_.begin());
   }
   t_ = 0;
+  scale_exp_ = 0;
+  scaled_label_noise_ = label_noise_;
   measure();
+  rescale();
+  publish();
+}
+
+template <class Real>
+void Dynamics<Real>::rescale() {
+  using std::abs;
+  using std::ldexp;
+  const Real size = scaled_loss_ > abs(scaled_psi_) ? scaled_loss_ : abs(scaled_psi_);
+  const Real high = ldexp(Real(1), rescale_step), low = ldexp(Real(1), -rescale_step);
+  int shift = 0;
+  if (size > high && is_finite(size)) shift = -rescale_step;
+  else if (size > 0 && size < low) shift = rescale_step;
+  if (shift == 0) return;
+  // Multiplying by a power of two is exact (barring subnormals, which only
+  // the upward shift can meet, and then it recovers lost digits).
+  for (auto* v : {&a_, &b_, &c_})
+    for (Real& x : *v) x = ldexp(x, shift);
+  scaled_loss_ = ldexp(scaled_loss_, shift);
+  scaled_psi_ = ldexp(scaled_psi_, shift);
+  scale_exp_ -= shift;
+  scaled_label_noise_ = ldexp(label_noise_, -scale_exp_);
+}
+
+template <class Real>
+void Dynamics<Real>::publish() {
+  using std::ldexp;
+  loss_ = ldexp(scaled_loss_, scale_exp_);
+  psi_ = ldexp(scaled_psi_, scale_exp_);
 }
 
 template <class Real>
@@ -83,8 +122,8 @@ void Dynamics<Real>::measure() {
       loss += lambda_[i] * (o[0] * o[0] * a_[i] + 2 * o[0] * o[1] * b_[i] + o[1] * o[1] * c_[i]);
     }
   }
-  psi_ = psi;
-  loss_ = loss / 2;
+  scaled_psi_ = psi;
+  scaled_loss_ = loss / 2;
 }
 
 template <class Real>
@@ -97,7 +136,7 @@ void Dynamics<Real>::step() {
   // Noise injected in direction i: lambda_i (ekb lambda_i z2_i + coupling) q q^T
   // with ekb = (K-2)/B and coupling = (psi + sigma^2)/B.
   const Real ekb = excess_kurtosis_over_batch_;
-  const Real coupling = (psi_ + label_noise_) * inv_batch_;
+  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
   Real psi = 0, loss = 0;
   Real* __restrict lam = lambda_.data();
   Real* __restrict a = a_.data();
@@ -142,9 +181,11 @@ void Dynamics<Real>::step() {
       loss_sum += l * (o2a * an + o2b * bn + o2c * cn);
     });
   }
-  psi_ = psi;
-  loss_ = loss / 2;
+  scaled_psi_ = psi;
+  scaled_loss_ = loss / 2;
   ++t_;
+  rescale();
+  publish();
 }
 
 template <class Real>

@@ -34,6 +34,12 @@ inline constexpr double divergence_threshold = std::numeric_limits<double>::max(
 
 /// Time-stepping of the exact second moments, one eigendirection per entry of
 /// structure-of-arrays storage. Cost per step: O(d); memory: O(d).
+///
+/// The state is stored as S_i(t) 2^(-e) with an integer exponent e that is
+/// moved by exact power-of-two rescalings whenever the loss drifts far from 1,
+/// so a diverging double-precision run overflows in loss() (when L_t itself
+/// passes the largest double), not earlier inside the state, and reports its
+/// divergence at the same step as a 50-digit run.
 template <class Real>
 class Dynamics {
  public:
@@ -58,14 +64,18 @@ class Dynamics {
   const Method<Real>& method() const { return method_; }
 
  private:
-  void measure();  // recomputes loss_ and psi_ from the state
+  void measure();  // recomputes the scaled loss and psi from the state
+  void rescale();  // keeps the scaled loss near 1 (exact powers of two)
+  void publish();  // loss_ = scaled loss 2^e, psi_ likewise
 
   Method<Real> method_;
   Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
   std::vector<Real> lambda_;
   std::vector<Real> init_;       // E[e_{0,i}^2]
-  std::vector<Real> a_, b_, c_;  // S00, S01, S11 (k = 1 uses a_ only)
-  Real loss_{}, psi_{};
+  std::vector<Real> a_, b_, c_;  // S00, S01, S11 (k = 1 uses a_ only), times 2^(-scale_exp_)
+  Real loss_{}, psi_{};          // unscaled L_t and psi_t
+  Real scaled_loss_{}, scaled_psi_{}, scaled_label_noise_{};
+  int scale_exp_ = 0;
   std::uint64_t t_ = 0;
 };
 
