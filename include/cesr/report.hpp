@@ -32,18 +32,44 @@ Format parse_format(std::string_view name);
 std::string_view to_string(Format f);
 
 struct RenderOptions {
-  /// Significant digits for numbers in Markdown and LaTeX (0: as formatted).
+  /// Significant digits for non-integer numbers in Text, Markdown and LaTeX
+  /// (scientific notation); 0 keeps them as formatted. CSV and JSON always keep
+  /// the full text.
   int digits = 0;
   /// LaTeX caption (empty: none).
   std::string caption;
 };
 
-/// CSV: header line then rows. JSON: an array of objects (one per row).
-/// Text: aligned columns. Markdown: a pipe table. LaTeX: booktabs tabular.
+/// CSV: header line then rows (RFC 4180 quoting). JSON: an array of objects,
+/// one per row (non-finite numbers become null). Text: aligned columns with the
+/// raw column names. Markdown: a pipe table (numbers right-aligned, text
+/// left-aligned). LaTeX: a booktabs table (\toprule, \midrule, \bottomrule)
+/// inside a table float, numbers as $m\times10^{e}$. Markdown and LaTeX use the
+/// paper names of known columns and methods (paper_column_name,
+/// paper_method_name).
 std::string render(const Table& table, Format format, const RenderOptions& options = {});
 
+/// The name a paper gives a column, for Markdown (Unicode) or LaTeX (math):
+/// batch -> B / $B$, lr -> η / $\eta$, momentum -> β / $\beta$, ce -> CE, gap -> gap 1−ρ,
+/// step -> t, loss -> L_t, critical_batch -> B_crit, ... Other names come back
+/// unchanged (escaped for LaTeX).
+std::string paper_column_name(std::string_view column, Format format);
+
+/// Method names as papers write them: sgd -> SGD, hb -> HB, nag -> NAG,
+/// asgd -> AccSGD; anything else unchanged. Applied to string cells of a
+/// column named "method" in Markdown and LaTeX.
+std::string paper_method_name(std::string_view method);
+
+/// Escapes LaTeX's special characters (\ { } _ % & # $ ~ ^) in text.
+std::string latex_escape(std::string_view s);
+
+/// Escapes '|' and '\' for a Markdown table cell.
+std::string markdown_escape(std::string_view s);
+
 /// Rounds a number given as text to `digits` significant digits in scientific
-/// notation ("1.23e-04"); text that is not a number is returned unchanged.
+/// notation ("1.23e-04"); integers (no '.', 'e' or 'E', e.g. step counts and
+/// batch sizes), non-finite values and text that is not a number are returned
+/// unchanged.
 std::string round_number_text(const std::string& text, int digits);
 
 /// JSON string literal with escapes.

@@ -1,5 +1,8 @@
-// cesr loss: the exact expected loss curve L_t.
+// cesr loss: the exact expected loss curve L_t, optionally for several methods
+// or batch sizes at once, as a table and/or a figure.
 #include "common.hpp"
+
+#include "cesr/plot.hpp"
 
 #include <fmt/format.h>
 
@@ -13,42 +16,241 @@ struct LossOptions {
   std::uint64_t steps = 0;
   std::uint64_t every = 1;
   std::string format, output;
+  int digits = 3;
+  std::vector<std::string> compare;  // extra methods, KIND:key=value,...
+  std::string compare_batches;       // comma-separated batch sizes
+  std::string plot, plot_scale = "semilogy";
+  const CLI::Option* batch_flag = nullptr;
 };
+
+/// A method written as KIND[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
+/// custom:file=m.json (keys lr, momentum, kappa, xi, small-const, file).
+MethodSpec parse_compare(const std::string& text) {
+  const auto fail = [&](const std::string& why) -> UsageError {
+    return UsageError(fmt::format("--compare {}: {}", text, why));
+  };
+  const auto colon = text.find(':');
+  ProblemOptions p;
+  p.method = text.substr(0, colon);
+  if (colon != std::string::npos) {
+    std::string_view rest = std::string_view(text).substr(colon + 1);
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      const auto eq = item.find('=');
+      if (eq == std::string_view::npos) throw fail(fmt::format("'{}' is not key=value", item));
+      const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+      if (key == "file") {
+        p.method_file = std::string(value);
+        continue;
+      }
+      double* slot = key == "lr"            ? &p.lr
+                     : key == "momentum"    ? &p.momentum
+                     : key == "kappa"       ? &p.kappa
+                     : key == "xi"          ? &p.xi
+                     : key == "small-const" ? &p.small_const
+                                            : nullptr;
+      if (!slot) throw fail(fmt::format("unknown key '{}' (lr, momentum, kappa, xi, small-const, file)", key));
+      try {
+        *slot = parse_finite(value, key);
+      } catch (const std::invalid_argument& e) {
+        throw fail(e.what());
+      }
+    }
+  }
+  try {
+    return p.make_method();
+  } catch (const UsageError& e) {
+    throw fail(e.what());
+  }
+}
+
+std::vector<std::uint64_t> parse_batches(const std::string& text) {
+  std::vector<std::uint64_t> out;
+  std::string_view rest = text;
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string item(rest.substr(0, comma));
+    char* end = nullptr;
+    const unsigned long long b = item.empty() || item[0] == '-' ? 0 : std::strtoull(item.c_str(), &end, 10);
+    if (b < 1 || end != item.c_str() + item.size())
+      throw UsageError(fmt::format("--compare-batches: '{}' is not a batch size >= 1 (in '{}')", item, text));
+    out.push_back(b);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return out;
+}
+
+/// One computed curve: values as printed (full precision) and as plotted.
+struct Curve {
+  MethodSpec spec;
+  std::uint64_t batch = 1;
+  std::vector<std::uint64_t> step;
+  std::vector<std::string> text;
+  std::vector<double> value;
+};
+
+plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods, bool several_batches,
+                         const LossOptions& o) {
+  constexpr plot::Stroke strokes[] = {plot::Stroke::Solid, plot::Stroke::Dashed, plot::Stroke::Dotted,
+                                      plot::Stroke::DashDot};
+  const plot::Scales scales = plot::parse_scales(o.plot_scale);
+  plot::Panel panel;
+  panel.xscale = scales.x;
+  panel.yscale = scales.y;
+  panel.xlabel = "step t";
+  panel.ylabel = "expected loss L_t";
+  panel.xlabel_tex = "step $t$";
+  panel.ylabel_tex = "expected loss $L_t$";
+  panel.title = o.problem.spectrum;
+  if (!several_batches) panel.title += fmt::format(", B = {}", curves.front().batch);
+  std::vector<std::string> methods;
+  std::vector<std::uint64_t> batches;
+  for (const Curve& c : curves) {
+    const std::string m = describe(c.spec);
+    if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
+    if (std::find(batches.begin(), batches.end(), c.batch) == batches.end()) batches.push_back(c.batch);
+    const auto mi = static_cast<int>(std::find(methods.begin(), methods.end(), m) - methods.begin());
+    const auto bi = static_cast<int>(std::find(batches.begin(), batches.end(), c.batch) - batches.begin());
+    plot::Series s;
+    s.x.assign(c.step.begin(), c.step.end());
+    s.y = c.value;
+    if (several_methods && several_batches) {
+      s.name = fmt::format("{}, B = {}", m, c.batch);
+      s.color = mi;
+      s.stroke = strokes[bi % 4];
+    } else if (several_batches) {
+      s.name = fmt::format("B = {}", c.batch);
+      s.color = bi;
+    } else {
+      s.name = m;
+      s.color = mi;
+    }
+    panel.series.push_back(std::move(s));
+  }
+  return plot::Figure{{std::move(panel)}};
+}
 
 int run_loss(const LossOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
-  const MethodSpec spec = o.problem.make_method();
-  const NoiseModel noise = o.problem.make_noise();
+  std::vector<MethodSpec> specs{o.problem.make_method()};
+  for (const auto& text : o.compare) specs.push_back(parse_compare(text));
+  const NoiseModel base_noise = o.problem.make_noise();
   const Precision precision = o.problem.make_precision();
-  const Format format = parse_format(o.format);
+  const bool pgfplots = o.format == "pgfplots";
+  const Format format = pgfplots ? Format::Csv : parse_format(o.format);
   if (o.every < 1) throw UsageError(fmt::format("--every must be >= 1, got {}", o.every));
-  return with_precision(precision, [&](auto zero) -> int {
-    using Real = decltype(zero);
-    const auto curve = loss_curve<Real>(spectrum, make_method<Real>(spec), noise, o.steps, o.every);
-    if (curve.diverged_at) {
-      std::cerr << fmt::format("cesr loss: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
-                               divergence_threshold, *curve.diverged_at);
-      return Exit::diverged;
+  if (o.digits < 1 || o.digits > 40) throw UsageError(fmt::format("--digits must be in 1..40, got {}", o.digits));
+  if (!o.plot.empty()) {
+    try {
+      plot::check_plot_path(o.plot);
+    } catch (const std::invalid_argument& e) {
+      usage_error("--plot", e);
     }
-    Table t{{"step", "loss"}, {}};
-    for (std::size_t i = 0; i < curve.step.size(); ++i)
-      t.rows.push_back({Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))});
-    write_output(o.output, render(t, format));
-    return Exit::ok;
-  });
+  }
+  try {
+    plot::parse_scales(o.plot_scale);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--plot-scale", e);
+  }
+  std::vector<std::uint64_t> batches{base_noise.batch};
+  if (!o.compare_batches.empty()) {
+    if (o.batch_flag && o.batch_flag->count() > 0)
+      throw UsageError("--compare-batches replaces --batch: give one of them");
+    batches = parse_batches(o.compare_batches);
+  }
+  const bool several_methods = specs.size() > 1, several_batches = !o.compare_batches.empty();
+
+  std::vector<Curve> curves;
+  for (const MethodSpec& spec : specs)
+    for (std::uint64_t batch : batches) {
+      NoiseModel noise = base_noise;
+      noise.batch = batch;
+      const bool ok = with_precision(precision, [&](auto zero) -> bool {
+        using Real = decltype(zero);
+        const auto curve = loss_curve<Real>(spectrum, make_method<Real>(spec), noise, o.steps, o.every);
+        if (curve.diverged_at) {
+          std::cerr << fmt::format("cesr loss: {} diverges at batch {}: the loss exceeds {:.3g} at step {}\n",
+                                   describe(spec), batch, divergence_threshold, *curve.diverged_at);
+          return false;
+        }
+        Curve c{spec, batch, curve.step, {}, {}};
+        for (const Real& l : curve.loss) {
+          c.text.push_back(format_real(l));
+          c.value.push_back(to_double(l));
+        }
+        curves.push_back(std::move(c));
+        return true;
+      });
+      if (!ok) return Exit::diverged;
+    }
+
+  // Everything is computed: render, then write.
+  std::string main_output;
+  if (pgfplots) {
+    main_output = plot::to_pgfplots(loss_figure(curves, several_methods, several_batches, o));
+  } else {
+    Table t;
+    if (several_methods || several_batches) {
+      // Long format: one row per (curve, step).
+      t.columns = {"method", "batch", "step", "loss"};
+      for (const Curve& c : curves)
+        for (std::size_t i = 0; i < c.step.size(); ++i)
+          t.rows.push_back({Cell::string(describe(c.spec)), Cell::number(std::to_string(c.batch)),
+                            Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
+    } else {
+      t.columns = {"step", "loss"};
+      const Curve& c = curves.front();
+      for (std::size_t i = 0; i < c.step.size(); ++i)
+        t.rows.push_back({Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
+    }
+    RenderOptions ro;
+    if (format == Format::Markdown || format == Format::Latex) ro.digits = o.digits;
+    if (format == Format::Latex) ro.caption = fmt::format("Exact expected loss on {}", o.problem.spectrum);
+    main_output = render(t, format, ro);
+  }
+  std::string figure;
+  if (!o.plot.empty()) figure = plot::render_for_file(loss_figure(curves, several_methods, several_batches, o), o.plot);
+  write_output(o.output, main_output);
+  if (!o.plot.empty()) write_output(o.plot, figure);
+  return Exit::ok;
 }
 
 const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 10, [](CLI::App& app) {
   auto o = std::make_shared<LossOptions>();
   add_problem_options(app, o->problem);
+  o->batch_flag = app.get_option("--batch");
   app.add_option("--steps", o->steps, "Number of steps T")->required()->group("Run");
   app.add_option("--every", o->every, "Print every N-th step (the last step is always printed)")
       ->capture_default_str()
       ->group("Run");
-  add_output_options(app, o->format, o->output, "csv|json|table", "csv");
+  app.add_option("--compare", o->compare,
+                 "Add a curve for another method on the same problem, as KIND:key=value,... "
+                 "(keys lr, momentum, kappa, xi, small-const; custom:file=PATH); repeatable")
+      ->group("Compare");
+  app.add_option("--compare-batches", o->compare_batches,
+                 "One curve per batch size in this comma-separated list (replaces --batch), e.g. 1,8,64")
+      ->group("Compare");
+  add_output_options(app, o->format, o->output, "csv|json|table|markdown|latex|pgfplots", "csv");
+  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
+      ->capture_default_str()
+      ->group("Output");
+  app.add_option("--plot", o->plot, "Also write the figure to FILE.svg (SVG) or FILE.tex (pgfplots)")
+      ->group("Output");
+  app.add_option("--plot-scale", o->plot_scale,
+                 "Axes of the figure: loglog, semilogy (log loss), semilogx or linear; step 0 is left out "
+                 "of a log step axis")
+      ->capture_default_str()
+      ->group("Output");
   app.footer(
-      "Example:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.5 --momentum 0.9 "
-      "--batch 8 --steps 1000 --every 100");
+      "Output: CSV step,loss for one curve; with --compare or --compare-batches one row per curve and step,\n"
+      "method,batch,step,loss. --format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
+      "Examples:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.5 --momentum 0.9 "
+      "--batch 8 --steps 1000 --every 100\n"
+      "  cesr loss --method sgd --lr 1 --compare hb:lr=1,momentum=0.9 --compare-batches 1,8,64 "
+      "--steps 2000 --every 10 --plot loss.svg --output loss.csv");
   return [o] { return run_loss(*o); };
 }}};
 

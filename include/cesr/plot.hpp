@@ -1,0 +1,134 @@
+// Figures: one or two panels of line plots on log or linear axes, written as a
+// self-contained SVG or as a pgfplots picture (LaTeX tikzpicture/axis) with
+// the data inline. Both renderings draw the same points, limits and ticks.
+//
+// The renderer never writes NaN: a point whose coordinate is not finite, or is
+// <= 0 on a log axis, is skipped and the line is broken there. Points closer
+// than half a pixel (of the nominal 440 x 300 plot area) to the previously
+// drawn point of the same series are not written; this only thins what is
+// drawn, the tables keep every value.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cesr::plot {
+
+enum class Scale { Linear, Log };
+
+/// Scales of the two axes of a panel.
+struct Scales {
+  Scale x = Scale::Log;
+  Scale y = Scale::Log;
+};
+
+/// Parses loglog | semilogy (linear x, log y) | semilogx (log x, linear y) |
+/// linear; throws std::invalid_argument naming --plot-scale otherwise.
+Scales parse_scales(std::string_view name);
+
+enum class Stroke { Solid, Dashed, Dotted, DashDot };
+
+/// Palette index of the gray used for reference lines.
+inline constexpr int gray = -1;
+
+/// Colour of palette entry `index` as "#RRGGBB": a colour-blind-safe palette
+/// (Okabe and Ito), repeating after 7 entries; `gray` gives a mid gray.
+std::string_view palette_color(int index);
+
+/// One curve.
+struct Series {
+  std::string name;  ///< legend entry (empty: not in the legend)
+  std::vector<double> x, y;
+  int color = 0;  ///< palette index
+  Stroke stroke = Stroke::Solid;
+  bool markers = false;  ///< a dot at each drawn point
+  /// Optional shaded band from lower to upper (both as long as x, or empty),
+  /// e.g. a mean +- 2 standard errors. On a log axis a lower edge <= 0 is drawn
+  /// at the bottom of the axis.
+  std::vector<double> lower, upper;
+};
+
+/// A vertical line at x (e.g. a critical batch size), listed in the legend.
+struct VerticalLine {
+  double x = 0;
+  std::string name;
+  int color = 0;
+};
+
+/// The power law y = y0 (x / x0)^slope, drawn across the whole panel (clipped
+/// to it) in dashed gray, e.g. slope -1 for perfect scaling. It does not
+/// influence the axis limits.
+struct PowerLaw {
+  double x0 = 1, y0 = 1, slope = -1;
+  std::string name;
+};
+
+struct Panel {
+  std::string title, xlabel, ylabel;  ///< plain text (escaped for SVG and LaTeX)
+  /// Optional LaTeX for the pgfplots axis labels (used as is), e.g. "step $t$".
+  std::string xlabel_tex, ylabel_tex;
+  Scale xscale = Scale::Log, yscale = Scale::Log;
+  std::vector<Series> series;
+  std::vector<VerticalLine> vlines;
+  std::vector<PowerLaw> references;
+};
+
+/// One or two panels side by side, with one legend (the union of the panels'
+/// named entries) to the right.
+struct Figure {
+  std::vector<Panel> panels;
+};
+
+/// Self-contained SVG 1.1 document. Throws std::invalid_argument when the
+/// figure has no panel or more than two.
+std::string to_svg(const Figure& figure);
+
+/// LaTeX: a tikzpicture with one axis per panel, coordinates inline. Needs
+/// \usepackage{pgfplots} (compat 1.11 or newer) and nothing else.
+std::string to_pgfplots(const Figure& figure);
+
+/// The figure for a file named by --plot: SVG for a name ending in ".svg",
+/// pgfplots for ".tex". Throws std::invalid_argument naming --plot otherwise.
+std::string render_for_file(const Figure& figure, std::string_view path);
+
+/// Checks --plot's file name (".svg" or ".tex") before any work is done.
+void check_plot_path(std::string_view path);
+
+// ---- Building blocks (exposed for tests) ----
+
+/// True when v can be drawn on an axis of this scale (finite, and > 0 on log).
+bool plottable(double v, Scale scale);
+
+struct Limits {
+  double lo = 1, hi = 10;
+};
+
+/// Axis limits enclosing `values` (non-plottable ones ignored): the enclosing
+/// powers of ten on a log axis (at least one decade), multiples of a 1-2-5 step
+/// on a linear axis. With no plottable value: [1, 10] or [0, 1].
+Limits axis_limits(const std::vector<double>& values, Scale scale);
+
+/// Major tick positions inside [lo, hi]: powers of ten on a log axis (every
+/// decade, or every k-th decade with exponents divisible by k so that at most
+/// 8 are labelled), multiples of a 1-2-5 step on a linear axis.
+std::vector<double> major_ticks(Limits limits, Scale scale);
+
+/// Minor ticks of a log axis (2..9 times each power of ten) when the majors are
+/// every decade and there are at most 6 decades; none otherwise.
+std::vector<double> minor_ticks(Limits limits, Scale scale);
+
+/// The decimal exponent k of a power of ten 10^k (rounded).
+int decade(double power_of_ten);
+
+/// Maps a data value to a position: limits.lo -> from, limits.hi -> to,
+/// linearly in v (linear axis) or in log10 v (log axis).
+struct AxisMap {
+  Limits limits;
+  Scale scale = Scale::Linear;
+  double from = 0, to = 1;
+  double operator()(double v) const;
+};
+
+}  // namespace cesr::plot

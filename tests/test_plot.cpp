@@ -1,0 +1,412 @@
+// The figure renderer: limits and ticks against brute-force enumeration, the
+// axis mapping, skipping of unplottable points, SVG well-formedness and the
+// pgfplots structure; end to end through `cesr loss --plot`.
+#include <doctest/doctest.h>
+
+#include "cesr/plot.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace plot = cesr::plot;
+using plot::Scale;
+
+namespace {
+
+constexpr double nan_v = std::numeric_limits<double>::quiet_NaN();
+constexpr double inf_v = std::numeric_limits<double>::infinity();
+
+double power_of_ten(int k) { return std::strtod(("1e" + std::to_string(k)).c_str(), nullptr); }
+
+// Checks that every start tag has its end tag, in order; returns the first
+// problem or "".
+std::string tag_balance(const std::string& xml) {
+  std::vector<std::string> stack;
+  std::size_t pos = 0;
+  while ((pos = xml.find('<', pos)) != std::string::npos) {
+    const std::size_t end = xml.find('>', pos);
+    if (end == std::string::npos) return "unterminated tag";
+    const std::string tag = xml.substr(pos + 1, end - pos - 1);
+    pos = end + 1;
+    if (tag.empty()) return "empty tag";
+    if (tag[0] == '?' || tag[0] == '!') continue;
+    if (tag.back() == '/') continue;  // self-closing
+    const std::string name = tag.substr(tag[0] == '/' ? 1 : 0, tag.find_first_of(" \t\n/", 1) - (tag[0] == '/' ? 1 : 0));
+    if (tag[0] == '/') {
+      if (stack.empty() || stack.back() != name) return "unexpected </" + name + ">";
+      stack.pop_back();
+    } else {
+      stack.push_back(name);
+    }
+  }
+  return stack.empty() ? "" : "unclosed <" + stack.back() + ">";
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + what.size())) ++n;
+  return n;
+}
+
+bool has_non_finite_text(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s.find("nan") != std::string::npos || s.find("inf") != std::string::npos;
+}
+
+// Every "x,y" pair of every <polyline points="..."> in an SVG.
+std::vector<std::vector<std::array<double, 2>>> polylines(const std::string& svg) {
+  std::vector<std::vector<std::array<double, 2>>> out;
+  // (std::regex recurses per character and overflows the stack on long lines.)
+  const std::string key = "<polyline points=\"";
+  for (std::size_t p = svg.find(key); p != std::string::npos; p = svg.find(key, p + 1)) {
+    const std::size_t begin = p + key.size(), end = svg.find('"', begin);
+    auto& line = out.emplace_back();
+    std::istringstream in(svg.substr(begin, end - begin));
+    std::string pair;
+    while (in >> pair) {
+      const auto comma = pair.find(',');
+      line.push_back({std::stod(pair.substr(0, comma)), std::stod(pair.substr(comma + 1))});
+    }
+  }
+  return out;
+}
+
+plot::Figure one_series(std::vector<double> x, std::vector<double> y, Scale xs, Scale ys) {
+  plot::Panel p;
+  p.xscale = xs;
+  p.yscale = ys;
+  p.xlabel = "step t";
+  p.ylabel = "loss";
+  plot::Series s;
+  s.name = "curve <A & B>";
+  s.x = std::move(x);
+  s.y = std::move(y);
+  p.series.push_back(std::move(s));
+  return plot::Figure{{p}};
+}
+
+}  // namespace
+
+TEST_CASE("scales parse and reject unknown names") {
+  CHECK(plot::parse_scales("loglog").x == Scale::Log);
+  CHECK(plot::parse_scales("semilogy").x == Scale::Linear);
+  CHECK(plot::parse_scales("semilogy").y == Scale::Log);
+  CHECK(plot::parse_scales("semilogx").y == Scale::Linear);
+  CHECK(plot::parse_scales("linear").y == Scale::Linear);
+  CHECK_THROWS_WITH_AS(plot::parse_scales("log"), doctest::Contains("--plot-scale"), std::invalid_argument);
+}
+
+TEST_CASE("log limits are the enclosing powers of ten, ignoring unplottable values") {
+  const auto l = plot::axis_limits({3.0, 2000.0, nan_v, -1.0, 0.0, inf_v}, Scale::Log);
+  CHECK(l.lo == 1.0);
+  CHECK(l.hi == 1e4);
+  const auto exact = plot::axis_limits({1e-5, 1e3}, Scale::Log);
+  CHECK(exact.lo == 1e-5);
+  CHECK(exact.hi == 1e3);
+  const auto single = plot::axis_limits({100.0}, Scale::Log);
+  CHECK(single.lo == 10.0);
+  CHECK(single.hi == 1000.0);
+  const auto none = plot::axis_limits({nan_v, 0.0}, Scale::Log);
+  CHECK(none.lo == 1.0);
+  CHECK(none.hi == 10.0);
+  // Random data: the limits are powers of ten, enclose the data, and are tight
+  // (the next power of ten inwards would cut a value off).
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-40, 40);
+  for (int trial = 0; trial < 500; ++trial) {
+    const double a = std::pow(10.0, u(rng)), b = std::pow(10.0, u(rng));
+    const auto lim = plot::axis_limits({a, b}, Scale::Log);
+    const int k0 = plot::decade(lim.lo), k1 = plot::decade(lim.hi);
+    REQUIRE(lim.lo == power_of_ten(k0));
+    REQUIRE(lim.hi == power_of_ten(k1));
+    REQUIRE(lim.lo <= std::min(a, b));
+    REQUIRE(lim.hi >= std::max(a, b));
+    REQUIRE(power_of_ten(k0 + 1) > std::min(a, b));
+    REQUIRE(power_of_ten(k1 - 1) < std::max(a, b));
+  }
+}
+
+TEST_CASE("linear limits are multiples of a 1-2-5 step enclosing the data") {
+  const auto l = plot::axis_limits({0.3, 9.7}, Scale::Linear);
+  CHECK(l.lo == 0.0);
+  CHECK(l.hi == 10.0);
+  const auto m = plot::axis_limits({-3.0, 0, 2000.0, nan_v}, Scale::Linear);
+  CHECK(m.lo == -500.0);
+  CHECK(m.hi == 2000.0);
+  CHECK(plot::major_ticks({0, 10}, Scale::Linear) == std::vector<double>{0, 2, 4, 6, 8, 10});
+  CHECK(plot::major_ticks({-500, 2000}, Scale::Linear) == std::vector<double>{-500, 0, 500, 1000, 1500, 2000});
+}
+
+TEST_CASE("log ticks are exactly the powers of ten in range, thinned to at most 8") {
+  CHECK(plot::major_ticks({1, 1e4}, Scale::Log) == std::vector<double>{1, 10, 100, 1000, 1e4});
+  CHECK(plot::major_ticks({3, 2000}, Scale::Log) == std::vector<double>{10, 100, 1000});
+  CHECK(plot::major_ticks({1e-3, 1e-1}, Scale::Log) == std::vector<double>{1e-3, 1e-2, 1e-1});
+  CHECK(plot::minor_ticks({1, 100}, Scale::Log).size() == 16);
+  CHECK(plot::minor_ticks({1e-30, 1}, Scale::Log).empty());
+  // Brute force over every power of ten a double holds.
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<int> e(-300, 300), span(1, 60);
+  for (int trial = 0; trial < 500; ++trial) {
+    const int k0 = e(rng), k1 = std::min(k0 + span(rng), 307);
+    const double lo = power_of_ten(k0) * (trial % 3 == 0 ? 0.7 : 1.0), hi = power_of_ten(k1);
+    const auto ticks = plot::major_ticks({lo, hi}, Scale::Log);
+    std::vector<int> in_range;
+    for (int k = -330; k <= 310; ++k)
+      if (power_of_ten(k) >= lo && power_of_ten(k) <= hi && power_of_ten(k) > 0) in_range.push_back(k);
+    REQUIRE(!ticks.empty());
+    REQUIRE(ticks.size() <= 8);
+    const int stride = in_range.size() > 1 && ticks.size() > 1 ? plot::decade(ticks[1]) - plot::decade(ticks[0]) : 1;
+    std::vector<int> expected;
+    for (int k : in_range)
+      if (((k % stride) + stride) % stride == 0) expected.push_back(k);
+    std::vector<int> got;
+    for (double t : ticks) {
+      REQUIRE(t == power_of_ten(plot::decade(t)));
+      got.push_back(plot::decade(t));
+    }
+    REQUIRE(got == expected);
+  }
+}
+
+TEST_CASE("the axis map sends the limits to the ends and is monotone") {
+  const plot::AxisMap lx{{1e-6, 1e2}, Scale::Log, 100, 500};
+  CHECK(lx(1e-6) == doctest::Approx(100));
+  CHECK(lx(1e2) == doctest::Approx(500));
+  CHECK(lx(1e-2) == doctest::Approx(300));  // the middle decade
+  const plot::AxisMap ly{{0, 10}, Scale::Linear, 400, 100};  // y grows upwards
+  CHECK(ly(5) == doctest::Approx(250));
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-6, 2);
+  std::vector<double> v(1000);
+  for (double& x : v) x = std::pow(10.0, u(rng));
+  std::sort(v.begin(), v.end());
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    REQUIRE(lx(v[i]) >= lx(v[i - 1]));
+    REQUIRE(ly(v[i] / 1e2 * 10) <= ly(v[i - 1] / 1e2 * 10));
+  }
+}
+
+TEST_CASE("SVG: balanced tags, escaped legend, ticks at powers of ten, unplottable points skipped") {
+  // Runs of plottable points on log-log axes: [1,2], [4,5], [7,8]; NaN, inf, 0
+  // and a negative value break the line.
+  const std::vector<double> x{1, 10, 100, 1000, 1e4, 1e5, -3, 1e6, 1e7};
+  const std::vector<double> y{1, 0.5, nan_v, 0.2, 0.1, 0.0, 0.05, 0.02, 0.01};
+  const std::string svg = plot::to_svg(one_series(x, y, Scale::Log, Scale::Log));
+  CHECK(tag_balance(svg) == "");
+  CHECK(svg.rfind("<?xml", 0) == 0);
+  CHECK(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\"") != std::string::npos);
+  CHECK(svg.find("curve &lt;A &amp; B&gt;") != std::string::npos);
+  CHECK_FALSE(has_non_finite_text(svg));
+  const auto lines = polylines(svg);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].size() == 2);
+  CHECK(lines[1].size() == 2);
+  CHECK(lines[2].size() == 2);
+  // x from 1 to 1e7: 8 decades, 8 labelled ticks 10^0..10^7 (10^7 included).
+  for (int k = 0; k <= 7; ++k)
+    CHECK(svg.find(">10<tspan dy=\"-0.45em\" font-size=\"10.4\">" + std::to_string(k) + "</tspan>") !=
+          std::string::npos);
+  // y from 1e-2 to 1: 10^-2, 10^-1, 10^0 with a true minus sign.
+  CHECK(svg.find(">\u22122</tspan>") != std::string::npos);
+  // Every drawn point lies inside the plot area (82..522 x 38..338).
+  for (const auto& line : lines)
+    for (const auto& p : line) {
+      CHECK(p[0] >= 82 - 1e-9);
+      CHECK(p[0] <= 522 + 1e-9);
+      CHECK(p[1] >= 38 - 1e-9);
+      CHECK(p[1] <= 338 + 1e-9);
+    }
+  // The first point (1, 1) is the bottom-left... of x and the top of y.
+  CHECK(lines[0][0][0] == doctest::Approx(82));
+  CHECK(lines[0][0][1] == doctest::Approx(38));
+}
+
+TEST_CASE("SVG: a linear axis keeps zero and negative values") {
+  const std::string svg = plot::to_svg(one_series({0, 1, 2, 3}, {-1, 0, 1, 2}, Scale::Linear, Scale::Linear));
+  CHECK(tag_balance(svg) == "");
+  const auto lines = polylines(svg);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].size() == 4);
+}
+
+TEST_CASE("long curves are thinned in pixel space, keeping both ends") {
+  std::vector<double> x, y;
+  for (int t = 1; t <= 200000; ++t) {
+    x.push_back(t);
+    y.push_back(std::exp(-t / 5e4) * (1 + 0.5 * std::sin(t)));  // oscillation inside one pixel column
+  }
+  const std::string svg = plot::to_svg(one_series(x, y, Scale::Linear, Scale::Log));
+  const auto lines = polylines(svg);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].size() <= 4 * 2 * 440 + 2);  // first, last, min, max per half-pixel column
+  CHECK(lines[0].size() > 440);
+  CHECK(lines[0].front()[0] == doctest::Approx(82).epsilon(1e-3));
+  CHECK(lines[0].back()[0] == doctest::Approx(522));
+}
+
+TEST_CASE("bands, vertical lines and power-law references") {
+  plot::Panel p;
+  plot::Series s;
+  s.name = "simulated mean";
+  s.x = {1, 2, 4, 8};
+  s.y = {1, 0.5, 0.25, 0.125};
+  s.lower = {0.9, 0.4, -0.1, nan_v};  // a negative lower edge on a log axis; then NaN
+  s.upper = {1.1, 0.6, 0.5, 0.2};
+  p.series.push_back(s);
+  p.vlines.push_back({3.0, "critical batch", 1});
+  p.references.push_back({1, 1, -1, "slope -1"});
+  const plot::Figure fig{{p, p}};
+  const std::string svg = plot::to_svg(fig);
+  CHECK(tag_balance(svg) == "");
+  CHECK_FALSE(has_non_finite_text(svg));
+  CHECK(count(svg, "<polygon") == 2);                 // one band per panel (the NaN point ends it)
+  CHECK(count(svg, "stroke-dasharray=\"8 3 2 3\"") == 2);  // one vertical line per panel
+  CHECK(count(svg, ">critical batch</text>") == 1);   // one legend for the figure
+  CHECK(count(svg, ">slope -1</text>") == 1);
+
+  const std::string tex = plot::to_pgfplots(fig);
+  CHECK_FALSE(has_non_finite_text(tex));
+  CHECK(count(tex, "\\begin{axis}") == 2);
+  CHECK(count(tex, "\\end{axis}") == 2);
+  CHECK(tex.find("at={(panel0.outer east)}") != std::string::npos);
+  CHECK(count(tex, "\\addlegendentry{") == 3);
+  // The reference line y = 1/x, clipped exactly to the box, and the vertical line.
+  const std::regex ref(R"re(color=cesrgray, dashed[^\]]*\] coordinates \{\n\(([^,]+),([^)]+)\) \(([^,]+),([^)]+)\))re");
+  std::smatch m;
+  REQUIRE(std::regex_search(tex, m, ref));
+  for (int i : {1, 3}) CHECK(std::stod(m[i]) * std::stod(m[i + 1]) == doctest::Approx(1).epsilon(1e-6));
+  CHECK(tex.find("coordinates {(3,0.1) (3,10)}") != std::string::npos);
+}
+
+TEST_CASE("pgfplots: tikzpicture/axis structure with the data inline") {
+  const auto fig = one_series({1, 10, 100}, {0.5, 0.25, nan_v}, Scale::Log, Scale::Log);
+  const std::string tex = plot::to_pgfplots(fig);
+  const auto begin_pic = tex.find("\\begin{tikzpicture}"), begin_axis = tex.find("\\begin{axis}[");
+  const auto end_axis = tex.find("\\end{axis}"), end_pic = tex.find("\\end{tikzpicture}");
+  REQUIRE(begin_pic != std::string::npos);
+  REQUIRE(end_pic != std::string::npos);
+  CHECK(begin_pic < begin_axis);
+  CHECK(begin_axis < end_axis);
+  CHECK(end_axis < end_pic);
+  CHECK(tex.find("xmode=log, ymode=log") != std::string::npos);
+  CHECK(tex.find("xmin=1, xmax=100, ymin=0.1, ymax=1") != std::string::npos);
+  CHECK(tex.find("xtick={1,10,100}") != std::string::npos);
+  CHECK(tex.find("(1,0.5) (10,0.25)") != std::string::npos);
+  CHECK_FALSE(has_non_finite_text(tex));
+  CHECK(tex.find("\\addlegendentry{curve <A \\& B>}") != std::string::npos);
+  CHECK(tex.find("xlabel={step t}") != std::string::npos);
+}
+
+TEST_CASE("figures need one or two panels; --plot names end in .svg or .tex") {
+  CHECK_THROWS_AS(plot::to_svg(plot::Figure{}), std::invalid_argument);
+  const auto p = one_series({1}, {1}, Scale::Log, Scale::Log).panels.front();
+  CHECK_THROWS_AS(plot::to_pgfplots(plot::Figure{{p, p, p}}), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(plot::check_plot_path("fig.png"), doctest::Contains("--plot"), std::invalid_argument);
+  CHECK_NOTHROW(plot::check_plot_path("out/fig.svg"));
+  const plot::Figure f{{p}};
+  CHECK(plot::render_for_file(f, "a.svg").find("<svg") != std::string::npos);
+  CHECK(plot::render_for_file(f, "a.tex").find("\\begin{tikzpicture}") != std::string::npos);
+}
+
+// ---- End to end: cesr loss --plot / --compare-batches / --format pgfplots ----
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Run {
+  int status;
+  std::string out;
+};
+
+Run run(const std::string& args, const std::filesystem::path& dir) {
+  const auto out = dir / "stdout.txt";
+  const std::string cmd = std::string(CESR_BINARY) + " loss " + args + " > " + out.string() + " 2> " +
+                          (dir / "stderr.txt").string();
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out)};
+}
+
+std::filesystem::path temp_dir() {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("cesr_test_plot_" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("cesr loss --compare-batches writes a long table and one curve per batch") {
+  const auto dir = temp_dir();
+  const std::string problem = "--spectrum powerlaw:d=50,alpha=1.5 --method sgd --lr 0.5 --steps 40 --every 10";
+  const Run multi = run(problem + " --compare-batches 1,4 --plot " + (dir / "f.svg").string(), dir);
+  INFO(slurp(dir / "stderr.txt"));
+  REQUIRE(multi.status == 0);
+  CHECK(multi.out.rfind("method,batch,step,loss\n", 0) == 0);
+  CHECK(count(multi.out, "\n") == 1 + 2 * 5);
+  // The rows of batch 4 are exactly the single-run curve at --batch 4.
+  const Run single = run(problem + " --batch 4", dir);
+  REQUIRE(single.status == 0);
+  std::istringstream in(single.out);
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "step,loss");
+  while (std::getline(in, line)) CHECK(multi.out.find("sgd(lr=0.5),4," + line + "\n") != std::string::npos);
+
+  const std::string svg = slurp(dir / "f.svg");
+  CHECK(tag_balance(svg) == "");
+  CHECK(svg.find(">B = 1</text>") != std::string::npos);
+  CHECK(svg.find(">B = 4</text>") != std::string::npos);
+  // semilogy (the default) keeps step 0: 5 points per curve.
+  const auto lines = polylines(svg);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].size() == 5);
+
+  const Run tex = run(problem + " --compare hb:lr=0.25,momentum=0.5 --format pgfplots --plot-scale loglog", dir);
+  REQUIRE(tex.status == 0);
+  CHECK(count(tex.out, "\\begin{axis}") == 1);
+  CHECK(tex.out.find("xmode=log, ymode=log") != std::string::npos);
+  CHECK(tex.out.find("\\addlegendentry{hb(lr=0.25, momentum=0.5)}") != std::string::npos);
+  CHECK_FALSE(has_non_finite_text(tex.out));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cesr loss: bad figure options exit 2 and write nothing") {
+  const auto dir = temp_dir();
+  const std::string base = "--method sgd --lr 0.1 --steps 10 --output " + (dir / "t.csv").string();
+  CHECK(run(base + " --plot " + (dir / "f.png").string(), dir).status == 2);
+  CHECK(run(base + " --plot-scale semilog", dir).status == 2);
+  CHECK(run(base + " --compare-batches 1,x", dir).status == 2);
+  CHECK(run(base + " --compare-batches 2 --batch 3", dir).status == 2);
+  CHECK(run(base + " --compare hb:lr=0.1", dir).status == 2);
+  CHECK(run(base + " --compare hb:lr=0.1,beta=0.5", dir).status == 2);
+  const std::string err = slurp(dir / "stderr.txt");
+  CHECK(err.find("--compare hb:lr=0.1,beta=0.5: unknown key 'beta'") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK_FALSE(std::filesystem::exists(dir / "t.csv"));
+  CHECK_FALSE(std::filesystem::exists(dir / "f.png"));
+  // A diverging curve among several: exit 3, nothing written.
+  CHECK(run("--method sgd --lr 5 --steps 1000 --compare-batches 1,2 --output " + (dir / "t.csv").string() +
+                " --plot " + (dir / "f.svg").string(),
+            dir)
+            .status == 3);
+  CHECK_FALSE(std::filesystem::exists(dir / "t.csv"));
+  CHECK_FALSE(std::filesystem::exists(dir / "f.svg"));
+  std::filesystem::remove_all(dir);
+}
