@@ -1,0 +1,98 @@
+// The tuned frontier: for each method and batch size the tuned serial runtime
+// (1/gap or exact steps) and compute efficiency (gap/B or 1/(B steps)), and per
+// method the best compute efficiency, the critical batch size and McCandlish's
+// E_min/S_min; across methods the heavy-ball window B_crit(hb)/B_crit(sgd)
+// next to sqrt(kappa). See docs/frontier.md.
+//
+// The result is plain data (rows + summary) so that any renderer (tables,
+// JSON, plots) can consume it.
+#pragma once
+
+#include "cesr/report.hpp"
+#include "cesr/spectrum.hpp"
+#include "cesr/tune.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cesr {
+
+/// Batch sizes from "LO:HI:xF" (LO, LO F, LO F^2, ... up to HI) or a list "1,8,64"
+/// (kept as given). Throws std::invalid_argument naming --batches.
+std::vector<std::uint64_t> parse_batches(std::string_view text);
+
+/// Methods from "sgd,hb,asgd" (no duplicates, no custom). Throws naming --methods.
+std::vector<MethodKind> parse_methods(std::string_view text);
+
+struct FrontierOptions {
+  std::vector<MethodKind> methods{MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::AccSgd};
+  std::vector<std::uint64_t> batches;  ///< default: 1, 2, 4, ..., 65536
+  TuneOptions tune;                    ///< objective and target (fixed hyperparameters are not allowed)
+  unsigned threads = 0;                ///< 0: all cores
+  /// Called after each finished (method, batch) with (done, total), from the
+  /// worker threads but never concurrently.
+  std::function<void(std::size_t, std::size_t)> progress;
+};
+
+struct FrontierRow {
+  MethodKind method = MethodKind::Sgd;
+  std::uint64_t batch = 1;
+  TuneResult tuned;                    ///< hyperparameters, gap, steps
+  double ce = 0;                       ///< gap/B (rate) or 1/(B steps) (steps); 0 when unstable / not reached
+};
+
+struct MethodSummary {
+  MethodKind method = MethodKind::Sgd;
+  double best_ce = 0;
+  std::uint64_t best_ce_batch = 0;
+  /// Where CE falls to half of best_ce past best_ce_batch, interpolated
+  /// linearly in (log B, log CE); empty when it never does within the sweep.
+  std::optional<double> critical_batch;
+  /// McCandlish et al.'s E_min / S_min = B_lo S(B_lo) / S(B_hi) from the smallest
+  /// and largest batch of the sweep (S = steps, or 1/gap for the rate objective).
+  std::optional<double> mccandlish_batch;
+};
+
+struct FrontierSummary {
+  std::vector<MethodSummary> methods;   ///< in the order of FrontierOptions::methods
+  std::optional<double> window_ratio;   ///< B_crit(hb) / B_crit(sgd), when both exist
+  double sqrt_kappa = 0, trace_over_max = 0, kappa = 0;
+};
+
+struct Frontier {
+  std::string spectrum_text, init_text;  ///< the problem as the user named it
+  Spectrum spectrum;
+  NoiseModel noise;                      ///< kurtosis and label noise (batch varies per row)
+  FrontierOptions options;
+  std::vector<FrontierRow> rows;         ///< method-major, batches in the given order
+  FrontierSummary summary;
+};
+
+/// Tunes every (method, batch) on `threads` threads (rows come out in the same
+/// order whatever the thread count) and summarises. Throws std::invalid_argument
+/// on bad options.
+Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, const FrontierOptions& options);
+
+/// The summary of given rows (exposed for tests).
+FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRow>& rows,
+                          const std::vector<MethodKind>& methods, Objective objective);
+
+/// The critical batch from (batch, ce) pairs sorted by batch: where ce falls to
+/// half of its maximum after the maximum, interpolated in (log B, log ce).
+std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, const std::vector<double>& ce);
+
+/// Rows as a table (method, batch, gap, steps, ce, lr, momentum, kappa, xi).
+Table rows_table(const Frontier& f);
+/// Summary as a table (method, best_ce, best_ce_batch, critical_batch, mccandlish_batch).
+Table summary_table(const Frontier& f);
+/// The normative JSON object {"problem", "rows", "summary"} (pretty, no trailing newline).
+std::string frontier_json(const Frontier& f);
+/// The frontier in a format: csv (rows only), json, table, markdown or latex
+/// (rows, summary table, then the window line). `title` heads the text formats.
+std::string render_frontier(const Frontier& f, Format format, const std::string& title = {});
+
+}  // namespace cesr

@@ -1,0 +1,87 @@
+// Hyperparameter tuning: for one method and one batch size, the hyperparameters
+// that maximise the contraction gap 1 - rho (rate objective) or minimise the
+// exact number of steps to a target loss (steps objective).
+//
+// Search: in log coordinates (log lr, log(1 - beta), log kappa_a, and the
+// position of log xi between 0 and log sqrt(kappa_a)), a coarse global grid in
+// which unstable points simply lose, then local refinement with NLopt's
+// Nelder-Mead (restarted from its own answer until it stops improving, because
+// the tuned heavy ball sits on a kink of the rate near critical damping) or
+// Boost's Brent minimiser in one dimension. See docs/tune.md.
+#pragma once
+
+#include "cesr/dynamics.hpp"
+#include "cesr/method.hpp"
+#include "cesr/spectrum.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cesr {
+
+enum class Objective { Rate, Steps };
+
+/// rate | steps
+std::string_view to_string(Objective o);
+/// Parses rate|steps; throws std::invalid_argument naming --objective otherwise.
+Objective parse_objective(std::string_view name);
+
+/// The loss target of the steps objective (and of the step counts that the
+/// rate objective derives from its asymptotic rate).
+struct Target {
+  double eps = 1e-6;                     ///< target loss, or fraction of L_0 when relative
+  bool relative = true;                  ///< the target is eps * L_0
+  std::uint64_t max_steps = 100'000'000; ///< the steps objective gives up beyond this
+  /// Throws std::invalid_argument naming --target: eps must be finite and > 0,
+  /// below 1 when relative and below L_0 (`initial_loss`) when absolute.
+  void validate(double initial_loss) const;
+};
+
+struct TuneOptions {
+  Objective objective = Objective::Rate;
+  Target target;
+  /// Hyperparameters held fixed (NaN: tuned). Only those of the method apply.
+  double lr = MethodSpec::unset;
+  double momentum = MethodSpec::unset;
+  double kappa = MethodSpec::unset;
+  double xi = MethodSpec::unset;
+  double small_const = 0.7;  ///< AccSGD's c, never tuned
+  /// Recompute the reported gap with contraction_rate_auto (double, then long
+  /// double, quad, mp50 until two agree); the search itself always runs in double.
+  bool confirm_gap = true;
+};
+
+struct TuneResult {
+  MethodSpec method;                  ///< the tuned hyperparameters (validated)
+  bool stable = false;                ///< false: no stable point was found at all
+  double gap = 0;                     ///< 1 - rho at the tuned point
+  double rho = 1;                     ///< rho at the tuned point
+  std::string gap_text;               ///< the gap with every digit of its precision
+  Precision gap_precision = Precision::Double;  ///< precision the reported gap carries
+  /// Steps to the target: the exact count (steps objective, from
+  /// steps_to_target<double>) or ceil(ln(L_0 / goal) / -ln rho) (rate objective).
+  /// Empty when the target is not reached (steps objective) or rho >= 1.
+  std::optional<std::uint64_t> steps;
+  int evaluations = 0;                ///< objective evaluations (hyperparameter points tried)
+  int rate_evaluations = 0;           ///< secular-function evaluations behind them
+};
+
+/// Tunes `kind` (sgd, hb, nag or asgd; custom throws std::invalid_argument)
+/// at batch size noise.batch. Validates the options (std::invalid_argument).
+TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noise, const TuneOptions& options);
+
+/// Steps that an asymptotic contraction rate rho needs to take the loss from
+/// L_0 to the target: ceil(ln(L_0 / goal) / -ln rho) with goal = eps L_0
+/// (relative) or eps (absolute); 0 when L_0 <= goal; empty when rho >= 1.
+std::optional<std::uint64_t> asymptotic_steps(double rho, double gap, double initial_loss, const Target& target);
+
+/// A continuous stand-in for the step count, minimised by the steps objective:
+/// with t the first step where L_t <= goal, t - 1 + ln(L_{t-1}/goal) / ln(L_{t-1}/L_t)
+/// (so ceil of it is t). Beyond `cap` steps the run stops and the count is
+/// extrapolated from the last decrease. Divergence or no progress: +infinity.
+double fractional_steps(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+                        const Target& target, std::uint64_t cap);
+
+}  // namespace cesr

@@ -1,0 +1,197 @@
+// cesr frontier: tuned serial runtime and compute efficiency across batch
+// sizes, critical batch sizes and the heavy-ball window. With no --spectrum it
+// runs an embedded default that shows both regimes of the paper.
+#include "common.hpp"
+
+#include "cesr/frontier.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <unistd.h>
+
+namespace cesr::cli {
+namespace {
+
+struct FrontierCliOptions {
+  std::string spectrum;  // empty: the embedded default problems
+  std::string init = "isotropic";
+  std::string methods = "sgd,hb,asgd";
+  std::string batches = "1:65536:x2";
+  std::string objective = "rate";
+  std::string target;  // empty: 1e-6 relative
+  bool relative = false;
+  double kurtosis = 3;
+  double noise = 0;
+  std::uint64_t max_steps = 100'000'000;
+  unsigned threads = 0;
+  std::string format, output;
+};
+
+struct Problem {
+  std::string spectrum, title;
+};
+
+// The embedded default: the heavy-ball window on a log-uniform spectrum, and
+// AccSGD's small-batch advantage appearing on a fast power law and
+// disappearing on a slow one.
+const std::vector<Problem> default_problems{
+    {"loguniform:d=1000,kappa=1e4", "log-uniform spectrum, kappa = 1e4: heavy ball keeps SGD's CE over a ~sqrt(kappa) "
+                                    "wider window"},
+    {"powerlaw:d=1000,alpha=2", "fast power law, alpha = 2: AccSGD beats SGD and heavy ball at small batch"},
+    {"powerlaw:d=1000,alpha=0.5", "slow power law, alpha = 0.5: the three nearly overlap at small batch"},
+};
+
+int run_frontier(const FrontierCliOptions& o) {
+  const Format format = parse_format(o.format);
+  FrontierOptions fo;
+  try {
+    fo.methods = parse_methods(o.methods);
+    fo.batches = parse_batches(o.batches);
+    fo.tune.objective = parse_objective(o.objective);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--methods", e);
+  }
+  if (o.target.empty()) {
+    fo.tune.target.eps = 1e-6;
+    fo.tune.target.relative = true;
+  } else {
+    try {
+      fo.tune.target.eps = parse_finite(o.target, "--target");
+    } catch (const std::invalid_argument& e) {
+      usage_error("--target", e);
+    }
+    fo.tune.target.relative = o.relative;
+  }
+  fo.tune.target.max_steps = o.max_steps;
+  fo.threads = o.threads;
+  NoiseModel noise{1, o.kurtosis, o.noise};
+  try {
+    noise.validate();
+  } catch (const std::invalid_argument& e) {
+    usage_error("--kurtosis", e);
+  }
+
+  std::vector<Problem> problems;
+  if (o.spectrum.empty()) problems = default_problems;
+  else problems.push_back({o.spectrum, ""});
+  // Parse every problem before computing anything, so bad input fails at once.
+  std::vector<Spectrum> spectra;
+  for (const auto& p : problems) {
+    ProblemOptions po;
+    po.spectrum = p.spectrum;
+    po.init = o.init;
+    spectra.push_back(po.make_spectrum());
+    try {
+      fo.tune.target.validate(spectra.back().initial_loss());
+    } catch (const std::invalid_argument& e) {
+      usage_error("--target", e);
+    }
+  }
+
+  const bool tty = isatty(fileno(stderr));
+  std::vector<Frontier> results;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    FrontierOptions opts = fo;
+    if (tty)
+      opts.progress = [&, i](std::size_t done, std::size_t total) {
+        std::cerr << fmt::format("\rcesr frontier: problem {}/{} ({}): {}/{} tuned", i + 1, problems.size(),
+                                 problems[i].spectrum, done, total)
+                  << std::flush;
+      };
+    Frontier f = compute_frontier(spectra[i], noise, opts);
+    f.spectrum_text = problems[i].spectrum;
+    f.init_text = o.init;
+    results.push_back(std::move(f));
+  }
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+
+  std::string out;
+  const bool single = !o.spectrum.empty();
+  if (format == Format::Json) {
+    if (single) {
+      out = frontier_json(results[0]) + "\n";
+    } else {
+      out = "[\n";
+      for (std::size_t i = 0; i < results.size(); ++i)
+        out += frontier_json(results[i]) + (i + 1 < results.size() ? ",\n" : "\n");
+      out += "]\n";
+    }
+  } else if (format == Format::Csv) {
+    // One CSV: the rows of each problem with the spectrum as the first column.
+    Table all;
+    for (const auto& f : results) {
+      Table t = rows_table(f);
+      if (all.columns.empty()) {
+        all.columns = t.columns;
+        all.columns.insert(all.columns.begin(), "spectrum");
+      }
+      for (auto& row : t.rows) {
+        row.insert(row.begin(), Cell::string(f.spectrum_text));
+        all.rows.push_back(std::move(row));
+      }
+    }
+    out = render(all, Format::Csv);
+  } else {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const std::string title =
+          single ? problems[i].spectrum : fmt::format("{} -- {}", problems[i].spectrum, problems[i].title);
+      out += (i ? "\n" : "") + render_frontier(results[i], format, title);
+    }
+  }
+  write_output(o.output, out);
+  return Exit::ok;
+}
+
+const Registrar registrar{{"frontier",
+                           "Tuned serial runtime vs compute efficiency across batch sizes (the main job)", 50,
+                           [](CLI::App& app) {
+  auto o = std::make_shared<FrontierCliOptions>();
+  app.add_option("--spectrum", o->spectrum,
+                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S] or "
+                 "file:PATH. Without it: the embedded default (loguniform:d=1000,kappa=1e4, "
+                 "powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
+      ->group("Problem");
+  app.add_option("--init", o->init, "Initial second moments: isotropic, powerlaw:beta=B or file:PATH")
+      ->capture_default_str()
+      ->group("Problem");
+  app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
+      ->capture_default_str()
+      ->group("Problem");
+  app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  app.add_option("--methods", o->methods, "Comma-separated methods to tune: sgd, hb, nag, asgd")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--batches", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--objective", o->objective,
+                 "rate: maximise the gap 1 - rho (ce = gap/B); steps: minimise exact steps (ce = 1/(B steps))")
+      ->check(CLI::IsMember({"rate", "steps"}))
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--target", o->target,
+                 "Target loss EPS (absolute unless --relative); default 1e-6 relative")
+      ->group("Sweep");
+  app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Sweep");
+  app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
+      ->capture_default_str()
+      ->group("Sweep");
+  add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex", "table");
+  app.footer(
+      "Rows: method, batch, gap, steps, ce and the tuned hyperparameters; then per method the best ce,\n"
+      "the critical batch (ce falls to half its best, interpolated in log B / log ce) and McCandlish's\n"
+      "E_min/S_min; and the heavy-ball window B_crit(hb)/B_crit(sgd) next to sqrt(kappa).\n"
+      "With the rate objective, steps = ceil(ln(L_0/goal) / -ln rho) from the asymptotic rate.\n"
+      "Examples:\n  cesr frontier\n"
+      "  cesr frontier --spectrum loguniform:d=100,kappa=1e4 --methods sgd,hb --batches 1:4096:x4 --format json");
+  return [o] { return run_frontier(*o); };
+}}};
+
+}  // namespace
+}  // namespace cesr::cli

@@ -1,0 +1,347 @@
+#include "cesr/frontier.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <stdexcept>
+#include <thread>
+
+namespace cesr {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::uint64_t parse_batch(std::string_view text, std::string_view whole) {
+  const std::string t(trim(text));
+  double x = 0;
+  try {
+    x = parse_finite(t, "--batches");
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument(fmt::format("--batches '{}': '{}' is not a number", whole, t));
+  }
+  if (!(x >= 1) || x != std::floor(x) || x > 9.0e15)
+    throw std::invalid_argument(fmt::format("--batches '{}': '{}' is not a whole number >= 1", whole, t));
+  return static_cast<std::uint64_t>(x);
+}
+
+}  // namespace
+
+std::vector<std::uint64_t> parse_batches(std::string_view text) {
+  std::vector<std::uint64_t> out;
+  if (trim(text).empty()) throw std::invalid_argument("--batches: empty list");
+  if (text.find(':') != std::string_view::npos) {
+    const auto c1 = text.find(':'), c2 = text.find(':', c1 + 1);
+    if (c2 == std::string_view::npos || text.find(':', c2 + 1) != std::string_view::npos)
+      throw std::invalid_argument(fmt::format("--batches '{}': expected LO:HI:xF (e.g. 1:65536:x2)", text));
+    const std::uint64_t lo = parse_batch(text.substr(0, c1), text);
+    const std::uint64_t hi = parse_batch(text.substr(c1 + 1, c2 - c1 - 1), text);
+    std::string_view factor_text = trim(text.substr(c2 + 1));
+    if (factor_text.empty() || (factor_text[0] != 'x' && factor_text[0] != 'X'))
+      throw std::invalid_argument(fmt::format("--batches '{}': the factor must be written xF (e.g. x2)", text));
+    factor_text.remove_prefix(1);
+    double factor = 0;
+    try {
+      factor = parse_finite(factor_text, "--batches");
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument(fmt::format("--batches '{}': factor '{}' is not a number", text, factor_text));
+    }
+    if (!(factor > 1)) throw std::invalid_argument(fmt::format("--batches '{}': the factor must be > 1", text));
+    if (hi < lo) throw std::invalid_argument(fmt::format("--batches '{}': HI must be >= LO", text));
+    // LO F^k rounded to whole batches, distinct, up to HI (with a little slack
+    // so that 1:65536:x2 ends exactly at 65536).
+    for (int k = 0;; ++k) {
+      const double b = std::round(static_cast<double>(lo) * std::pow(factor, k));
+      if (b > static_cast<double>(hi) * (1 + 1e-12)) break;
+      const auto v = static_cast<std::uint64_t>(b);
+      if (out.empty() || v != out.back()) out.push_back(v);
+      if (out.size() > 10000) throw std::invalid_argument(fmt::format("--batches '{}': more than 10000 sizes", text));
+    }
+    return out;
+  }
+  std::size_t pos = 0;
+  for (;;) {
+    const auto comma = text.find(',', pos);
+    out.push_back(parse_batch(text.substr(pos, comma == std::string_view::npos ? comma : comma - pos), text));
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  std::vector<std::uint64_t> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw std::invalid_argument(fmt::format("--batches '{}': a batch size is listed twice", text));
+  return out;
+}
+
+std::vector<MethodKind> parse_methods(std::string_view text) {
+  std::vector<MethodKind> out;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto comma = text.find(',', pos);
+    const std::string_view name = trim(text.substr(pos, comma == std::string_view::npos ? comma : comma - pos));
+    MethodKind k;
+    try {
+      k = parse_method_kind(name);
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument(
+          fmt::format("--methods '{}': unknown method '{}' (expected sgd, hb, nag or asgd)", text, name));
+    }
+    if (k == MethodKind::Custom)
+      throw std::invalid_argument(fmt::format("--methods '{}': custom methods have nothing to tune", text));
+    if (std::find(out.begin(), out.end(), k) != out.end())
+      throw std::invalid_argument(fmt::format("--methods '{}': '{}' is listed twice", text, name));
+    out.push_back(k);
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, const std::vector<double>& ce) {
+  if (batch.empty() || batch.size() != ce.size()) return std::nullopt;
+  const std::size_t best = static_cast<std::size_t>(std::max_element(ce.begin(), ce.end()) - ce.begin());
+  if (!(ce[best] > 0)) return std::nullopt;
+  const double half = ce[best] / 2;
+  for (std::size_t j = best + 1; j < ce.size(); ++j) {
+    if (ce[j] > half) continue;
+    // Between j-1 (above half) and j (at or below half): linear in (log B, log CE).
+    const double x0 = std::log(static_cast<double>(batch[j - 1])), x1 = std::log(static_cast<double>(batch[j]));
+    if (!(ce[j] > 0)) return std::exp(x0);  // fell off a cliff (unstable): the last good batch
+    const double y0 = std::log(ce[j - 1]), y1 = std::log(ce[j]), y = std::log(half);
+    const double t = y0 == y1 ? 1.0 : (y0 - y) / (y0 - y1);
+    return std::exp(x0 + std::clamp(t, 0.0, 1.0) * (x1 - x0));
+  }
+  return std::nullopt;
+}
+
+FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRow>& rows,
+                          const std::vector<MethodKind>& methods, Objective objective) {
+  FrontierSummary s;
+  s.kappa = spectrum.kappa();
+  s.sqrt_kappa = std::sqrt(s.kappa);
+  s.trace_over_max = spectrum.trace() / spectrum.lambda_max();
+  std::optional<double> crit_sgd, crit_hb;
+  for (MethodKind m : methods) {
+    std::vector<const FrontierRow*> mine;
+    for (const auto& r : rows)
+      if (r.method == m) mine.push_back(&r);
+    std::sort(mine.begin(), mine.end(), [](auto* a, auto* b) { return a->batch < b->batch; });
+    MethodSummary ms;
+    ms.method = m;
+    std::vector<std::uint64_t> batch;
+    std::vector<double> ce;
+    for (auto* r : mine) {
+      batch.push_back(r->batch);
+      ce.push_back(r->ce);
+      if (r->ce > ms.best_ce) {
+        ms.best_ce = r->ce;
+        ms.best_ce_batch = r->batch;
+      }
+    }
+    ms.critical_batch = critical_batch(batch, ce);
+    if (mine.size() >= 2) {
+      const FrontierRow& lo = *mine.front();
+      const FrontierRow& hi = *mine.back();
+      // Serial runtime S(B): steps, or 1/gap for the rate objective.
+      if (objective == Objective::Steps) {
+        if (lo.tuned.steps && hi.tuned.steps && *hi.tuned.steps > 0)
+          ms.mccandlish_batch = static_cast<double>(lo.batch) * static_cast<double>(*lo.tuned.steps) /
+                                static_cast<double>(*hi.tuned.steps);
+      } else if (lo.tuned.stable && hi.tuned.stable && lo.tuned.gap > 0 && hi.tuned.gap > 0) {
+        ms.mccandlish_batch = static_cast<double>(lo.batch) * hi.tuned.gap / lo.tuned.gap;
+      }
+    }
+    if (m == MethodKind::Sgd) crit_sgd = ms.critical_batch;
+    if (m == MethodKind::HeavyBall) crit_hb = ms.critical_batch;
+    s.methods.push_back(ms);
+  }
+  if (crit_sgd && crit_hb) s.window_ratio = *crit_hb / *crit_sgd;
+  return s;
+}
+
+Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, const FrontierOptions& options) {
+  noise.validate();
+  if (options.methods.empty()) throw std::invalid_argument("--methods: no method given");
+  for (MethodKind m : options.methods)
+    if (m == MethodKind::Custom) throw std::invalid_argument("--methods: custom methods have nothing to tune");
+  Frontier f;
+  f.spectrum = spectrum;
+  f.noise = noise;
+  f.options = options;
+  if (f.options.batches.empty()) f.options.batches = parse_batches("1:65536:x2");
+  options.tune.target.validate(spectrum.initial_loss());
+
+  const std::size_t nb = f.options.batches.size();
+  const std::size_t total = options.methods.size() * nb;
+  f.rows.resize(total);
+  for (std::size_t i = 0; i < total; ++i) {
+    f.rows[i].method = options.methods[i / nb];
+    f.rows[i].batch = f.options.batches[i % nb];
+  }
+  unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, total));
+
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  std::size_t done = 0;
+  std::exception_ptr failure;
+  auto work = [&] {
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= total) return;
+      {
+        std::lock_guard lock(mutex);
+        if (failure) return;
+      }
+      FrontierRow& row = f.rows[i];
+      try {
+        NoiseModel n = noise;
+        n.batch = row.batch;
+        row.tuned = tune(spectrum, row.method, n, options.tune);
+        const double B = static_cast<double>(row.batch);
+        if (options.tune.objective == Objective::Rate)
+          row.ce = row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
+        else
+          row.ce = row.tuned.steps && *row.tuned.steps > 0 ? 1.0 / (B * static_cast<double>(*row.tuned.steps)) : 0.0;
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!failure) failure = std::current_exception();
+        return;
+      }
+      std::lock_guard lock(mutex);
+      ++done;
+      if (options.progress) options.progress(done, total);
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(work);
+    for (auto& t : pool) t.join();
+  }
+  if (failure) std::rethrow_exception(failure);
+  f.summary = summarize(spectrum, f.rows, options.methods, options.tune.objective);
+  return f;
+}
+
+namespace {
+
+Cell num(double x) { return std::isfinite(x) ? Cell::number(format_real(x, 17)) : Cell::null(); }
+Cell opt_num(const std::optional<double>& x) { return x ? num(*x) : Cell::null(); }
+Cell whole(std::uint64_t x) { return Cell::number(std::to_string(x)); }
+
+}  // namespace
+
+Table rows_table(const Frontier& f) {
+  Table t{{"method", "batch", "gap", "steps", "ce", "lr", "momentum", "kappa", "xi"}, {}};
+  for (const auto& r : f.rows) {
+    const MethodSpec& m = r.tuned.method;
+    const bool stable = r.tuned.stable;
+    t.rows.push_back({Cell::string(std::string(to_string(r.method))), whole(r.batch),
+                      stable ? num(r.tuned.gap) : Cell::null(),
+                      r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(), num(r.ce), num(m.lr),
+                      num(m.momentum), num(m.kappa), num(m.xi)});
+  }
+  return t;
+}
+
+Table summary_table(const Frontier& f) {
+  Table t{{"method", "best_ce", "best_ce_batch", "critical_batch", "mccandlish_batch"}, {}};
+  for (const auto& m : f.summary.methods)
+    t.rows.push_back({Cell::string(std::string(to_string(m.method))), num(m.best_ce), whole(m.best_ce_batch),
+                      opt_num(m.critical_batch), opt_num(m.mccandlish_batch)});
+  return t;
+}
+
+std::string frontier_json(const Frontier& f) {
+  using nlohmann::json;
+  const auto opt = [](const std::optional<double>& x) { return x ? json(*x) : json(nullptr); };
+  const auto finite = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+  json problem = {
+      {"spectrum", f.spectrum_text},
+      {"init", f.init_text},
+      {"d", f.spectrum.dim()},
+      {"lambda_max", f.spectrum.lambda_max()},
+      {"lambda_min", f.spectrum.lambda_min()},
+      {"trace", f.spectrum.trace()},
+      {"kurtosis", f.noise.kurtosis},
+      {"noise", f.noise.label_noise},
+      {"objective", std::string(to_string(f.options.tune.objective))},
+      {"target", f.options.tune.target.eps},
+      {"relative", f.options.tune.target.relative},
+  };
+  json rows = json::array();
+  for (const auto& r : f.rows) {
+    const MethodSpec& m = r.tuned.method;
+    json params = {{"lr", finite(m.lr)}};
+    if (r.method == MethodKind::HeavyBall || r.method == MethodKind::Nesterov) params["momentum"] = finite(m.momentum);
+    if (r.method == MethodKind::AccSgd) {
+      params["kappa"] = finite(m.kappa);
+      params["xi"] = finite(m.xi);
+    }
+    rows.push_back({{"method", std::string(to_string(r.method))},
+                    {"batch", r.batch},
+                    {"gap", r.tuned.stable ? finite(r.tuned.gap) : json(nullptr)},
+                    {"steps", r.tuned.steps ? json(*r.tuned.steps) : json(nullptr)},
+                    {"ce", finite(r.ce)},
+                    {"params", params}});
+  }
+  json methods = json::object();
+  for (const auto& m : f.summary.methods)
+    methods[std::string(to_string(m.method))] = {{"best_ce", m.best_ce},
+                                                 {"best_ce_batch", m.best_ce_batch},
+                                                 {"critical_batch", opt(m.critical_batch)},
+                                                 {"mccandlish_batch", opt(m.mccandlish_batch)}};
+  json summary = {{"methods", methods},
+                  {"window_ratio", opt(f.summary.window_ratio)},
+                  {"sqrt_kappa", f.summary.sqrt_kappa},
+                  {"trace_over_max", f.summary.trace_over_max},
+                  {"kappa", f.summary.kappa}};
+  json out = {{"problem", problem}, {"rows", rows}, {"summary", summary}};
+  return out.dump(2);
+}
+
+std::string render_frontier(const Frontier& f, Format format, const std::string& title) {
+  if (format == Format::Json) return frontier_json(f) + "\n";
+  if (format == Format::Csv) return render(rows_table(f), Format::Csv);
+  RenderOptions ro;
+  ro.digits = 4;
+  const auto window_text = [&] {
+    const auto& s = f.summary;
+    return fmt::format("window B_crit(hb)/B_crit(sgd) = {}, sqrt(kappa) = {:.4g}, tr(H)/lambda_max = {:.4g}, "
+                       "kappa = {:.4g}",
+                       s.window_ratio ? fmt::format("{:.4g}", *s.window_ratio) : std::string("n/a"), s.sqrt_kappa,
+                       s.trace_over_max, s.kappa);
+  };
+  std::string out;
+  if (format == Format::Text) {
+    if (!title.empty()) out += "== " + title + " ==\n";
+    out += render(rows_table(f), Format::Text, ro) + "\n";
+    out += render(summary_table(f), Format::Text, ro);
+    out += window_text() + "\n";
+  } else if (format == Format::Markdown) {
+    if (!title.empty()) out += "### " + title + "\n\n";
+    out += render(rows_table(f), Format::Markdown, ro) + "\n";
+    out += render(summary_table(f), Format::Markdown, ro) + "\n";
+    out += window_text() + "\n";
+  } else {
+    ro.caption = title.empty() ? "Tuned frontier" : "Tuned frontier: " + title;
+    out += render(rows_table(f), Format::Latex, ro);
+    ro.caption = "Summary: " + window_text();
+    out += render(summary_table(f), Format::Latex, ro);
+  }
+  return out;
+}
+
+}  // namespace cesr

@@ -1,0 +1,466 @@
+#include "cesr/tune.hpp"
+
+#include "cesr/rate.hpp"
+
+#include <boost/math/tools/minima.hpp>
+#include <fmt/format.h>
+#include <nlopt.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+namespace cesr {
+
+std::string_view to_string(Objective o) { return o == Objective::Rate ? "rate" : "steps"; }
+
+Objective parse_objective(std::string_view name) {
+  if (name == "rate") return Objective::Rate;
+  if (name == "steps") return Objective::Steps;
+  throw std::invalid_argument(fmt::format("--objective: unknown objective '{}' (expected rate or steps)", name));
+}
+
+void Target::validate(double initial_loss) const {
+  if (!std::isfinite(eps) || !(eps > 0))
+    throw std::invalid_argument(fmt::format("--target must be a finite number > 0, got {}", eps));
+  if (relative && !(eps < 1))
+    throw std::invalid_argument(fmt::format("--target {} with --relative must be < 1 (L_0 already meets it)", eps));
+  if (!relative && !(eps < initial_loss))
+    throw std::invalid_argument(
+        fmt::format("--target {} is not below the initial loss L_0 = {:.6g} (use --relative for a fraction of L_0)",
+                    eps, initial_loss));
+  if (max_steps < 1) throw std::invalid_argument("--max-steps must be >= 1");
+}
+
+std::optional<std::uint64_t> asymptotic_steps(double rho, double gap, double initial_loss, const Target& target) {
+  if (!(rho < 1) || !(gap > 0)) return std::nullopt;
+  const double log_ratio = target.relative ? -std::log(target.eps) : std::log(initial_loss / target.eps);
+  if (!(log_ratio > 0)) return std::uint64_t{0};
+  // -ln rho = -log1p(-gap) without cancellation when the gap is tiny.
+  const double rate = -std::log1p(-gap);
+  const double t = std::ceil(log_ratio / rate);
+  if (!(t < 1.8e19)) return std::nullopt;
+  return static_cast<std::uint64_t>(t);
+}
+
+double fractional_steps(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+                        const Target& target, std::uint64_t cap) {
+  constexpr double lost = std::numeric_limits<double>::infinity();
+  Dynamics<double> dyn(spectrum, method, noise);
+  const double goal = target.relative ? target.eps * dyn.loss() : target.eps;
+  double previous = dyn.loss();
+  if (previous <= goal) return 0;
+  cap = std::min(cap, target.max_steps);
+  while (dyn.time() < cap) {
+    dyn.step();
+    if (dyn.diverged()) return lost;
+    const double now = dyn.loss();
+    if (now <= goal) {
+      // Interpolate ln L linearly between t-1 and t; the result lies in (t-1, t].
+      const double frac = std::log(previous / goal) / std::log(previous / now);
+      return static_cast<double>(dyn.time() - 1) + std::clamp(frac, 0.0, 1.0);
+    }
+    if (dyn.time() < cap) previous = now;
+  }
+  // Not reached within the cap: extrapolate the last per-step decrease.
+  const double now = dyn.loss();
+  const double decrease = std::log(previous / now);
+  if (!(decrease > 0)) return lost;
+  return static_cast<double>(dyn.time()) + std::log(now / goal) / decrease;
+}
+
+namespace {
+
+// A search box in transformed coordinates and the map back to a method.
+struct Space {
+  std::vector<double> lo, hi;
+  std::vector<int> points;  // coarse grid points per axis
+  std::function<MethodSpec(const std::vector<double>&)> decode;
+  // True when the mean iteration already diverges (the second moment does too),
+  // so the point is skipped without computing a rate.
+  std::function<bool(const MethodSpec&)> surely_unstable = [](const MethodSpec&) { return false; };
+  std::size_t dim() const { return lo.size(); }
+};
+
+bool fixed(double x) { return x == x; }
+
+// Coarse grid sizes by dimension: dense enough that the grid always puts a
+// point inside the stable, near-optimal band, which the local search refines.
+constexpr int grid_1d = 32, grid_2d = 12, grid_3d_main = 8, grid_3d_xi = 5;
+
+Space make_space(const Spectrum& s, MethodKind kind, const NoiseModel& noise, const TuneOptions& o) {
+  const double L = s.lambda_max(), mu = s.lambda_min(), tr = s.trace();
+  const double K = std::max(noise.kurtosis, 1.0);
+  const double B = static_cast<double>(noise.batch);
+  // Step sizes that matter lie between a small fraction of the noise-limited
+  // step B / (K tr H) (or 1/L when that is smaller) and the deterministic limit.
+  const double step_floor = 1e-2 * std::min(1.0 / L, B / (K * tr));
+  const double sqrt_kappa = std::sqrt(L / mu);
+  const auto check = [](double x, bool ok, std::string_view flag, std::string_view rule) {
+    if (fixed(x) && !ok) throw std::invalid_argument(fmt::format("{} must be {}, got {}", flag, rule, x));
+  };
+  check(o.lr, std::isfinite(o.lr) && o.lr > 0, "--lr", "a finite number > 0");
+  check(o.momentum, o.momentum >= 0 && o.momentum < 1, "--momentum", "in [0, 1)");
+  check(o.kappa, std::isfinite(o.kappa) && o.kappa >= 1, "--kappa", "a finite number >= 1");
+  check(o.xi, std::isfinite(o.xi) && o.xi > 0, "--xi", "a finite number > 0");
+  if (!(std::isfinite(o.small_const) && o.small_const > 0))
+    throw std::invalid_argument(fmt::format("--small-const must be a finite number > 0, got {}", o.small_const));
+  if (kind != MethodKind::AccSgd && o.small_const != 0.7)
+    throw std::invalid_argument(fmt::format("--small-const {} applies only to --method asgd", o.small_const));
+  if (fixed(o.kappa) && fixed(o.xi) && o.small_const * o.small_const * o.xi > o.kappa)
+    throw std::invalid_argument(
+        fmt::format("--xi {} is too large for --kappa {} (need small-const^2 * xi <= kappa)", o.xi, o.kappa));
+  Space sp;
+  MethodSpec base;
+  base.kind = kind;
+  base.small_const = o.small_const;
+  switch (kind) {
+    case MethodKind::Sgd: {
+      if (fixed(o.momentum) || fixed(o.kappa) || fixed(o.xi))
+        throw std::invalid_argument("--method sgd tunes only --lr (no --momentum, --kappa or --xi)");
+      base.lr = o.lr;
+      if (!fixed(o.lr)) {
+        sp.lo = {std::log(step_floor)};
+        sp.hi = {std::log(2.0 / L)};
+        sp.points = {grid_1d};
+      }
+      sp.decode = [base](const std::vector<double>& x) {
+        MethodSpec m = base;
+        if (!x.empty()) m.lr = std::exp(x[0]);
+        return m;
+      };
+      sp.surely_unstable = [L](const MethodSpec& m) { return m.lr * L >= 2; };
+      return sp;
+    }
+    case MethodKind::HeavyBall:
+    case MethodKind::Nesterov: {
+      if (fixed(o.kappa) || fixed(o.xi))
+        throw std::invalid_argument(fmt::format("--method {} tunes --lr and --momentum (no --kappa or --xi)",
+                                                to_string(kind)));
+      base.lr = o.lr;
+      base.momentum = o.momentum;
+      // 1 - beta down to a twentieth of the deterministic optimum 2/sqrt(kappa).
+      const double log_damping_floor = std::log(0.1 / sqrt_kappa);
+      const bool lr_free = !fixed(o.lr), beta_free = !fixed(o.momentum);
+      if (lr_free && beta_free) {
+        // x0 = ln(eta / (1 - beta)) (the effective step: at small batch the good
+        // points lie along x0 = const), x1 = ln(1 - beta).
+        sp.lo = {std::log(step_floor), log_damping_floor};
+        sp.hi = {std::log(4.0 / L) - log_damping_floor, 0.0};
+        sp.points = {grid_2d, grid_2d};
+        sp.decode = [base](const std::vector<double>& x) {
+          MethodSpec m = base;
+          m.lr = std::exp(x[0] + x[1]);
+          m.momentum = -std::expm1(x[1]);
+          return m;
+        };
+      } else if (lr_free) {
+        const double damping = 1 - o.momentum;
+        sp.lo = {std::log(step_floor * damping)};
+        sp.hi = {std::log(4.0 / L)};
+        sp.points = {grid_1d};
+        sp.decode = [base](const std::vector<double>& x) {
+          MethodSpec m = base;
+          m.lr = std::exp(x[0]);
+          return m;
+        };
+      } else if (beta_free) {
+        sp.lo = {log_damping_floor};
+        sp.hi = {0.0};
+        sp.points = {grid_1d};
+        sp.decode = [base](const std::vector<double>& x) {
+          MethodSpec m = base;
+          m.momentum = -std::expm1(x[0]);
+          return m;
+        };
+      } else {
+        sp.decode = [base](const std::vector<double>&) { return base; };
+      }
+      // The mean follows the deterministic method; where it diverges in the
+      // top direction the second moment diverges too.
+      if (kind == MethodKind::HeavyBall)
+        sp.surely_unstable = [L](const MethodSpec& m) { return m.lr * L >= 2 * (1 + m.momentum); };
+      else
+        sp.surely_unstable = [L](const MethodSpec& m) {
+          return m.lr * L * (1 + 2 * m.momentum) >= 2 + 2 * m.momentum;
+        };
+      return sp;
+    }
+    case MethodKind::AccSgd: {
+      if (fixed(o.momentum)) throw std::invalid_argument("--method asgd has no --momentum (it tunes --lr, --kappa, --xi)");
+      base.lr = o.lr;
+      base.kappa = o.kappa;
+      base.xi = o.xi;
+      const double c = o.small_const;
+      // kappa_a up to ten times the statistical condition number K tr(H) / mu.
+      const double log_kappa_hi = std::log(10 * K * tr / mu);
+      const bool lr_free = !fixed(o.lr), kappa_free = !fixed(o.kappa), xi_free = !fixed(o.xi);
+      int axis = 0;
+      int lr_axis = -1, kappa_axis = -1, xi_axis = -1;
+      if (lr_free) {
+        lr_axis = axis++;
+        sp.lo.push_back(std::log(step_floor));
+        sp.hi.push_back(std::log(4.0 / L));
+        sp.points.push_back(xi_free && kappa_free ? grid_3d_main : (xi_free || kappa_free) ? grid_2d : grid_1d);
+      }
+      if (kappa_free) {
+        kappa_axis = axis++;
+        // With xi fixed, kappa_a >= max(1, xi^2, c^2 xi) keeps 1 <= xi <= sqrt(kappa_a) valid.
+        const double floor = xi_free ? 1.0 : std::max({1.0, o.xi * o.xi, c * c * o.xi});
+        sp.lo.push_back(std::log(floor));
+        sp.hi.push_back(std::max(log_kappa_hi, std::log(floor) + 1));
+        sp.points.push_back(xi_free && lr_free ? grid_3d_main : (xi_free || lr_free) ? grid_2d : grid_1d);
+      }
+      if (xi_free) {
+        if (!kappa_free && !(o.kappa >= 1))
+          throw std::invalid_argument(fmt::format("--kappa must be >= 1, got {}", o.kappa));
+        xi_axis = axis++;
+        // xi = kappa_a^(t/2), t in [0, 1]: 1 <= xi <= sqrt(kappa_a).
+        sp.lo.push_back(0.0);
+        sp.hi.push_back(1.0);
+        sp.points.push_back(kappa_free && lr_free ? grid_3d_xi : (kappa_free || lr_free) ? grid_2d : grid_1d);
+      }
+      sp.decode = [base, lr_axis, kappa_axis, xi_axis, c](const std::vector<double>& x) {
+        MethodSpec m = base;
+        if (lr_axis >= 0) m.lr = std::exp(x[lr_axis]);
+        if (kappa_axis >= 0) m.kappa = std::exp(x[kappa_axis]);
+        if (xi_axis >= 0) m.xi = std::pow(m.kappa, x[xi_axis] / 2);
+        // Rounding at t = 1 must not break c^2 xi <= kappa_a.
+        m.xi = std::min(m.xi, m.kappa / (c * c));
+        return m;
+      };
+      return sp;
+    }
+    case MethodKind::Custom:
+      throw std::invalid_argument("--method custom cannot be tuned (its (P, q, r, o) has no hyperparameters)");
+  }
+  throw std::logic_error("cesr: unknown method kind");
+}
+
+// Counts evaluations and remembers the best point seen, whatever the local
+// optimiser ends up reporting.
+struct Evaluator {
+  std::function<double(const MethodSpec&, int&)> value;  // lower is better; +inf: lost
+  const Space* space = nullptr;
+  int evaluations = 0, rate_evaluations = 0, failures = 0;
+  std::vector<double> best_x;
+  double best = std::numeric_limits<double>::infinity();
+
+  double operator()(const std::vector<double>& x) {
+    const MethodSpec m = space->decode(x);
+    double f = std::numeric_limits<double>::infinity();
+    bool valid = true;
+    try {
+      m.validate();
+    } catch (const std::invalid_argument&) {
+      valid = false;
+    }
+    if (valid && !space->surely_unstable(m)) {
+      ++evaluations;
+      int rate_evals = 0;
+      try {
+        f = value(m, rate_evals);
+      } catch (const std::runtime_error&) {
+        // The rate's root finder gave up here: the point is not a candidate.
+        ++failures;
+      }
+      rate_evaluations += rate_evals;
+    }
+    if (!std::isfinite(f)) f = std::numeric_limits<double>::infinity();
+    if (f < best) {
+      best = f;
+      best_x = x;
+    }
+    return f;
+  }
+};
+
+// Nelder-Mead keeps away from +inf; give it a large finite value instead.
+constexpr double lost_value = 1e300;
+
+double nlopt_thunk(unsigned n, const double* x, double*, void* data) {
+  auto& ev = *static_cast<Evaluator*>(data);
+  const double f = ev(std::vector<double>(x, x + n));
+  return std::isfinite(f) ? f : lost_value;
+}
+
+// Nelder-Mead from x with initial steps `step`, restarted from its own answer
+// with halved steps while that still improves (a simplex that collapsed on a
+// kink of the objective restarts with a fresh shape).
+void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::vector<double> step, int max_eval) {
+  const std::size_t n = sp.dim();
+  // Restart only while the best value overall improves, so that a second start
+  // that falls into the basin already found stops after one pass.
+  ev(x);
+  double current = ev.best;
+  for (int restart = 0; restart < 6; ++restart) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = std::clamp(x[i], sp.lo[i], sp.hi[i]);
+    nlopt::opt opt(nlopt::LN_NELDERMEAD, static_cast<unsigned>(n));
+    opt.set_lower_bounds(sp.lo);
+    opt.set_upper_bounds(sp.hi);
+    opt.set_min_objective(nlopt_thunk, &ev);
+    opt.set_initial_step(step);
+    opt.set_xtol_abs(1e-6);
+    opt.set_ftol_rel(1e-9);
+    opt.set_maxeval(max_eval);
+    double f = current;
+    try {
+      opt.optimize(x, f);
+    } catch (const std::exception&) {
+      // Round-off or a stalled simplex: the evaluator still holds the best point.
+    }
+    x = ev.best_x;
+    const double improved = current - ev.best;
+    current = ev.best;
+    if (!(improved > 1e-8 * std::abs(current))) break;
+    for (auto& s : step) s /= 2;
+  }
+}
+
+void search(Evaluator& ev, const Space& sp) {
+  const std::size_t n = sp.dim();
+  if (n == 0) {
+    ev({});
+    return;
+  }
+  // Coarse grid (cell centres), all points evaluated.
+  std::vector<double> spacing(n);
+  for (std::size_t i = 0; i < n; ++i) spacing[i] = (sp.hi[i] - sp.lo[i]) / sp.points[i];
+  struct Sample {
+    double f;
+    std::vector<double> x;
+  };
+  std::vector<Sample> samples;
+  std::vector<int> idx(n, 0);
+  for (;;) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * spacing[i];
+    const double f = ev(x);
+    if (std::isfinite(f)) samples.push_back({f, x});
+    std::size_t i = 0;
+    while (i < n && ++idx[i] == sp.points[i]) idx[i++] = 0;
+    if (i == n) break;
+  }
+  if (samples.empty()) return;  // nothing stable anywhere in the box
+  std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.f < b.f; });
+
+  if (n == 1) {
+    // Brent's minimiser (golden section where parabolas fail, so a kink at the
+    // optimum is fine) on the two cells around the best grid point.
+    const double centre = samples.front().x[0];
+    const double lo = std::max(sp.lo[0], centre - spacing[0]), hi = std::min(sp.hi[0], centre + spacing[0]);
+    auto f = [&](double t) { return ev({t}); };
+    boost::uintmax_t iterations = 200;
+    boost::math::tools::brent_find_minima(f, lo, hi, 40, iterations);
+    return;
+  }
+  // Local refinement from the best grid point and from the best one that is
+  // not its neighbour (a second basin along the stability boundary).
+  std::vector<std::vector<double>> starts{samples.front().x};
+  for (const auto& s : samples) {
+    bool far = false;
+    for (std::size_t i = 0; i < n; ++i) far |= std::abs(s.x[i] - starts[0][i]) > 1.5 * spacing[i];
+    if (far) {
+      // Worth a second local search only if it is nearly as good (the values
+      // are negative gaps or step counts; both compare by magnitude).
+      const double a = samples.front().f, b = s.f;
+      if ((a < 0 && b < 0.8 * a) || (a > 0 && b < 1.25 * a)) starts.push_back(s.x);
+      break;
+    }
+  }
+  const int max_eval = 150 * static_cast<int>(n);
+  for (const auto& start : starts) local_search(ev, sp, start, spacing, max_eval);
+}
+
+}  // namespace
+
+TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noise, const TuneOptions& options) {
+  noise.validate();
+  options.target.validate(spectrum.initial_loss());
+  const Space space = make_space(spectrum, kind, noise, options);
+
+  // Rate objective: minimise -gap (unstable points have gap <= 0 and lose).
+  Evaluator rate_ev;
+  rate_ev.space = &space;
+  rate_ev.value = [&](const MethodSpec& m, int& evals) {
+    const Rate<double> r = contraction_rate<double>(spectrum, make_method<double>(m), noise);
+    evals = r.evaluations;
+    if (!r.stable || !std::isfinite(r.gap)) return std::numeric_limits<double>::infinity();
+    return -r.gap;
+  };
+  search(rate_ev, space);
+
+  TuneResult out;
+  out.evaluations = rate_ev.evaluations;
+  out.rate_evaluations = rate_ev.rate_evaluations;
+  if (rate_ev.best_x.size() != space.dim() || !std::isfinite(rate_ev.best)) {
+    // No stable point: report the box centre as the (unstable) answer.
+    out.method = space.decode(rate_ev.best_x.size() == space.dim() ? rate_ev.best_x : space.lo);
+    return out;
+  }
+  std::vector<double> best_x = rate_ev.best_x;
+
+  if (options.objective == Objective::Steps) {
+    // Steps objective: start from the rate optimum (the steps optimum tends to it
+    // as the target shrinks) and minimise the fractional step count locally.
+    // Runs stop at twice the best count so far, so poor points are cheap.
+    Evaluator steps_ev;
+    steps_ev.space = &space;
+    steps_ev.value = [&](const MethodSpec& m, int&) {
+      const double cap = std::isfinite(steps_ev.best) ? 2 * steps_ev.best + 16 : 1e300;
+      const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
+      return fractional_steps(spectrum, make_method<double>(m), noise, options.target, cap_steps);
+    };
+    const std::size_t n = space.dim();
+    if (n == 1) {
+      const double spacing = (space.hi[0] - space.lo[0]) / space.points[0];
+      steps_ev({best_x[0]});
+      auto f = [&](double t) { return steps_ev({t}); };
+      boost::uintmax_t iterations = 200;
+      boost::math::tools::brent_find_minima(f, std::max(space.lo[0], best_x[0] - 2 * spacing),
+                                            std::min(space.hi[0], best_x[0] + 2 * spacing), 40, iterations);
+    } else if (n > 1) {
+      std::vector<double> step(n);
+      for (std::size_t i = 0; i < n; ++i) step[i] = (space.hi[i] - space.lo[i]) / space.points[i];
+      local_search(steps_ev, space, best_x, step, 100 * static_cast<int>(n));
+    } else {
+      steps_ev({});
+    }
+    out.evaluations += steps_ev.evaluations;
+    if (steps_ev.best_x.size() == n && std::isfinite(steps_ev.best)) best_x = steps_ev.best_x;
+  }
+
+  out.method = space.decode(best_x);
+  out.method.validate();
+  if (options.confirm_gap) {
+    const AutoRate r = contraction_rate_auto(spectrum, out.method, noise);
+    out.rate_evaluations += r.evaluations;
+    out.stable = r.stable;
+    out.gap = r.gap;
+    out.rho = r.rho;
+    out.gap_text = r.gap_text;
+    out.gap_precision = r.precision;
+  } else {
+    const Rate<double> r = contraction_rate<double>(spectrum, make_method<double>(out.method), noise);
+    out.rate_evaluations += r.evaluations;
+    out.stable = r.stable;
+    out.gap = r.gap;
+    out.rho = r.rho;
+    out.gap_text = format_real(r.gap);
+    out.gap_precision = Precision::Double;
+  }
+  if (options.objective == Objective::Steps) {
+    const auto res = steps_to_target<double>(spectrum, make_method<double>(out.method), noise, options.target.eps,
+                                             options.target.relative, options.target.max_steps);
+    if (!res.diverged_at) out.steps = res.steps;
+  } else {
+    out.steps = asymptotic_steps(out.rho, out.gap, spectrum.initial_loss(), options.target);
+  }
+  return out;
+}
+
+}  // namespace cesr

@@ -1,0 +1,243 @@
+// The tuner against independent routes to the same optimum:
+//  - a brute-force grid, refined twice around its best cell (no optimiser, no
+//    shared search code), for every method on several spectra and batches;
+//  - closed forms in the deterministic limit (huge batch, two eigenvalues);
+//  - the steps objective against steps_to_target with the printed digits.
+#include <doctest/doctest.h>
+
+#include "cesr/rate.hpp"
+#include "cesr/tune.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <vector>
+
+using namespace cesr;
+
+namespace {
+
+// gap of a spec, or -1 when unstable / not computable.
+double gap_of(const Spectrum& s, const MethodSpec& m, const NoiseModel& n) {
+  try {
+    m.validate();
+    const auto r = contraction_rate<double>(s, make_method<double>(m), n);
+    return r.stable ? r.gap : -1.0;
+  } catch (const std::exception&) {
+    return -1.0;
+  }
+}
+
+// Maximises f over a box by a grid, then twice more on a grid spanning the
+// two cells around the best point. Returns the best value.
+double grid_max(const std::function<double(const std::vector<double>&)>& f, std::vector<double> lo,
+                std::vector<double> hi, const std::vector<int>& points, int levels = 3) {
+  const std::size_t n = lo.size();
+  double best = -std::numeric_limits<double>::infinity();
+  std::vector<double> best_x(n);
+  for (int level = 0; level < levels; ++level) {
+    std::vector<double> h(n);
+    for (std::size_t i = 0; i < n; ++i) h[i] = (hi[i] - lo[i]) / (points[i] - 1);
+    std::vector<int> idx(n, 0);
+    for (;;) {
+      std::vector<double> x(n);
+      for (std::size_t i = 0; i < n; ++i) x[i] = lo[i] + idx[i] * h[i];
+      const double v = f(x);
+      if (v > best) {
+        best = v;
+        best_x = x;
+      }
+      std::size_t i = 0;
+      while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
+      if (i == n) break;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const double l = std::max(lo[i], best_x[i] - 2 * h[i]), u = std::min(hi[i], best_x[i] + 2 * h[i]);
+      lo[i] = l;
+      hi[i] = u;
+    }
+  }
+  return best;
+}
+
+// The brute-force optimum of the gap for a method, over a box wider than the
+// tuner's own.
+double brute_force_gap(const Spectrum& s, MethodKind kind, const NoiseModel& n) {
+  const double L = s.lambda_max(), kappa = s.kappa();
+  const double lr_lo = std::log(1e-4 * std::min(1.0 / L, double(n.batch) / (3 * s.trace())));
+  MethodSpec m;
+  m.kind = kind;
+  switch (kind) {
+    case MethodKind::Sgd:
+      return grid_max([&](const std::vector<double>& x) {
+        m.lr = std::exp(x[0]);
+        return gap_of(s, m, n);
+      }, {lr_lo}, {std::log(2.0 / L)}, {400});
+    case MethodKind::HeavyBall:
+    case MethodKind::Nesterov:
+      // (ln eta, ln(1 - beta))
+      return grid_max([&](const std::vector<double>& x) {
+        m.lr = std::exp(x[0]);
+        m.momentum = -std::expm1(x[1]);
+        return gap_of(s, m, n);
+      }, {lr_lo + std::log(0.01 / std::sqrt(kappa)), std::log(0.01 / std::sqrt(kappa))}, {std::log(4.0 / L), 0.0},
+                      {120, 120});
+    case MethodKind::AccSgd:
+      // (ln lr, ln kappa_a, ln xi / ln sqrt(kappa_a))
+      return grid_max([&](const std::vector<double>& x) {
+        m.lr = std::exp(x[0]);
+        m.kappa = std::exp(x[1]);
+        m.xi = std::min(std::pow(m.kappa, x[2] / 2), m.kappa / 0.49);
+        return gap_of(s, m, n);
+      }, {lr_lo, 0.0, 0.0}, {std::log(4.0 / L), std::log(100 * 3 * s.trace() / s.lambda_min()), 1.0},
+                      {24, 24, 12});
+    default:
+      return -1;
+  }
+}
+
+Spectrum make(const char* spec) { return make_spectrum(spec); }
+
+}  // namespace
+
+TEST_CASE("tuned gap is within 0.1% of a brute-force grid, every method, several spectra and batches") {
+  for (const char* spec : {"loguniform:d=40,kappa=1e4", "powerlaw:d=40,alpha=2", "powerlaw:d=40,alpha=0.5"}) {
+    const Spectrum s = make(spec);
+    for (MethodKind kind : {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::Nesterov, MethodKind::AccSgd}) {
+      for (std::uint64_t batch : {1, 16, 1024}) {
+        const NoiseModel n{batch, 3.0, 0.0};
+        const TuneResult r = tune(s, kind, n, TuneOptions{});
+        const double brute = brute_force_gap(s, kind, n);
+        CAPTURE(spec);
+        CAPTURE(to_string(kind));
+        CAPTURE(batch);
+        CAPTURE(r.gap);
+        CAPTURE(brute);
+        REQUIRE(r.stable);
+        REQUIRE(brute > 0);
+        CHECK(r.gap >= brute * (1 - 1e-3));
+        if (std::getenv("CESR_TEST_VERBOSE"))
+          fmt::print("{} {} B={} tuned/brute = {:.6f} evals {}\n", spec, to_string(kind), batch, r.gap / brute,
+                     r.evaluations);
+        // The reported (auto-precision) gap is the gap of the printed hyperparameters in double.
+        CHECK(gap_of(s, r.method, n) == doctest::Approx(r.gap).epsilon(1e-8));
+      }
+    }
+  }
+}
+
+TEST_CASE("deterministic limit: tuned SGD and heavy ball reach the closed-form optimal rates") {
+  // Two eigenvalues, batch 10^12: the noise terms are ~1e-12 of the drift.
+  // SGD: rho_1 = (kappa-1)/(kappa+1); heavy ball (Polyak): rho_1 = (sqrt kappa - 1)/(sqrt kappa + 1);
+  // the second moment contracts at rho_1^2.
+  for (double kappa : {1e2, 1e4}) {
+    const Spectrum s{{1.0, 1.0 / kappa}, {1.0, 1.0}};
+    const NoiseModel n{1'000'000'000'000ULL, 3.0, 0.0};
+    const double q = std::sqrt(kappa);
+    const double sgd_gap = 1 - std::pow((kappa - 1) / (kappa + 1), 2);
+    const double hb_gap = 1 - std::pow((q - 1) / (q + 1), 2);
+    CAPTURE(kappa);
+    CHECK(tune(s, MethodKind::Sgd, n, {}).gap == doctest::Approx(sgd_gap).epsilon(1e-3));
+    const TuneResult hb = tune(s, MethodKind::HeavyBall, n, {});
+    CHECK(hb.gap == doctest::Approx(hb_gap).epsilon(1e-3));
+    // Polyak's parameters: eta = 4/(sqrt L + sqrt mu)^2, beta = ((q-1)/(q+1))^2.
+    CHECK(hb.method.lr == doctest::Approx(4 / std::pow(1 + 1 / q, 2)).epsilon(2e-2));
+    CHECK(hb.method.momentum == doctest::Approx(std::pow((q - 1) / (q + 1), 2)).epsilon(2e-3));
+  }
+}
+
+TEST_CASE("fixing a hyperparameter tunes only the others") {
+  const Spectrum s = make("loguniform:d=40,kappa=1e4");
+  const NoiseModel n{8, 3.0, 0.0};
+  TuneOptions o;
+  o.momentum = 0.9;
+  const TuneResult r = tune(s, MethodKind::HeavyBall, n, o);
+  CHECK(r.method.momentum == 0.9);
+  MethodSpec m;
+  m.kind = MethodKind::HeavyBall;
+  m.momentum = 0.9;
+  const double brute = grid_max([&](const std::vector<double>& x) {
+    m.lr = std::exp(x[0]);
+    return gap_of(s, m, n);
+  }, {std::log(1e-6)}, {std::log(4.0)}, {400});
+  CHECK(r.gap >= brute * (1 - 1e-3));
+  // And the free one is really tuned: better than the same momentum at a poor step.
+  CHECK(r.gap > 1.5 * gap_of(s, [&] { MethodSpec p = m; p.lr = r.method.lr / 10; return p; }(), n));
+}
+
+TEST_CASE("steps objective: the printed hyperparameters reproduce the step count through steps_to_target") {
+  const Spectrum s = make("loguniform:d=40,kappa=1e3");
+  for (MethodKind kind : {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::AccSgd}) {
+    for (std::uint64_t batch : {1, 64}) {
+      const NoiseModel n{batch, 3.0, 0.0};
+      TuneOptions o;
+      o.objective = Objective::Steps;
+      o.target = {1e-4, true};
+      const TuneResult r = tune(s, kind, n, o);
+      REQUIRE(r.steps);
+      // Round-trip the hyperparameters through 17 significant digits.
+      MethodSpec m = r.method;
+      for (double* p : {&m.lr, &m.momentum, &m.kappa, &m.xi})
+        if (*p == *p) *p = std::strtod(fmt::format("{:.17g}", *p).c_str(), nullptr);
+      const auto res = steps_to_target<double>(s, make_method<double>(m), n, 1e-4, true, 100'000'000);
+      CAPTURE(to_string(kind));
+      CAPTURE(batch);
+      REQUIRE(res.steps);
+      CHECK(*res.steps == *r.steps);
+      // The steps optimum is no worse than that of the rate optimum.
+      const TuneResult rate = tune(s, kind, n, {});
+      const auto at_rate = steps_to_target<double>(s, make_method<double>(rate.method), n, 1e-4, true, 100'000'000);
+      REQUIRE(at_rate.steps);
+      CHECK(*r.steps <= *at_rate.steps);
+    }
+  }
+}
+
+TEST_CASE("steps objective for SGD matches a brute-force scan of the step size") {
+  const Spectrum s = make("powerlaw:d=40,alpha=1.5");
+  const NoiseModel n{4, 3.0, 0.0};
+  TuneOptions o;
+  o.objective = Objective::Steps;
+  o.target = {1e-3, true};
+  const TuneResult r = tune(s, MethodKind::Sgd, n, o);
+  REQUIRE(r.steps);
+  MethodSpec m;
+  m.kind = MethodKind::Sgd;
+  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+  for (int i = 0; i < 800; ++i) {
+    m.lr = std::exp(std::log(1e-3) + i * (std::log(2.0) - std::log(1e-3)) / 799);
+    const auto res = steps_to_target<double>(s, make_method<double>(m), n, 1e-3, true, 10'000'000);
+    if (res.steps) best = std::min(best, *res.steps);
+  }
+  CAPTURE(best);
+  CHECK(*r.steps <= best);
+}
+
+TEST_CASE("asymptotic steps: ceil(ln(1/eps) / -ln rho), absolute targets use L_0") {
+  const Target rel{1e-6, true};
+  CHECK(*asymptotic_steps(0.5, 0.5, 3.0, rel) == static_cast<std::uint64_t>(std::ceil(std::log(1e6) / std::log(2.0))));
+  const Target abs{1e-3, false};
+  CHECK(*asymptotic_steps(0.9, 0.1, 2.0, abs) ==
+        static_cast<std::uint64_t>(std::ceil(std::log(2.0 / 1e-3) / -std::log(0.9))));
+  CHECK_FALSE(asymptotic_steps(1.0, 0.0, 1.0, rel).has_value());
+}
+
+TEST_CASE("bad tuning input is rejected with the flag named") {
+  const Spectrum s = make("loguniform:d=10,kappa=1e2");
+  const NoiseModel n{1, 3.0, 0.0};
+  CHECK_THROWS_AS(tune(s, MethodKind::Custom, n, {}), std::invalid_argument);
+  TuneOptions o;
+  o.lr = -1;
+  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, o), doctest::Contains("--lr"), std::invalid_argument);
+  TuneOptions p;
+  p.momentum = 0.5;
+  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, p), doctest::Contains("--momentum"), std::invalid_argument);
+  TuneOptions t;
+  t.target = {2.0, true};
+  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, t), doctest::Contains("--target"), std::invalid_argument);
+}
