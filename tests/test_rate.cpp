@@ -205,3 +205,165 @@ TEST_CASE("d = 1 SGD: rho = (1 - eta lambda)^2 + (K - 1) eta^2 lambda^2 / B") {
         CHECK(r.stable == (expected < 1));
       }
 }
+
+namespace {
+
+/// Heavy ball's secular function in the closed form of THEORY.md, expanded in
+/// powers of z (the textbook route, independent of src/rate.cpp):
+///   g(z) = sum_i (eta^2 lambda_i^2 / B) z (z + beta) / chi_i(z),
+///   chi_i = (z - p_i^2 - n_i) z (z + beta) + 2 p_i^2 beta z - beta^2 (z + beta),
+///   p_i = 1 + beta - eta lambda_i, n_i = (K - 2) eta^2 lambda_i^2 / B.
+template <class Real>
+Real hb_closed_form_g(const cesr::Spectrum& s, Real eta, Real beta, const cesr::NoiseModel& noise, Real z) {
+  Real g = 0;
+  const Real B = Real(noise.batch), K = Real(noise.kurtosis);
+  for (double lam : s.lambda) {
+    const Real l = Real(lam);
+    const Real p = 1 + beta - eta * l;
+    const Real n = (K - 2) * eta * eta * l * l / B;
+    const Real chi = (z - p * p - n) * z * (z + beta) + 2 * p * p * beta * z - beta * beta * (z + beta);
+    g += eta * eta * l * l / B * z * (z + beta) / chi;
+  }
+  return g;
+}
+
+cesr::MethodSpec hb(double lr, double momentum) {
+  cesr::MethodSpec m;
+  m.kind = cesr::MethodKind::HeavyBall;
+  m.lr = lr;
+  m.momentum = momentum;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("heavy ball: the closed-form secular function of THEORY.md is 1 at the computed rho (50 digits)") {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> U(0, 1);
+  int checked = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const RandomCase c = random_case(rng, cesr::MethodKind::HeavyBall, 1 + static_cast<int>(rng() % 8));
+    const auto r = cesr::contraction_rate<mp50>(c.spectrum, c.spec, c.noise);
+    const mp50 g = hb_closed_form_g<mp50>(c.spectrum, mp50(c.spec.lr), mp50(c.spec.momentum), c.noise, r.rho);
+    INFO(cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis);
+    // Either a root of the secular equation, or rho(D) (then g has a pole there).
+    if (abs(g) < 1e6) {
+      CHECK(abs(g - 1) <= mp50("1e-35"));
+      ++checked;
+    }
+  }
+  CHECK(checked >= 15);
+}
+
+TEST_CASE("deterministic heavy ball limit: rho -> ((sqrt(kappa) - 1) / (sqrt(kappa) + 1))^2 as B -> infinity") {
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=50,kappa=1e4");
+  const double lmax = s.lambda_max(), lmin = s.lambda_min(), kappa = lmax / lmin;
+  const double lr = 4 / std::pow(std::sqrt(lmax) + std::sqrt(lmin), 2);
+  const double beta = std::pow((std::sqrt(kappa) - 1) / (std::sqrt(kappa) + 1), 2);
+  double previous = 1;
+  for (std::uint64_t B : {std::uint64_t{1'000'000'000}, std::uint64_t{1'000'000'000'000},
+                          std::uint64_t{1'000'000'000'000'000}, std::uint64_t{10'000'000'000'000'000'000u}}) {
+    const auto r = cesr::contraction_rate<double>(s, hb(lr, beta), cesr::NoiseModel{B, 3, 0});
+    const double err = std::abs(r.rho - beta) / (1 - beta);
+    INFO("B = ", B, " rho = ", r.rho, " beta = ", beta, " (rho - beta)/(1 - beta) = ", err);
+    CHECK(r.rho >= beta * (1 - 1e-15));  // noise never speeds the method up
+    CHECK(err < previous);
+    previous = err;
+  }
+  CHECK(previous < 1e-4);
+}
+
+TEST_CASE("the late-time ratio L_{t+1} / L_t of the exact loss curve tends to rho") {
+  struct Case {
+    cesr::MethodSpec spec;
+    std::uint64_t batch;
+    double kurtosis;
+  };
+  cesr::MethodSpec sgd;
+  sgd.kind = cesr::MethodKind::Sgd;
+  sgd.lr = 0.9;
+  cesr::MethodSpec nag = hb(0.4, 0.6);
+  nag.kind = cesr::MethodKind::Nesterov;
+  cesr::MethodSpec asgd;
+  asgd.kind = cesr::MethodKind::AccSgd;
+  asgd.lr = 0.3;
+  asgd.kappa = 30;
+  asgd.xi = 3;
+  const Case cases[] = {{sgd, 2, 3}, {hb(0.5, 0.5), 4, 3}, {hb(0.9, 0.3), 1, 1}, {nag, 3, 5}, {asgd, 2, 3},
+                        {hb(1.9, 0.2), 1, 3} /* unstable: the ratio tends to rho > 1 */};
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=6,kappa=30");
+  for (const auto& c : cases) {
+    const cesr::NoiseModel noise{c.batch, c.kurtosis, 0.0};
+    const auto r = cesr::contraction_rate<double>(s, c.spec, noise);
+    const std::uint64_t steps = 3000;
+    const auto curve = cesr::loss_curve<mp50>(s, cesr::make_method<mp50>(c.spec), noise, steps, 1);
+    REQUIRE(curve.loss.size() >= 2);
+    const std::size_t n = curve.loss.size();
+    const double ratio = static_cast<double>(curve.loss[n - 1] / curve.loss[n - 2]);
+    INFO(cesr::describe(c.spec), " B=", c.batch, " steps=", n - 1, " rho=", r.rho);
+    CHECK(ratio == doctest::Approx(r.rho).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("trap: at kappa = 1e12 near critical damping, double from rounded P is wrong, auto is right") {
+  // lambda_min = 1e-12, eta = 1, beta = (1 - sqrt(eta lambda_min))^2: critically
+  // damped in the slowest direction; the gap is ~2e-6 and C_i(z) = O(gap^3).
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=10,kappa=1e12");
+  // A beta whose last bit is set, so that 1 + beta is not a double.
+  double beta = 0.999998000001;
+  if ((1 + beta) - 1 == beta) beta = std::nextafter(beta, 0.0);
+  REQUIRE((1 + beta) - 1 != beta);
+  const cesr::MethodSpec spec = hb(1.0, beta);
+  const cesr::NoiseModel noise{1'000'000'000'000, 3, 0};
+  const auto exact = cesr::contraction_rate<mp50>(s, spec, noise);
+  const double gap = static_cast<double>(exact.gap);
+  REQUIRE(exact.stable);
+  // In double with P = [[1 + beta, -beta], [1, 0]] rounded, the fixed point
+  // P 1 = 1 is lost and 1 - beta is perturbed by eps / (1 - beta) relatively.
+  const auto naive = cesr::contraction_rate<double>(s, cesr::make_method<double>(spec), noise);
+  CHECK(std::abs(naive.gap - gap) > 1e-6 * gap);
+  // The textbook closed form in double, at (the double nearest to) the true
+  // rho, where it should be 1: chi_i is a difference of O(1) terms equal to
+  // O(gap^3) in the slowest direction, and double precision loses it.
+  const double z = static_cast<double>(exact.rho);
+  const double g_double = hb_closed_form_g<double>(s, 1.0, beta, noise, z);
+  const mp50 g_exact = hb_closed_form_g<mp50>(s, mp50(1), mp50(beta), noise, mp50(z));
+  INFO("closed form at rho: double ", g_double, ", 50 digits ", static_cast<double>(g_exact));
+  CHECK(abs(hb_closed_form_g<mp50>(s, mp50(1), mp50(beta), noise, exact.rho) - 1) < 1e-9);  // g is steep here
+  CHECK(abs(g_double - g_exact) > 0.5 * g_exact);
+  const cesr::AutoRate a = cesr::contraction_rate_auto(s, spec, noise, 1e-10);
+  CHECK(a.stable);
+  CHECK(std::abs(a.gap - gap) <= 1e-10 * gap);
+  INFO("auto precision ", cesr::to_string(a.precision), " naive gap ", naive.gap, " exact gap ", gap);
+  CHECK(a.precision != cesr::Precision::Double);
+}
+
+TEST_CASE("trap: a tuned-looking heavy ball that diverges comes out unstable") {
+  // The deterministic optimum for kappa = 1e12 (eta = 4 / (sqrt(L) + sqrt(mu))^2,
+  // beta = ((sqrt(kappa) - 1) / (sqrt(kappa) + 1))^2) is critically damped at
+  // lambda_max too, where the noise of even B = 1e9 pushes rho above 1.
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=10,kappa=1e12");
+  const double k = 1e12;
+  const double lr = 4 / std::pow(1 + std::sqrt(1 / k), 2);
+  const double beta = std::pow((std::sqrt(k) - 1) / (std::sqrt(k) + 1), 2);
+  const cesr::NoiseModel noise{1'000'000'000, 3, 0};
+  const cesr::AutoRate a = cesr::contraction_rate_auto(s, hb(lr, beta), noise);
+  CHECK_FALSE(a.stable);
+  CHECK(a.rho > 1);
+  // Independent confirmation: the exact loss grows, at the rate rho.
+  const auto curve = cesr::loss_curve<mp50>(s, cesr::make_method<mp50>(hb(lr, beta)), noise, 4000, 1);
+  const std::size_t n = curve.loss.size();
+  REQUIRE(n > 100);
+  CHECK(curve.loss[n - 1] > curve.loss[n - 2]);
+  CHECK(static_cast<double>(curve.loss[n - 1] / curve.loss[n - 2]) == doctest::Approx(a.rho).epsilon(1e-6));
+}
+
+TEST_CASE("label noise does not change rho; K != 3 does") {
+  const cesr::Spectrum s = cesr::make_spectrum("powerlaw:d=50,alpha=1.5");
+  const auto spec = hb(0.3, 0.9);
+  const auto a = cesr::contraction_rate<double>(s, spec, cesr::NoiseModel{8, 3, 0});
+  const auto b = cesr::contraction_rate<double>(s, spec, cesr::NoiseModel{8, 3, 2.5});
+  const auto c = cesr::contraction_rate<double>(s, spec, cesr::NoiseModel{8, 1, 0});
+  CHECK(a.rho == b.rho);
+  CHECK(c.rho < a.rho);  // less kurtosis, less noise
+}
