@@ -81,10 +81,10 @@ int run_check(const CheckCliOptions& o) {
 
   std::string tests;
   if (rep.z_rows > 0)
-    tests += fmt::format("{} by z-test (|z| <= {:.3g}{})", rep.z_rows, rep.zmax,
-                         o.zmax ? ", --zmax" : fmt::format(", Sidak-corrected at alpha = {:g}", o.alpha));
+    tests += fmt::format("{} by z-test, |z| <= {:.3g} {}", rep.z_rows, rep.zmax,
+                         o.zmax ? "(--zmax)" : fmt::format("(Sidak, alpha = {:g})", o.alpha));
   if (rep.rtol_rows > 0)
-    tests += fmt::format("{}{} by relative tolerance {:g}", tests.empty() ? "" : ", ", rep.rtol_rows, o.rtol);
+    tests += fmt::format("{}{} by relative error <= {:g}", tests.empty() ? "" : "; ", rep.rtol_rows, o.rtol);
   if (rep.agree) {
     std::cerr << fmt::format("cesr check: agree: {} rows ({}); worst {}\n", curve.step.size(), tests,
                              describe_row(curve, rep, rep.worst.front()));
@@ -121,7 +121,7 @@ const Registrar registrar{
            "Exit status: 0 agree, 1 disagree (the worst rows are named on stderr), 2 bad input, 3 the method "
            "diverges.\n\n"
            "Example:\n  cesr simulate --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 --momentum 0.6 "
-           "--batch 4 --steps 200 --every 20 --runs 2000 --seed 7 --output sim.csv\n"
+           "--batch 4 --steps 200 --every 20 --runs 4000 --seed 7 --output sim.csv\n"
            "  cesr check --input sim.csv --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 "
            "--momentum 0.6 --batch 4");
        return [o] { return run_check(*o); };

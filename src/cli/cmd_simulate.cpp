@@ -88,7 +88,10 @@ const Registrar registrar{
     {"simulate", "Monte Carlo of the real stochastic iteration against the exact curve", 60, [](CLI::App& app) {
        auto o = std::make_shared<SimulateOptions>();
        add_problem_options(app, o->problem);
-       o->kurtosis_flag = app.get_option("--kurtosis");
+       CLI::Option* kurtosis = app.get_option("--kurtosis");
+       kurtosis->description("Fourth moment K for the theory column (default: that of --covariates)");
+       kurtosis->default_str("from --covariates");
+       o->kurtosis_flag = kurtosis;
        app.add_option("--steps", o->steps, "Number of steps T per run")->required()->group("Simulation");
        app.add_option("--runs", o->runs, "Number of independent runs R (>= 2)")->required()->group("Simulation");
        app.add_option("--seed", o->seed, "Seed: run j draws from a stream seeded by (seed, j)")
@@ -111,7 +114,7 @@ const Registrar registrar{
            "Columns: step,theory,mean,stderr,z with z = (mean - theory)/stderr (empty where stderr = 0).\n"
            "A summary (points within 3 standard errors, largest |z|, verdict) goes to stderr.\n\n"
            "Example:\n  cesr simulate --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 --momentum 0.6 "
-           "--batch 4 --steps 200 --every 20 --runs 2000 --seed 7 --output sim.csv");
+           "--batch 4 --steps 200 --every 20 --runs 4000 --seed 7 --output sim.csv");
        return [o] { return run_simulate(*o); };
      }}};
 
