@@ -1,0 +1,139 @@
+// End-to-end tests of `cesr rate` and `cesr stability`: JSON shape, exit codes,
+// bad input (exit 2, one line on stderr naming the flag, nothing written).
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::filesystem::path& scratch() {
+  static const std::filesystem::path dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("cesr_test_rate_cli_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+Run cesr(const std::string& args) {
+  const auto out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
+  const std::string cmd = std::string(CESR_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+}
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+const std::string problem = "--spectrum loguniform:d=50,kappa=1e3 --method hb --momentum 0.9 --batch 4";
+
+}  // namespace
+
+TEST_CASE("cesr rate prints the JSON object, exit 0 when stable") {
+  const Run r = cesr("rate " + problem + " --lr 0.05");
+  REQUIRE(r.status == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j.size() == 5);
+  CHECK(j["stable"] == true);
+  CHECK(j["rho"].get<double>() < 1);
+  CHECK(j["gap"].get<double>() == doctest::Approx(1 - j["rho"].get<double>()).epsilon(1e-9));
+  CHECK(j["precision"].is_string());
+  CHECK(j["evaluations"].get<int>() > 0);
+  CHECK(r.err.empty());
+  // Every digit of the precision used: 17 for double.
+  const Run d = cesr("rate " + problem + " --lr 0.05 --precision double");
+  REQUIRE(d.status == 0);
+  CHECK(d.out.find("\"precision\": \"double\"") != std::string::npos);
+  const auto jd = nlohmann::json::parse(d.out);
+  CHECK(jd["gap"].get<double>() == doctest::Approx(j["gap"].get<double>()).epsilon(1e-10));
+  const Run m = cesr("rate " + problem + " --lr 0.05 --precision mp50 --format table");
+  REQUIRE(m.status == 0);
+  CHECK(m.out.find("mp50") != std::string::npos);
+  CHECK(lines(m.out) == 2);
+}
+
+TEST_CASE("cesr rate: a diverging method prints stable false, exit 3, one line on stderr") {
+  const Run r = cesr("rate " + problem + " --lr 5");
+  CHECK(r.status == 3);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["stable"] == false);
+  CHECK(j["rho"].get<double>() > 1);
+  CHECK(lines(r.err) == 1);
+  CHECK(r.err.find("diverges") != std::string::npos);
+}
+
+TEST_CASE("cesr rate and stability: bad input is exit 2 with the flag named, nothing written") {
+  const auto out = scratch() / "never.json";
+  struct Bad {
+    std::string args, flag;
+  };
+  const Bad bad[] = {
+      {"rate " + problem + " --lr 0.05 --precision triple", "--precision"},
+      {"rate " + problem + " --lr 0.05 --rtol -1", "--rtol"},
+      {"rate " + problem + " --lr -0.05", "--lr"},
+      {"rate " + problem + " --lr 0.05 --format csv", "--format"},
+      {"rate --spectrum powerlaw:d=0,alpha=1 --method sgd --lr 0.1", "--spectrum"},
+      {"rate " + problem, "--lr"},
+      {"stability " + problem + " --precision nope", "--precision"},
+      {"stability --spectrum loguniform:d=5,kappa=10 --method hb --momentum 1.5", "--momentum"},
+      {"stability " + problem + " --lr 0.1", "--lr"},
+  };
+  for (const auto& b : bad) {
+    std::filesystem::remove(out);
+    const Run r = cesr(b.args + " --output " + out.string());
+    INFO(b.args, " -> ", r.err);
+    CHECK(r.status == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK(r.err.find(b.flag) != std::string::npos);
+    CHECK(!std::filesystem::exists(out));
+  }
+}
+
+TEST_CASE("cesr stability: JSON with lr_max and lr_best; rate at lr_max is on the boundary") {
+  const Run s = cesr("stability " + problem);
+  REQUIRE(s.status == 0);
+  const auto j = nlohmann::json::parse(s.out);
+  const double lr_max = j["lr_max"].get<double>(), lr_best = j["lr_best"].get<double>();
+  CHECK(lr_best < lr_max);
+  CHECK(j["gap_best"].get<double>() > 0);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", lr_max * (1 - 1e-7));
+  CHECK(cesr("rate " + problem + " --lr " + buf).status == 0);
+  std::snprintf(buf, sizeof buf, "%.17g", lr_max * (1 + 1e-7));
+  CHECK(cesr("rate " + problem + " --lr " + buf).status == 3);
+  std::snprintf(buf, sizeof buf, "%.17g", lr_best);
+  const Run at_best = cesr("rate " + problem + " --lr " + buf);
+  REQUIRE(at_best.status == 0);
+  CHECK(nlohmann::json::parse(at_best.out)["gap"].get<double>() ==
+        doctest::Approx(j["gap_best"].get<double>()).epsilon(1e-9));
+}
+
+TEST_CASE("--help of rate and stability has an example") {
+  for (const char* cmd : {"rate", "stability"}) {
+    const Run r = cesr(std::string(cmd) + " --help");
+    CHECK(r.status == 0);
+    CHECK(r.out.find("Example:") != std::string::npos);
+  }
+}

@@ -1,0 +1,116 @@
+// Stability limits in the step size against closed forms (d = 1 SGD) and
+// against the dense second-moment operator's spectral radius on both sides of
+// the computed lr_max.
+#include <doctest/doctest.h>
+
+#include "cesr/rate.hpp"
+#include "cesr/stability.hpp"
+
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+
+#include <cmath>
+
+namespace {
+
+cesr::MethodSpec method(cesr::MethodKind kind, double momentum = cesr::MethodSpec::unset) {
+  cesr::MethodSpec m;
+  m.kind = kind;
+  m.momentum = momentum;
+  return m;
+}
+
+/// Spectral radius of the dense operator of one step, built from
+/// S_i' = A_i S_i A_i^T + (1/B) q q^T lambda_i [(K-2) lambda_i r^T S_i r + sum_j lambda_j r^T S_j r].
+double dense_rho(const cesr::Spectrum& s, const cesr::Method<double>& m, const cesr::NoiseModel& noise) {
+  using Mat2 = Eigen::Matrix2d;
+  const int n = m.k == 1 ? 1 : 3, d = static_cast<int>(s.dim());
+  Eigen::MatrixXd T = Eigen::MatrixXd::Zero(n * d, n * d);
+  Mat2 P = Mat2::Zero();
+  Eigen::Vector2d q = Eigen::Vector2d::Zero(), r = Eigen::Vector2d::Zero();
+  for (int a = 0; a < m.k; ++a) {
+    q(a) = m.q[a];
+    r(a) = m.r[a];
+    for (int b = 0; b < m.k; ++b) P(a, b) = m.P[a][b];
+  }
+  const Mat2 basis[3] = {(Mat2() << 1, 0, 0, 0).finished(), (Mat2() << 0, 1, 1, 0).finished(),
+                         (Mat2() << 0, 0, 0, 1).finished()};
+  const auto coords = [&](const Mat2& S) {
+    Eigen::VectorXd v(n);
+    if (n == 1) v(0) = S(0, 0);
+    else v << S(0, 0), S(0, 1), S(1, 1);
+    return v;
+  };
+  const double B = double(noise.batch), K = noise.kurtosis;
+  for (int i = 0; i < d; ++i) {
+    const double li = s.lambda[i];
+    const Mat2 A = P - li * q * r.transpose();
+    for (int c = 0; c < n; ++c) {
+      const double rsr = r.dot(basis[c] * r);
+      T.block(n * i, n * i + c, n, 1) += coords(A * basis[c] * A.transpose() + q * q.transpose() * ((K - 2) * li * li * rsr / B));
+      for (int j = 0; j < d; ++j)
+        T.block(n * j, n * i + c, n, 1) += coords(q * q.transpose() * (s.lambda[j] * li * rsr / B));
+    }
+  }
+  Eigen::EigenSolver<Eigen::MatrixXd> es(T, false);
+  return es.eigenvalues().cwiseAbs().maxCoeff();
+}
+
+}  // namespace
+
+TEST_CASE("d = 1 SGD: lr_max = 2 / (lambda (1 + (K-1)/B)) and lr_best = lr_max / 2") {
+  for (std::uint64_t B : {1u, 4u, 100u})
+    for (double K : {1.0, 3.0}) {
+      const double l = 0.37;
+      const cesr::Spectrum s{{l}, {1}};
+      const cesr::NoiseModel noise{B, K, 0};
+      const auto lim = cesr::stability_limits<double>(s, method(cesr::MethodKind::Sgd), noise);
+      const double c = 1 + (K - 1) / double(B);
+      INFO("B=", B, " K=", K);
+      CHECK(lim.lr_max == doctest::Approx(2 / (l * c)).epsilon(1e-14));
+      CHECK(lim.lr_best == doctest::Approx(1 / (l * c)).epsilon(1e-7));
+      // gap at the optimum: 1 - [(1 - h)^2 + (c - 1) h^2] with h = 1/c
+      CHECK(lim.gap_best == doctest::Approx(1 / c).epsilon(1e-13));
+    }
+}
+
+TEST_CASE("lr_max separates a stable from an unstable dense operator, for every method") {
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=5,kappa=100");
+  cesr::MethodSpec asgd = method(cesr::MethodKind::AccSgd);
+  asgd.kappa = 50;
+  asgd.xi = 4;
+  cesr::MethodSpec custom = method(cesr::MethodKind::Custom);
+  custom.custom.k = 2;
+  custom.custom.P = {{{1.6, -0.6}, {1.0, 0.0}}};
+  custom.custom.q = {1.0, 0.2};
+  custom.custom.r = {1.3, -0.3};
+  custom.custom.o = {1.0, 0.0};
+  const cesr::MethodSpec methods[] = {method(cesr::MethodKind::Sgd), method(cesr::MethodKind::HeavyBall, 0.9),
+                                      method(cesr::MethodKind::Nesterov, 0.7), asgd, custom};
+  for (const auto& m : methods)
+    for (std::uint64_t B : {1u, 16u}) {
+      const cesr::NoiseModel noise{B, 3, 0};
+      const auto lim = cesr::stability_limits<double>(s, m, noise);
+      const double lr = lim.lr_max;
+      INFO(cesr::describe(m), " B=", B, " lr_max=", lr);
+      CHECK(dense_rho(s, cesr::make_method<double>(cesr::with_step_size(m, lr * (1 - 1e-6))), noise) < 1);
+      CHECK(dense_rho(s, cesr::make_method<double>(cesr::with_step_size(m, lr * (1 + 1e-6))), noise) > 1);
+      // lr_best is better than its neighbours and than a grid over (0, lr_max).
+      CHECK(lim.lr_best < lim.lr_max);
+      for (double f : {0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99}) {
+        const auto r = cesr::contraction_rate<double>(s, cesr::with_step_size(m, f * lr), noise);
+        CHECK(r.gap <= lim.gap_best * (1 + 1e-12));
+      }
+    }
+}
+
+TEST_CASE("auto precision agrees with 50 digits on lr_max and the best gap") {
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=20,kappa=1e6");
+  const auto m = method(cesr::MethodKind::HeavyBall, 0.99);
+  const cesr::NoiseModel noise{32, 3, 0};
+  const auto a = cesr::stability_limits_auto(s, m, noise);
+  const auto e = cesr::stability_limits_auto(s, m, noise, cesr::Precision::Mp50);
+  CHECK(a.lr_max == doctest::Approx(e.lr_max).epsilon(1e-10));
+  CHECK(a.gap_best == doctest::Approx(e.gap_best).epsilon(1e-10));
+  CHECK(a.precision != cesr::Precision::Double);
+}
