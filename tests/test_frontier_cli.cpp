@@ -1,0 +1,184 @@
+// End-to-end: `cesr tune` and `cesr frontier` as a user runs them. JSON layouts
+// (normative keys), every output format, thread-count independence, the steps
+// objective reproduced by `cesr steps` with the printed hyperparameters, and
+// bad input (exit 2, one line naming the flag, no output file).
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out, err;
+};
+
+Run cesr(const std::string& args) {
+  static int counter = 0;
+  const std::string err_file =
+      (std::filesystem::temp_directory_path() / fmt::format("cesr_frontier_cli_{}_{}.err", getpid(), counter++))
+          .string();
+  const std::string cmd = fmt::format("{} {} 2>{}", CESR_BINARY, args, err_file);
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  std::filesystem::remove(err_file);
+  return r;
+}
+
+const std::string problem = "--spectrum loguniform:d=50,kappa=1e3";
+
+}  // namespace
+
+TEST_CASE("cesr frontier --format json has the normative layout") {
+  const Run r = cesr("frontier " + problem + " --methods sgd,hb,asgd --batches 1:256:x4 --format json");
+  REQUIRE(r.code == 0);
+  CHECK(r.err.empty());
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j.is_object());
+  for (const char* k : {"problem", "rows", "summary"}) CHECK(j.contains(k));
+  CHECK(j["problem"]["spectrum"] == "loguniform:d=50,kappa=1e3");
+  REQUIRE(j["rows"].size() == 3 * 5);
+  for (const auto& row : j["rows"]) {
+    for (const char* k : {"method", "batch", "gap", "steps", "ce", "params"}) CHECK(row.contains(k));
+    const std::string m = row["method"];
+    CHECK(row["params"].contains("lr"));
+    CHECK(row["params"].contains("momentum") == (m == "hb"));
+    CHECK(row["params"].contains("kappa") == (m == "asgd"));
+    CHECK(row["params"].contains("xi") == (m == "asgd"));
+    // ce = gap / B for the rate objective; steps = ceil(ln(1e6) / -ln(1 - gap)).
+    const double gap = row["gap"], ce = row["ce"];
+    const double batch = row["batch"];
+    CHECK(ce == doctest::Approx(gap / batch).epsilon(1e-12));
+    CHECK(row["steps"].get<double>() == std::ceil(std::log(1e6) / -std::log1p(-gap)));
+  }
+  const auto& s = j["summary"];
+  for (const char* k : {"methods", "window_ratio", "sqrt_kappa", "trace_over_max", "kappa"}) CHECK(s.contains(k));
+  for (const char* m : {"sgd", "hb", "asgd"}) {
+    REQUIRE(s["methods"].contains(m));
+    for (const char* k : {"best_ce", "best_ce_batch", "critical_batch", "mccandlish_batch"})
+      CHECK(s["methods"][m].contains(k));
+  }
+  CHECK(s["sqrt_kappa"].get<double>() == doctest::Approx(std::sqrt(1e3)));
+  CHECK(s["kappa"].get<double>() == doctest::Approx(1e3));
+}
+
+TEST_CASE("cesr frontier: every format, and the same output whatever the thread count") {
+  const std::string base = "frontier " + problem + " --methods sgd,hb --batches 1,4,64,1024";
+  const Run one = cesr(base + " --format csv --threads 1");
+  const Run two = cesr(base + " --format csv --threads 2");
+  REQUIRE(one.code == 0);
+  CHECK(one.out == two.out);
+  CHECK(one.out.rfind("spectrum,method,batch,gap,steps,ce,lr,momentum,kappa,xi\n", 0) == 0);
+  CHECK(std::count(one.out.begin(), one.out.end(), '\n') == 1 + 8);
+  const Run table = cesr(base + " --format table");
+  REQUIRE(table.code == 0);
+  CHECK(table.out.find("critical_batch") != std::string::npos);
+  CHECK(table.out.find("window B_crit(hb)/B_crit(sgd)") != std::string::npos);
+  const Run md = cesr(base + " --format markdown");
+  REQUIRE(md.code == 0);
+  CHECK(md.out.find("| method") != std::string::npos);
+  const Run tex = cesr(base + " --format latex");
+  REQUIRE(tex.code == 0);
+  CHECK(tex.out.find("\\begin{tabular}") != std::string::npos);
+  // --output writes the same bytes to a file.
+  const auto path = std::filesystem::temp_directory_path() / fmt::format("cesr_frontier_{}.csv", getpid());
+  const Run to_file = cesr(base + " --format csv --threads 2 --output " + path.string());
+  REQUIRE(to_file.code == 0);
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK(ss.str() == one.out);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("cesr tune prints the normative JSON, and cesr steps reproduces the steps objective") {
+  for (const char* method : {"sgd", "hb", "asgd"}) {
+    const Run t = cesr("tune " + problem + fmt::format(" --method {} --batch 8 --objective steps --target 1e-4 --relative", method));
+    REQUIRE(t.code == 0);
+    const auto j = nlohmann::json::parse(t.out);
+    for (const char* k : {"method", "batch", "objective", "params", "gap", "steps", "evaluations"}) CHECK(j.contains(k));
+    CHECK(j["method"] == method);
+    CHECK(j["objective"] == "steps");
+    // Paste the printed hyperparameters (17 significant digits, as text) back.
+    std::string args;
+    for (const auto& [k, v] : j["params"].items()) {
+      const auto at = t.out.find("\"" + k + "\": ");
+      REQUIRE(at != std::string::npos);
+      const auto from = at + k.size() + 4;
+      args += fmt::format(" --{} {}", k, t.out.substr(from, t.out.find_first_of(",}", from) - from));
+    }
+    const Run s = cesr("steps " + problem + fmt::format(" --method {} --batch 8 --target 1e-4 --relative{}", method, args));
+    REQUIRE(s.code == 0);
+    CAPTURE(args);
+    CHECK(nlohmann::json::parse(s.out)["steps"] == j["steps"]);
+  }
+  const Run rate = cesr("tune " + problem + " --method nag --batch 4 --format table");
+  REQUIRE(rate.code == 0);
+  CHECK(rate.out.find("momentum") != std::string::npos);
+}
+
+TEST_CASE("bad input: exit 2, one line naming the flag, nothing written") {
+  const auto path = std::filesystem::temp_directory_path() / fmt::format("cesr_frontier_bad_{}.json", getpid());
+  std::filesystem::remove(path);
+  const std::pair<const char*, const char*> cases[] = {
+      {"frontier --batches 0:8:x2", "--batches"},
+      {"frontier --batches 1,2,2", "--batches"},
+      {"frontier --methods sgd,foo", "--methods"},
+      {"frontier --methods custom", "--methods"},
+      {"frontier --target -1", "--target"},
+      {"frontier --target 2 --relative", "--target"},
+      {"frontier --objective fast", "--objective"},
+      {"frontier --format xml", "--format"},
+      {"frontier --spectrum powerlaw:d=0,alpha=1", "--spectrum"},
+      {"frontier --kurtosis 0.5", "--kurtosis"},
+      {"frontier --threads -1", "--threads"},
+      {"tune --method custom", "--method"},
+      {"tune --method hb --xi 2", "--xi"},
+      {"tune --method sgd --lr -1", "--lr"},
+      {"tune --method hb --momentum 1.5", "--momentum"},
+      {"tune --method sgd --batch 0", "--batch"},
+      {"tune --method sgd --objective steps --target 1e9", "--target"},
+  };
+  for (const auto& [args, flag] : cases) {
+    const std::string spectrum =
+        std::string(args).find("--spectrum") == std::string::npos ? " --spectrum loguniform:d=20,kappa=1e2" : "";
+    const Run r = cesr(fmt::format("{}{} --output {}", args, spectrum, path.string()));
+    CAPTURE(args);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(flag) != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(std::filesystem::exists(path));
+  }
+}
+
+TEST_CASE("--help describes the commands with a working example") {
+  for (const char* cmd : {"frontier", "tune"}) {
+    const Run r = cesr(fmt::format("{} --help", cmd));
+    CHECK(r.code == 0);
+    CHECK(r.out.find("Example") != std::string::npos);
+    CHECK(r.out.find("--objective") != std::string::npos);
+  }
+}
