@@ -323,8 +323,16 @@ std::vector<LegendEntry> legend_entries(const Figure& fig) {
 }
 
 void check_panels(const Figure& fig) {
-  if (fig.panels.empty() || fig.panels.size() > 2)
-    throw std::invalid_argument(fmt::format("plot: a figure has one or two panels, got {}", fig.panels.size()));
+  if (fig.panels.empty()) throw std::invalid_argument("plot: a figure needs at least one panel");
+  if (fig.columns < 1) throw std::invalid_argument(fmt::format("plot: columns must be >= 1, got {}", fig.columns));
+}
+
+// Panels per row and number of rows.
+std::size_t grid_columns(const Figure& fig) {
+  return std::min(fig.panels.size(), static_cast<std::size_t>(fig.columns));
+}
+std::size_t grid_rows(const Figure& fig) {
+  return (fig.panels.size() + grid_columns(fig) - 1) / grid_columns(fig);
 }
 
 // ---- SVG ----
@@ -372,8 +380,8 @@ std::string svg_points(const Points& pts, Map&& map) {
   return out;
 }
 
-void svg_panel(std::string& out, const Panel& p, int index, double left0) {
-  const double left = left0 + margin_left, top = margin_top;
+void svg_panel(std::string& out, const Panel& p, int index, double left0, double top0) {
+  const double left = left0 + margin_left, top = top0 + margin_top;
   const Frame f = make_frame(p, left, top);
   const double right = left + plot_w, bottom = top + plot_h;
 
@@ -552,11 +560,12 @@ std::string tex_line_style(int color, Stroke stroke, bool markers) {
                      markers ? "mark=*, mark size=1.3pt, mark options={solid}" : "mark=none");
 }
 
-void tex_axis(std::string& out, const Panel& p, int index, bool last, const std::vector<LegendEntry>& legend) {
+void tex_axis(std::string& out, const Panel& p, int index, const std::string& placement, bool last,
+              const std::vector<LegendEntry>& legend) {
   const Frame f = make_frame(p, 0, 0);
   std::vector<std::string> opt;
   opt.push_back(fmt::format("name=panel{}", index));
-  if (index > 0) opt.push_back(fmt::format("at={{(panel{}.outer east)}}, anchor=outer west, xshift=0.4cm", index - 1));
+  if (!placement.empty()) opt.push_back(placement);
   opt.push_back("width=7cm, height=4.77cm, scale only axis");
   opt.push_back(fmt::format("xmode={}, ymode={}", p.xscale == Scale::Log ? "log" : "normal",
                             p.yscale == Scale::Log ? "log" : "normal"));
@@ -620,20 +629,23 @@ void tex_axis(std::string& out, const Panel& p, int index, bool last, const std:
 std::string to_svg(const Figure& fig) {
   check_panels(fig);
   const auto legend = legend_entries(fig);
-  const double width = panel_w * static_cast<double>(fig.panels.size()) + legend_width(legend);
+  const std::size_t columns = grid_columns(fig), rows = grid_rows(fig);
+  const double width = panel_w * static_cast<double>(columns) + legend_width(legend);
+  const double height = panel_h * static_cast<double>(rows);
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{0:.0f}" height="{1:.0f}" viewBox="0 0 {0:.0f} {1:.0f}" )"
       R"(font-family="DejaVu Sans, Helvetica, Arial, sans-serif">)"
       "\n",
-      std::ceil(width), panel_h);
+      std::ceil(width), height);
   out += "<desc>Figure made by cesr</desc>\n";
   out += R"(<rect width="100%" height="100%" fill="white"/>)"
          "\n";
   for (std::size_t i = 0; i < fig.panels.size(); ++i)
-    svg_panel(out, fig.panels[i], static_cast<int>(i), panel_w * static_cast<double>(i));
-  svg_legend(out, legend, panel_w * static_cast<double>(fig.panels.size()) - margin_right);
+    svg_panel(out, fig.panels[i], static_cast<int>(i), panel_w * static_cast<double>(i % columns),
+              panel_h * static_cast<double>(i / columns));
+  svg_legend(out, legend, panel_w * static_cast<double>(columns) - margin_right);
   out += "</svg>\n";
   return out;
 }
@@ -646,8 +658,17 @@ std::string to_pgfplots(const Figure& fig) {
   out += "\\begin{tikzpicture}\n";
   for (int i = 0; i < 7; ++i) out += fmt::format("\\definecolor{{cesr{}}}{{HTML}}{{{}}}\n", i, palette_color(i).substr(1));
   out += fmt::format("\\definecolor{{cesrgray}}{{HTML}}{{{}}}\n", palette_color(gray).substr(1));
-  for (std::size_t i = 0; i < fig.panels.size(); ++i)
-    tex_axis(out, fig.panels[i], static_cast<int>(i), i + 1 == fig.panels.size(), legend);
+  const std::size_t columns = grid_columns(fig);
+  for (std::size_t i = 0; i < fig.panels.size(); ++i) {
+    // The legend goes with the last panel of the first row.
+    const bool legend_here = i + 1 == columns;
+    std::string placement;
+    if (i % columns != 0)
+      placement = fmt::format("at={{(panel{}.outer east)}}, anchor=outer west, xshift=0.4cm", i - 1);
+    else if (i > 0)
+      placement = fmt::format("at={{(panel{}.outer south west)}}, anchor=outer north west, yshift=-0.2cm", i - columns);
+    tex_axis(out, fig.panels[i], static_cast<int>(i), placement, legend_here, legend);
+  }
   out += "\\end{tikzpicture}\n";
   return out;
 }
@@ -664,6 +685,76 @@ void check_plot_path(std::string_view path) {
 std::string render_for_file(const Figure& figure, std::string_view path) {
   check_plot_path(path);
   return path.substr(path.size() - 4) == ".svg" ? to_svg(figure) : to_pgfplots(figure);
+}
+
+std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, const std::string& title,
+                                   const std::string& serial_label, const std::string& ce_label) {
+  const auto titled = [&](const std::string& what) { return title.empty() ? what : title + ": " + what; };
+  Panel serial, ce;
+  serial.title = titled("serial runtime");
+  ce.title = titled("compute efficiency");
+  serial.xlabel = ce.xlabel = "batch size B";
+  serial.ylabel = serial_label;
+  ce.ylabel = ce_label;
+  for (const FrontierCurve& c : curves) {
+    Series s;
+    s.name = c.name;
+    s.color = c.color;
+    s.markers = true;
+    s.x = c.batch;
+    s.y = c.serial;
+    serial.series.push_back(s);
+    s.y = c.ce;
+    ce.series.push_back(std::move(s));
+    if (c.critical_batch) {
+      const VerticalLine v{*c.critical_batch, "critical batch, " + c.name, c.color};
+      serial.vlines.push_back(v);
+      ce.vlines.push_back(v);
+    }
+  }
+  // Perfect scaling: steps proportional to 1/B, through the first drawable point.
+  for (const FrontierCurve& c : curves) {
+    std::size_t i = 0;
+    while (i < std::min(c.batch.size(), c.serial.size()) &&
+           !(plottable(c.batch[i], Scale::Log) && plottable(c.serial[i], Scale::Log)))
+      ++i;
+    if (i < std::min(c.batch.size(), c.serial.size())) {
+      serial.references.push_back({c.batch[i], c.serial[i], -1, "perfect scaling (slope \u22121)"});
+      break;
+    }
+  }
+  return {std::move(serial), std::move(ce)};
+}
+
+Figure simulation_figure(const std::vector<double>& step, const std::vector<double>& exact,
+                         const std::vector<double>& mean, const std::vector<double>& std_error,
+                         const std::string& title, Scales scales) {
+  Panel p;
+  p.title = title;
+  p.xscale = scales.x;
+  p.yscale = scales.y;
+  p.xlabel = "step t";
+  p.ylabel = "loss";
+  p.xlabel_tex = "step $t$";
+  p.ylabel_tex = "loss";
+  Series sim;
+  sim.name = "simulated mean \u00b1 2 standard errors";
+  sim.color = 1;
+  sim.x = step;
+  sim.y = mean;
+  for (std::size_t i = 0; i < std::min(mean.size(), std_error.size()); ++i) {
+    sim.lower.push_back(mean[i] - 2 * std_error[i]);
+    sim.upper.push_back(mean[i] + 2 * std_error[i]);
+  }
+  Series ex;
+  ex.name = "exact expected loss";
+  ex.color = 6;
+  ex.stroke = Stroke::Dashed;
+  ex.x = step;
+  ex.y = exact;
+  p.series.push_back(std::move(sim));
+  p.series.push_back(std::move(ex));
+  return Figure{{std::move(p)}, 1};
 }
 
 }  // namespace cesr::plot

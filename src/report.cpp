@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <stdexcept>
+#include <utility>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,8 +115,28 @@ std::string round_number_text(const std::string& text, int digits) {
 }
 
 std::string latex_escape(std::string_view s) {
+  // A few Unicode symbols that cesr's labels use, as math (pdfLaTeX-safe).
+  static constexpr std::pair<std::string_view, std::string_view> symbols[] = {
+      {"\u00b1", "$\\pm$"},    {"\u2212", "$-$"},       {"\u00b7", "$\\cdot$"},  {"\u00d7", "$\\times$"},
+      {"\u2248", "$\\approx$"}, {"\u221a", "$\\surd$"},  {"\u03b7", "$\\eta$"},   {"\u03b2", "$\\beta$"},
+      {"\u03ba", "$\\kappa$"}, {"\u03c1", "$\\rho$"},   {"\u03be", "$\\xi$"},    {"\u03bb", "$\\lambda$"},
+      {"\u03c3", "$\\sigma$"}, {"\u03b1", "$\\alpha$"},
+  };
   std::string out;
-  for (char ch : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (static_cast<unsigned char>(ch) >= 0x80) {
+      bool replaced = false;
+      for (const auto& [utf8, tex] : symbols)
+        if (s.substr(i, utf8.size()) == utf8) {
+          out += tex;
+          i += utf8.size() - 1;
+          replaced = true;
+          break;
+        }
+      if (!replaced) out += ch;
+      continue;
+    }
     switch (ch) {
       case '\\': out += "\\textbackslash{}"; break;
       case '~': out += "\\textasciitilde{}"; break;

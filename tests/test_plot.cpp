@@ -308,15 +308,67 @@ TEST_CASE("pgfplots: tikzpicture/axis structure with the data inline") {
   CHECK(tex.find("xlabel={step t}") != std::string::npos);
 }
 
-TEST_CASE("figures need one or two panels; --plot names end in .svg or .tex") {
+TEST_CASE("figures need a panel; grids place panels row by row; --plot names end in .svg or .tex") {
   CHECK_THROWS_AS(plot::to_svg(plot::Figure{}), std::invalid_argument);
   const auto p = one_series({1}, {1}, Scale::Log, Scale::Log).panels.front();
-  CHECK_THROWS_AS(plot::to_pgfplots(plot::Figure{{p, p, p}}), std::invalid_argument);
+  CHECK_THROWS_AS(plot::to_pgfplots(plot::Figure{{p}, 0}), std::invalid_argument);
+  const plot::Figure grid{{p, p, p}, 2};
+  const std::string svg = plot::to_svg(grid);
+  CHECK(tag_balance(svg) == "");
+  CHECK(svg.find("height=\"792\"") != std::string::npos);  // two rows of 396
+  CHECK(count(svg, "<clipPath") == 3);
+  const std::string tex = plot::to_pgfplots(grid);
+  CHECK(tex.find("at={(panel0.outer east)}") != std::string::npos);
+  CHECK(tex.find("at={(panel0.outer south west)}") != std::string::npos);
+  CHECK(count(tex, "\\addlegendentry{") == 1);
   CHECK_THROWS_WITH_AS(plot::check_plot_path("fig.png"), doctest::Contains("--plot"), std::invalid_argument);
   CHECK_NOTHROW(plot::check_plot_path("out/fig.svg"));
   const plot::Figure f{{p}};
   CHECK(plot::render_for_file(f, "a.svg").find("<svg") != std::string::npos);
   CHECK(plot::render_for_file(f, "a.tex").find("\\begin{tikzpicture}") != std::string::npos);
+}
+
+TEST_CASE("frontier panels: serial runtime and CE against batch, critical batches, slope -1 reference") {
+  std::vector<plot::FrontierCurve> curves(2);
+  curves[0] = {"SGD", 0, {1, 4, 16, 64}, {1000, 260, 90, 60}, {1e-3, 9.6e-4, 6.9e-4, 2.6e-4}, 12.0};
+  curves[1] = {"HB", 1, {1, 4, 16, 64}, {1000, 250, 64, inf_v}, {1e-3, 1e-3, 9.8e-4, 0}, std::nullopt};
+  const auto panels = plot::frontier_panels(curves, "kappa = 1e4", "steps", "CE");
+  REQUIRE(panels.size() == 2);
+  CHECK(panels[0].title == "kappa = 1e4: serial runtime");
+  CHECK(panels[0].xscale == Scale::Log);
+  CHECK(panels[1].yscale == Scale::Log);
+  REQUIRE(panels[0].references.size() == 1);
+  CHECK(panels[0].references[0].x0 == 1);
+  CHECK(panels[0].references[0].y0 == 1000);
+  CHECK(panels[0].references[0].slope == -1);
+  CHECK(panels[0].vlines.size() == 1);
+  CHECK(panels[1].vlines.front().x == 12.0);
+  const std::string svg = plot::to_svg(plot::Figure{panels});
+  CHECK(tag_balance(svg) == "");
+  CHECK_FALSE(has_non_finite_text(svg));
+  CHECK(svg.find(">critical batch, SGD</text>") != std::string::npos);
+  // HB's infinite steps and zero CE at B = 64 are not drawn: 3 points each.
+  const auto lines = polylines(svg);
+  CHECK(std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.size() == 3; }) == 2);
+}
+
+TEST_CASE("simulation figure: exact curve and the simulated mean with a 2-standard-error band") {
+  const std::vector<double> step{0, 10, 20, 30}, exact{1, 0.5, 0.25, 0.125}, mean{1, 0.52, 0.24, 0.13},
+      se{0, 0.01, 0.02, 0.1};
+  const auto fig = plot::simulation_figure(step, exact, mean, se, "check", {Scale::Linear, Scale::Log});
+  REQUIRE(fig.panels.size() == 1);
+  const auto& sim = fig.panels[0].series[0];
+  const std::vector<double> lower{1, 0.5, 0.2, -0.07};
+  REQUIRE(sim.lower.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(sim.lower[i] == doctest::Approx(lower[i]));
+  CHECK(sim.upper[3] == doctest::Approx(0.33));
+  const std::string svg = plot::to_svg(fig);
+  CHECK(tag_balance(svg) == "");
+  CHECK(count(svg, "<polygon") == 1);  // the negative lower edge is drawn at the axis bottom
+  CHECK(svg.find("\u00b1 2 standard errors") != std::string::npos);
+  const std::string tex = plot::to_pgfplots(fig);
+  CHECK(tex.find("\\addlegendentry{simulated mean $\\pm$ 2 standard errors}") != std::string::npos);
+  CHECK(tex.find("area legend") != std::string::npos);
 }
 
 // ---- End to end: cesr loss --plot / --compare-batches / --format pgfplots ----

@@ -103,6 +103,8 @@ TEST_CASE("LaTeX and Markdown escaping") {
   CHECK(cesr::latex_escape("a_b%c&d#e$f{g}h~i^j\\k") ==
         "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k");
   CHECK(cesr::markdown_escape("a|b\\c") == "a\\|b\\\\c");
+  CHECK(cesr::latex_escape("mean \u00b1 2 SE, slope \u22121, \u221a\u03ba, \u00e9") ==
+        "mean $\\pm$ 2 SE, slope $-$1, $\\surd$$\\kappa$, \u00e9");
   const Table t{{"name", "x_y"}, {{Cell::string("p|q"), Cell::number("1.5")}}};
   const std::string md = render(t, Format::Markdown);
   CHECK(md.find("p\\|q") != std::string::npos);

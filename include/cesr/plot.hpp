@@ -1,4 +1,4 @@
-// Figures: one or two panels of line plots on log or linear axes, written as a
+// Figures: panels of line plots on log or linear axes, written as a
 // self-contained SVG or as a pgfplots picture (LaTeX tikzpicture/axis) with
 // the data inline. Both renderings draw the same points, limits and ticks.
 //
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,19 +76,45 @@ struct Panel {
   std::vector<PowerLaw> references;
 };
 
-/// One or two panels side by side, with one legend (the union of the panels'
-/// named entries) to the right.
+/// Panels on a grid, `columns` per row (filled row by row), with one legend
+/// (the union of the panels' named entries) to the right of the first row.
 struct Figure {
   std::vector<Panel> panels;
+  int columns = 2;
 };
 
 /// Self-contained SVG 1.1 document. Throws std::invalid_argument when the
-/// figure has no panel or more than two.
+/// figure has no panel or columns < 1.
 std::string to_svg(const Figure& figure);
 
 /// LaTeX: a tikzpicture with one axis per panel, coordinates inline. Needs
 /// \usepackage{pgfplots} (compat 1.11 or newer) and nothing else.
 std::string to_pgfplots(const Figure& figure);
+
+// ---- Figures of cesr's commands, from plain data ----
+
+/// One method's sweep over batch sizes.
+struct FrontierCurve {
+  std::string name;                       ///< legend entry, e.g. "HB"
+  int color = 0;                          ///< palette index (keep it fixed per method)
+  std::vector<double> batch;              ///< batch sizes
+  std::vector<double> serial;             ///< serial runtime (steps or 1/gap); non-finite: not drawn
+  std::vector<double> ce;                 ///< compute efficiency; <= 0 (unstable): not drawn
+  std::optional<double> critical_batch;   ///< drawn as a vertical line when set
+};
+
+/// Two log-log panels: serial runtime against batch (with a slope -1 line for
+/// perfect scaling through the first point of the first curve) and compute
+/// efficiency against batch; the critical batch sizes as vertical lines.
+/// `title` prefixes both panel titles (may be empty).
+std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, const std::string& title,
+                                   const std::string& serial_label, const std::string& ce_label);
+
+/// The exact curve, the simulated mean with a band of +-2 standard errors, on
+/// the given scales (step 0 is dropped on a log step axis).
+Figure simulation_figure(const std::vector<double>& step, const std::vector<double>& exact,
+                         const std::vector<double>& mean, const std::vector<double>& std_error,
+                         const std::string& title, Scales scales);
 
 /// The figure for a file named by --plot: SVG for a name ending in ".svg",
 /// pgfplots for ".tex". Throws std::invalid_argument naming --plot otherwise.

@@ -60,7 +60,9 @@ std::string paper_column_name(std::string_view column, Format format);
 /// column named "method" in Markdown and LaTeX.
 std::string paper_method_name(std::string_view method);
 
-/// Escapes LaTeX's special characters (\ { } _ % & # $ ~ ^) in text.
+/// Escapes LaTeX's special characters (\ { } _ % & # $ ~ ^) in text, and
+/// writes the Unicode symbols cesr's labels use (± − · × ≈ √ and the Greek
+/// letters α β η κ λ ξ ρ σ) as math, so the result compiles with pdfLaTeX.
 std::string latex_escape(std::string_view s);
 
 /// Escapes '|' and '\' for a Markdown table cell.
