@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <stdexcept>
 #include <vector>
 
@@ -94,30 +95,44 @@ class Secular {
   /// of g is >= 0 and decreasing in z.
   Evaluation<Real> operator()(const Real& x) {
     ++evaluations_;
-    Evaluation<Real> out;
     Real sum = 0;
-    bool ok = true;
+    int rejected = 0;
     const std::size_t d = lambda_.size();
+    const Real* lam = lambda_.data();
+    // For the built-in floating types the loop is vectorized (the sum is
+    // reordered into SIMD lanes, which changes rounding only).
     if (c_.k == 1) {
-      const Real n = c_.qr * c_.qr;
-      for (std::size_t i = 0; i < d; ++i) {
-        const Real l = lambda_[i];
-        const Real y = c_.tr_e + l * c_.qr;
-        const Real u = l * l * inv_batch_;
+      const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
+      const auto body = [&](std::size_t i, Real& acc, int& bad) {
+        const Real l = lam[i];
+        const Real y = tr_e + l * qr;
+        const Real u = l * l * ib;
         const Real cc = y * (2 - y) - x;
-        const Real chi = cc - kb_ * u * n;
-        ok = ok && cc > 0 && chi > 0;
-        sum += u * n / chi;
+        const Real chi = cc - kb * u * n;
+        bad += !(cc > 0) | !(chi > 0);
+        acc += u * n / chi;
+      };
+      if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd reduction(+ : sum, rejected)
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+      } else {
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
       }
     } else {
-      for (std::size_t i = 0; i < d; ++i) {
-        const Real l = lambda_[i];
-        const auto t = terms(l, x);
-        ok = ok && t.ok;
-        sum += t.h;
+      const auto body = [&](std::size_t i, Real& acc, int& bad) {
+        const Terms t = terms(lam[i], x);
+        bad += !t.ok;
+        acc += t.h;
+      };
+      if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd reduction(+ : sum, rejected)
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+      } else {
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
       }
     }
-    out.accepted = ok && is_finite(sum);
+    Evaluation<Real> out;
+    out.accepted = rejected == 0 && is_finite(sum);
     out.g = sum;
     return out;
   }
@@ -188,7 +203,7 @@ class Secular {
     const Real u = l * l * inv_batch_;
     const Real cc = (dd - x) * q;
     const Real chi = cc - kb_ * u * n;
-    const bool ok = above_det > 0 && 2 * x + bq < 0 && q > 0 && n >= 0 && chi > 0;
+    const bool ok = (above_det > 0) & (2 * x + bq < 0) & (q > 0) & (n >= 0) & (chi > 0);
     return {ok, chi, u * n / chi};
   }
 
