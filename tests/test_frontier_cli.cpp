@@ -174,11 +174,29 @@ TEST_CASE("bad input: exit 2, one line naming the flag, nothing written") {
   }
 }
 
+TEST_CASE("cesr window: the heavy-ball window grows like sqrt(kappa)") {
+  const Run r = cesr("window --kappas 1e2,1e4 --d 100 --format json");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j.size() == 2);
+  for (const auto& row : j) {
+    const double over = row["window_over_sqrt_kappa"];
+    CHECK(over > 0.2);
+    CHECK(over < 2.0);
+    CHECK(row["window_ratio"].get<double>() ==
+          doctest::Approx(row["critical_batch_hb"].get<double>() / row["critical_batch_sgd"].get<double>()));
+  }
+  const Run bad = cesr("window --kappas 1e2,0.5");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("--kappas") != std::string::npos);
+}
+
 TEST_CASE("--help describes the commands with a working example") {
-  for (const char* cmd : {"frontier", "tune"}) {
+  for (const char* cmd : {"frontier", "tune", "window"}) {
     const Run r = cesr(fmt::format("{} --help", cmd));
     CHECK(r.code == 0);
     CHECK(r.out.find("Example") != std::string::npos);
-    CHECK(r.out.find("--objective") != std::string::npos);
+    const bool threads_documented = r.out.find("--threads") != std::string::npos;
+    CHECK(threads_documented == (std::string(cmd) != "tune"));
   }
 }
