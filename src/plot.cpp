@@ -70,12 +70,25 @@ Limits axis_limits(const std::vector<double>& values, Scale scale) {
     if (plottable(v, scale)) mn = std::min(mn, v), mx = std::max(mx, v);
   if (mn > mx) return scale == Scale::Log ? Limits{1, 10} : Limits{0, 1};
   if (scale == Scale::Log) {
-    int e0 = static_cast<int>(std::floor(snapped_log10(mn)));
-    int e1 = static_cast<int>(std::ceil(snapped_log10(mx)));
+    const double l0 = snapped_log10(mn), l1 = snapped_log10(mx);
+    int e0 = static_cast<int>(std::floor(l0));
+    int e1 = static_cast<int>(std::ceil(l1));
     if (e0 == e1) --e0, ++e1;
     e0 = std::max(e0, min_decade);
     e1 = std::min(e1, max_decade);
-    return {pow10(e0), pow10(e1)};
+    const Limits decades{pow10(e0), pow10(e1)};
+    // Each end goes to its power of ten when that wastes at most snap_decades
+    // of the axis (or less than the padding would), otherwise it sits just
+    // outside the data; with fewer than two
+    // powers of ten inside, both ends go to the enclosing decades.
+    constexpr double snap_decades = 0.3, pad_fraction = 0.02;
+    const double pad = pad_fraction * (l1 - l0);
+    const double snap = std::max(snap_decades, pad);  // padding never passes the power of ten
+    const Limits mixed{l0 - e0 <= snap ? decades.lo : mn / std::pow(10.0, pad),
+                       e1 - l1 <= snap ? decades.hi : mx * std::pow(10.0, pad)};
+    const int inside = static_cast<int>(std::floor(snapped_log10(mixed.hi))) -
+                       static_cast<int>(std::ceil(snapped_log10(mixed.lo))) + 1;
+    return inside >= 2 ? mixed : decades;
   }
   if (mn == mx) {
     const double half = std::max(1.0, std::abs(mn)) * 0.5;

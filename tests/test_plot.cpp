@@ -107,33 +107,40 @@ TEST_CASE("scales parse and reject unknown names") {
   CHECK_THROWS_WITH_AS(plot::parse_scales("log"), doctest::Contains("--plot-scale"), std::invalid_argument);
 }
 
-TEST_CASE("log limits are the enclosing powers of ten, ignoring unplottable values") {
-  const auto l = plot::axis_limits({3.0, 2000.0, nan_v, -1.0, 0.0, inf_v}, Scale::Log);
-  CHECK(l.lo == 1.0);
-  CHECK(l.hi == 1e4);
+TEST_CASE("log limits enclose the data with at least two powers of ten, ignoring unplottable values") {
+  // Ends within 0.3 decades of a power of ten go there.
+  const auto l = plot::axis_limits({0.17, 5.4, nan_v, -1.0, 0.0, inf_v}, Scale::Log);
+  CHECK(l.lo == 0.1);
+  CHECK(l.hi == 10.0);
   const auto exact = plot::axis_limits({1e-5, 1e3}, Scale::Log);
   CHECK(exact.lo == 1e-5);
   CHECK(exact.hi == 1e3);
+  // Farther ends sit 2% of the span (in decades) beyond the data.
+  const auto tight = plot::axis_limits({1.0, 300.0}, Scale::Log);
+  CHECK(tight.lo == 1.0);
+  CHECK(tight.hi == doctest::Approx(300 * std::pow(10.0, 0.02 * std::log10(300.0))));
+  // Less than two powers of ten inside: the enclosing decades.
+  const auto narrow = plot::axis_limits({0.25, 0.5}, Scale::Log);
+  CHECK(narrow.lo == doctest::Approx(0.1));
+  CHECK(narrow.hi == 1.0);
   const auto single = plot::axis_limits({100.0}, Scale::Log);
   CHECK(single.lo == 10.0);
   CHECK(single.hi == 1000.0);
   const auto none = plot::axis_limits({nan_v, 0.0}, Scale::Log);
   CHECK(none.lo == 1.0);
   CHECK(none.hi == 10.0);
-  // Random data: the limits are powers of ten, enclose the data, and are tight
-  // (the next power of ten inwards would cut a value off).
+  // Random data: the limits enclose it, waste less than a decade at each end,
+  // and hold at least two powers of ten (so at least two labelled ticks).
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> u(-40, 40);
-  for (int trial = 0; trial < 500; ++trial) {
-    const double a = std::pow(10.0, u(rng)), b = std::pow(10.0, u(rng));
+  for (int trial = 0; trial < 2000; ++trial) {
+    const double a = std::pow(10.0, u(rng)), b = trial % 4 ? std::pow(10.0, u(rng)) : a * 1.5;
     const auto lim = plot::axis_limits({a, b}, Scale::Log);
-    const int k0 = plot::decade(lim.lo), k1 = plot::decade(lim.hi);
-    REQUIRE(lim.lo == power_of_ten(k0));
-    REQUIRE(lim.hi == power_of_ten(k1));
     REQUIRE(lim.lo <= std::min(a, b));
     REQUIRE(lim.hi >= std::max(a, b));
-    REQUIRE(power_of_ten(k0 + 1) > std::min(a, b));
-    REQUIRE(power_of_ten(k1 - 1) < std::max(a, b));
+    REQUIRE(lim.lo >= std::min(a, b) / 10.000001);
+    REQUIRE(lim.hi <= std::max(a, b) * 10.000001);
+    REQUIRE(plot::major_ticks(lim, Scale::Log).size() >= 2);
   }
 }
 
@@ -286,7 +293,7 @@ TEST_CASE("bands, vertical lines and power-law references") {
   std::smatch m;
   REQUIRE(std::regex_search(tex, m, ref));
   for (int i : {1, 3}) CHECK(std::stod(m[i]) * std::stod(m[i + 1]) == doctest::Approx(1).epsilon(1e-6));
-  CHECK(tex.find("coordinates {(3,0.1) (3,10)}") != std::string::npos);
+  CHECK(tex.find("coordinates {(3,0.1) (3,1.1") != std::string::npos);
 }
 
 TEST_CASE("pgfplots: tikzpicture/axis structure with the data inline") {

@@ -132,9 +132,13 @@ struct Limits {
   double lo = 1, hi = 10;
 };
 
-/// Axis limits enclosing `values` (non-plottable ones ignored): the enclosing
-/// powers of ten on a log axis (at least one decade), multiples of a 1-2-5 step
-/// on a linear axis. With no plottable value: [1, 10] or [0, 1].
+/// Axis limits enclosing `values` (non-plottable ones ignored). Log axis: each
+/// end is the next power of ten when that leaves at most 0.3 decades empty (or
+/// no more than the padding would),
+/// otherwise 2% of the data's span (in log) beyond the data; if that leaves
+/// fewer than two powers of ten inside, the enclosing powers of ten (at least
+/// one decade apart). Linear axis: multiples of a 1-2-5 step. With no
+/// plottable value: [1, 10] or [0, 1].
 Limits axis_limits(const std::vector<double>& values, Scale scale);
 
 /// Major tick positions inside [lo, hi]: powers of ten on a log axis (every
