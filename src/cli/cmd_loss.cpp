@@ -124,9 +124,11 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
     } else if (several_batches) {
       s.name = fmt::format("B = {}", c.batch);
       s.color = bi;
+      s.stroke = strokes[(bi / 7) % 4];  // the palette has 7 colours
     } else {
       s.name = m;
       s.color = mi;
+      s.stroke = strokes[(mi / 7) % 4];
     }
     panel.series.push_back(std::move(s));
   }
@@ -247,9 +249,9 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
   app.footer(
       "Output: CSV step,loss for one curve; with --compare or --compare-batches one row per curve and step,\n"
       "method,batch,step,loss. --format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
-      "Examples:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.5 --momentum 0.9 "
+      "Examples:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.2 --momentum 0.9 "
       "--batch 8 --steps 1000 --every 100\n"
-      "  cesr loss --method sgd --lr 1 --compare hb:lr=1,momentum=0.9 --compare-batches 1,8,64 "
+      "  cesr loss --method sgd --lr 0.1 --compare hb:lr=0.01,momentum=0.9 --compare-batches 1,8,64 "
       "--steps 2000 --every 10 --plot loss.svg --output loss.csv");
   return [o] { return run_loss(*o); };
 }}};
