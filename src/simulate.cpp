@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -109,9 +110,14 @@ class CovariateSampler {
 struct Moments {
   std::uint64_t n = 0;
   std::vector<double> mean, m2;
+  std::vector<double> lo, hi;            // smallest and largest run (order-independent)
   std::optional<std::size_t> first_bad;  // first point where some run overflowed
 
-  explicit Moments(std::size_t points = 0) : mean(points, 0.0), m2(points, 0.0) {}
+  explicit Moments(std::size_t points = 0)
+      : mean(points, 0.0),
+        m2(points, 0.0),
+        lo(points, std::numeric_limits<double>::infinity()),
+        hi(points, -std::numeric_limits<double>::infinity()) {}
 
   void add_run(const std::vector<double>& x, std::optional<std::size_t> bad) {
     ++n;
@@ -120,6 +126,8 @@ struct Moments {
       const double delta = x[p] - mean[p];
       mean[p] += delta * inv_n;
       m2[p] += delta * (x[p] - mean[p]);
+      lo[p] = std::min(lo[p], x[p]);
+      hi[p] = std::max(hi[p], x[p]);
     }
     merge_bad(bad);
   }
@@ -132,6 +140,8 @@ struct Moments {
       const double delta = o.mean[p] - mean[p];
       mean[p] += delta * (nb / nt);
       m2[p] += o.m2[p] + delta * delta * (na * nb / nt);
+      lo[p] = std::min(lo[p], o.lo[p]);
+      hi[p] = std::max(hi[p], o.hi[p]);
     }
     n += o.n;
     merge_bad(o.first_bad);
@@ -310,7 +320,11 @@ MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const Method<double>&
   for (std::size_t p = 0; p < good; ++p) {
     out.step.push_back(record[p]);
     out.mean.push_back(total.mean[p]);
-    out.std_error.push_back(std::sqrt(std::max(0.0, total.m2[p]) / (r - 1) / r));
+    const double m2 = std::max(0.0, total.m2[p]);
+    out.std_error.push_back(std::sqrt(m2 / (r - 1) / r));
+    // Share of the summed loss carried by the largest run (losses are >= 0).
+    const double sum = total.mean[p] * r;
+    out.largest_share.push_back(sum > 0 ? std::min(1.0, total.hi[p] / sum) : 0.0);
   }
   return out;
 }
@@ -340,6 +354,7 @@ SimulationResult simulate(const Spectrum& spectrum, const MethodSpec& method, co
   out.step = mc.step;
   out.mean = mc.mean;
   out.std_error = mc.std_error;
+  out.largest_share = mc.largest_share;
   out.theory.assign(theory.begin(), theory.begin() + static_cast<std::ptrdiff_t>(mc.step.size()));
   return out;
 }

@@ -8,10 +8,12 @@
 #include <boost/math/distributions/normal.hpp>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -89,6 +91,24 @@ TEST_CASE("check_curve: z rows against the corrected threshold, other rows again
 // ---------------------------------------------------------------- end to end
 
 namespace {
+
+/// The end-to-end cases write files with relative names: run them in a private
+/// scratch folder (removed at exit), wherever the test is started from.
+struct Scratch {
+  std::filesystem::path home, dir;
+  Scratch()
+      : home(std::filesystem::current_path()),
+        dir(std::filesystem::temp_directory_path() / ("cesr_test_check_" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(dir);
+    std::filesystem::current_path(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    std::filesystem::current_path(home, ec);
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+const Scratch scratch;
 
 struct Run {
   int status;

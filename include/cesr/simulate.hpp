@@ -52,6 +52,11 @@ struct MonteCarloCurve {
   std::vector<std::uint64_t> step;
   std::vector<double> mean;       ///< (1/R) sum over runs of 1/2 sum_i lambda_i e_t,i^2
   std::vector<double> std_error;  ///< sample standard deviation / sqrt(R)
+  /// Share of the summed loss that the single largest run carries. It is of
+  /// order log(R)/R when the loss has light tails, and large when one rare run
+  /// dominates the mean (heavy tails: the mean converges slowly and the
+  /// standard error and z are unreliable).
+  std::vector<double> largest_share;
   std::uint64_t runs = 0;
   /// First recorded step where some run's loss overflowed (exceeded
   /// divergence_threshold or stopped being finite); the vectors then stop before it.
@@ -72,6 +77,7 @@ struct SimulationResult {
   std::vector<double> theory;     ///< exact expected loss from cesr::loss_curve (rounded to double)
   std::vector<double> mean;       ///< Monte Carlo mean over runs
   std::vector<double> std_error;  ///< its standard error
+  std::vector<double> largest_share;  ///< see MonteCarloCurve::largest_share
   std::uint64_t runs = 0;
   Covariates covariates = Covariates::Gaussian;
   double kurtosis = 3;            ///< K used for the theory column
