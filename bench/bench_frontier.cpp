@@ -5,10 +5,17 @@
 //                           sgd/hb/asgd over 1:65536:x2, all cores; target < 1 minute
 //   BM_Tune/<method>        one rate-objective tune at d = 1000, B = 16, with the reported gap
 //                           confirmed in automatic precision (BM_TuneNoConfirm: double only)
+// Baselines measured in the same run:
+//   BM_RateEval/<method>    one contraction_rate<double> at a typical point (the unit of work)
+//   BM_GridTune/hb          the naive alternative to the tuner: a 64 x 64 grid over the same box
+//                           (its best gap is reported next to the tuner's as gap_ratio)
 #include <benchmark/benchmark.h>
 
 #include "cesr/frontier.hpp"
+#include "cesr/rate.hpp"
 #include "cesr/tune.hpp"
+
+#include <cmath>
 
 #include <thread>
 
@@ -63,6 +70,47 @@ BENCHMARK(BM_Tune<false>)
     ->Arg(static_cast<int>(MethodKind::HeavyBall))
     ->Arg(static_cast<int>(MethodKind::AccSgd))
     ->Unit(benchmark::kMillisecond);
+
+void BM_RateEval(benchmark::State& state) {
+  const Spectrum s = make_spectrum("loguniform:d=1000,kappa=1e4");
+  const auto kind = static_cast<MethodKind>(state.range(0));
+  const TuneResult t = tune(s, kind, NoiseModel{16, 3.0, 0.0}, {});
+  const Method<double> m = make_method<double>(t.method);
+  for (auto _ : state) benchmark::DoNotOptimize(contraction_rate<double>(s, m, NoiseModel{16, 3.0, 0.0}).gap);
+  state.SetLabel(std::string(to_string(kind)));
+}
+BENCHMARK(BM_RateEval)
+    ->Arg(static_cast<int>(MethodKind::Sgd))
+    ->Arg(static_cast<int>(MethodKind::HeavyBall))
+    ->Arg(static_cast<int>(MethodKind::AccSgd))
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_GridTune(benchmark::State& state) {
+  const Spectrum s = make_spectrum("loguniform:d=1000,kappa=1e4");
+  const NoiseModel n{16, 3.0, 0.0};
+  const double L = s.lambda_max(), q = std::sqrt(s.kappa());
+  const double lo0 = std::log(1e-2 * std::min(1 / L, 16 / (3 * s.trace()))), lo1 = std::log(0.1 / q);
+  const double hi0 = std::log(4 / L) - lo1, hi1 = 0;
+  const int points = 64;
+  double best = 0;
+  for (auto _ : state) {
+    best = 0;
+    MethodSpec m;
+    m.kind = MethodKind::HeavyBall;
+    for (int i = 0; i < points; ++i)
+      for (int j = 0; j < points; ++j) {
+        const double x0 = lo0 + (i + 0.5) * (hi0 - lo0) / points, x1 = lo1 + (j + 0.5) * (hi1 - lo1) / points;
+        m.lr = std::exp(x0 + x1);
+        m.momentum = -std::expm1(x1);
+        if (m.lr * L >= 2 * (1 + m.momentum)) continue;
+        const auto r = contraction_rate<double>(s, make_method<double>(m), n);
+        if (r.stable) best = std::max(best, r.gap);
+      }
+  }
+  const TuneResult t = tune(s, MethodKind::HeavyBall, n, {});
+  state.counters["gap_ratio"] = best / t.gap;  // grid's best over the tuner's
+}
+BENCHMARK(BM_GridTune)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 
