@@ -52,11 +52,13 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
       ->group("Run");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Run");
   app.add_option("--max-steps", o->max_steps, "Give up after this many steps")->capture_default_str()->group("Run");
-  app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")->group("Output");
+  app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
+      ->check(writable_output())
+      ->group("Output");
   app.footer(
       "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0}; exit 1 when the\n"
       "target is not reached within --max-steps, 3 when the method diverges.\n"
-      "Example:\n  cesr steps --spectrum loguniform:d=100,kappa=1e4 --method sgd --lr 1 --batch 4 "
+      "Example:\n  cesr steps --spectrum loguniform:d=100,kappa=1e4 --method sgd --lr 1 --batch 16 "
       "--target 1e-3 --relative");
   return [o] { return run_steps(*o); };
 }}};

@@ -2,7 +2,27 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
+#include <unistd.h>
+
 namespace cesr::cli {
+
+CLI::Validator writable_output() {
+  return CLI::Validator(
+      [](const std::string& path) -> std::string {
+        namespace fs = std::filesystem;
+        if (path.empty() || path == "-") return {};
+        const fs::path target(path);
+        const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) return fmt::format("'{}': no folder '{}'", path, dir.string());
+        if (fs::is_directory(target, ec)) return fmt::format("'{}' is a folder", path);
+        if (::access(dir.c_str(), W_OK) != 0) return fmt::format("'{}': folder '{}' is not writable", path, dir.string());
+        return {};
+      },
+      "");
+}
 
 void usage_error(std::string_view flag, const std::exception& e) {
   const std::string what = e.what();
@@ -111,6 +131,7 @@ void add_output_options(CLI::App& app, std::string& format, std::string& output,
   format = default_format;
   app.add_option("--format", format, "Output format: " + choices)->capture_default_str()->group("Output");
   app.add_option("--output,-o", output, "Write to FILE (atomically) instead of standard output")
+      ->check(writable_output())
       ->group("Output");
 }
 

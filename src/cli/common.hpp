@@ -57,6 +57,11 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
 void add_output_options(CLI::App& app, std::string& format, std::string& output,
                         const std::string& choices, const std::string& default_format);
 
+/// Check for an --output FILE option: "-" (standard output) or a path whose
+/// folder exists and is writable, so a bad path fails before any computation
+/// (exit 2, naming the flag and the path).
+CLI::Validator writable_output();
+
 /// Rethrows std::invalid_argument from a parser as a UsageError prefixed by `flag`
 /// unless the message already names a flag.
 [[noreturn]] void usage_error(std::string_view flag, const std::exception& e);

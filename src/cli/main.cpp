@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -12,6 +14,51 @@ std::vector<Command>& commands() {
   static std::vector<Command> all;
   return all;
 }
+
+namespace {
+
+// CLI11 2.1 reads integers with strtoull/strtoll in base 0, so "-1" wraps to
+// 2^64 - 1 for an unsigned option, "010" is octal and "0x10" hexadecimal, and
+// it reads "nan", "inf" and "1e999" into a double. These checks, added to every
+// option of every command by its type, accept plain decimal numbers only (and
+// strip leading zeros so that CLI11 reads them as decimal).
+CLI::Validator whole_number(bool allow_sign) {
+  return CLI::Validator(
+      [allow_sign](std::string& text) -> std::string {
+        std::size_t digits = 0;
+        if (allow_sign && !text.empty() && (text[0] == '-' || text[0] == '+')) digits = 1;
+        const bool ok = text.size() > digits && text.find_first_not_of("0123456789", digits) == std::string::npos;
+        if (!ok)
+          return fmt::format("'{}' is not {}", text, allow_sign ? "an integer" : "a whole number >= 0");
+        const auto first = std::min(text.find_first_not_of('0', digits), text.size() - 1);
+        text.erase(digits, first - digits);
+        return {};
+      },
+      "");
+}
+
+CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double x = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size()) return {};  // CLI11 reports "Could not convert"
+        if (!std::isfinite(x)) return fmt::format("'{}' is not a finite number", text);
+        return {};
+      },
+      "");
+}
+
+void add_number_checks(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type.rfind("UINT", 0) == 0) opt->transform(whole_number(false));
+    else if (type.rfind("INT", 0) == 0) opt->transform(whole_number(true));
+    else if (type.rfind("FLOAT", 0) == 0) opt->check(finite_number());
+  }
+}
+
+}  // namespace
 }  // namespace cesr::cli
 
 int main(int argc, char** argv) {
@@ -30,15 +77,24 @@ int main(int argc, char** argv) {
   for (auto& c : cmds) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     runners.emplace_back(sub, c.setup(*sub));
+    add_number_checks(*sub);
   }
+  // Error messages name the command being run: the first argument that is a
+  // command name (options of `cesr` itself come before it).
   std::string command = "cesr";
+  for (int i = 1; i < argc && command == "cesr"; ++i)
+    for (const auto& c : cmds)
+      if (c.name == argv[i]) command = "cesr " + c.name;
+  if (argc > 1 && argv[1][0] != '-' && command == "cesr") {
+    std::string names;
+    for (const auto& c : cmds) names += (names.empty() ? "" : ", ") + c.name;
+    std::cerr << fmt::format("cesr: error: unknown command '{}' (commands: {}; see cesr --help)\n", argv[1], names);
+    return Exit::usage;
+  }
   try {
     app.parse(argc, argv);
-    for (auto& [sub, run] : runners) {
-      if (!sub->parsed()) continue;
-      command = "cesr " + sub->get_name();
-      return run();
-    }
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
     return Exit::usage;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
