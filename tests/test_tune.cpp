@@ -241,3 +241,29 @@ TEST_CASE("bad tuning input is rejected with the flag named") {
   t.target = {2.0, true};
   CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, t), doctest::Contains("--target"), std::invalid_argument);
 }
+
+TEST_CASE("extreme damping: a search that double cannot resolve is repeated in long double") {
+  // kappa = 1e10 with 1 - beta = 1e-8 fixed: the gap (~1e-11) is far below what
+  // double resolves next to 1 - beta. The tuner must still return a stable
+  // optimum, as good as a long-double scan of the step size.
+  const Spectrum s = make("loguniform:d=50,kappa=1e10");
+  const NoiseModel n{1, 3.0, 0.0};
+  TuneOptions o;
+  o.momentum = 1 - 1e-8;
+  const TuneResult r = tune(s, MethodKind::HeavyBall, n, o);
+  REQUIRE(r.stable);
+  MethodSpec m;
+  m.kind = MethodKind::HeavyBall;
+  m.momentum = o.momentum;
+  double best = 0;
+  for (int i = 0; i < 200; ++i) {
+    m.lr = std::exp(std::log(1e-12) + i * (std::log(1e-6) - std::log(1e-12)) / 199);
+    const auto rate = contraction_rate<long double>(s, make_method<long double>(m), n);
+    if (rate.stable) best = std::max(best, static_cast<double>(rate.gap));
+  }
+  CAPTURE(r.gap);
+  CAPTURE(best);
+  REQUIRE(best > 0);
+  CHECK(r.gap >= best * (1 - 1e-3));
+  MESSAGE("search precision: ", to_string(r.search_precision));
+}

@@ -60,6 +60,9 @@ struct TuneResult {
   double rho = 1;                     ///< rho at the tuned point
   std::string gap_text;               ///< the gap with every digit of its precision
   Precision gap_precision = Precision::Double;  ///< precision the reported gap carries
+  /// Precision of the search: double, or long double when double found no
+  /// stable point at all.
+  Precision search_precision = Precision::Double;
   /// Steps to the target: the exact count (steps objective, from
   /// steps_to_target<double>) or ceil(ln(L_0 / goal) / -ln rho) (rate objective).
   /// Empty when the target is not reached (steps objective) or rho >= 1.
