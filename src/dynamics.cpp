@@ -86,6 +86,17 @@ void Dynamics<Real>::rescale() {
   if (size > high && is_finite(size)) shift = -rescale_step;
   else if (size > 0 && size < low) shift = rescale_step;
   if (shift == 0) return;
+  if (shift > 0) {
+    // A state component that neither the loss nor psi sees (possible for a
+    // custom method) may be large while both are tiny: scale up only as far
+    // as keeps every entry below 2^(2 rescale_step), far from overflow.
+    // (Only such a method can make this O(d) scan run on many steps.)
+    Real largest = 0;
+    for (const auto* v : {&a_, &b_, &c_})
+      for (const Real& x : *v) largest = abs(x) > largest ? abs(x) : largest;
+    while (shift > 0 && ldexp(largest, shift) > ldexp(Real(1), 2 * rescale_step)) shift -= rescale_step / 4;
+    if (shift <= 0) return;
+  }
   // Multiplying by a power of two is exact (barring subnormals, which only
   // the upward shift can meet, and then it recovers lost digits).
   for (auto* v : {&a_, &b_, &c_})

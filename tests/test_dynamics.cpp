@@ -387,6 +387,31 @@ TEST_CASE("a mildly unstable method is reported as diverging at the same step in
   CHECK_FALSE(cesr::loss_curve<double>(sp, cesr::make_method<double>(stable), noise, 20000, 20000).diverged_at);
 }
 
+TEST_CASE("a large state entry that the loss does not see survives the rescaling") {
+  // k = 2 with a decoupled second state: the observed first state decays by
+  // 1/4 per step in second moment (to 1e-480 in 800 steps, which the
+  // rescaling must follow), the unobserved one barely decays. Scaling the
+  // state up to follow the loss must not overflow the unobserved entries.
+  Method<double> m;
+  m.k = 2;
+  m.P = {{{0.5, 0.0}, {0.0, 0.999}}};
+  m.q = {0.0, 0.0};
+  m.r = {1.0, 0.0};
+  m.o = {1.0, 0.0};
+  const Spectrum sp{{1.0, 0.5}, {1.0, 2.0}};
+  const NoiseModel noise{1, 3.0, 0.0};
+  const auto lo = cesr::loss_curve<double>(sp, m, noise, 800, 100);
+  const auto hi = cesr::loss_curve<cesr::mp50>(sp, m.cast<cesr::mp50>(), noise, 800, 100);
+  REQUIRE_FALSE(lo.diverged_at);
+  REQUIRE(lo.step == hi.step);
+  // Exact: L_t = 1/2 sum_i lambda_i init_i 0.25^t.
+  for (std::size_t i = 0; i < lo.step.size(); ++i) {
+    const double want = 0.5 * 2.0 * std::pow(0.25, double(lo.step[i]));  // underflows to 0 beyond t ~ 537
+    CHECK(lo.loss[i] == doctest::Approx(want).epsilon(1e-13));
+    CHECK(std::abs(cesr::to_double(hi.loss[i]) - want) <= 1e-13 * want);
+  }
+}
+
 TEST_CASE("loss_curve prints t = 0, N, 2N, ... and always the last step") {
   const Spectrum sp = small_spectrum(3, 1);
   const auto method = cesr::make_method<double>(spec_of(MethodKind::Sgd, 0.5));
