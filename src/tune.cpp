@@ -399,6 +399,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
   // resolves near critical damping), it is repeated in long double.
   TuneResult out;
   Evaluator rate_ev;
+  std::optional<AutoRate> confirmed;  // the auto-precision rate at the rate optimum
   for (Precision p : {Precision::Double, Precision::Long}) {
     rate_ev = Evaluator{};
     rate_ev.space = &space;
@@ -416,9 +417,12 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     // A double optimum that automatic precision finds unstable (the trap of
     // THEORY.md: a nearly defective block misjudged in double) is searched again.
     if (p == Precision::Double && options.confirm_gap && options.objective == Objective::Rate) {
-      const AutoRate check = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise);
-      out.rate_evaluations += check.evaluations;
-      if (!check.stable) continue;
+      confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise);
+      out.rate_evaluations += confirmed->evaluations;
+      if (!confirmed->stable) {
+        confirmed.reset();
+        continue;
+      }
     }
     break;
   }
@@ -463,8 +467,9 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
   out.method = space.decode(best_x);
   out.method.validate();
   if (options.confirm_gap) {
-    const AutoRate r = contraction_rate_auto(spectrum, out.method, noise);
-    out.rate_evaluations += r.evaluations;
+    const bool moved = options.objective == Objective::Steps;  // the steps optimum is another point
+    const AutoRate r = confirmed && !moved ? *confirmed : contraction_rate_auto(spectrum, out.method, noise);
+    if (!confirmed || moved) out.rate_evaluations += r.evaluations;
     out.stable = r.stable;
     out.gap = r.gap;
     out.rho = r.rho;
