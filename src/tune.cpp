@@ -417,11 +417,17 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     // A double optimum that automatic precision finds unstable (the trap of
     // THEORY.md: a nearly defective block misjudged in double) is searched again.
     if (p == Precision::Double && options.confirm_gap && options.objective == Objective::Rate) {
-      confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise);
-      out.rate_evaluations += confirmed->evaluations;
-      if (!confirmed->stable) {
-        confirmed.reset();
-        continue;
+      try {
+        confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise);
+      } catch (const std::runtime_error&) {
+        confirmed.reset();  // handled (and reported) with the final confirmation below
+      }
+      if (confirmed) {
+        out.rate_evaluations += confirmed->evaluations;
+        if (!confirmed->stable) {
+          confirmed.reset();
+          continue;
+        }
       }
     }
     break;
@@ -466,23 +472,41 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
 
   out.method = space.decode(best_x);
   out.method.validate();
+  std::optional<AutoRate> final_rate;
   if (options.confirm_gap) {
     const bool moved = options.objective == Objective::Steps;  // the steps optimum is another point
-    const AutoRate r = confirmed && !moved ? *confirmed : contraction_rate_auto(spectrum, out.method, noise);
-    if (!confirmed || moved) out.rate_evaluations += r.evaluations;
+    if (confirmed && !moved) {
+      final_rate = confirmed;
+    } else {
+      try {
+        final_rate = contraction_rate_auto(spectrum, out.method, noise);
+        out.rate_evaluations += final_rate->evaluations;
+      } catch (const std::runtime_error&) {
+        // The escalating root finder failed at this point: keep the search's
+        // double-precision gap and say so (TuneResult::confirm_failed).
+        out.confirm_failed = true;
+      }
+    }
+  }
+  if (final_rate) {
+    const AutoRate& r = *final_rate;
     out.stable = r.stable;
     out.gap = r.gap;
     out.rho = r.rho;
     out.gap_text = r.gap_text;
     out.gap_precision = r.precision;
   } else {
-    const Rate<double> r = contraction_rate<double>(spectrum, make_method<double>(out.method), noise);
-    out.rate_evaluations += r.evaluations;
-    out.stable = r.stable;
-    out.gap = r.gap;
-    out.rho = r.rho;
-    out.gap_text = format_real(r.gap);
-    out.gap_precision = Precision::Double;
+    // In the search's precision (throws if even that fails here).
+    with_precision(out.search_precision == Precision::Long ? Precision::Long : Precision::Double, [&](auto zero) {
+      using Real = decltype(zero);
+      const Rate<Real> r = contraction_rate<Real>(spectrum, make_method<Real>(out.method), noise);
+      out.rate_evaluations += r.evaluations;
+      out.stable = r.stable;
+      out.gap = to_double(r.gap);
+      out.rho = to_double(r.rho);
+      out.gap_text = format_real(r.gap);
+      out.gap_precision = precision_of<Real>();
+    });
   }
   if (options.objective == Objective::Steps) {
     const auto res = steps_to_target<double>(spectrum, make_method<double>(out.method), noise, options.target.eps,

@@ -60,6 +60,9 @@ struct TuneResult {
   double rho = 1;                     ///< rho at the tuned point
   std::string gap_text;               ///< the gap with every digit of its precision
   Precision gap_precision = Precision::Double;  ///< precision the reported gap carries
+  /// True when the automatic-precision confirmation threw (root finder
+  /// failure): gap/rho are then the search precision's values.
+  bool confirm_failed = false;
   /// Precision of the search: double, or long double when double found no
   /// stable point at all.
   Precision search_precision = Precision::Double;

@@ -107,6 +107,13 @@ int run_frontier(const FrontierCliOptions& o) {
     results.push_back(std::move(f));
   }
   if (tty) std::cerr << "\r\033[K" << std::flush;
+  for (const auto& f : results)
+    for (const auto& r : f.rows)
+      if (r.tuned.confirm_failed)
+        std::cerr << fmt::format(
+            "cesr frontier: warning: {} {} at batch {}: the automatic-precision rate failed at the tuned point; "
+            "its gap is the {} value\n",
+            f.spectrum_text, to_string(r.method), r.batch, to_string(r.tuned.gap_precision));
 
   std::string out;
   const bool single = !o.spectrum.empty();

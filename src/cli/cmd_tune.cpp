@@ -72,6 +72,10 @@ int run_tune(const TuneCliOptions& o) {
                              to_string(kind), noise.batch);
     return Exit::diverged;
   }
+  if (r.confirm_failed)
+    std::cerr << fmt::format(
+        "cesr tune: warning: the automatic-precision rate failed at the tuned point; the gap is the {} value\n",
+        to_string(r.gap_precision));
   const MethodSpec& m = r.method;
   std::vector<std::pair<std::string, double>> params{{"lr", m.lr}};
   if (kind == MethodKind::HeavyBall || kind == MethodKind::Nesterov) params.emplace_back("momentum", m.momentum);

@@ -72,6 +72,12 @@ int run_window(const WindowOptions& o) {
                   << std::flush;
       };
     const Frontier f = compute_frontier(s, noise, fo);
+    for (const auto& r : f.rows)
+      if (r.tuned.confirm_failed)
+        std::cerr << fmt::format(
+            "cesr window: warning: kappa {} {} at batch {}: the automatic-precision rate failed at the tuned "
+            "point; its gap is the {} value\n",
+            kappas[i], to_string(r.method), r.batch, to_string(r.tuned.gap_precision));
     const auto& sgd = f.summary.methods[0];
     const auto& hb = f.summary.methods[1];
     const auto cell = [](const std::optional<double>& x) {
