@@ -172,6 +172,11 @@ void Dynamics<Real>::step() {
     const Real r2a = r[0] * r[0], r2b = 2 * r[0] * r[1], r2c = r[1] * r[1];
     const Real o2a = o[0] * o[0], o2b = 2 * o[0] * o[1], o2c = o[1] * o[1];
     const Real qqa = q[0] * q[0], qqb = q[0] * q[1], qqc = q[1] * q[1];
+    // When the output is the query point (o = r: SGD, heavy ball, AccSGD and
+    // any custom method of that form) the loss sum is psi / 2: one weighted
+    // sum instead of two, decided by the data, not by the method's name.
+    const bool same = o[0] == r[0] && o[1] == r[1];
+    const auto kernel = [&](auto same_output) {
     for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
       const Real l = lam[i];
       const Real A00 = p00 - l * qr00, A01 = p01 - l * qr01;
@@ -189,8 +194,15 @@ void Dynamics<Real>::step() {
       b[i] = bn;
       c[i] = cn;
       psi_sum += l * (r2a * an + r2b * bn + r2c * cn);
-      loss_sum += l * (o2a * an + o2b * bn + o2c * cn);
+      if constexpr (!decltype(same_output)::value) loss_sum += l * (o2a * an + o2b * bn + o2c * cn);
     });
+    };
+    if (same) {
+      kernel(std::true_type{});
+      loss = psi;
+    } else {
+      kernel(std::false_type{});
+    }
   }
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
