@@ -18,12 +18,14 @@
 // factors instead of a difference of O(1) terms.
 #include "cesr/rate.hpp"
 
+#include <boost/math/tools/roots.hpp>
 #include <boost/math/tools/toms748_solve.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <type_traits>
 #include <stdexcept>
 #include <vector>
@@ -77,6 +79,7 @@ template <class Real>
 struct Evaluation {
   bool accepted = false;  ///< every direction is above its pole and every term >= 0
   Real g{};               ///< the secular function (meaningful when accepted)
+  Real dg{};              ///< its derivative in x = 1 - z (>= 0)
 };
 
 /// The secular function and the per-direction poles for one problem.
@@ -95,45 +98,49 @@ class Secular {
   /// of g is >= 0 and decreasing in z.
   Evaluation<Real> operator()(const Real& x) {
     ++evaluations_;
-    Real sum = 0;
+    Real sum = 0, dsum = 0;
     int rejected = 0;
     const std::size_t d = lambda_.size();
     const Real* lam = lambda_.data();
-    // For the built-in floating types the loop is vectorized (the sum is
+    // For the built-in floating types the loop is vectorized (the sums are
     // reordered into SIMD lanes, which changes rounding only).
     if (c_.k == 1) {
       const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
-      const auto body = [&](std::size_t i, Real& acc, int& bad) {
+      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
         const Real l = lam[i];
         const Real y = tr_e + l * qr;
         const Real u = l * l * ib;
-        const Real cc = y * (2 - y) - x;
+        const Real cc = y * (2 - y) - x;  // z - A^2
         const Real chi = cc - kb * u * n;
         bad += !(cc > 0) | !(chi > 0);
-        acc += u * n / chi;
+        const Real h = u * n / chi;
+        acc += h;
+        dacc += h / chi;  // d chi / dx = -1
       };
       if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+#pragma omp simd reduction(+ : sum, dsum, rejected)
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
       } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
       }
     } else {
-      const auto body = [&](std::size_t i, Real& acc, int& bad) {
+      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
         const Terms t = terms(lam[i], x);
         bad += !t.ok;
         acc += t.h;
+        dacc += t.dh;
       };
       if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+#pragma omp simd reduction(+ : sum, dsum, rejected)
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
       } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, rejected);
+        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
       }
     }
     Evaluation<Real> out;
-    out.accepted = rejected == 0 && is_finite(sum);
+    out.accepted = rejected == 0 && is_finite(sum) && is_finite(dsum);
     out.g = sum;
+    out.dg = dsum;
     return out;
   }
 
@@ -143,38 +150,38 @@ class Secular {
   /// root of chi_i, which lies above rho(M_i).
   Real base() const {
     using std::sqrt;
-    Real best = std::numeric_limits<Real>::infinity();
     const std::size_t d = lambda_.size();
-    for (std::size_t i = 0; i < d; ++i) {
-      const Real l = lambda_[i];
-      Real xm;
-      if (c_.k == 1) {
-        const Real y = c_.tr_e + l * c_.qr;
-        xm = y * (2 - y);
-        if (kb_ > 0) xm -= kb_ * l * l * inv_batch_ * c_.qr * c_.qr;
-        best = std::min(best, xm);
-        continue;
-      }
-      const Real s1 = c_.tr_e + l * c_.qr;
-      const Real s0 = c_.det_e + l * c_.c_e;
-      const Real disc = s1 * s1 - 4 * s0;
-      if (disc < 0) {
-        xm = c_.one_minus_det_p - l * c_.b1;  // complex pair: |mu|^2 = det A
-      } else {
-        // Roots y of y^2 - sigma1 y + sigma0 (y = 1 - mu), the stable way.
-        const Real sq = sqrt(disc);
-        const Real qq = (s1 >= 0 ? s1 + sq : s1 - sq) / 2;
-        const Real y1 = qq;
-        const Real y2 = qq != 0 ? s0 / qq : Real(0);
-        xm = std::min(y1 * (2 - y1), y2 * (2 - y2));
-      }
-      if (kb_ > 0) {
-        const Real start = std::min(best, xm);
-        if (terms(l, start).chi <= 0) xm = self_pole(l, start);
-      }
-      best = std::min(best, xm);
-    }
+    // Pass 1: rho(M_i) in closed form (and for k = 1 rho(D_i) as well).
+    Real best = std::numeric_limits<Real>::infinity();
+    for (std::size_t i = 0; i < d; ++i) best = std::min(best, deterministic_pole(lambda_[i]));
+    if (c_.k == 1 || !(kb_ > 0)) return best;
+    // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the current
+    // best is accepted there, so its self-noise pole lies below; only the
+    // others need a root solve, which moves the best up.
+    for (std::size_t i = 0; i < d; ++i)
+      if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best);
     return best;
+  }
+
+  /// 1 - rho(M_i), or 1 - rho(D_i) for k = 1.
+  Real deterministic_pole(const Real& l) const {
+    using std::sqrt;
+    if (c_.k == 1) {
+      const Real y = c_.tr_e + l * c_.qr;
+      Real xm = y * (2 - y);
+      if (kb_ > 0) xm -= kb_ * l * l * inv_batch_ * c_.qr * c_.qr;
+      return xm;
+    }
+    const Real s1 = c_.tr_e + l * c_.qr;
+    const Real s0 = c_.det_e + l * c_.c_e;
+    const Real disc = s1 * s1 - 4 * s0;
+    if (disc < 0) return c_.one_minus_det_p - l * c_.b1;  // complex pair: |mu|^2 = det A
+    // Roots y of y^2 - sigma1 y + sigma0 (y = 1 - mu), the stable way.
+    const Real sq = sqrt(disc);
+    const Real qq = (s1 >= 0 ? s1 + sq : s1 - sq) / 2;
+    const Real y1 = qq;
+    const Real y2 = qq != 0 ? s0 / qq : Real(0);
+    return std::min(y1 * (2 - y1), y2 * (2 - y2));
   }
 
   int evaluations() const { return evaluations_; }
@@ -183,7 +190,7 @@ class Secular {
  private:
   struct Terms {
     bool ok;
-    Real chi, h;
+    Real chi, h, dh;  // dh: derivative of h in x
   };
 
   /// The k = 2 term of direction with eigenvalue l at x.
@@ -198,13 +205,20 @@ class Secular {
     const Real q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
     const Real z = 1 - x;
     const Real a0 = c_.qr, b1 = c_.b1;
-    const Real n = (a0 * a0 * z + (b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0)) * z + delta * b1 * b1;
+    // N(z) = a0^2 z^2 + (b1^2 + 2 tr(A) a0 b1 + det(A) a0^2) z + det(A) b1^2.
+    const Real n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
+    const Real n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
     const Real above_det = delta >= 0 ? dd - x : 2 - dd - x;  // z - |det A|
     const Real u = l * l * inv_batch_;
+    const Real dq = 2 * x + bq;  // dQ/dx = -dQ/dz
     const Real cc = (dd - x) * q;
     const Real chi = cc - kb_ * u * n;
-    const bool ok = (above_det > 0) & (2 * x + bq < 0) & (q > 0) & (n >= 0) & (chi > 0);
-    return {ok, chi, u * n / chi};
+    const bool ok = (above_det > 0) & (dq < 0) & (q > 0) & (n >= 0) & (chi > 0);
+    // Derivatives in x: N' = -(2 a0^2 z + n1), C' = -Q + (d - x) Q', chi' = C' - (K-2) u N'.
+    const Real dn = -(2 * a0 * a0 * z + n1);
+    const Real dchi = (dd - x) * dq - q - kb_ * u * dn;
+    const Real h = u * n / chi;
+    return {ok, chi, h, (u * dn - h * dchi) / chi};
   }
 
   /// For K > 2: the pole of a direction that is not yet accepted at x_hi (chi <= 0
@@ -258,18 +272,52 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
     return out;
   };
 
-  // 1. The base x_b = 1 - rho(D), then the first point at or below it where
-  //    every term is accepted (numerically the base can sit on the wrong side).
+  // 1. The base x_b = 1 - rho(D) from the closed-form block radii, then an
+  //    accepted point x_hi near it with g(x_hi) > 1. Numerically the base can
+  //    sit on either side of the true one (by ~sqrt(eps) near critical
+  //    damping), so: step down (towards larger z) until every term is
+  //    accepted, then bisect between the accepted and the rejected point
+  //    while g <= 1; if the base was accepted with g <= 1, look just above it
+  //    the same way.
   const Real xb = g.base();
   if (!is_finite(xb)) throw std::runtime_error("contraction_rate: the block spectral radius is not finite");
   const Real scale = xb != 0 ? abs(xb) : Real(1);
+  const Real resolution = 4 * eps * scale;
   Real x_hi = xb;
   Evaluation<Real> e_hi = g(x_hi);
-  for (Real step = 4 * eps * scale; !e_hi.accepted; step *= 2) {
-    x_hi = xb - step;
-    e_hi = g(x_hi);
-    if (!is_finite(step) || step > 1e6 * (scale + 1))
-      throw std::runtime_error("contraction_rate: no accepted point above rho(D)");
+  Real x_rej = xb;
+  bool have_rejected = !e_hi.accepted;
+  if (!e_hi.accepted) {
+    for (Real step = resolution;; step *= 16) {
+      if (!is_finite(step) || step > 1e6 * (scale + 1))
+        throw std::runtime_error("contraction_rate: no accepted point above rho(D)");
+      x_rej = x_hi;
+      x_hi = xb - step;
+      e_hi = g(x_hi);
+      if (e_hi.accepted) break;
+    }
+  } else if (!(e_hi.g > 1)) {
+    for (Real step = resolution; step <= scale; step *= 16) {
+      const Evaluation<Real> e = g(xb + step);
+      if (!e.accepted) {
+        x_rej = xb + step;
+        have_rejected = true;
+        break;
+      }
+      x_hi = xb + step;
+      e_hi = e;
+      if (e.g > 1) break;
+    }
+  }
+  while (have_rejected && !(e_hi.g > 1) && x_rej - x_hi > resolution) {
+    const Real mid = (x_hi + x_rej) / 2;
+    const Evaluation<Real> e = g(mid);
+    if (e.accepted) {
+      x_hi = mid;
+      e_hi = e;
+    } else {
+      x_rej = mid;
+    }
   }
   // g is decreasing in z, i.e. increasing in x. If g <= 1 just above the base,
   // there is no root above rho(D) and rho(T) = rho(D).
@@ -297,22 +345,46 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
     if (!is_finite(step)) throw std::runtime_error("contraction_rate: cannot bracket the root");
   }
 
-  // 3. TOMS 748 on 1/g - 1, which is smooth through the simple poles of g.
-  const auto f = [&](const Real& x) {
+  // 3. The root, in two Newton phases, each with Boost's bisection fallback
+  //    inside the bracket [x_lo, x_hi] (every point evaluated lies in it and is
+  //    therefore accepted).
+  //    a) In t = log(p - x), the log-distance to the pole p of g, on log g:
+  //       near a pole of order m, g ~ c (p - x)^-m, so log g is nearly linear
+  //       in t whether the pole is simple or (near critical damping) double,
+  //       and the root is found in a few steps even when it sits within
+  //       1e-9 of the pole relatively. To half the digits of Real.
+  //    b) In x on F(x) = 1/g(x) - 1 from that guess, to full precision
+  //       relative to x itself (the gap), which phase a) alone does not give
+  //       when the gap is much smaller than the distance to the pole.
+  using std::exp;
+  using std::log;
+  const Real pole = have_rejected ? x_rej : x_hi + resolution;
+  const auto in_t = [&](const Real& t) {
+    const Real dist = exp(t);
+    // exp(log(.)) need not round-trip: stay inside the bracket.
+    const Evaluation<Real> e = g(std::clamp(pole - dist, x_lo, x_hi));
+    // Between two accepted points every point is accepted in exact arithmetic;
+    // a rejection inside the bracket means rounding noise within a few ulps of
+    // the pole, where g is effectively infinite: report "g > 1, move away".
+    if (!e.accepted) return std::make_pair(Real(std::numeric_limits<Real>::max_exponent), Real(-1));
+    return std::make_pair(log(e.g), -e.dg / e.g * dist);
+  };
+  const Real t_near = log(pole - x_hi), t_far = log(pole - x_lo);
+  boost::uintmax_t iters_t = 200;
+  const Real t = boost::math::tools::newton_raphson_iterate(in_t, t_near, t_near, t_far,
+                                                            std::numeric_limits<Real>::digits / 2, iters_t);
+  Real guess = pole - exp(t);
+  if (!(guess >= x_lo && guess <= x_hi)) guess = (x_lo + x_hi) / 2;
+  const auto in_x = [&](const Real& x) {
     const Evaluation<Real> e = g(x);
-    if (!e.accepted) throw std::runtime_error("contraction_rate: left the accepted region inside the bracket");
-    return 1 / e.g - 1;
+    if (!e.accepted) return std::make_pair(Real(-1), Real(-1) / (x_hi - x_lo));  // as above: g = infinity
+    return std::make_pair(1 / e.g - 1, -e.dg / (e.g * e.g));
   };
-  const auto tol = [eps](const Real& a, const Real& b) {
-    using std::abs;
-    using std::min;
-    return abs(a - b) <= 4 * eps * min(abs(a), abs(b)) ||
-           abs(a - b) <= std::numeric_limits<Real>::min();
-  };
-  boost::uintmax_t iters = 200;
-  const auto r = boost::math::tools::toms748_solve(f, x_lo, x_hi, 1 / e_lo.g - 1, 1 / e_hi.g - 1, tol, iters);
-  if (iters >= 200) throw std::runtime_error("contraction_rate: the root finder did not converge");
-  return finish((r.first + r.second) / 2);
+  boost::uintmax_t iters_x = 200;
+  const Real root = boost::math::tools::newton_raphson_iterate(in_x, guess, x_lo, x_hi,
+                                                               std::numeric_limits<Real>::digits - 2, iters_x);
+  if (iters_t >= 200 || iters_x >= 200) throw std::runtime_error("contraction_rate: the root finder did not converge");
+  return finish(root);
 }
 
 template <class Real>

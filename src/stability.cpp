@@ -35,7 +35,12 @@ struct GapOfStep {
 
   Rate<Real> rate(double lr) {
     ++calls;
-    const Rate<Real> r = contraction_rate<Real>(spectrum, with_step_size(method, lr), noise);
+    Rate<Real> r;
+    try {
+      r = contraction_rate<Real>(spectrum, with_step_size(method, lr), noise);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(fmt::format("{} (at step size {:.17g})", e.what(), lr));
+    }
     secular += r.evaluations;
     return r;
   }

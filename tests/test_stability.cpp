@@ -90,9 +90,10 @@ TEST_CASE("lr_max separates a stable from an unstable dense operator, for every 
   for (const auto& m : methods)
     for (std::uint64_t B : {1u, 16u}) {
       const cesr::NoiseModel noise{B, 3, 0};
+      INFO(cesr::describe(m), " B=", B);
       const auto lim = cesr::stability_limits<double>(s, m, noise);
       const double lr = lim.lr_max;
-      INFO(cesr::describe(m), " B=", B, " lr_max=", lr);
+      INFO("lr_max=", lr);
       CHECK(dense_rho(s, cesr::make_method<double>(cesr::with_step_size(m, lr * (1 - 1e-6))), noise) < 1);
       CHECK(dense_rho(s, cesr::make_method<double>(cesr::with_step_size(m, lr * (1 + 1e-6))), noise) > 1);
       // lr_best is better than its neighbours and than a grid over (0, lr_max).
