@@ -4,9 +4,10 @@
 // second-moment entries per eigendirection) and reports items/s where one item
 // is one eigendirection advanced by one step, so 1e9 / (items/s) is the cost
 // in ns per direction-step. Issue 2's target: <= 1.5 ns at d = 10^4 in double.
-// Baseline measured in the same run: a plain scalar loop of the same
-// recursion (BM_ReferenceLoop), written out here without the generic
-// (P, q, r, o) machinery, so the ratio shows what the generic kernel costs.
+// Baseline measured in the same run: the same recursion written out by hand
+// for heavy ball (BM_ReferenceLoop, vectorised the same way), without the
+// generic (P, q, r, o) machinery, so the ratio shows what the generic kernel
+// costs. Figures and machine: bench/README.md.
 #include <benchmark/benchmark.h>
 
 #include "cesr/dynamics.hpp"
