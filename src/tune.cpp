@@ -50,11 +50,21 @@ std::optional<std::uint64_t> asymptotic_steps(double rho, double gap, double ini
 double fractional_steps(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
                         const Target& target, std::uint64_t cap) {
   constexpr double lost = std::numeric_limits<double>::infinity();
+  constexpr std::uint64_t window = 4096;  // steps between progress checks
   Dynamics<double> dyn(spectrum, method, noise);
   const double goal = target.relative ? target.eps * dyn.loss() : target.eps;
   double previous = dyn.loss();
   if (previous <= goal) return 0;
   cap = std::min(cap, target.max_steps);
+  // Steps needed at the average decrease since `mark` (robust to the
+  // oscillation of momentum methods, unlike a one-step decrease).
+  double mark_loss = previous;
+  std::uint64_t mark_t = 0;
+  const auto projected = [&](double now) {
+    const double per_step = std::log(mark_loss / now) / static_cast<double>(dyn.time() - mark_t);
+    if (!(per_step > 0)) return lost;
+    return static_cast<double>(dyn.time()) + std::log(now / goal) / per_step;
+  };
   while (dyn.time() < cap) {
     dyn.step();
     if (dyn.diverged()) return lost;
@@ -64,13 +74,21 @@ double fractional_steps(const Spectrum& spectrum, const Method<double>& method, 
       const double frac = std::log(previous / goal) / std::log(previous / now);
       return static_cast<double>(dyn.time() - 1) + std::clamp(frac, 0.0, 1.0);
     }
-    if (dyn.time() < cap) previous = now;
+    previous = now;
+    if (dyn.time() % window == 0) {
+      // A run that, at its recent pace, cannot reach the goal within max_steps
+      // (a noise floor above the target, or a crawl) stops here.
+      if (dyn.time() >= 4 * window) {
+        const double t = projected(now);
+        if (!(t <= static_cast<double>(target.max_steps))) return t;
+      }
+      mark_loss = now;
+      mark_t = dyn.time();
+    }
   }
-  // Not reached within the cap: extrapolate the last per-step decrease.
-  const double now = dyn.loss();
-  const double decrease = std::log(previous / now);
-  if (!(decrease > 0)) return lost;
-  return static_cast<double>(dyn.time()) + std::log(now / goal) / decrease;
+  // Not reached within the cap: extrapolate at the recent average pace.
+  if (dyn.time() == mark_t) return static_cast<double>(dyn.time()) + 1;
+  return projected(dyn.loss());
 }
 
 namespace {
@@ -439,6 +457,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     return out;
   }
   std::vector<double> best_x = rate_ev.best_x;
+  bool steps_reached = true;
 
   if (options.objective == Objective::Steps) {
     // Steps objective: start from the rate optimum (the steps optimum tends to it
@@ -468,6 +487,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     }
     out.evaluations += steps_ev.evaluations;
     if (steps_ev.best_x.size() == n && std::isfinite(steps_ev.best)) best_x = steps_ev.best_x;
+    steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps);
   }
 
   out.method = space.decode(best_x);
@@ -508,7 +528,9 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
       out.gap_precision = precision_of<Real>();
     });
   }
-  if (options.objective == Objective::Steps) {
+  if (options.objective == Objective::Steps && !steps_reached) {
+    out.steps.reset();  // no point reached the target within max_steps
+  } else if (options.objective == Objective::Steps) {
     const auto res = steps_to_target<double>(spectrum, make_method<double>(out.method), noise, options.target.eps,
                                              options.target.relative, options.target.max_steps);
     if (!res.diverged_at) out.steps = res.steps;

@@ -267,3 +267,23 @@ TEST_CASE("extreme damping: a search that double cannot resolve is repeated in l
   CHECK(r.gap >= best * (1 - 1e-3));
   MESSAGE("search precision: ", to_string(r.search_precision));
 }
+
+TEST_CASE("steps objective with label noise: reached when the floor is below the target, null when above") {
+  const Spectrum s = make("loguniform:d=50,kappa=1e3");
+  TuneOptions o;
+  o.objective = Objective::Steps;
+  o.target = {1e-2, false};
+  const NoiseModel quiet{4, 3.0, 1e-3};
+  const TuneResult r = tune(s, MethodKind::HeavyBall, quiet, o);
+  REQUIRE(r.steps);
+  const auto res = steps_to_target<double>(s, make_method<double>(r.method), quiet, 1e-2, false, 100'000'000);
+  CHECK(res.steps == r.steps);
+  // One direction, lambda = 1, L_0 = 1/2, sigma^2 = 10, B = 1: SGD's stationary
+  // loss is about eta sigma^2 / 4, below 1e-2 only for eta < 4e-3, and then
+  // L_t ~ L_0 (1 - eta)^(2t) needs t > ln(50) / (2 eta) ~ 490 steps > max_steps = 100.
+  const Spectrum one{{1.0}, {1.0}};
+  const NoiseModel loud{1, 3.0, 10.0};
+  o.target.max_steps = 100;
+  const TuneResult none = tune(one, MethodKind::Sgd, loud, o);
+  CHECK_FALSE(none.steps.has_value());
+}
