@@ -265,7 +265,7 @@ Table summary_table(const Frontier& f) {
 }
 
 std::string frontier_json(const Frontier& f) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;  // keys in the order of the normative layout
   const auto opt = [](const std::optional<double>& x) { return x ? json(*x) : json(nullptr); };
   const auto finite = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
   json problem = {
