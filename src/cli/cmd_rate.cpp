@@ -79,8 +79,9 @@ const Registrar registrar{{"rate", "Contraction rate rho and gap 1 - rho of the 
       "rho is the spectral radius of the exact second-moment operator (a root of its secular equation),\n"
       "printed with every digit of the precision P that produced it; gap keeps its relative accuracy\n"
       "when rho is close to 1. The label noise does not change rho. Exit 3 (with the JSON still\n"
-      "printed) when rho >= 1.\n"
-      "Example:\n  cesr rate --spectrum loguniform:d=100,kappa=1e4 --method hb --lr 1 --momentum 0.98 --batch 8");
+      "printed) when rho >= 1. With --precision auto, P is the precision of the printed digits; the\n"
+      "next lower precision agreed with it to --rtol (double alone is never reported by auto).\n"
+      "Example:\n  cesr rate --spectrum loguniform:d=100,kappa=1e4 --method hb --lr 0.1 --momentum 0.9 --batch 8");
   return [o] { return run_rate(*o); };
 }}};
 
