@@ -10,6 +10,7 @@
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 #include <boost/multiprecision/eigen.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <random>
@@ -366,4 +367,67 @@ TEST_CASE("label noise does not change rho; K != 3 does") {
   const auto c = cesr::contraction_rate<double>(s, spec, cesr::NoiseModel{8, 1, 0});
   CHECK(a.rho == b.rho);
   CHECK(c.rho < a.rho);  // less kurtosis, less noise
+}
+
+TEST_CASE("escalation: where double is off by more than rtol, auto goes on and matches 50 digits") {
+  // The deterministic optimum at kappa = 1e4 is critically damped at both ends
+  // of the spectrum; with B = 1e6 the root sits next to a nearly triple
+  // eigenvalue and double carries only ~9 correct digits of the gap.
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=30,kappa=1e4");
+  const double lmin = s.lambda_min();
+  const double lr = 4 / std::pow(1 + std::sqrt(lmin), 2), beta = std::pow((100.0 - 1) / (100.0 + 1), 2);
+  const cesr::NoiseModel noise{1'000'000, 3, 0};
+  const auto exact = cesr::contraction_rate<mp50>(s, hb(lr, beta), noise);
+  const double gap = static_cast<double>(exact.gap);
+  const auto d = cesr::contraction_rate<double>(s, hb(lr, beta), noise);
+  INFO("exact gap ", gap, " double gap ", d.gap);
+  CHECK(std::abs(d.gap - gap) > 1e-10 * std::abs(gap));
+  const cesr::AutoRate a = cesr::contraction_rate_auto(s, hb(lr, beta), noise, 1e-10);
+  CHECK(a.precision >= cesr::Precision::Quad);
+  CHECK(std::abs(a.gap - gap) <= 1e-10 * std::abs(gap));
+  CHECK(a.stable == exact.stable);
+}
+
+TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 and B from 1 to 1e9") {
+  int cases = 0, stable = 0;
+  double worst = 0;
+  for (double kappa : {1e2, 1e6, 1e12}) {
+    const cesr::Spectrum s = cesr::make_spectrum(fmt::format("loguniform:d=8,kappa={}", kappa));
+    const double lmin = s.lambda_min();
+    std::vector<cesr::MethodSpec> methods;
+    cesr::MethodSpec sgd;
+    sgd.kind = cesr::MethodKind::Sgd;
+    sgd.lr = 1;
+    methods.push_back(sgd);
+    for (double lr : {0.05, 1.0}) {
+      const double critical = std::pow(1 - std::sqrt(lr * lmin), 2);
+      methods.push_back(hb(lr, critical));
+      cesr::MethodSpec nag = hb(lr, 0.99);
+      nag.kind = cesr::MethodKind::Nesterov;
+      methods.push_back(nag);
+    }
+    methods.push_back(hb(4 / std::pow(1 + std::sqrt(lmin), 2), std::pow((std::sqrt(kappa) - 1) / (std::sqrt(kappa) + 1), 2)));
+    cesr::MethodSpec asgd;
+    asgd.kind = cesr::MethodKind::AccSgd;
+    asgd.lr = 0.3;
+    asgd.kappa = std::sqrt(kappa);
+    asgd.xi = std::sqrt(asgd.kappa);
+    methods.push_back(asgd);
+    for (const auto& m : methods)
+      for (std::uint64_t B : {std::uint64_t{1}, std::uint64_t{1000}, std::uint64_t{1'000'000'000}}) {
+        const cesr::NoiseModel noise{B, 3, 0};
+        const auto exact = cesr::contraction_rate<mp50>(s, m, noise);
+        const cesr::AutoRate a = cesr::contraction_rate_auto(s, m, noise);
+        const double err = std::abs(a.gap - static_cast<double>(exact.gap)) / std::abs(static_cast<double>(exact.gap));
+        INFO("kappa=", kappa, " B=", B, " ", cesr::describe(m), " error ", err);
+        CHECK(a.stable == exact.stable);
+        CHECK(err <= 1e-10);
+        worst = std::max(worst, err);
+        ++cases;
+        stable += exact.stable;
+      }
+  }
+  MESSAGE("accuracy sweep: ", cases, " cases, ", stable, " stable, worst relative gap error ", worst);
+  CHECK(stable > 10);
+  CHECK(cases - stable > 10);
 }
