@@ -108,7 +108,7 @@ bool fixed(double x) { return x == x; }
 
 // Coarse grid sizes by dimension: dense enough that the grid always puts a
 // point inside the stable, near-optimal band, which the local search refines.
-constexpr int grid_1d = 32, grid_2d = 12, grid_3d_main = 8, grid_3d_xi = 5;
+constexpr int grid_1d = 40, grid_2d = 16, grid_3d_main = 10, grid_3d_xi = 6;
 
 Space make_space(const Spectrum& s, MethodKind kind, const NoiseModel& noise, const TuneOptions& o) {
   const double L = s.lambda_max(), mu = s.lambda_min(), tr = s.trace();
