@@ -58,6 +58,10 @@ namespace {
 // entries up to 2^600 / lambda_i times the loss still fit, and rarely (a
 // method growing by 1% per step triggers it once every ~28,000 steps).
 constexpr int rescale_step = 400;
+// The scale exponent stays within +-2^20: a loss below 2^(-2^20) (or a state
+// that kept growing after the loss passed every threshold) is then left to
+// underflow (overflow) as in unscaled arithmetic, and the exponent never wraps.
+constexpr int max_scale_exp = 1 << 20;
 }  // namespace
 
 template <class Real>
@@ -85,7 +89,7 @@ void Dynamics<Real>::rescale() {
   int shift = 0;
   if (size > high && is_finite(size)) shift = -rescale_step;
   else if (size > 0 && size < low) shift = rescale_step;
-  if (shift == 0) return;
+  if (shift == 0 || std::abs(scale_exp_ - shift) > max_scale_exp) return;
   if (shift > 0) {
     // A state component that neither the loss nor psi sees (possible for a
     // custom method) may be large while both are tiny: scale up only as far

@@ -412,6 +412,23 @@ TEST_CASE("a large state entry that the loss does not see survives the rescaling
   }
 }
 
+TEST_CASE("a loss that decays for ever underflows to 0 and is never reported as diverging") {
+  // rho = (1 - eta lambda)^2 = 2^-104 per step: the scale exponent would pass
+  // 2^31 after 2e7 steps if it were not bounded.
+  const Spectrum sp{{1.0 - std::ldexp(1.0, -52)}, {1.0}};
+  MethodSpec spec = spec_of(MethodKind::Sgd, 1.0);
+  const NoiseModel noise{1, 1.0, 0.0};
+  const auto curve = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec), noise, 30'000'000, 10'000'000);
+  CHECK_FALSE(curve.diverged_at);
+  REQUIRE(curve.loss.size() == 4);
+  CHECK(curve.loss[0] > 0);
+  CHECK(curve.loss[3] == 0.0);
+  const auto hi = cesr::steps_to_target<cesr::mp50>(sp, cesr::make_method<cesr::mp50>(spec), noise,
+                                                    cesr::mp50(1e-300), false, 100);
+  REQUIRE(hi.steps);
+  CHECK(*hi.steps == 10);  // L_t = L_0 2^(-104 t) <= 1e-300 first at t = 10
+}
+
 TEST_CASE("loss_curve prints t = 0, N, 2N, ... and always the last step") {
   const Spectrum sp = small_spectrum(3, 1);
   const auto method = cesr::make_method<double>(spec_of(MethodKind::Sgd, 0.5));

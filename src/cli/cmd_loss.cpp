@@ -164,6 +164,18 @@ int run_loss(const LossOptions& o) {
     batches = parse_batches(o.compare_batches);
   }
   const bool several_methods = specs.size() > 1, several_batches = !o.compare_batches.empty();
+  {
+    // The printed rows are held in memory (as numbers and as text, a few
+    // hundred bytes each with mp50): refuse a --steps/--every that would not fit.
+    const double rows = (double(o.steps / o.every) + 2) * double(specs.size() * batches.size());
+    try {
+      check_fits_in_memory(static_cast<std::size_t>(std::min(rows * 4, 1e18)), "rows");
+    } catch (const std::invalid_argument&) {
+      throw UsageError(fmt::format("--steps {} --every {}: {:.3g} printed rows would not fit in memory; "
+                                   "print fewer (a larger --every)",
+                                   o.steps, o.every, rows));
+    }
+  }
 
   std::vector<Curve> curves;
   for (const MethodSpec& spec : specs)

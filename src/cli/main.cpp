@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -32,6 +34,12 @@ CLI::Validator whole_number(bool allow_sign) {
           return fmt::format("'{}' is not {}", text, allow_sign ? "an integer" : "a whole number >= 0");
         const auto first = std::min(text.find_first_not_of('0', digits), text.size() - 1);
         text.erase(digits, first - digits);
+        // Out of the 64-bit range: strtoull would saturate silently.
+        std::uint64_t magnitude = 0;
+        const char* end = text.data() + text.size();
+        if (std::from_chars(text.data() + digits, end, magnitude).ec != std::errc{} ||
+            magnitude > (allow_sign ? std::uint64_t(INT64_MAX) : UINT64_MAX))
+          return fmt::format("'{}' is too large", text);
         return {};
       },
       "");
