@@ -274,7 +274,7 @@ TEST_CASE("the O(d) recursion equals the dense operators for every method, K and
       }
     }
   }
-  MESSAGE("largest relative difference over 224 runs x 301 steps: full covariance " << worst_full
+  MESSAGE("largest relative difference over 112 runs x 301 steps: full covariance " << worst_full
                                                                                     << ", Kronecker " << worst_kron);
 }
 
