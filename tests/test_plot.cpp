@@ -5,6 +5,10 @@
 
 #include "cesr/plot.hpp"
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -394,13 +398,16 @@ struct Run {
   std::string out;
 };
 
-Run run(const std::string& args, const std::filesystem::path& dir) {
+// Runs `cesr COMMAND_LINE` with stdout and stderr captured in `dir`.
+Run run_command(const std::string& command_line, const std::filesystem::path& dir) {
   const auto out = dir / "stdout.txt";
-  const std::string cmd = std::string(CESR_BINARY) + " loss " + args + " > " + out.string() + " 2> " +
+  const std::string cmd = std::string(CESR_BINARY) + " " + command_line + " > " + out.string() + " 2> " +
                           (dir / "stderr.txt").string();
   const int raw = std::system(cmd.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out)};
 }
+
+Run run(const std::string& loss_args, const std::filesystem::path& dir) { return run_command("loss " + loss_args, dir); }
 
 std::filesystem::path temp_dir() {
   auto dir = std::filesystem::temp_directory_path() /
@@ -467,5 +474,76 @@ TEST_CASE("cesr loss: bad figure options exit 2 and write nothing") {
             .status == 3);
   CHECK_FALSE(std::filesystem::exists(dir / "t.csv"));
   CHECK_FALSE(std::filesystem::exists(dir / "f.svg"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
+  const auto dir = temp_dir();
+  const std::string args =
+      "--spectrum loguniform:d=50,kappa=1e4 --methods sgd,hb --batches 1,16,256,4096 --threads 1";
+  const Run json = run_command("frontier " + args + " --format json --plot " + (dir / "f.svg").string(), dir);
+  REQUIRE(json.status == 0);
+  const auto parsed = nlohmann::json::parse(json.out);
+  const std::string svg = slurp(dir / "f.svg");
+  CHECK(tag_balance(svg) == "");
+  CHECK_FALSE(has_non_finite_text(svg));
+  CHECK(count(svg, "<clipPath") == 2);
+  CHECK(svg.find(">SGD</text>") != std::string::npos);
+  CHECK(svg.find(">HB</text>") != std::string::npos);
+  CHECK(svg.find(">perfect scaling (slope \u22121)</text>") != std::string::npos);
+  for (const char* m : {"sgd", "hb"})
+    if (!parsed["summary"]["methods"][m]["critical_batch"].is_null())
+      CHECK(svg.find(std::string(">critical batch, ") + (m[0] == 's' ? "SGD" : "HB") + "</text>") !=
+            std::string::npos);
+
+  // The pgfplots picture holds (B, 1/gap) and (B, CE) of every row, as in the JSON.
+  const Run tex = run_command("frontier " + args + " --format pgfplots", dir);
+  REQUIRE(tex.status == 0);
+  CHECK(count(tex.out, "\\begin{axis}") == 2);
+  int points = 0;
+  for (const auto& row : parsed["rows"]) {
+    if (row["gap"].is_null()) continue;
+    const auto b = row["batch"].get<std::uint64_t>();
+    const double gap = row["gap"].get<double>(), ce = row["ce"].get<double>();
+    CHECK(tex.out.find(fmt::format("({},{:.7g})", b, 1 / gap)) != std::string::npos);
+    CHECK(tex.out.find(fmt::format("({},{:.7g})", b, ce)) != std::string::npos);
+    ++points;
+  }
+  CHECK(points == 8);
+  CHECK(run_command("frontier " + args + " --plot " + (dir / "f.pdf").string(), dir).status == 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-error band") {
+  const auto dir = temp_dir();
+  const std::string args = "--spectrum loguniform:d=20,kappa=100 --method sgd --lr 0.2 --batch 2 --steps 60 "
+                           "--every 6 --runs 300 --seed 3 --threads 1";
+  const Run csv = run_command("simulate " + args + " --plot " + (dir / "s.svg").string(), dir);
+  REQUIRE(csv.status == 0);
+  CHECK(csv.out.rfind("step,theory,mean,stderr,z\n", 0) == 0);
+  const std::string svg = slurp(dir / "s.svg");
+  CHECK(tag_balance(svg) == "");
+  CHECK(count(svg, "<polygon") == 1);
+  CHECK(svg.find("simulated mean \u00b1 2 standard errors") != std::string::npos);
+  CHECK(svg.find(">exact expected loss</text>") != std::string::npos);
+  const Run tex = run_command("simulate " + args + " --format pgfplots --plot-scale loglog", dir);
+  REQUIRE(tex.status == 0);
+  CHECK(tex.out.find("xmode=log, ymode=log") != std::string::npos);
+  CHECK(count(tex.out, "-- cycle;") == 1);
+  // The exact curve's points are the theory column of the CSV.
+  std::istringstream in(csv.out);
+  std::string line;
+  std::getline(in, line);
+  int checked = 0;
+  while (std::getline(in, line)) {
+    const auto c1 = line.find(','), c2 = line.find(',', c1 + 1);
+    const std::string step = line.substr(0, c1);
+    if (step == "0") continue;  // not on a log step axis
+    const double theory = std::stod(line.substr(c1 + 1, c2 - c1 - 1));
+    CHECK(tex.out.find(fmt::format("({},{:.7g})", step, theory)) != std::string::npos);
+    ++checked;
+  }
+  CHECK(checked == 10);
+  CHECK(run_command("simulate " + args + " --plot-scale log", dir).status == 2);
   std::filesystem::remove_all(dir);
 }

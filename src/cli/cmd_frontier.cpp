@@ -4,10 +4,12 @@
 #include "common.hpp"
 
 #include "cesr/frontier.hpp"
+#include "cesr/plot.hpp"
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <limits>
 #include <iostream>
 
 #include <unistd.h>
@@ -28,6 +30,7 @@ struct FrontierCliOptions {
   std::uint64_t max_steps = 100'000'000;
   unsigned threads = 0;
   std::string format, output;
+  std::string plot;  // --plot FILE.svg | FILE.tex
 };
 
 struct Problem {
@@ -44,8 +47,46 @@ const std::vector<Problem> default_problems{
     {"powerlaw:d=1000,alpha=0.5", "slow power law, alpha = 0.5: the three nearly overlap at small batch"},
 };
 
+/// Serial runtime and compute efficiency against batch size, log-log, one
+/// colour per method, critical batches marked: two panels per problem.
+plot::Figure frontier_figure(const std::vector<Frontier>& results) {
+  plot::Figure fig;
+  for (const Frontier& f : results) {
+    const bool rate = f.options.tune.objective == Objective::Rate;
+    std::vector<plot::FrontierCurve> curves;
+    for (const MethodSummary& m : f.summary.methods) {
+      plot::FrontierCurve c;
+      c.name = paper_method_name(to_string(m.method));
+      c.color = static_cast<int>(m.method);  // the same colour for a method in every figure
+      c.critical_batch = m.critical_batch;
+      for (const FrontierRow& r : f.rows) {
+        if (r.method != m.method) continue;
+        constexpr double not_drawn = std::numeric_limits<double>::infinity();
+        c.batch.push_back(static_cast<double>(r.batch));
+        if (rate) c.serial.push_back(r.tuned.stable && r.tuned.gap > 0 ? 1 / r.tuned.gap : not_drawn);
+        else c.serial.push_back(r.tuned.steps ? static_cast<double>(*r.tuned.steps) : not_drawn);
+        c.ce.push_back(r.ce);
+      }
+      curves.push_back(std::move(c));
+    }
+    const auto panels =
+        plot::frontier_panels(curves, f.spectrum_text, rate ? "serial runtime 1/gap" : "serial runtime (steps to target)",
+                              rate ? "compute efficiency gap/B" : "compute efficiency 1/(B steps)");
+    fig.panels.insert(fig.panels.end(), panels.begin(), panels.end());
+  }
+  return fig;
+}
+
 int run_frontier(const FrontierCliOptions& o) {
-  const Format format = parse_format(o.format);
+  const bool pgfplots = o.format == "pgfplots";
+  const Format format = pgfplots ? Format::Text : parse_format(o.format);
+  if (!o.plot.empty()) {
+    try {
+      plot::check_plot_path(o.plot);
+    } catch (const std::invalid_argument& e) {
+      usage_error("--plot", e);
+    }
+  }
   FrontierOptions fo;
   try {
     fo.methods = parse_methods(o.methods);
@@ -117,7 +158,9 @@ int run_frontier(const FrontierCliOptions& o) {
 
   std::string out;
   const bool single = !o.spectrum.empty();
-  if (format == Format::Json) {
+  if (pgfplots) {
+    out = plot::to_pgfplots(frontier_figure(results));
+  } else if (format == Format::Json) {
     if (single) {
       out = frontier_json(results[0]) + "\n";
     } else {
@@ -148,7 +191,9 @@ int run_frontier(const FrontierCliOptions& o) {
       out += (i ? "\n" : "") + render_frontier(results[i], format, title);
     }
   }
+  const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
   write_output(o.output, out);
+  if (!o.plot.empty()) write_output(o.plot, figure);
   return Exit::ok;
 }
 
@@ -189,7 +234,11 @@ const Registrar registrar{{"frontier",
   app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
       ->capture_default_str()
       ->group("Sweep");
-  add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex", "table");
+  add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");
+  app.add_option("--plot", o->plot,
+                 "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots): serial runtime and compute "
+                 "efficiency against batch size, log-log, critical batch sizes marked, slope -1 reference")
+      ->group("Output");
   app.footer(
       "Rows: method, batch, gap, steps, ce and the tuned hyperparameters; then per method the best ce,\n"
       "the critical batch (ce falls to half its best, interpolated in log B / log ce) and McCandlish's\n"

@@ -2,6 +2,7 @@
 #include "common.hpp"
 
 #include "cesr/check.hpp"
+#include "cesr/plot.hpp"
 #include "cesr/simulate.hpp"
 
 #include <fmt/format.h>
@@ -21,6 +22,7 @@ struct SimulateOptions {
   std::string covariates = "gaussian";
   unsigned threads = 0;
   std::string format, output;
+  std::string plot, plot_scale = "semilogy";  // --plot FILE.svg | FILE.tex
   const CLI::Option* kurtosis_flag = nullptr;  // to tell "--kurtosis given" from its default
 };
 
@@ -45,7 +47,21 @@ int run_simulate(const SimulateOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const MethodSpec spec = o.problem.make_method();
   const Precision precision = o.problem.make_precision();
-  const Format format = parse_format(o.format);
+  const bool pgfplots = o.format == "pgfplots";
+  const Format format = pgfplots ? Format::Csv : parse_format(o.format);
+  if (!o.plot.empty()) {
+    try {
+      plot::check_plot_path(o.plot);
+    } catch (const std::invalid_argument& e) {
+      usage_error("--plot", e);
+    }
+  }
+  plot::Scales scales;
+  try {
+    scales = plot::parse_scales(o.plot_scale);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--plot-scale", e);
+  }
   SimulationConfig config;
   try {
     config.covariates = parse_covariates(o.covariates);
@@ -73,7 +89,13 @@ int run_simulate(const SimulateOptions& o) {
                              divergence_threshold, *result.diverged_at);
     return Exit::diverged;
   }
-  write_output(o.output, render(simulation_table(result), format));
+  // The exact curve, the simulated mean and its +-2 standard-error band.
+  const plot::Figure figure = plot::simulation_figure(
+      std::vector<double>(result.step.begin(), result.step.end()), result.theory, result.mean, result.std_error,
+      fmt::format("{}, B = {}, {} runs", describe(spec), noise.batch, result.runs), scales);
+  const std::string plot_text = o.plot.empty() ? "" : plot::render_for_file(figure, o.plot);
+  write_output(o.output, pgfplots ? plot::to_pgfplots(figure) : render(simulation_table(result), format));
+  if (!o.plot.empty()) write_output(o.plot, plot_text);
 
   std::vector<std::optional<double>> se(result.std_error.begin(), result.std_error.end());
   const CheckReport rep = check_curve(result.mean, se, result.theory, CheckOptions{});
@@ -131,7 +153,14 @@ const Registrar registrar{
                       "Worker threads (0: all cores); the output is the same for any value")
            ->capture_default_str()
            ->group("Simulation");
-       add_output_options(app, o->format, o->output, "csv|json|table", "csv");
+       add_output_options(app, o->format, o->output, "csv|json|table|pgfplots", "csv");
+       app.add_option("--plot", o->plot,
+                      "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots): the exact curve and the "
+                      "simulated mean with a band of +-2 standard errors")
+           ->group("Output");
+       app.add_option("--plot-scale", o->plot_scale, "Axes of the figure: loglog, semilogy, semilogx or linear")
+           ->capture_default_str()
+           ->group("Output");
        app.footer(
            "Columns: step,theory,mean,stderr,z with z = (mean - theory)/stderr (empty where stderr = 0).\n"
            "A summary (points within 3 standard errors, largest |z|, verdict) goes to stderr.\n\n"
