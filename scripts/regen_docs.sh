@@ -14,8 +14,9 @@
 #   <!-- /cesr -->
 #
 # ARGS are split at blanks (no quoting); they run in the folder of the page, so
-# `--plot figures/NAME.svg` writes a figure next to the docs. In check mode the
-# figures are regenerated too, and a figure no command makes is reported.
+# `--plot figures/NAME.svg` (or `--output figures/NAME.csv`) writes a file next
+# to the docs. In check mode everything in docs/figures/ is regenerated too, and
+# a file there that no command makes is reported.
 # Every command must be deterministic (fixed seeds; --threads does not change
 # cesr's output).
 #
@@ -110,8 +111,9 @@ if ((check)); then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   cp -R "$docs" "$tmp/docs"
-  # Figures must be remade by the pages' commands, not copied.
-  rm -f "$tmp/docs/figures/"*.svg "$tmp/docs/figures/"*.tex
+  # Everything in figures/ must be remade by the pages' commands, not copied.
+  rm -rf "$tmp/docs/figures"
+  mkdir "$tmp/docs/figures"
   regen_all "$tmp/docs"
   if ! diff -ru "$docs" "$tmp/docs" >"$tmp/diff"; then
     echo "regen_docs: docs/ is out of date with cesr; run scripts/regen_docs.sh and commit the result:" >&2
