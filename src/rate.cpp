@@ -75,6 +75,9 @@ Coefficients<Real> coefficients(const Method<Wide>& m) {
   return c;
 }
 
+/// Thrown when rho(T) lies beyond the range of the working precision.
+struct Overflow {};
+
 template <class Real>
 struct Evaluation {
   bool accepted = false;  ///< every direction is above its pole and every term >= 0
@@ -148,19 +151,40 @@ class Secular {
   /// pole of direction i is rho(M_i) (for K < 2 the self-noise term only adds
   /// a positive amount to chi_i above it); for K > 2 it is the largest real
   /// root of chi_i, which lies above rho(M_i).
-  Real base() const {
-    using std::sqrt;
+  struct Base {
+    Real x;      ///< 1 - rho(D)
+    Real scale;  ///< size of the small quantities of the direction attaining it
+  };
+  Base base() const {
+    using std::abs;
+    using std::max;
     const std::size_t d = lambda_.size();
     // Pass 1: rho(M_i) in closed form (and for k = 1 rho(D_i) as well).
     Real best = std::numeric_limits<Real>::infinity();
-    for (std::size_t i = 0; i < d; ++i) best = std::min(best, deterministic_pole(lambda_[i]));
-    if (c_.k == 1 || !(kb_ > 0)) return best;
-    // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the current
-    // best is accepted there, so its self-noise pole lies below; only the
-    // others need a root solve, which moves the best up.
-    for (std::size_t i = 0; i < d; ++i)
-      if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best);
-    return best;
+    std::size_t arg = 0;
+    for (std::size_t i = 0; i < d; ++i) {
+      const Real x = deterministic_pole(lambda_[i]);
+      if (x < best) best = x, arg = i;
+    }
+    if (c_.k == 2 && kb_ > 0) {
+      // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the
+      // current best is accepted there, so its self-noise pole lies below;
+      // only the others need a root solve, which moves the best up.
+      for (std::size_t i = 0; i < d; ++i)
+        if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best), arg = i;
+    }
+    // The pole of a direction is known to about eps times the size of its
+    // small quantities (sigma1, sigma0, 1 - det A, or 1 - A for k = 1).
+    const Real l = lambda_.empty() ? Real(0) : lambda_[arg];
+    Real scale = abs(best);
+    if (c_.k == 1) {
+      scale = max(scale, abs(c_.tr_e + l * c_.qr));
+    } else {
+      scale = max(scale, abs(c_.tr_e + l * c_.qr));
+      scale = max(scale, abs(c_.det_e + l * c_.c_e));
+      scale = max(scale, abs(c_.one_minus_det_p - l * c_.b1));
+    }
+    return {best, scale};
   }
 
   /// 1 - rho(M_i), or 1 - rho(D_i) for k = 1.
@@ -207,13 +231,15 @@ class Secular {
     const Real a0 = c_.qr, b1 = c_.b1;
     // N(z) = a0^2 z^2 + (b1^2 + 2 tr(A) a0 b1 + det(A) a0^2) z + det(A) b1^2.
     const Real n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
-    const Real n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
+    // N >= 0 whenever z > rho(M_i) (phi_i is a sum of squares over powers of
+    // z); a negative value is rounding noise near a zero of N, clamped.
+    const Real n = std::max((a0 * a0 * z + n1) * z + delta * b1 * b1, Real(0));
     const Real above_det = delta >= 0 ? dd - x : 2 - dd - x;  // z - |det A|
     const Real u = l * l * inv_batch_;
     const Real dq = 2 * x + bq;  // dQ/dx = -dQ/dz
     const Real cc = (dd - x) * q;
     const Real chi = cc - kb_ * u * n;
-    const bool ok = (above_det > 0) & (dq < 0) & (q > 0) & (n >= 0) & (chi > 0);
+    const bool ok = (above_det > 0) & (dq < 0) & (q > 0) & (chi > 0);
     // Derivatives in x: N' = -(2 a0^2 z + n1), C' = -Q + (d - x) Q', chi' = C' - (K-2) u N'.
     const Real dn = -(2 * a0 * a0 * z + n1);
     const Real dchi = (dd - x) * dq - q - kb_ * u * dn;
@@ -235,6 +261,7 @@ class Secular {
       step *= 4;
       x_lo = x_hi - step;
       f_lo = chi(x_lo);
+      if (!is_finite(f_lo) || !is_finite(step)) throw Overflow{};
       if (++guard > 4000) throw std::runtime_error("contraction_rate: cannot bracket the self-noise pole");
     }
     const Real f_hi = chi(x_hi);
@@ -243,7 +270,8 @@ class Secular {
     const auto tol = [](const Real& a, const Real& b) {
       using std::abs;
       using std::min;
-      return abs(a - b) <= 4 * epsilon<Real>() * min(abs(a), abs(b));
+      const Real eps = epsilon<Real>();
+      return abs(a - b) <= 4 * eps * max(min(abs(a), abs(b)), eps);  // relative, or 4 eps^2 near 0
     };
     const auto r = boost::math::tools::toms748_solve(chi, x_lo, x_hi, f_lo, f_hi, tol, iters);
     return r.first;  // the side where chi > 0: accepted
@@ -256,7 +284,7 @@ class Secular {
 };
 
 template <class Real>
-Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
   using std::abs;
   using std::max;
   using std::min;
@@ -279,9 +307,10 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
   //    accepted, then bisect between the accepted and the rejected point
   //    while g <= 1; if the base was accepted with g <= 1, look just above it
   //    the same way.
-  const Real xb = g.base();
-  if (!is_finite(xb)) throw std::runtime_error("contraction_rate: the block spectral radius is not finite");
-  const Real scale = xb != 0 ? abs(xb) : Real(1);
+  const auto base = g.base();
+  const Real xb = base.x;
+  if (!is_finite(xb) || !is_finite(base.scale)) throw Overflow{};
+  const Real scale = base.scale != 0 ? base.scale : Real(1);
   const Real resolution = 4 * eps * scale;
   Real x_hi = xb;
   Evaluation<Real> e_hi = g(x_hi);
@@ -309,8 +338,11 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
       if (e.g > 1) break;
     }
   }
-  while (have_rejected && !(e_hi.g > 1) && x_rej - x_hi > resolution) {
+  for (int halvings = 0; have_rejected && !(e_hi.g > 1) && x_rej - x_hi > resolution &&
+                         halvings <= std::numeric_limits<Real>::digits;
+       ++halvings) {
     const Real mid = (x_hi + x_rej) / 2;
+    if (mid == x_hi || mid == x_rej) break;
     const Evaluation<Real> e = g(mid);
     if (e.accepted) {
       x_hi = mid;
@@ -342,7 +374,7 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
     x_lo = x_hi - step;
     e_lo = g(x_lo);
     if (e_lo.accepted && e_lo.g < 1) break;
-    if (!is_finite(step)) throw std::runtime_error("contraction_rate: cannot bracket the root");
+    if (!is_finite(step) || !is_finite(x_lo)) throw Overflow{};
   }
 
   // 3. The root, in two Newton phases, each with Boost's bisection fallback
@@ -385,6 +417,22 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
                                                                std::numeric_limits<Real>::digits - 2, iters_x);
   if (iters_t >= 200 || iters_x >= 200) throw std::runtime_error("contraction_rate: the root finder did not converge");
   return finish(root);
+}
+
+/// rho(T), or rho = +infinity (gap = -infinity, unstable) when it overflows
+/// the working precision (a higher precision has a wider exponent range).
+template <class Real>
+Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+  try {
+    return solve_in_range(spectrum, coef, noise);
+  } catch (const Overflow&) {
+    Rate<Real> out;
+    out.rho = std::numeric_limits<Real>::infinity();
+    out.gap = -std::numeric_limits<Real>::infinity();
+    out.stable = false;
+    out.evaluations = 0;
+    return out;
+  }
 }
 
 template <class Real>

@@ -431,3 +431,15 @@ TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 a
   CHECK(stable > 10);
   CHECK(cases - stable > 10);
 }
+
+TEST_CASE("heavy ball with beta = 0 (3x3 blocks) has the rate of SGD (1x1 blocks)") {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 40; ++trial) {
+    RandomCase c = random_case(rng, cesr::MethodKind::Sgd, 1 + static_cast<int>(rng() % 10));
+    const auto sgd = cesr::contraction_rate<mp50>(c.spectrum, c.spec, c.noise);
+    const auto h = cesr::contraction_rate<mp50>(c.spectrum, hb(c.spec.lr, 0.0), c.noise);
+    INFO(cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis);
+    CHECK(abs(h.rho - sgd.rho) <= mp50("1e-40") * sgd.rho);
+    CHECK(h.stable == sgd.stable);
+  }
+}

@@ -25,6 +25,8 @@ struct Rate {
 
 /// rho(T) in the working precision Real, from the secular equation (O(d) per
 /// evaluation). Throws std::runtime_error if the root finder fails to converge.
+/// When rho(T) exceeds the range of Real, rho = +infinity, gap = -infinity and
+/// stable = false (a wider precision gives the finite value).
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
 

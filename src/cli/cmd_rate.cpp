@@ -30,10 +30,13 @@ std::optional<Precision> parse_rate_precision(const std::string& text) {
 }
 
 std::string render_rate(const AutoRate& r, Format format) {
+  // rho beyond the range of the precision used is infinite: JSON null.
+  const bool finite = r.rho_text != "inf";
   if (format == Format::Json)
     return fmt::format(
-        "{{\"rho\": {}, \"gap\": {}, \"stable\": {}, \"precision\": \"{}\", \"evaluations\": {}}}\n", r.rho_text,
-        r.gap_text, r.stable ? "true" : "false", to_string(r.precision), r.evaluations);
+        "{{\"rho\": {}, \"gap\": {}, \"stable\": {}, \"precision\": \"{}\", \"evaluations\": {}}}\n",
+        finite ? r.rho_text : "null", finite ? r.gap_text : "null", r.stable ? "true" : "false",
+        to_string(r.precision), r.evaluations);
   Table t{{"rho", "gap", "stable", "precision", "evaluations"}, {}};
   t.rows.push_back({Cell::number(r.rho_text), Cell::number(r.gap_text), Cell::string(r.stable ? "true" : "false"),
                     Cell::string(std::string(to_string(r.precision))),
@@ -55,8 +58,12 @@ int run_rate(const RateOptions& o) {
                                : contraction_rate_auto(spectrum, spec, noise, o.rtol);
   write_output(o.output, render_rate(r, format));
   if (!r.stable) {
-    std::cerr << fmt::format("cesr rate: {} diverges at batch {}: rho = {} >= 1\n", describe(spec), noise.batch,
-                             format_real(r.rho, 10));
+    if (r.rho_text == "inf")
+      std::cerr << fmt::format("cesr rate: {} diverges at batch {}: rho exceeds the range of {}\n", describe(spec),
+                               noise.batch, to_string(r.precision));
+    else
+      std::cerr << fmt::format("cesr rate: {} diverges at batch {}: rho = {} >= 1\n", describe(spec), noise.batch,
+                               round_number_text(r.rho_text, 10));
     return Exit::diverged;
   }
   return Exit::ok;
