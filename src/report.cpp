@@ -187,6 +187,7 @@ constexpr PaperName paper_names[] = {
     {"theory", "exact L_t", "exact $L_t$"},
     {"mean", "simulated mean", "simulated mean"},
     {"std_error", "standard error", "standard error"},
+    {"stderr", "standard error", "standard error"},
 };
 
 // A JSON number: digits, sign, point and exponent only (so "inf" and "nan" are
