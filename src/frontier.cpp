@@ -312,11 +312,11 @@ std::string frontier_json(const Frontier& f) {
   return out.dump(2);
 }
 
-std::string render_frontier(const Frontier& f, Format format, const std::string& title) {
+std::string render_frontier(const Frontier& f, Format format, const std::string& title, int digits) {
   if (format == Format::Json) return frontier_json(f) + "\n";
   if (format == Format::Csv) return render(rows_table(f), Format::Csv);
   RenderOptions ro;
-  ro.digits = 4;
+  ro.digits = format == Format::Text ? 4 : digits;
   const auto window_text = [&] {
     const auto& s = f.summary;
     return fmt::format("window B_crit(hb)/B_crit(sgd) = {}, sqrt(kappa) = {:.4g}, tr(H)/lambda_max = {:.4g}, "

@@ -200,3 +200,22 @@ TEST_CASE("--help describes the commands with a working example") {
     CHECK(threads_documented == (std::string(cmd) != "tune"));
   }
 }
+
+TEST_CASE("cesr frontier --digits sets the significant digits of latex and markdown tables") {
+  const Run json = cesr("frontier " + problem + " --methods sgd --batches 1,64 --format json");
+  REQUIRE(json.code == 0);
+  const auto rows = nlohmann::json::parse(json.out)["rows"];
+  for (int digits : {2, 5}) {
+    const Run md = cesr(fmt::format("frontier {} --methods sgd --batches 1,64 --format markdown --digits {}", problem,
+                                    digits));
+    REQUIRE(md.code == 0);
+    // Each gap appears rounded to `digits` significant digits, computed here from the JSON value.
+    for (const auto& row : rows) {
+      const std::string rounded = fmt::format("{:.{}e}", row["gap"].get<double>(), digits - 1);
+      CHECK_MESSAGE(md.out.find(rounded) != std::string::npos, rounded);
+    }
+  }
+  const Run bad = cesr("frontier " + problem + " --digits 0");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("--digits") != std::string::npos);
+}

@@ -93,6 +93,8 @@ Table summary_table(const Frontier& f);
 std::string frontier_json(const Frontier& f);
 /// The frontier in a format: csv (rows only), json, table, markdown or latex
 /// (rows, summary table, then the window line). `title` heads the text formats.
-std::string render_frontier(const Frontier& f, Format format, const std::string& title = {});
+/// Markdown and LaTeX numbers carry `digits` significant digits (the aligned
+/// text table always 4; csv and json every digit).
+std::string render_frontier(const Frontier& f, Format format, const std::string& title = {}, int digits = 3);
 
 }  // namespace cesr

@@ -30,6 +30,7 @@ struct FrontierCliOptions {
   std::uint64_t max_steps = 100'000'000;
   unsigned threads = 0;
   std::string format, output;
+  int digits = 3;
   std::string plot;  // --plot FILE.svg | FILE.tex
 };
 
@@ -188,7 +189,7 @@ int run_frontier(const FrontierCliOptions& o) {
     for (std::size_t i = 0; i < results.size(); ++i) {
       const std::string title =
           single ? problems[i].spectrum : fmt::format("{} -- {}", problems[i].spectrum, problems[i].title);
-      out += (i ? "\n" : "") + render_frontier(results[i], format, title);
+      out += (i ? "\n" : "") + render_frontier(results[i], format, title, o.digits);
     }
   }
   const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
@@ -235,6 +236,10 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");
+  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
+      ->check(CLI::Range(1, 17))
+      ->capture_default_str()
+      ->group("Output");
   app.add_option("--plot", o->plot,
                  "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots): serial runtime and compute "
                  "efficiency against batch size, log-log, critical batch sizes marked, slope -1 reference")
