@@ -354,6 +354,8 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   // g is decreasing in z, i.e. increasing in x. If g <= 1 just above the base,
   // there is no root above rho(D) and rho(T) = rho(D).
   if (!(e_hi.g > 1)) return finish(x_hi);
+  // The pole of g, as far as it is resolved (for phase 3a below).
+  const Real pole = have_rejected ? x_rej : x_hi + resolution;
 
   // 2. The other end: g < 1. Try z = 1 first: it decides stability exactly.
   Real x_lo = 0;
@@ -390,7 +392,6 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   //       when the gap is much smaller than the distance to the pole.
   using std::exp;
   using std::log;
-  const Real pole = have_rejected ? x_rej : x_hi + resolution;
   const auto in_t = [&](const Real& t) {
     const Real dist = exp(t);
     // exp(log(.)) need not round-trip: stay inside the bracket.
