@@ -300,7 +300,7 @@ struct Evaluator {
 // -gap of a method in precision Real; +inf when unstable.
 template <class Real>
 double negative_gap(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise, int& evals) {
-  const Rate<Real> r = contraction_rate<Real>(spectrum, make_method<Real>(m), noise);
+  const Rate<Real> r = contraction_rate<Real>(spectrum, m, noise);
   evals = r.evaluations;
   const double gap = to_double(r.gap);
   if (!r.stable || !std::isfinite(gap) || !(gap > 0)) return std::numeric_limits<double>::infinity();
@@ -519,7 +519,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     // In the search's precision (throws if even that fails here).
     with_precision(out.search_precision == Precision::Long ? Precision::Long : Precision::Double, [&](auto zero) {
       using Real = decltype(zero);
-      const Rate<Real> r = contraction_rate<Real>(spectrum, make_method<Real>(out.method), noise);
+      const Rate<Real> r = contraction_rate<Real>(spectrum, out.method, noise);
       out.rate_evaluations += r.evaluations;
       out.stable = r.stable;
       out.gap = to_double(r.gap);
