@@ -3,6 +3,8 @@
 // learning rate off by 10%, malformed files are exit 2 naming the line).
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include "cesr/check.hpp"
 
 #include <boost/math/distributions/normal.hpp>
@@ -110,23 +112,9 @@ struct Scratch {
 };
 const Scratch scratch;
 
-struct Run {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Run cesr_run(const std::string& args) {
-  const std::string out = "test_check_stdout.txt", err = "test_check_stderr.txt";
-  const int rc = std::system((std::string(CESR_BINARY) + " " + args + " >" + out + " 2>" + err).c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
-}
+using cesr_test::Run;
+using cesr_test::slurp;
+Run cesr_run(const std::string& args) { return cesr_test::run_cesr(args); }
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
@@ -151,14 +139,14 @@ TEST_CASE("cesr check accepts a correct simulation of every method and rejects l
     const std::string sim = "simulate --steps 100 --every 10 --runs 3000 --seed 11 ";
     const Run good = cesr_run(sim + with_lr(problem(m), lr) + " --output check_good.csv");
     const Run bad = cesr_run(sim + with_lr(problem(m), 1.1 * lr) + " --output check_bad.csv");
-    REQUIRE(good.status == 0);
-    REQUIRE(bad.status == 0);
+    REQUIRE(good.code == 0);
+    REQUIRE(bad.code == 0);
     const Run accept = cesr_run("check --input check_good.csv " + with_lr(problem(m), lr));
     const Run reject = cesr_run("check --input check_bad.csv " + with_lr(problem(m), lr));
     INFO(m, "\naccept: ", accept.err, "reject: ", reject.err);
-    CHECK(accept.status == 0);
+    CHECK(accept.code == 0);
     CHECK(accept.err.find("agree") != std::string::npos);
-    CHECK(reject.status == 1);
+    CHECK(reject.code == 1);
     CHECK(reject.err.find("disagree") != std::string::npos);
     CHECK(reject.err.find("line ") != std::string::npos);  // worst rows are named
     // The per-row table carries the theory, relative error, z and verdict.
@@ -169,9 +157,9 @@ TEST_CASE("cesr check accepts a correct simulation of every method and rejects l
 
 TEST_CASE("cesr check without stderr uses the relative tolerance") {
   const std::string p = with_lr(problem("hb"), 0.3);
-  REQUIRE(cesr_run("simulate --steps 100 --every 10 --runs 3000 --seed 3 " + p + " --output check_sim.csv").status == 0);
+  REQUIRE(cesr_run("simulate --steps 100 --every 10 --runs 3000 --seed 3 " + p + " --output check_sim.csv").code == 0);
   REQUIRE(cesr_run("simulate --steps 100 --every 10 --runs 3000 --seed 3 " + with_lr(problem("hb"), 0.33) +
-                   " --output check_sim_bad.csv").status == 0);
+                   " --output check_sim_bad.csv").code == 0);
   // Keep step and mean only, as a loss curve from elsewhere would look.
   auto strip = [](const std::string& csv) {
     std::istringstream in(csv);
@@ -188,12 +176,12 @@ TEST_CASE("cesr check without stderr uses the relative tolerance") {
   const Run ok = cesr_run("check --input check_plain.csv " + p);
   const Run no = cesr_run("check --input check_plain_bad.csv " + p);
   INFO(ok.err, no.err);
-  CHECK(ok.status == 0);
+  CHECK(ok.code == 0);
   CHECK(ok.err.find("by relative error <= 0.05") != std::string::npos);
-  CHECK(no.status == 1);
-  CHECK(cesr_run("check --input check_plain_bad.csv --rtol 0.5 " + p).status == 0);
+  CHECK(no.code == 1);
+  CHECK(cesr_run("check --input check_plain_bad.csv --rtol 0.5 " + p).code == 0);
   const Run json = cesr_run("check --input check_plain.csv --format json " + p);
-  CHECK(json.status == 0);
+  CHECK(json.code == 0);
   CHECK(json.out.find("\"rel_error\"") != std::string::npos);
 }
 
@@ -221,7 +209,7 @@ TEST_CASE("cesr check: malformed files are exit 2 naming the line") {
     write("check_malformed.csv", text);
     const Run r = cesr_run("check --input check_malformed.csv " + p + " --output check_never.csv");
     INFO("file: '", text, "' -> ", r.err);
-    CHECK(r.status == 2);
+    CHECK(r.code == 2);
     CHECK(r.err.find("--input") != std::string::npos);
     CHECK(r.err.find(expect) != std::string::npos);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
@@ -229,13 +217,13 @@ TEST_CASE("cesr check: malformed files are exit 2 naming the line") {
     CHECK_FALSE(std::ifstream("check_never.csv").good());
   }
   const Run missing = cesr_run("check --input no_such_file.csv " + p);
-  CHECK(missing.status == 2);
+  CHECK(missing.code == 2);
   CHECK(missing.err.find("no_such_file.csv") != std::string::npos);
   write("check_ok.csv", "step,loss\n0,1\n");
   for (const std::string flag : {"--rtol 0", "--rtol -1", "--alpha 1", "--zmax 0"}) {
     const Run r = cesr_run("check --input check_ok.csv " + p + " " + flag);
     INFO(flag, " -> ", r.err);
-    CHECK(r.status == 2);
+    CHECK(r.code == 2);
     CHECK(r.err.find(flag.substr(0, flag.find(' '))) != std::string::npos);
   }
 }
@@ -243,6 +231,6 @@ TEST_CASE("cesr check: malformed files are exit 2 naming the line") {
 TEST_CASE("cesr check: a diverging method is exit 3") {
   write("check_div.csv", "step,loss\n0,1\n5000,1\n");
   const Run r = cesr_run("check --input check_div.csv --spectrum powerlaw:d=4,alpha=1 --method sgd --lr 4");
-  CHECK(r.status == 3);
+  CHECK(r.code == 3);
   CHECK(r.err.find("diverges") != std::string::npos);
 }

@@ -5,6 +5,8 @@
 // lambda^2 / B), not against the program's own output.
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -43,31 +45,9 @@ struct Scratch {
   std::string path(const std::string& name) const { return (dir / name).string(); }
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs `cesr ARGS` (in folder `cwd` if given) and captures everything.
-Run cesr_run(const std::string& args, const std::string& cwd = "") {
-  static const Scratch capture;
-  const std::string out = (capture.dir / "stdout").string(), err = (capture.dir / "stderr").string();
-  const std::string cd = cwd.empty() ? "" : "cd " + cwd + " && ";
-  const std::string cmd = cd + std::string(CESR_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using cesr_test::Run;
+using cesr_test::slurp;
+Run cesr_run(const std::string& args, const std::string& cwd = "") { return cesr_test::run_cesr(args, cwd); }
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;

@@ -4,6 +4,8 @@
 // bad input (exit 2, one line naming the flag, no output file).
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -21,32 +23,8 @@
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
-
-Run cesr(const std::string& args) {
-  static int counter = 0;
-  const std::string err_file =
-      (std::filesystem::temp_directory_path() / fmt::format("cesr_frontier_cli_{}_{}.err", getpid(), counter++))
-          .string();
-  const std::string cmd = fmt::format("{} {} 2>{}", CESR_BINARY, args, err_file);
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  std::filesystem::remove(err_file);
-  return r;
-}
+using cesr_test::Run;
+Run cesr(const std::string& args) { return cesr_test::run_cesr(args); }
 
 const std::string problem = "--spectrum loguniform:d=50,kappa=1e3";
 

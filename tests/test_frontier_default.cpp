@@ -4,6 +4,8 @@
 // small-batch advantage on alpha = 2 that disappears on alpha = 0.5).
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -17,14 +19,8 @@
 namespace {
 
 std::pair<int, std::string> run(const std::string& args) {
-  FILE* p = popen(fmt::format("{} {}", CESR_BINARY, args).c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const cesr_test::Run r = cesr_test::run_cesr(args);
+  return {r.code, r.out};
 }
 
 double ce(const nlohmann::json& f, const std::string& method, double batch) {

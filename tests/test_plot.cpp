@@ -3,6 +3,8 @@
 // pgfplots structure; end to end through `cesr loss --plot`.
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include "cesr/plot.hpp"
 
 #include <fmt/format.h>
@@ -386,25 +388,12 @@ TEST_CASE("simulation figure: exact curve and the simulated mean with a 2-standa
 
 namespace {
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using cesr_test::Run;
+using cesr_test::slurp;
 
-struct Run {
-  int status;
-  std::string out;
-};
-
-// Runs `cesr COMMAND_LINE` with stdout and stderr captured in `dir`.
-Run run_command(const std::string& command_line, const std::filesystem::path& dir) {
-  const auto out = dir / "stdout.txt";
-  const std::string cmd = std::string(CESR_BINARY) + " " + command_line + " > " + out.string() + " 2> " +
-                          (dir / "stderr.txt").string();
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out)};
+// Runs `cesr COMMAND_LINE`; `dir` is the test's scratch folder for the files it names.
+Run run_command(const std::string& command_line, const std::filesystem::path& /*dir*/) {
+  return cesr_test::run_cesr(command_line);
 }
 
 Run run(const std::string& loss_args, const std::filesystem::path& dir) { return run_command("loss " + loss_args, dir); }
@@ -422,13 +411,13 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
   const auto dir = temp_dir();
   const std::string problem = "--spectrum powerlaw:d=50,alpha=1.5 --method sgd --lr 0.5 --steps 40 --every 10";
   const Run multi = run(problem + " --compare-batches 1,4 --plot " + (dir / "f.svg").string(), dir);
-  INFO(slurp(dir / "stderr.txt"));
-  REQUIRE(multi.status == 0);
+  INFO(multi.err);
+  REQUIRE(multi.code == 0);
   CHECK(multi.out.rfind("method,batch,step,loss\n", 0) == 0);
   CHECK(count(multi.out, "\n") == 1 + 2 * 5);
   // The rows of batch 4 are exactly the single-run curve at --batch 4.
   const Run single = run(problem + " --batch 4", dir);
-  REQUIRE(single.status == 0);
+  REQUIRE(single.code == 0);
   std::istringstream in(single.out);
   std::string line;
   std::getline(in, line);
@@ -445,7 +434,7 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
   CHECK(lines[0].size() == 5);
 
   const Run tex = run(problem + " --compare hb:lr=0.25,momentum=0.5 --format pgfplots --plot-scale loglog", dir);
-  REQUIRE(tex.status == 0);
+  REQUIRE(tex.code == 0);
   CHECK(count(tex.out, "\\begin{axis}") == 1);
   CHECK(tex.out.find("xmode=log, ymode=log") != std::string::npos);
   CHECK(tex.out.find("\\addlegendentry{hb(lr=0.25, momentum=0.5)}") != std::string::npos);
@@ -456,13 +445,14 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
 TEST_CASE("cesr loss: bad figure options exit 2 and write nothing") {
   const auto dir = temp_dir();
   const std::string base = "--method sgd --lr 0.1 --steps 10 --output " + (dir / "t.csv").string();
-  CHECK(run(base + " --plot " + (dir / "f.png").string(), dir).status == 2);
-  CHECK(run(base + " --plot-scale semilog", dir).status == 2);
-  CHECK(run(base + " --compare-batches 1,x", dir).status == 2);
-  CHECK(run(base + " --compare-batches 2 --batch 3", dir).status == 2);
-  CHECK(run(base + " --compare hb:lr=0.1", dir).status == 2);
-  CHECK(run(base + " --compare hb:lr=0.1,beta=0.5", dir).status == 2);
-  const std::string err = slurp(dir / "stderr.txt");
+  CHECK(run(base + " --plot " + (dir / "f.png").string(), dir).code == 2);
+  CHECK(run(base + " --plot-scale semilog", dir).code == 2);
+  CHECK(run(base + " --compare-batches 1,x", dir).code == 2);
+  CHECK(run(base + " --compare-batches 2 --batch 3", dir).code == 2);
+  CHECK(run(base + " --compare hb:lr=0.1", dir).code == 2);
+  const Run unknown_key = run(base + " --compare hb:lr=0.1,beta=0.5", dir);
+  CHECK(unknown_key.code == 2);
+  const std::string& err = unknown_key.err;
   CHECK(err.find("--compare hb:lr=0.1,beta=0.5: unknown key 'beta'") != std::string::npos);
   CHECK(std::count(err.begin(), err.end(), '\n') == 1);
   CHECK_FALSE(std::filesystem::exists(dir / "t.csv"));
@@ -471,7 +461,7 @@ TEST_CASE("cesr loss: bad figure options exit 2 and write nothing") {
   CHECK(run("--method sgd --lr 5 --steps 1000 --compare-batches 1,2 --output " + (dir / "t.csv").string() +
                 " --plot " + (dir / "f.svg").string(),
             dir)
-            .status == 3);
+            .code == 3);
   CHECK_FALSE(std::filesystem::exists(dir / "t.csv"));
   CHECK_FALSE(std::filesystem::exists(dir / "f.svg"));
   std::filesystem::remove_all(dir);
@@ -482,7 +472,7 @@ TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
   const std::string args =
       "--spectrum loguniform:d=50,kappa=1e4 --methods sgd,hb --batches 1,16,256,4096 --threads 1";
   const Run json = run_command("frontier " + args + " --format json --plot " + (dir / "f.svg").string(), dir);
-  REQUIRE(json.status == 0);
+  REQUIRE(json.code == 0);
   const auto parsed = nlohmann::json::parse(json.out);
   const std::string svg = slurp(dir / "f.svg");
   CHECK(tag_balance(svg) == "");
@@ -498,7 +488,7 @@ TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
 
   // The pgfplots picture holds (B, 1/gap) and (B, CE) of every row, as in the JSON.
   const Run tex = run_command("frontier " + args + " --format pgfplots", dir);
-  REQUIRE(tex.status == 0);
+  REQUIRE(tex.code == 0);
   CHECK(count(tex.out, "\\begin{axis}") == 2);
   int points = 0;
   for (const auto& row : parsed["rows"]) {
@@ -510,7 +500,7 @@ TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
     ++points;
   }
   CHECK(points == 8);
-  CHECK(run_command("frontier " + args + " --plot " + (dir / "f.pdf").string(), dir).status == 2);
+  CHECK(run_command("frontier " + args + " --plot " + (dir / "f.pdf").string(), dir).code == 2);
   std::filesystem::remove_all(dir);
 }
 
@@ -519,7 +509,7 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
   const std::string args = "--spectrum loguniform:d=20,kappa=100 --method sgd --lr 0.2 --batch 2 --steps 60 "
                            "--every 6 --runs 300 --seed 3 --threads 1";
   const Run csv = run_command("simulate " + args + " --plot " + (dir / "s.svg").string(), dir);
-  REQUIRE(csv.status == 0);
+  REQUIRE(csv.code == 0);
   CHECK(csv.out.rfind("step,theory,mean,stderr,z\n", 0) == 0);
   const std::string svg = slurp(dir / "s.svg");
   CHECK(tag_balance(svg) == "");
@@ -527,7 +517,7 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
   CHECK(svg.find("simulated mean \u00b1 2 standard errors") != std::string::npos);
   CHECK(svg.find(">exact expected loss</text>") != std::string::npos);
   const Run tex = run_command("simulate " + args + " --format pgfplots --plot-scale loglog", dir);
-  REQUIRE(tex.status == 0);
+  REQUIRE(tex.code == 0);
   CHECK(tex.out.find("xmode=log, ymode=log") != std::string::npos);
   CHECK(count(tex.out, "-- cycle;") == 1);
   // The exact curve's points are the theory column of the CSV.
@@ -544,6 +534,6 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
     ++checked;
   }
   CHECK(checked == 10);
-  CHECK(run_command("simulate " + args + " --plot-scale log", dir).status == 2);
+  CHECK(run_command("simulate " + args + " --plot-scale log", dir).code == 2);
   std::filesystem::remove_all(dir);
 }

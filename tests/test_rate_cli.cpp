@@ -2,6 +2,8 @@
 // bad input (exit 2, one line on stderr naming the flag, nothing written).
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -13,17 +15,7 @@
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using cesr_test::Run;
 
 const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
@@ -34,12 +26,7 @@ const std::filesystem::path& scratch() {
   return dir;
 }
 
-Run cesr(const std::string& args) {
-  const auto out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
-  const std::string cmd = std::string(CESR_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
-}
+Run cesr(const std::string& args) { return cesr_test::run_cesr(args); }
 
 int lines(const std::string& s) {
   int n = 0;
@@ -53,7 +40,7 @@ const std::string problem = "--spectrum loguniform:d=50,kappa=1e3 --method hb --
 
 TEST_CASE("cesr rate prints the JSON object, exit 0 when stable") {
   const Run r = cesr("rate " + problem + " --lr 0.05");
-  REQUIRE(r.status == 0);
+  REQUIRE(r.code == 0);
   const auto j = nlohmann::json::parse(r.out);
   CHECK(j.size() == 5);
   CHECK(j["stable"] == true);
@@ -64,19 +51,19 @@ TEST_CASE("cesr rate prints the JSON object, exit 0 when stable") {
   CHECK(r.err.empty());
   // Every digit of the precision used: 17 for double.
   const Run d = cesr("rate " + problem + " --lr 0.05 --precision double");
-  REQUIRE(d.status == 0);
+  REQUIRE(d.code == 0);
   CHECK(d.out.find("\"precision\": \"double\"") != std::string::npos);
   const auto jd = nlohmann::json::parse(d.out);
   CHECK(jd["gap"].get<double>() == doctest::Approx(j["gap"].get<double>()).epsilon(1e-10));
   const Run m = cesr("rate " + problem + " --lr 0.05 --precision mp50 --format table");
-  REQUIRE(m.status == 0);
+  REQUIRE(m.code == 0);
   CHECK(m.out.find("mp50") != std::string::npos);
   CHECK(lines(m.out) == 2);
 }
 
 TEST_CASE("cesr rate: a diverging method prints stable false, exit 3, one line on stderr") {
   const Run r = cesr("rate " + problem + " --lr 5");
-  CHECK(r.status == 3);
+  CHECK(r.code == 3);
   const auto j = nlohmann::json::parse(r.out);
   CHECK(j["stable"] == false);
   CHECK(j["rho"].get<double>() > 1);
@@ -104,7 +91,7 @@ TEST_CASE("cesr rate and stability: bad input is exit 2 with the flag named, not
     std::filesystem::remove(out);
     const Run r = cesr(b.args + " --output " + out.string());
     INFO(b.args, " -> ", r.err);
-    CHECK(r.status == 2);
+    CHECK(r.code == 2);
     CHECK(lines(r.err) == 1);
     CHECK(r.err.find(b.flag) != std::string::npos);
     CHECK(!std::filesystem::exists(out));
@@ -113,19 +100,19 @@ TEST_CASE("cesr rate and stability: bad input is exit 2 with the flag named, not
 
 TEST_CASE("cesr stability: JSON with lr_max and lr_best; rate at lr_max is on the boundary") {
   const Run s = cesr("stability " + problem);
-  REQUIRE(s.status == 0);
+  REQUIRE(s.code == 0);
   const auto j = nlohmann::json::parse(s.out);
   const double lr_max = j["lr_max"].get<double>(), lr_best = j["lr_best"].get<double>();
   CHECK(lr_best < lr_max);
   CHECK(j["gap_best"].get<double>() > 0);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.17g", lr_max * (1 - 1e-7));
-  CHECK(cesr("rate " + problem + " --lr " + buf).status == 0);
+  CHECK(cesr("rate " + problem + " --lr " + buf).code == 0);
   std::snprintf(buf, sizeof buf, "%.17g", lr_max * (1 + 1e-7));
-  CHECK(cesr("rate " + problem + " --lr " + buf).status == 3);
+  CHECK(cesr("rate " + problem + " --lr " + buf).code == 3);
   std::snprintf(buf, sizeof buf, "%.17g", lr_best);
   const Run at_best = cesr("rate " + problem + " --lr " + buf);
-  REQUIRE(at_best.status == 0);
+  REQUIRE(at_best.code == 0);
   CHECK(nlohmann::json::parse(at_best.out)["gap"].get<double>() ==
         doctest::Approx(j["gap_best"].get<double>()).epsilon(1e-9));
 }
@@ -133,7 +120,7 @@ TEST_CASE("cesr stability: JSON with lr_max and lr_best; rate at lr_max is on th
 TEST_CASE("--help of rate and stability has an example") {
   for (const char* cmd : {"rate", "stability"}) {
     const Run r = cesr(std::string(cmd) + " --help");
-    CHECK(r.status == 0);
+    CHECK(r.code == 0);
     CHECK(r.out.find("Example:") != std::string::npos);
   }
 }

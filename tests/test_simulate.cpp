@@ -10,6 +10,8 @@
 // it has power, and the z values must be standard normal in size.
 #include <doctest/doctest.h>
 
+#include "cesr_run.hpp"
+
 #include "cesr/dynamics.hpp"
 #include "cesr/method.hpp"
 #include "cesr/simulate.hpp"
@@ -237,23 +239,9 @@ struct Scratch {
 };
 const Scratch scratch;
 
-struct Run {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Run cesr_run(const std::string& args) {
-  const std::string out = "test_simulate_stdout.txt", err = "test_simulate_stderr.txt";
-  const int rc = std::system((std::string(CESR_BINARY) + " " + args + " >" + out + " 2>" + err).c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
-}
+using cesr_test::Run;
+using cesr_test::slurp;
+Run cesr_run(const std::string& args) { return cesr_test::run_cesr(args); }
 
 const std::string sim_args =
     "simulate --spectrum powerlaw:d=20,alpha=1.2 --method nag --lr 0.4 --momentum 0.5 --batch 3 "
@@ -263,7 +251,7 @@ const std::string sim_args =
 
 TEST_CASE("cesr simulate: normative CSV, reproducible, thread-independent") {
   const Run a = cesr_run(sim_args + " --seed 5 --threads 1");
-  REQUIRE(a.status == 0);
+  REQUIRE(a.code == 0);
   CHECK(a.out.rfind("step,theory,mean,stderr,z\n0,", 0) == 0);
   // z is empty where stderr is 0 (t = 0).
   const auto first_row = a.out.substr(a.out.find('\n') + 1, a.out.find('\n', a.out.find('\n') + 1) - a.out.find('\n') - 1);
@@ -274,7 +262,7 @@ TEST_CASE("cesr simulate: normative CSV, reproducible, thread-independent") {
   CHECK(cesr_run(sim_args + " --seed 5 --threads 2").out == a.out);
   CHECK(cesr_run(sim_args + " --seed 6 --threads 2").out != a.out);
   const Run j = cesr_run(sim_args + " --seed 5 --format json");
-  CHECK(j.status == 0);
+  CHECK(j.code == 0);
   CHECK(j.out.find("\"z\": null") != std::string::npos);
 }
 
@@ -288,9 +276,9 @@ TEST_CASE("cesr simulate: the theory column uses the law's K unless --kurtosis i
   const Run law = cesr_run(base);
   const Run k1 = cesr_run("loss --spectrum powerlaw:d=5,alpha=1 --method sgd --lr 0.5 --batch 1 --steps 5 --kurtosis 1");
   const Run k3 = cesr_run(base + " --kurtosis 3");
-  REQUIRE(law.status == 0);
-  REQUIRE(k1.status == 0);
-  REQUIRE(k3.status == 0);
+  REQUIRE(law.code == 0);
+  REQUIRE(k1.code == 0);
+  REQUIRE(k3.code == 0);
   CHECK(law.err.find("K = 1") != std::string::npos);
   CHECK(theory_at_5(law.out) == doctest::Approx(theory_at_5(k1.out.substr(k1.out.find('\n')))).epsilon(1e-15));
   CHECK(theory_at_5(k3.out) > theory_at_5(law.out) * 1.01);
@@ -307,13 +295,13 @@ TEST_CASE("cesr simulate: bad input is exit 2 naming the flag, divergence exit 3
     const Run r = cesr_run("simulate --spectrum powerlaw:d=4,alpha=1 --method sgd --lr 0.5 --steps 3 " + args +
                            " --output never_written.csv");
     INFO(args, " -> ", r.err);
-    CHECK(r.status == 2);
+    CHECK(r.code == 2);
     CHECK(r.err.find(flag) != std::string::npos);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK_FALSE(std::ifstream("never_written.csv").good());
   }
   const Run d = cesr_run("simulate --spectrum powerlaw:d=4,alpha=1 --method sgd --lr 4 --steps 5000 --runs 3");
-  CHECK(d.status == 3);
+  CHECK(d.code == 3);
   CHECK(d.out.empty());
   CHECK(d.err.find("diverges") != std::string::npos);
 }
@@ -323,7 +311,7 @@ TEST_CASE("cesr simulate warns when one run dominates the mean (heavy tails)") {
   // by rare runs; the per-run loss is so heavy-tailed that z is meaningless.
   const Run heavy = cesr_run("simulate --spectrum powerlaw:d=10,alpha=1 --method sgd --lr 0.5 --steps 50 --every 10 "
                              "--runs 500 --seed 3");
-  CHECK(heavy.status == 0);
+  CHECK(heavy.code == 0);
   CHECK(heavy.err.find("warning: at step") != std::string::npos);
   CHECK(heavy.err.find("heavy-tailed") != std::string::npos);
   const Run light = cesr_run(sim_args + " --seed 5");
