@@ -482,7 +482,9 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
     total += cur.evaluations;
     cur.evaluations = total;
     const double diff = std::abs(cur.gap - prev.gap);
-    const bool agree = cur.stable == prev.stable &&
+    // A gap of exactly 0 means rho rounded to 1 in that precision: it says
+    // nothing about stability, so two such answers do not count as agreeing.
+    const bool agree = cur.stable == prev.stable && cur.gap != 0 &&
                        (diff <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap)));
     prev = cur;
     if (agree) break;

@@ -175,7 +175,11 @@ std::vector<double> parse_init(std::string_view init, std::size_t d) {
     check_keys(kv, {"beta"}, {}, init);
     const double beta = parse_finite(kv.at("beta"), fmt::format("'{}': beta", init));
     std::vector<double> v(d);
-    for (std::size_t i = 0; i < d; ++i) v[i] = std::pow(double(i + 1), -beta);
+    for (std::size_t i = 0; i < d; ++i) {
+      v[i] = std::pow(double(i + 1), -beta);
+      if (!std::isfinite(v[i]))
+        throw std::invalid_argument(fmt::format("'{}': value {} is {} (overflow)", init, i + 1, v[i]));
+    }
     return v;
   }
   throw std::invalid_argument(

@@ -148,6 +148,8 @@ TEST_CASE("initial-moment errors") {
   CHECK_INVALID(cesr::parse_init("powerlaw:alpha=1", 3), "missing beta=");
   CHECK_INVALID(cesr::parse_init("powerlaw:beta=1,gamma=2", 3), "unknown key 'gamma'");
   CHECK_INVALID(cesr::parse_init("gaussian", 3), "unknown init");
+  // i^200 overflows double from i = 35 on: bad input, not a diverging method
+  CHECK_INVALID(cesr::parse_init("powerlaw:beta=-200", 100), "value 35 is inf (overflow)");
   CHECK_INVALID(cesr::parse_init("file:/nonexistent/cesr/init.txt", 3), "cannot read file");
 }
 
