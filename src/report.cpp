@@ -370,7 +370,7 @@ std::string render(const Table& t, Format format, const RenderOptions& o) {
   return out;
 }
 
-void write_output(const std::string& path, const std::string& content) {
+void write_output(const std::string& path, const std::string& content, std::string_view flag) {
   if (path.empty() || path == "-") {
     std::cout << content << std::flush;
     if (!std::cout) throw std::runtime_error("error writing to standard output");
@@ -385,7 +385,7 @@ void write_output(const std::string& path, const std::string& content) {
   std::string tmpl = (dir / name).string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0)
-    throw std::runtime_error(fmt::format("--output: cannot create a file in '{}': {}", dir.string(),
+    throw std::runtime_error(fmt::format("{}: cannot create a file in '{}': {}", flag, dir.string(),
                                          std::strerror(errno)));
   std::FILE* f = ::fdopen(fd, "w");
   bool ok = f && std::fwrite(content.data(), 1, content.size(), f) == content.size();
@@ -395,7 +395,7 @@ void write_output(const std::string& path, const std::string& content) {
   if (!ok || std::rename(tmpl.c_str(), path.c_str()) != 0) {
     const int err = errno;
     std::remove(tmpl.c_str());
-    throw std::runtime_error(fmt::format("--output: cannot write '{}': {}", path, std::strerror(err)));
+    throw std::runtime_error(fmt::format("{}: cannot write '{}': {}", flag, path, std::strerror(err)));
   }
 }
 

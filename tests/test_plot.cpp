@@ -537,3 +537,33 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
   CHECK(run_command("simulate " + args + " --plot-scale log", dir).code == 2);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("--plot into a missing folder fails at parse time: exit 2, one line naming --plot, nothing written") {
+  const auto dir = temp_dir();
+  const std::string output = " --output " + (dir / "t.txt").string();
+  const std::string bad_plot = " --plot /nonexistent_cesr_folder/x.svg";
+  const std::string commands[] = {
+      "loss --spectrum loguniform:d=10,kappa=100 --method sgd --lr 0.5 --steps 20",
+      "simulate --spectrum loguniform:d=10,kappa=100 --method sgd --lr 0.5 --steps 20 --runs 10 --seed 1 "
+      "--threads 1",
+      "frontier --methods sgd --batches 1,4 --spectrum loguniform:d=10,kappa=100 --threads 1",
+  };
+  for (const std::string& command : commands) {
+    const Run r = run_command(command + output + bad_plot, dir);
+    INFO(command);
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.find("--plot") != std::string::npos);
+    CHECK(r.err.find("/nonexistent_cesr_folder/x.svg") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "t.txt"));
+    // A name without .svg/.tex is refused the same way.
+    const Run ext = run_command(command + output + " --plot " + (dir / "f.png").string(), dir);
+    CHECK(ext.code == 2);
+    CHECK(std::count(ext.err.begin(), ext.err.end(), '\n') == 1);
+    CHECK(ext.err.find("--plot") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "t.txt"));
+    CHECK_FALSE(std::filesystem::exists(dir / "f.png"));
+  }
+  std::filesystem::remove_all(dir);
+}

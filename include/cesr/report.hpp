@@ -79,7 +79,8 @@ std::string json_quote(std::string_view s);
 
 /// Writes `content` to stdout when `path` is empty or "-", otherwise to `path`
 /// atomically (a temporary file in the same folder, then rename), so a failed
-/// run never leaves a partial file. Throws std::runtime_error on I/O failure.
-void write_output(const std::string& path, const std::string& content);
+/// run never leaves a partial file. Throws std::runtime_error on I/O failure,
+/// its message starting with `flag` (the option that named the path).
+void write_output(const std::string& path, const std::string& content, std::string_view flag = "--output");
 
 }  // namespace cesr

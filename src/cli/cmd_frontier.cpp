@@ -81,13 +81,6 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
 int run_frontier(const FrontierCliOptions& o) {
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Text : parse_format(o.format);
-  if (!o.plot.empty()) {
-    try {
-      plot::check_plot_path(o.plot);
-    } catch (const std::invalid_argument& e) {
-      usage_error("--plot", e);
-    }
-  }
   FrontierOptions fo;
   try {
     fo.methods = parse_methods(o.methods);
@@ -194,7 +187,7 @@ int run_frontier(const FrontierCliOptions& o) {
   }
   const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
   write_output(o.output, out);
-  if (!o.plot.empty()) write_output(o.plot, figure);
+  write_plot(o.plot, figure);
   return Exit::ok;
 }
 
@@ -240,10 +233,9 @@ const Registrar registrar{{"frontier",
       ->check(CLI::Range(1, 17))
       ->capture_default_str()
       ->group("Output");
-  app.add_option("--plot", o->plot,
-                 "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots): serial runtime and compute "
-                 "efficiency against batch size, log-log, critical batch sizes marked, slope -1 reference")
-      ->group("Output");
+  add_plot_option(app, o->plot,
+                  "serial runtime and compute efficiency against batch size, log-log, critical batch sizes "
+                  "marked, slope -1 reference");
   app.footer(
       "Rows: method, batch, gap, steps, ce and the tuned hyperparameters; then per method the best ce,\n"
       "the critical batch (ce falls to half its best, interpolated in log B / log ce) and McCandlish's\n"

@@ -145,13 +145,6 @@ int run_loss(const LossOptions& o) {
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);
   if (o.every < 1) throw UsageError(fmt::format("--every must be >= 1, got {}", o.every));
   if (o.digits < 1 || o.digits > 40) throw UsageError(fmt::format("--digits must be in 1..40, got {}", o.digits));
-  if (!o.plot.empty()) {
-    try {
-      plot::check_plot_path(o.plot);
-    } catch (const std::invalid_argument& e) {
-      usage_error("--plot", e);
-    }
-  }
   try {
     plot::parse_scales(o.plot_scale);
   } catch (const std::invalid_argument& e) {
@@ -228,7 +221,7 @@ int run_loss(const LossOptions& o) {
   std::string figure;
   if (!o.plot.empty()) figure = plot::render_for_file(loss_figure(curves, several_methods, several_batches, o), o.plot);
   write_output(o.output, main_output);
-  if (!o.plot.empty()) write_output(o.plot, figure);
+  write_plot(o.plot, figure);
   return Exit::ok;
 }
 
@@ -251,8 +244,7 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
   app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
       ->capture_default_str()
       ->group("Output");
-  app.add_option("--plot", o->plot, "Also write the figure to FILE.svg (SVG) or FILE.tex (pgfplots)")
-      ->group("Output");
+  add_plot_option(app, o->plot, "the loss curves");
   app.add_option("--plot-scale", o->plot_scale,
                  "Axes of the figure: loglog, semilogy (log loss), semilogx or linear; step 0 is left out "
                  "of a log step axis")

@@ -49,13 +49,6 @@ int run_simulate(const SimulateOptions& o) {
   const Precision precision = o.problem.make_precision();
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);
-  if (!o.plot.empty()) {
-    try {
-      plot::check_plot_path(o.plot);
-    } catch (const std::invalid_argument& e) {
-      usage_error("--plot", e);
-    }
-  }
   plot::Scales scales;
   try {
     scales = plot::parse_scales(o.plot_scale);
@@ -95,7 +88,7 @@ int run_simulate(const SimulateOptions& o) {
       fmt::format("{}, B = {}, {} runs", describe(spec), noise.batch, result.runs), scales);
   const std::string plot_text = o.plot.empty() ? "" : plot::render_for_file(figure, o.plot);
   write_output(o.output, pgfplots ? plot::to_pgfplots(figure) : render(simulation_table(result), format));
-  if (!o.plot.empty()) write_output(o.plot, plot_text);
+  write_plot(o.plot, plot_text);
 
   std::vector<std::optional<double>> se(result.std_error.begin(), result.std_error.end());
   const CheckReport rep = check_curve(result.mean, se, result.theory, CheckOptions{});
@@ -154,10 +147,8 @@ const Registrar registrar{
            ->capture_default_str()
            ->group("Simulation");
        add_output_options(app, o->format, o->output, "csv|json|table|pgfplots", "csv");
-       app.add_option("--plot", o->plot,
-                      "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots): the exact curve and the "
-                      "simulated mean with a band of +-2 standard errors")
-           ->group("Output");
+       add_plot_option(app, o->plot,
+                       "the exact curve and the simulated mean with a band of +-2 standard errors");
        app.add_option("--plot-scale", o->plot_scale, "Axes of the figure: loglog, semilogy, semilogx or linear")
            ->capture_default_str()
            ->group("Output");

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include "cesr/plot.hpp"
+
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -22,6 +24,33 @@ CLI::Validator writable_output() {
         return {};
       },
       "");
+}
+
+CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string& what) {
+  const CLI::Validator writable = writable_output();
+  const CLI::Validator figure_path(
+      [writable](std::string& p) -> std::string {
+        if (p.empty()) return {};
+        try {
+          plot::check_plot_path(p);
+        } catch (const std::invalid_argument& e) {
+          // CLI11 prefixes the flag itself.
+          std::string_view msg = e.what();
+          if (msg.rfind("--plot: ", 0) == 0) msg.remove_prefix(8);
+          return std::string(msg);
+        }
+        return writable(p);
+      },
+      "");
+  return app
+      .add_option("--plot", path,
+                  "Also write a figure to FILE.svg (SVG) or FILE.tex (pgfplots)" + (what.empty() ? "" : ": " + what))
+      ->check(figure_path)
+      ->group("Output");
+}
+
+void write_plot(const std::string& path, const std::string& content) {
+  if (!path.empty()) write_output(path, content, "--plot");
 }
 
 void usage_error(std::string_view flag, const std::exception& e) {

@@ -62,6 +62,17 @@ void add_output_options(CLI::App& app, std::string& format, std::string& output,
 /// (exit 2, naming the flag and the path).
 CLI::Validator writable_output();
 
+/// Adds --plot FILE (group Output): "Also write a figure to FILE.svg (SVG) or
+/// FILE.tex (pgfplots)", followed by ": WHAT" when `what` is not empty. The name
+/// must end in .svg or .tex and its folder must be writable (as for --output), so
+/// a bad path fails at parse time (exit 2, naming --plot and the path). An empty
+/// `path` (the default) means no figure.
+CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string& what);
+
+/// Writes the rendered figure `content` to `path` (nothing when `path` is
+/// empty); I/O errors name --plot.
+void write_plot(const std::string& path, const std::string& content);
+
 /// Rethrows std::invalid_argument from a parser as a UsageError prefixed by `flag`
 /// unless the message already names a flag.
 [[noreturn]] void usage_error(std::string_view flag, const std::exception& e);
