@@ -143,7 +143,7 @@ FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRo
     for (auto* r : mine) {
       batch.push_back(r->batch);
       ce.push_back(r->ce);
-      if (r->ce > ms.best_ce) {
+      if (r->ce > 0 && (!ms.best_ce || r->ce > *ms.best_ce)) {
         ms.best_ce = r->ce;
         ms.best_ce_batch = r->batch;
       }
@@ -250,7 +250,7 @@ Table rows_table(const Frontier& f) {
     const bool stable = r.tuned.stable;
     t.rows.push_back({Cell::string(std::string(to_string(r.method))), whole(r.batch),
                       stable ? num(r.tuned.gap) : Cell::null(),
-                      r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(), num(r.ce), num(m.lr),
+                      r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(), r.ce > 0 ? num(r.ce) : Cell::null(), num(m.lr),
                       num(m.momentum), num(m.kappa), num(m.xi)});
   }
   return t;
@@ -259,7 +259,8 @@ Table rows_table(const Frontier& f) {
 Table summary_table(const Frontier& f) {
   Table t{{"method", "best_ce", "best_ce_batch", "critical_batch", "mccandlish_batch"}, {}};
   for (const auto& m : f.summary.methods)
-    t.rows.push_back({Cell::string(std::string(to_string(m.method))), num(m.best_ce), whole(m.best_ce_batch),
+    t.rows.push_back({Cell::string(std::string(to_string(m.method))), opt_num(m.best_ce),
+                      m.best_ce_batch ? whole(*m.best_ce_batch) : Cell::null(),
                       opt_num(m.critical_batch), opt_num(m.mccandlish_batch)});
   return t;
 }
@@ -294,13 +295,13 @@ std::string frontier_json(const Frontier& f) {
                     {"batch", r.batch},
                     {"gap", r.tuned.stable ? finite(r.tuned.gap) : json(nullptr)},
                     {"steps", r.tuned.steps ? json(*r.tuned.steps) : json(nullptr)},
-                    {"ce", finite(r.ce)},
+                    {"ce", r.ce > 0 ? finite(r.ce) : json(nullptr)},
                     {"params", params}});
   }
   json methods = json::object();
   for (const auto& m : f.summary.methods)
-    methods[std::string(to_string(m.method))] = {{"best_ce", m.best_ce},
-                                                 {"best_ce_batch", m.best_ce_batch},
+    methods[std::string(to_string(m.method))] = {{"best_ce", opt(m.best_ce)},
+                                                 {"best_ce_batch", m.best_ce_batch ? json(*m.best_ce_batch) : json(nullptr)},
                                                  {"critical_batch", opt(m.critical_batch)},
                                                  {"mccandlish_batch", opt(m.mccandlish_batch)}};
   json summary = {{"methods", methods},

@@ -197,3 +197,22 @@ TEST_CASE("cesr frontier --digits sets the significant digits of latex and markd
   CHECK(bad.code == 2);
   CHECK(bad.err.find("--digits") != std::string::npos);
 }
+
+TEST_CASE("cesr frontier: a method with no usable row has null best CE and the run exits 1") {
+  // Ten steps cannot reach 1e-6 L_0: every row is "not reached". The output
+  // still lists the tuned rows (steps and ce null), and says so on stderr.
+  const Run r = cesr("frontier --spectrum loguniform:d=10,kappa=100 --methods sgd,hb --batches 1,4 --objective steps "
+                     "--target 1e-6 --relative --max-steps 10 --format json");
+  CHECK(r.code == 1);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find("--max-steps") != std::string::npos);
+  const auto j = nlohmann::json::parse(r.out);
+  for (const auto& row : j["rows"]) {
+    CHECK(row["steps"].is_null());
+    CHECK(row["ce"].is_null());
+  }
+  for (const char* m : {"sgd", "hb"}) {
+    CHECK(j["summary"]["methods"][m]["best_ce"].is_null());
+    CHECK(j["summary"]["methods"][m]["best_ce_batch"].is_null());
+  }
+}

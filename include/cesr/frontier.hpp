@@ -42,13 +42,15 @@ struct FrontierRow {
   MethodKind method = MethodKind::Sgd;
   std::uint64_t batch = 1;
   TuneResult tuned;                    ///< hyperparameters, gap, steps
-  double ce = 0;                       ///< gap/B (rate) or 1/(B steps) (steps); 0 when unstable / not reached
+  double ce = 0;                       ///< gap/B (rate) or 1/(B steps) (steps); 0 when unstable / not reached (printed as null)
 };
 
 struct MethodSummary {
   MethodKind method = MethodKind::Sgd;
-  double best_ce = 0;
-  std::uint64_t best_ce_batch = 0;
+  /// The largest CE over the sweep and its batch; empty when no row is usable
+  /// (every tuned row unstable, or none reached the target).
+  std::optional<double> best_ce;
+  std::optional<std::uint64_t> best_ce_batch;
   /// Where CE falls to half of best_ce past best_ce_batch, interpolated
   /// linearly in (log B, log CE); empty when it never does within the sweep.
   std::optional<double> critical_batch;

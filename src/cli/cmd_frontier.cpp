@@ -188,6 +188,19 @@ int run_frontier(const FrontierCliOptions& o) {
   const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
   write_output(o.output, out);
   write_plot(o.plot, figure);
+  // A method none of whose rows is usable has no frontier: say so, exit 1.
+  std::string unusable;
+  for (const Frontier& f : results)
+    for (const MethodSummary& m : f.summary.methods)
+      if (!m.best_ce) unusable += fmt::format("{}{} on {}", unusable.empty() ? "" : ", ", to_string(m.method),
+                                              f.spectrum_text);
+  if (!unusable.empty()) {
+    std::cerr << fmt::format("cesr frontier: no usable batch size for {} ({})\n", unusable,
+                             fo.tune.objective == Objective::Steps
+                                 ? fmt::format("the target is not reached within --max-steps {}", o.max_steps)
+                                 : std::string("no stable hyperparameters found"));
+    return Exit::not_reached;
+  }
   return Exit::ok;
 }
 
