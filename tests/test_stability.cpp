@@ -5,11 +5,17 @@
 
 #include "cesr/rate.hpp"
 #include "cesr/stability.hpp"
+#include "cesr_run.hpp"
 
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
 
 namespace {
 
@@ -114,4 +120,97 @@ TEST_CASE("auto precision agrees with 50 digits on lr_max and the best gap") {
   CHECK(a.lr_max == doctest::Approx(e.lr_max).epsilon(1e-10));
   CHECK(a.gap_best == doctest::Approx(e.gap_best).epsilon(1e-10));
   CHECK(a.precision != cesr::Precision::Double);
+}
+
+TEST_CASE("d = 1 SGD at extreme scales: the search runs in units of 1 / lambda_max") {
+  for (double l : {1e-300, 1e300})
+    for (std::uint64_t B : {1u, 4u}) {
+      const double K = 3, c = 1 + (K - 1) / double(B);
+      const cesr::Spectrum s{{l}, {1}};
+      const cesr::NoiseModel noise{B, K, 0};
+      INFO("lambda=", l, " B=", B);
+      const auto lim = cesr::stability_limits<double>(s, method(cesr::MethodKind::Sgd), noise);
+      CHECK(lim.lr_max == doctest::Approx(2 / (l * c)).epsilon(1e-12));
+      CHECK(lim.lr_best == doctest::Approx(1 / (l * c)).epsilon(1e-7));
+      CHECK(lim.gap_best == doctest::Approx(1 / c).epsilon(1e-12));
+      const auto a = cesr::stability_limits_auto(s, method(cesr::MethodKind::Sgd), noise);
+      CHECK(a.lr_max == doctest::Approx(2 / (l * c)).epsilon(1e-12));
+    }
+  // Step sizes beyond the normal doubles: invalid input naming --spectrum.
+  for (double l : {1e308, 1e-310}) {
+    const cesr::Spectrum s{{l}, {1}};
+    INFO("lambda=", l);
+    try {
+      cesr::stability_limits<double>(s, method(cesr::MethodKind::Sgd), cesr::NoiseModel{1, 3, 0});
+      FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("--spectrum") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a custom method with q = 0 or with rho(P) >= 1 diverges at every step size") {
+  const cesr::Spectrum s = cesr::make_spectrum("powerlaw:d=3,alpha=1");
+  const cesr::NoiseModel noise{1, 3, 0};
+  const auto custom = [](double p, double q) {
+    cesr::MethodSpec m = method(cesr::MethodKind::Custom);
+    m.custom.k = 1;
+    m.custom.P[0][0] = p;
+    m.custom.q[0] = q;
+    m.custom.r[0] = 1;
+    m.custom.o[0] = 1;
+    return m;
+  };
+  CHECK_THROWS_AS(cesr::stability_limits<double>(s, custom(1, 0), noise), cesr::UnstableAtEveryStepSize);
+  CHECK_THROWS_AS(cesr::stability_limits_auto(s, custom(1, 0), noise), cesr::UnstableAtEveryStepSize);
+  CHECK_THROWS_AS(cesr::stability_limits<double>(s, custom(1.5, 1), noise), cesr::UnstableAtEveryStepSize);
+  // q = 0 with rho < 1: stable at every step size, so no lr_max (bad input).
+  CHECK_THROWS_AS(cesr::stability_limits<double>(s, custom(0.5, 0), noise), std::invalid_argument);
+}
+
+namespace {
+
+std::size_t lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
+
+}  // namespace
+
+TEST_CASE("cesr stability end to end: extreme scales, diverging and out-of-range problems") {
+  for (const char* scale : {"1e-300", "1e300"}) {
+    const auto r = cesr_test::run_cesr(std::string("stability --method sgd --spectrum powerlaw:d=1,alpha=1,scale=") +
+                                       scale + " --batch 4");
+    INFO(scale, " ", r.err);
+    REQUIRE(r.code == 0);
+    const auto at = r.out.find("\"lr_max\": ");
+    REQUIRE(at != std::string::npos);
+    const double lr_max = std::stod(r.out.substr(at + 10));
+    CHECK(lr_max == doctest::Approx(2 / (std::stod(scale) * 1.5)).epsilon(1e-12));
+  }
+  {
+    const auto r = cesr_test::run_cesr("stability --method sgd --spectrum powerlaw:d=3,alpha=1,scale=1e300");
+    INFO(r.err);
+    CHECK(r.code == 0);
+  }
+  {
+    const auto r = cesr_test::run_cesr("stability --method sgd --spectrum loguniform:d=2,kappa=1e300");
+    INFO(r.err);
+    CHECK(r.code == 0);
+  }
+  {
+    const auto r = cesr_test::run_cesr("stability --method sgd --spectrum powerlaw:d=3,alpha=1,scale=1e308");
+    CHECK(r.code == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK(r.err.find("--spectrum") != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  const auto file = cesr_test::capture_dir() / "q0.json";
+  std::ofstream(file) << R"({"P":[[1]],"q":[0],"r":[1],"o":[1]})";
+  {
+    const auto r = cesr_test::run_cesr("stability --method custom --method-file '" + file.string() +
+                                       "' --spectrum powerlaw:d=3,alpha=1");
+    INFO(r.err);
+    CHECK(r.code == 3);
+    CHECK(lines(r.err) == 1);
+    CHECK(r.err.find("q = 0") != std::string::npos);
+    CHECK(r.out.empty());
+  }
 }

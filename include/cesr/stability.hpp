@@ -10,6 +10,7 @@
 #include "cesr/spectrum.hpp"
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace cesr {
@@ -18,6 +19,12 @@ namespace cesr {
 /// step size scales the gradient injection q of the given (P, q, r, o), so
 /// lr = 1 is the method as given.
 MethodSpec with_step_size(const MethodSpec& method, double lr);
+
+/// Thrown when the method is unstable at every step size tried (the method
+/// diverges; what() says why). `cesr stability` maps it to exit code 3.
+struct UnstableAtEveryStepSize : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 template <class Real>
 struct StabilityLimits {
@@ -31,11 +38,18 @@ struct StabilityLimits {
 /// Stability limits in the working precision Real. The step size of `method`
 /// is ignored. lr_max is the first step size, growing from the stable
 /// small-step regime, at which rho reaches 1 (a root of rho(lr) = 1 found with
-/// TOMS 748 in log lr to the precision of Real); lr_best maximises the gap
-/// (coarse log-spaced scan of (lr_max 1e-8, lr_max), then Brent's method in log
-/// lr, located to about sqrt(eps) relatively; the gap there is exact to the
-/// precision of Real). Throws std::runtime_error when no stable step size is
-/// found in (lr_max_guess 2^-200, ...).
+/// TOMS 748 to the precision of the double step size); lr_best maximises the
+/// gap (coarse log-spaced scan of (lr_max 1e-8, lr_max), then Brent's method in
+/// log lr, located to about sqrt(eps) relatively; the gap there is exact to the
+/// precision of Real). The problem depends on the step size only through
+/// lr lambda_i, so the search runs on the spectrum scaled by a power of two
+/// near 1 / lambda_max (exactly) with the step size in units of 1 / lambda_max.
+/// Throws UnstableAtEveryStepSize when no stable step size is found down to
+/// 2^-400 / lambda_max, or when a custom method has q = 0 or r = 0 (the step
+/// size does not enter it) and rho >= 1; std::invalid_argument naming
+/// --spectrum when the step sizes (about 1 / lambda_max) are outside the range
+/// of normal doubles, and naming --method-file when a custom method is stable
+/// for every step size (q = 0 or r = 0, or stable up to 2^400 in units).
 template <class Real>
 StabilityLimits<Real> stability_limits(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise);
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <iostream>
 
 namespace cesr::cli {
 namespace {
@@ -31,7 +32,13 @@ int run_stability(StabilityOptions o) {
     throw UsageError(fmt::format("--format: '{}' is not one of json, table", o.format));
   if (!std::isfinite(o.rtol) || !(o.rtol > 0) || !(o.rtol < 1))
     throw UsageError(fmt::format("--rtol must be in (0, 1), got {}", o.rtol));
-  const AutoStability s = stability_limits_auto(spectrum, spec, noise, precision, o.rtol);
+  AutoStability s;
+  try {
+    s = stability_limits_auto(spectrum, spec, noise, precision, o.rtol);
+  } catch (const UnstableAtEveryStepSize& e) {
+    std::cerr << fmt::format("cesr stability: {}\n", e.what());
+    return Exit::diverged;
+  }
   std::string text;
   if (format == Format::Json) {
     text = fmt::format(
@@ -76,6 +83,8 @@ const Registrar registrar{{"stability", "Largest stable step size and the step s
       "significant digits. The other hyperparameters, the batch size and K are held fixed. lr_best is\n"
       "located by Brent's method to about 1e-8 relatively (the gap is flat there); the gap at it is exact.\n"
       "For --method custom the step size multiplies q of the method file.\n"
+      "Exit codes: 0 ok, 2 bad input (including a spectrum whose step sizes ~1/lambda_max leave the range of\n"
+      "double), 3 the method diverges at every step size (e.g. a custom method with q = 0 and rho >= 1).\n"
       "Example:\n  cesr stability --spectrum loguniform:d=100,kappa=1e4 --method hb --momentum 0.9 --batch 8");
   return [o] { return run_stability(*o); };
 }}};
