@@ -222,10 +222,7 @@ ExactAtSteps exact_loss_at(const Spectrum& spectrum, const Method<Real>& method,
 #define CESR_INSTANTIATE(Real)                                                                     \
   template ExactAtSteps exact_loss_at<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&, \
                                             const std::vector<std::uint64_t>&);
-CESR_INSTANTIATE(double)
-CESR_INSTANTIATE(long double)
-CESR_INSTANTIATE(quad)
-CESR_INSTANTIATE(mp50)
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 
 }  // namespace cesr

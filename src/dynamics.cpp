@@ -276,10 +276,7 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& 
                                             std::uint64_t, std::uint64_t);                             \
   template StepsResult<Real> steps_to_target<Real>(const Spectrum&, const Method<Real>&,               \
                                                    const NoiseModel&, const Real&, bool, std::uint64_t);
-CESR_INSTANTIATE(double)
-CESR_INSTANTIATE(long double)
-CESR_INSTANTIATE(quad)
-CESR_INSTANTIATE(mp50)
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 
 }  // namespace cesr

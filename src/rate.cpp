@@ -495,10 +495,7 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
 #define CESR_INSTANTIATE(Real)                                                                           \
   template Rate<Real> contraction_rate<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&); \
   template Rate<Real> contraction_rate<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);
-CESR_INSTANTIATE(double)
-CESR_INSTANTIATE(long double)
-CESR_INSTANTIATE(quad)
-CESR_INSTANTIATE(mp50)
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 
 }  // namespace cesr

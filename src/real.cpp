@@ -38,9 +38,8 @@ std::string format_real(const Real& x, int digits) {
   }
 }
 
-template std::string format_real<double>(const double&, int);
-template std::string format_real<long double>(const long double&, int);
-template std::string format_real<quad>(const quad&, int);
-template std::string format_real<mp50>(const mp50&, int);
+#define CESR_INSTANTIATE(Real) template std::string format_real<Real>(const Real&, int);
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
+#undef CESR_INSTANTIATE
 
 }  // namespace cesr

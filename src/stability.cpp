@@ -234,10 +234,9 @@ AutoStability stability_limits_auto(const Spectrum& spectrum, const MethodSpec& 
   return prev;
 }
 
-template StabilityLimits<double> stability_limits<double>(const Spectrum&, const MethodSpec&, const NoiseModel&);
-template StabilityLimits<long double> stability_limits<long double>(const Spectrum&, const MethodSpec&,
-                                                                    const NoiseModel&);
-template StabilityLimits<quad> stability_limits<quad>(const Spectrum&, const MethodSpec&, const NoiseModel&);
-template StabilityLimits<mp50> stability_limits<mp50>(const Spectrum&, const MethodSpec&, const NoiseModel&);
+#define CESR_INSTANTIATE(Real) \
+  template StabilityLimits<Real> stability_limits<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
+#undef CESR_INSTANTIATE
 
 }  // namespace cesr

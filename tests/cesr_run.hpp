@@ -42,6 +42,26 @@ inline const std::filesystem::path& capture_dir() {
   return folder.path;
 }
 
+/// Moves the test process into a private scratch folder for as long as it
+/// lives (removed at the end), so end-to-end cases may write files with
+/// relative names wherever the test is started from.
+struct ScratchWorkingDirectory {
+  std::filesystem::path home, dir;
+  explicit ScratchWorkingDirectory(const std::string& name)
+      : home(std::filesystem::current_path()),
+        dir(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(dir);
+    std::filesystem::current_path(dir);
+  }
+  ~ScratchWorkingDirectory() {
+    std::error_code ec;
+    std::filesystem::current_path(home, ec);
+    std::filesystem::remove_all(dir, ec);
+  }
+  ScratchWorkingDirectory(const ScratchWorkingDirectory&) = delete;
+  ScratchWorkingDirectory& operator=(const ScratchWorkingDirectory&) = delete;
+};
+
 /// `cesr ARGS`, run from folder `cwd` (empty: the current folder).
 inline Run run_cesr(const std::string& args, const std::filesystem::path& cwd = {}) {
   const auto out = capture_dir() / "stdout", err = capture_dir() / "stderr";

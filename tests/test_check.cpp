@@ -96,21 +96,7 @@ namespace {
 
 /// The end-to-end cases write files with relative names: run them in a private
 /// scratch folder (removed at exit), wherever the test is started from.
-struct Scratch {
-  std::filesystem::path home, dir;
-  Scratch()
-      : home(std::filesystem::current_path()),
-        dir(std::filesystem::temp_directory_path() / ("cesr_test_check_" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(dir);
-    std::filesystem::current_path(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    std::filesystem::current_path(home, ec);
-    std::filesystem::remove_all(dir, ec);
-  }
-};
-const Scratch scratch;
+const cesr_test::ScratchWorkingDirectory scratch("cesr_test_check");
 
 using cesr_test::Run;
 using cesr_test::slurp;

@@ -20,6 +20,10 @@
 #include <string_view>
 #include <type_traits>
 
+/// Applies MACRO(Real) to every supported scalar type; src/*.cpp use it for
+/// their explicit instantiations, so the list of precisions lives here only.
+#define CESR_FOR_EACH_REAL(MACRO) MACRO(double) MACRO(long double) MACRO(::cesr::quad) MACRO(::cesr::mp50)
+
 namespace cesr {
 
 using quad = boost::multiprecision::float128;
