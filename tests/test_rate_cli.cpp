@@ -17,14 +17,8 @@ namespace {
 
 using cesr_test::Run;
 
-const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("cesr_test_rate_cli_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+// A folder of this process, removed at exit.
+const std::filesystem::path& scratch() { return cesr_test::capture_dir(); }
 
 Run cesr(const std::string& args) { return cesr_test::run_cesr(args); }
 
