@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -130,6 +131,8 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
 }
 
 ObservedCurve read_curve_csv(const std::string& path) {
+  if (std::filesystem::is_directory(path))
+    throw std::invalid_argument(fmt::format("'{}' is a folder, not a file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
   std::ostringstream buf;

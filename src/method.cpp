@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -76,6 +77,8 @@ void MethodSpec::validate() const {
 }
 
 Method<double> read_method_file(const std::string& path) {
+  if (std::filesystem::is_directory(path))
+    throw std::invalid_argument(fmt::format("--method-file: '{}' is a folder, not a file", path));
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(fmt::format("--method-file: cannot read '{}'", path));
   nlohmann::json j;

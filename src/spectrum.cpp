@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -99,6 +100,8 @@ double parse_finite(std::string_view text, std::string_view what) {
 }
 
 std::vector<double> read_values_file(const std::string& path, bool positive) {
+  if (std::filesystem::is_directory(path))
+    throw std::invalid_argument(fmt::format("'{}' is a folder, not a file", path));
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
   std::vector<double> values;

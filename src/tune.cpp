@@ -173,7 +173,7 @@ Space make_space(const Spectrum& s, MethodKind kind, const NoiseModel& noise, co
         sp.decode = [base](const std::vector<double>& x) {
           MethodSpec m = base;
           m.lr = std::exp(x[0] + x[1]);
-          m.momentum = -std::expm1(x[1]);
+          m.momentum = 0.0 - std::expm1(x[1]);  // 0 - 0 is +0: never a printed "-0"
           return m;
         };
       } else if (lr_free) {
@@ -192,7 +192,7 @@ Space make_space(const Spectrum& s, MethodKind kind, const NoiseModel& noise, co
         sp.points = {grid_1d};
         sp.decode = [base](const std::vector<double>& x) {
           MethodSpec m = base;
-          m.momentum = -std::expm1(x[0]);
+          m.momentum = 0.0 - std::expm1(x[0]);
           return m;
         };
       } else {

@@ -205,6 +205,10 @@ TEST_CASE("cesr check: malformed files are exit 2 naming the line") {
   const Run missing = cesr_run("check --input no_such_file.csv " + p);
   CHECK(missing.code == 2);
   CHECK(missing.err.find("no_such_file.csv") != std::string::npos);
+  std::filesystem::create_directories("check_a_folder");
+  const Run folder = cesr_run("check --input check_a_folder " + p);
+  CHECK(folder.code == 2);
+  CHECK(folder.err.find("--input: 'check_a_folder' is a folder, not a file") != std::string::npos);
   write("check_ok.csv", "step,loss\n0,1\n");
   for (const std::string flag : {"--rtol 0", "--rtol -1", "--alpha 1", "--zmax 0"}) {
     const Run r = cesr_run("check --input check_ok.csv " + p + " " + flag);

@@ -152,6 +152,23 @@ TEST_CASE("bad input: exit 2, one line naming the flag, nothing written") {
   }
 }
 
+TEST_CASE("cesr window: a kappa given twice is bad input; cesr tune never prints a negative zero") {
+  const Run twice = cesr("window --kappas 1e2,1e4,1e2 --d 10");
+  CHECK(twice.code == 2);
+  CHECK(twice.err.find("--kappas") != std::string::npos);
+  CHECK(std::count(twice.err.begin(), twice.err.end(), '\n') == 1);
+  // d = 1, B = 1: the best heavy ball is SGD (momentum 0) with eta = 1/(K lambda) = 1/3 and
+  // rho = (1 - 1/3)^2 + 2/9 = 2/3 (closed form of d = 1 SGD with K = 3).
+  const Run t = cesr("tune --spectrum powerlaw:d=1,alpha=1 --method hb --batch 1");
+  REQUIRE(t.code == 0);
+  const auto j = nlohmann::json::parse(t.out);
+  CHECK(j["params"]["momentum"].get<double>() == doctest::Approx(0).epsilon(1e-6));
+  CHECK(t.out.find("-0,") == std::string::npos);
+  CHECK(t.out.find("\"momentum\": -") == std::string::npos);
+  CHECK(j["gap"].get<double>() == doctest::Approx(1.0 / 3).epsilon(1e-6));
+  CHECK(j["params"]["lr"].get<double>() == doctest::Approx(1.0 / 3).epsilon(1e-4));
+}
+
 TEST_CASE("cesr window: the heavy-ball window grows like sqrt(kappa)") {
   const Run r = cesr("window --kappas 1e2,1e4 --d 100 --format json");
   REQUIRE(r.code == 0);

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <iostream>
 
@@ -37,6 +39,8 @@ int run_window(const WindowOptions& o) {
       throw UsageError(fmt::format("--kappas '{}': '{}' is not a number", o.kappas, item));
     }
     if (!(k > 1)) throw UsageError(fmt::format("--kappas '{}': each kappa must be > 1, got {}", o.kappas, k));
+    if (std::find(kappas.begin(), kappas.end(), k) != kappas.end())
+      throw UsageError(fmt::format("--kappas '{}': kappa {} is given twice", o.kappas, k));
     kappas.push_back(k);
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
