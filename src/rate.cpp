@@ -471,25 +471,21 @@ AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, cons
 
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                double rtol) {
-  if (!(rtol > 0) || !std::isfinite(rtol))
-    throw std::invalid_argument(fmt::format("--rtol must be a finite number > 0, got {}", rtol));
-  Precision p = Precision::Double;
-  AutoRate prev = contraction_rate_in(p, spectrum, method, noise);
-  int total = prev.evaluations;
-  while (p != Precision::Mp50) {
-    p = next_precision(p);
-    AutoRate cur = contraction_rate_in(p, spectrum, method, noise);
-    total += cur.evaluations;
-    cur.evaluations = total;
-    const double diff = std::abs(cur.gap - prev.gap);
-    // A gap of exactly 0 means rho rounded to 1 in that precision: it says
-    // nothing about stability, so two such answers do not count as agreeing.
-    const bool agree = cur.stable == prev.stable && cur.gap != 0 &&
-                       (diff <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap)));
-    prev = cur;
-    if (agree) break;
-  }
-  return prev;
+  check_escalation_rtol(rtol);
+  int total = 0;  // evaluations summed over the precisions tried
+  return escalate_precision(
+      [&](Precision p) {
+        AutoRate r = contraction_rate_in(p, spectrum, method, noise);
+        total += r.evaluations;
+        r.evaluations = total;
+        return r;
+      },
+      [&](const AutoRate& prev, const AutoRate& cur) {
+        // A gap of exactly 0 means rho rounded to 1 in that precision: it says
+        // nothing about stability, so two such answers do not count as agreeing.
+        return cur.stable == prev.stable && cur.gap != 0 &&
+               std::abs(cur.gap - prev.gap) <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap));
+      });
 }
 
 #define CESR_INSTANTIATE(Real)                                                                           \

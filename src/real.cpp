@@ -24,6 +24,11 @@ Precision parse_precision(std::string_view s) {
   throw std::invalid_argument(fmt::format("unknown precision '{}' (expected double, long, quad or mp50)", s));
 }
 
+void check_escalation_rtol(double rtol) {
+  if (!std::isfinite(rtol) || !(rtol > 0) || !(rtol < 1))
+    throw std::invalid_argument(fmt::format("--rtol must be in (0, 1), got {}", rtol));
+}
+
 template <class Real>
 std::string format_real(const Real& x, int digits) {
   if (digits <= 0) digits = round_trip_digits<Real>();

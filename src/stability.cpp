@@ -214,24 +214,21 @@ AutoStability stability_in(Precision p, const Spectrum& spectrum, const MethodSp
 AutoStability stability_limits_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                     std::optional<Precision> precision, double rtol) {
   if (precision) return stability_in(*precision, spectrum, method, noise);
-  if (!(rtol > 0) || !std::isfinite(rtol))
-    throw std::invalid_argument(fmt::format("--rtol must be a finite number > 0, got {}", rtol));
-  Precision p = Precision::Double;
-  AutoStability prev = stability_in(p, spectrum, method, noise);
-  int calls = prev.rate_evaluations, secular = prev.secular_evaluations;
+  check_escalation_rtol(rtol);
+  int calls = 0, secular = 0;  // work summed over the precisions tried
   const auto close = [rtol](double x, double y) { return std::abs(x - y) <= rtol * std::max(std::abs(x), std::abs(y)); };
-  while (p != Precision::Mp50) {
-    p = next_precision(p);
-    AutoStability cur = stability_in(p, spectrum, method, noise);
-    calls += cur.rate_evaluations;
-    secular += cur.secular_evaluations;
-    cur.rate_evaluations = calls;
-    cur.secular_evaluations = secular;
-    const bool agree = close(cur.lr_max, prev.lr_max) && close(cur.gap_best, prev.gap_best);
-    prev = cur;
-    if (agree) break;
-  }
-  return prev;
+  return escalate_precision(
+      [&](Precision p) {
+        AutoStability s = stability_in(p, spectrum, method, noise);
+        calls += s.rate_evaluations;
+        secular += s.secular_evaluations;
+        s.rate_evaluations = calls;
+        s.secular_evaluations = secular;
+        return s;
+      },
+      [&](const AutoStability& prev, const AutoStability& cur) {
+        return close(cur.lr_max, prev.lr_max) && close(cur.gap_best, prev.gap_best);
+      });
 }
 
 #define CESR_INSTANTIATE(Real) \

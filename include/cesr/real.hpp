@@ -68,6 +68,27 @@ decltype(auto) with_precision(Precision p, F&& f) {
   throw std::logic_error("cesr: unknown precision");
 }
 
+/// Automatic precision: evaluates eval(p) for p = double, long, quad, mp50 in
+/// turn until agree(previous, current) holds, and returns the last answer (the
+/// mp50 one when no two successive precisions agree).
+template <class Eval, class Agree>
+auto escalate_precision(Eval&& eval, Agree&& agree) {
+  Precision p = Precision::Double;
+  auto prev = eval(p);
+  while (p != Precision::Mp50) {
+    p = next_precision(p);
+    auto cur = eval(p);
+    const bool done = agree(prev, cur);
+    prev = std::move(cur);
+    if (done) break;
+  }
+  return prev;
+}
+
+/// The agreement tolerance of escalate_precision's callers (--rtol): throws
+/// std::invalid_argument unless 0 < rtol < 1.
+void check_escalation_rtol(double rtol);
+
 /// Unit roundoff of Real: 2^(1 - digits).
 template <class Real>
 Real epsilon() { return std::numeric_limits<Real>::epsilon(); }

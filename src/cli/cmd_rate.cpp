@@ -52,8 +52,7 @@ int run_rate(const RateOptions& o) {
   const Format format = parse_format(o.format);
   if (format != Format::Json && format != Format::Text)
     throw UsageError(fmt::format("--format: '{}' is not one of json, table", o.format));
-  if (!std::isfinite(o.rtol) || !(o.rtol > 0) || !(o.rtol < 1))
-    throw UsageError(fmt::format("--rtol must be in (0, 1), got {}", o.rtol));
+  check_escalation_rtol(o.rtol);
   const AutoRate r = precision ? contraction_rate_in(*precision, spectrum, spec, noise)
                                : contraction_rate_auto(spectrum, spec, noise, o.rtol);
   write_output(o.output, render_rate(r, format));

@@ -30,8 +30,7 @@ int run_stability(StabilityOptions o) {
   const Format format = parse_format(o.format);
   if (format != Format::Json && format != Format::Text)
     throw UsageError(fmt::format("--format: '{}' is not one of json, table", o.format));
-  if (!std::isfinite(o.rtol) || !(o.rtol > 0) || !(o.rtol < 1))
-    throw UsageError(fmt::format("--rtol must be in (0, 1), got {}", o.rtol));
+  check_escalation_rtol(o.rtol);
   AutoStability s;
   try {
     s = stability_limits_auto(spectrum, spec, noise, precision, o.rtol);
