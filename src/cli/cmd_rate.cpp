@@ -18,17 +18,6 @@ struct RateOptions {
   std::string format, output;
 };
 
-/// The precision flag of the rate commands: auto or one of the fixed ones.
-std::optional<Precision> parse_rate_precision(const std::string& text) {
-  if (text == "auto") return std::nullopt;
-  try {
-    return parse_precision(text);
-  } catch (const std::invalid_argument&) {
-    throw UsageError(
-        fmt::format("--precision: unknown precision '{}' (expected auto, double, long, quad or mp50)", text));
-  }
-}
-
 std::string render_rate(const AutoRate& r, Format format) {
   // rho beyond the range of the precision used is infinite: JSON null.
   const bool finite = r.rho_text != "inf";
@@ -48,10 +37,8 @@ int run_rate(const RateOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const MethodSpec spec = o.problem.make_method();
   const NoiseModel noise = o.problem.make_noise();
-  const std::optional<Precision> precision = parse_rate_precision(o.problem.precision);
-  const Format format = parse_format(o.format);
-  if (format != Format::Json && format != Format::Text)
-    throw UsageError(fmt::format("--format: '{}' is not one of json, table", o.format));
+  const std::optional<Precision> precision = o.problem.make_auto_precision();
+  const Format format = parse_json_or_table(o.format);
   check_escalation_rtol(o.rtol);
   const AutoRate r = precision ? contraction_rate_in(*precision, spectrum, spec, noise)
                                : contraction_rate_auto(spectrum, spec, noise, o.rtol);
@@ -71,9 +58,8 @@ int run_rate(const RateOptions& o) {
 const Registrar registrar{{"rate", "Contraction rate rho and gap 1 - rho of the second-moment operator", 30,
                            [](CLI::App& app) {
   auto o = std::make_shared<RateOptions>();
-  o->problem.precision = "auto";
   ProblemFlags flags;
-  flags.precision_choices = "auto|double|long|quad|mp50 (auto: double, then higher precisions until two agree)";
+  flags.auto_precision = true;
   add_problem_options(app, o->problem, flags);
   app.add_option("--rtol", o->rtol,
                  "With --precision auto: relative agreement on the gap required between two successive precisions")

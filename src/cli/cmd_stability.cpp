@@ -25,11 +25,8 @@ int run_stability(StabilityOptions o) {
   if (o.problem.method != "custom") o.problem.lr = 1;
   const MethodSpec spec = o.problem.make_method();
   const NoiseModel noise = o.problem.make_noise();
-  std::optional<Precision> precision;
-  if (o.problem.precision != "auto") precision = o.problem.make_precision();
-  const Format format = parse_format(o.format);
-  if (format != Format::Json && format != Format::Text)
-    throw UsageError(fmt::format("--format: '{}' is not one of json, table", o.format));
+  const std::optional<Precision> precision = o.problem.make_auto_precision();
+  const Format format = parse_json_or_table(o.format);
   check_escalation_rtol(o.rtol);
   AutoStability s;
   try {
@@ -59,10 +56,9 @@ int run_stability(StabilityOptions o) {
 const Registrar registrar{{"stability", "Largest stable step size and the step size with the best gap", 35,
                            [](CLI::App& app) {
   auto o = std::make_shared<StabilityOptions>();
-  o->problem.precision = "auto";
   ProblemFlags flags;
   flags.hyperparameters = false;
-  flags.precision_choices = "auto|double|long|quad|mp50 (auto: double, then higher precisions until two agree)";
+  flags.auto_precision = true;
   add_problem_options(app, o->problem, flags);
   app.add_option("--momentum", o->problem.momentum, "Momentum beta in [0, 1) (hb, nag)")->group("Method");
   app.add_option("--kappa", o->problem.kappa, "AccSGD long-step parameter kappa_a >= 1 (asgd)")->group("Method");

@@ -27,9 +27,7 @@ std::string digits17(double x) { return fmt::format("{:.17g}", x); }
 int run_tune(const TuneCliOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const NoiseModel noise = o.problem.make_noise();
-  const Format format = parse_format(o.format);
-  if (format != Format::Json && format != Format::Text)
-    throw UsageError(fmt::format("--format {} is not available for tune (json or table)", o.format));
+  const Format format = parse_json_or_table(o.format);
   MethodKind kind;
   try {
     kind = parse_method_kind(o.problem.method);

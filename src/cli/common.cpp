@@ -106,6 +106,16 @@ NoiseModel ProblemOptions::make_noise() const {
   return n;
 }
 
+std::optional<Precision> ProblemOptions::make_auto_precision() const {
+  if (precision == "auto") return std::nullopt;
+  try {
+    return parse_precision(precision);
+  } catch (const std::invalid_argument&) {
+    throw UsageError(
+        fmt::format("--precision: unknown precision '{}' (expected auto, double, long, quad or mp50)", precision));
+  }
+}
+
 Precision ProblemOptions::make_precision() const {
   try {
     return parse_precision(precision);
@@ -149,10 +159,21 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
                    "JSON file {\"P\": [[..],[..]], \"q\": [..], \"r\": [..], \"o\": [..]} (custom)")
         ->group("Method");
   }
+  if (flags.precision && flags.auto_precision) o.precision = "auto";
   if (flags.precision)
-    app.add_option("--precision", o.precision, "Arithmetic: " + flags.precision_choices)
+    app.add_option("--precision", o.precision,
+                   flags.auto_precision
+                       ? "Arithmetic: auto|double|long|quad|mp50 (auto: double, then higher precisions until two agree)"
+                       : "Arithmetic: double|long|quad|mp50")
         ->capture_default_str()
         ->group("Numerics");
+}
+
+Format parse_json_or_table(const std::string& name) {
+  const Format format = parse_format(name);
+  if (format != Format::Json && format != Format::Text)
+    throw UsageError(fmt::format("--format: '{}' is not one of json, table", name));
+  return format;
 }
 
 void add_output_options(CLI::App& app, std::string& format, std::string& output, const std::string& choices,

@@ -40,6 +40,8 @@ struct ProblemOptions {
   /// Batch, kurtosis and label noise (validated).
   NoiseModel make_noise() const;
   Precision make_precision() const;
+  /// For commands with automatic precision: empty for "auto", else the fixed one.
+  std::optional<Precision> make_auto_precision() const;
 };
 
 struct ProblemFlags {
@@ -47,7 +49,7 @@ struct ProblemFlags {
   bool method_required = true;   ///< --method must be given
   bool hyperparameters = true;   ///< --lr, --momentum, ...
   bool precision = true;         ///< --precision
-  std::string precision_choices = "double|long|quad|mp50";
+  bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
 };
 
 /// Adds the problem options to a subcommand.
@@ -72,6 +74,10 @@ CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string
 /// Writes the rendered figure `content` to `path` (nothing when `path` is
 /// empty); I/O errors name --plot.
 void write_plot(const std::string& path, const std::string& content);
+
+/// --format for the commands that print one JSON object or a small table:
+/// json or table, anything else a UsageError naming --format.
+Format parse_json_or_table(const std::string& name);
 
 /// Rethrows std::invalid_argument from a parser as a UsageError prefixed by `flag`
 /// unless the message already names a flag.
