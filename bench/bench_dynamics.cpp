@@ -30,11 +30,7 @@ cesr::Spectrum problem(std::size_t d) { return cesr::make_spectrum(fmt::format("
 cesr::NoiseModel noise_for(std::size_t d) { return {d, 3.0, label_noise}; }
 
 cesr::MethodSpec heavy_ball() {
-  cesr::MethodSpec m;
-  m.kind = cesr::MethodKind::HeavyBall;
-  m.lr = lr;
-  m.momentum = momentum;
-  return m;
+  return cesr::method_spec("hb", {{"lr", lr}, {"momentum", momentum}});
 }
 
 template <class Real>

@@ -46,7 +46,7 @@ BENCHMARK(BM_StepsFrontier)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTim
 template <bool Confirm>
 void BM_Tune(benchmark::State& state) {
   const Spectrum s = make_spectrum("loguniform:d=1000,kappa=1e4");
-  const auto kind = static_cast<MethodKind>(state.range(0));
+  const std::string kind(methods()[static_cast<std::size_t>(state.range(0))].name);
   TuneOptions o;
   o.confirm_gap = Confirm;
   int evals = 0;
@@ -55,34 +55,34 @@ void BM_Tune(benchmark::State& state) {
     evals = r.evaluations;
     benchmark::DoNotOptimize(r.gap);
   }
-  state.SetLabel(std::string(to_string(kind)));
+  state.SetLabel(kind);
   state.counters["evaluations"] = evals;
 }
 BENCHMARK(BM_Tune<true>)
     ->Name("BM_Tune")
-    ->Arg(static_cast<int>(MethodKind::Sgd))
-    ->Arg(static_cast<int>(MethodKind::HeavyBall))
-    ->Arg(static_cast<int>(MethodKind::AccSgd))
+    ->Arg(static_cast<int>(method_index("sgd")))
+    ->Arg(static_cast<int>(method_index("hb")))
+    ->Arg(static_cast<int>(method_index("asgd")))
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Tune<false>)
     ->Name("BM_TuneNoConfirm")
-    ->Arg(static_cast<int>(MethodKind::Sgd))
-    ->Arg(static_cast<int>(MethodKind::HeavyBall))
-    ->Arg(static_cast<int>(MethodKind::AccSgd))
+    ->Arg(static_cast<int>(method_index("sgd")))
+    ->Arg(static_cast<int>(method_index("hb")))
+    ->Arg(static_cast<int>(method_index("asgd")))
     ->Unit(benchmark::kMillisecond);
 
 void BM_RateEval(benchmark::State& state) {
   const Spectrum s = make_spectrum("loguniform:d=1000,kappa=1e4");
-  const auto kind = static_cast<MethodKind>(state.range(0));
+  const std::string kind(methods()[static_cast<std::size_t>(state.range(0))].name);
   const TuneResult t = tune(s, kind, NoiseModel{16, 3.0, 0.0}, {});
   const Method<double> m = make_method<double>(t.method);
   for (auto _ : state) benchmark::DoNotOptimize(contraction_rate<double>(s, m, NoiseModel{16, 3.0, 0.0}).gap);
-  state.SetLabel(std::string(to_string(kind)));
+  state.SetLabel(kind);
 }
 BENCHMARK(BM_RateEval)
-    ->Arg(static_cast<int>(MethodKind::Sgd))
-    ->Arg(static_cast<int>(MethodKind::HeavyBall))
-    ->Arg(static_cast<int>(MethodKind::AccSgd))
+    ->Arg(static_cast<int>(method_index("sgd")))
+    ->Arg(static_cast<int>(method_index("hb")))
+    ->Arg(static_cast<int>(method_index("asgd")))
     ->Unit(benchmark::kMicrosecond);
 
 void BM_GridTune(benchmark::State& state) {
@@ -96,18 +96,18 @@ void BM_GridTune(benchmark::State& state) {
   for (auto _ : state) {
     best = 0;
     MethodSpec m;
-    m.kind = MethodKind::HeavyBall;
+    m.name = "hb";
     for (int i = 0; i < points; ++i)
       for (int j = 0; j < points; ++j) {
         const double x0 = lo0 + (i + 0.5) * (hi0 - lo0) / points, x1 = lo1 + (j + 0.5) * (hi1 - lo1) / points;
-        m.lr = std::exp(x0 + x1);
-        m.momentum = -std::expm1(x1);
-        if (m.lr * L >= 2 * (1 + m.momentum)) continue;
+        m.set("lr", std::exp(x0 + x1));
+        m.set("momentum", -std::expm1(x1));
+        if (m.value("lr") * L >= 2 * (1 + m.value("momentum"))) continue;
         const auto r = contraction_rate<double>(s, make_method<double>(m), n);
         if (r.stable) best = std::max(best, r.gap);
       }
   }
-  const TuneResult t = tune(s, MethodKind::HeavyBall, n, {});
+  const TuneResult t = tune(s, "hb", n, {});
   state.counters["gap_ratio"] = best / t.gap;  // grid's best over the tuner's
 }
 BENCHMARK(BM_GridTune)->Unit(benchmark::kMillisecond)->Iterations(1);

@@ -26,11 +26,9 @@
 
 namespace {
 
-cesr::MethodSpec make(cesr::MethodKind kind, double lr, double momentum = cesr::MethodSpec::unset) {
-  cesr::MethodSpec m;
-  m.kind = kind;
-  m.lr = lr;
-  m.momentum = momentum;
+cesr::MethodSpec make(const char* kind, double lr, double momentum = std::nan("")) {
+  cesr::MethodSpec m = cesr::method_spec(kind, {{"lr", lr}});
+  if (!std::isnan(momentum)) m.set("momentum", momentum);
   return m;
 }
 
@@ -49,21 +47,20 @@ void accuracy_sweep() {
     const cesr::Spectrum s = cesr::make_spectrum(fmt::format("loguniform:d=30,kappa={}", kappa));
     const double lmin = s.lambda_min();
     std::vector<cesr::MethodSpec> methods;
-    for (double lr : {0.1, 1.0, 1.9}) methods.push_back(make(cesr::MethodKind::Sgd, lr));
+    for (double lr : {0.1, 1.0, 1.9}) methods.push_back(make("sgd", lr));
     for (double lr : {0.01, 0.3, 1.0}) {
       const double critical = std::pow(1 - std::sqrt(lr * lmin), 2);  // critically damped at lambda_min
       for (double beta : {critical, 0.9, 0.99}) {
-        methods.push_back(make(cesr::MethodKind::HeavyBall, lr, beta));
-        methods.push_back(make(cesr::MethodKind::Nesterov, lr, beta));
+        methods.push_back(make("hb", lr, beta));
+        methods.push_back(make("nag", lr, beta));
       }
     }
     // The deterministic optimum (critically damped at both ends).
-    methods.push_back(make(cesr::MethodKind::HeavyBall, 4 / std::pow(1 + std::sqrt(lmin), 2),
+    methods.push_back(make("hb", 4 / std::pow(1 + std::sqrt(lmin), 2),
                            std::pow((std::sqrt(kappa) - 1) / (std::sqrt(kappa) + 1), 2)));
     for (double lr : {0.1, 0.5}) {
-      cesr::MethodSpec a = make(cesr::MethodKind::AccSgd, lr);
-      a.kappa = std::sqrt(kappa);
-      a.xi = std::sqrt(a.kappa);
+      cesr::MethodSpec a = make("asgd", lr);
+      a.set("kappa", std::sqrt(kappa)).set("xi", std::pow(kappa, 0.25));
       methods.push_back(a);
     }
     for (const auto& m : methods)
@@ -98,7 +95,7 @@ const cesr::Spectrum& large_problem() {
   static const cesr::Spectrum s = cesr::make_spectrum("powerlaw:d=1000000,alpha=1.5");
   return s;
 }
-const cesr::MethodSpec large_method = make(cesr::MethodKind::HeavyBall, 0.1, 0.99);
+const cesr::MethodSpec large_method = make("hb", 0.1, 0.99);
 const cesr::NoiseModel large_noise{64, 3, 0};
 
 void BM_RateDouble_d1e6(benchmark::State& state) {

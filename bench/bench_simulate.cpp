@@ -31,10 +31,7 @@ cesr::Spectrum spectrum() {
 
 void BM_simulate_hb(benchmark::State& state) {
   const cesr::Spectrum s = spectrum();
-  cesr::MethodSpec m;
-  m.kind = cesr::MethodKind::HeavyBall;
-  m.lr = 0.5;
-  m.momentum = 0.9;
+  const cesr::MethodSpec m = cesr::method_spec("hb", {{"lr", 0.5}, {"momentum", 0.9}});
   cesr::SimulationConfig cfg;
   cfg.steps = steps;
   cfg.every = 20;

@@ -200,7 +200,7 @@ CheckReport check_curve(const std::vector<double>& loss, const std::vector<std::
 }
 
 template <class Real>
-ExactAtSteps exact_loss_at(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+ExactAtSteps exact_loss_at(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
                            const std::vector<std::uint64_t>& steps) {
   ExactAtSteps out;
   out.loss.assign(steps.size(), 0.0);
@@ -223,7 +223,7 @@ ExactAtSteps exact_loss_at(const Spectrum& spectrum, const Method<Real>& method,
 }
 
 #define CESR_INSTANTIATE(Real)                                                                     \
-  template ExactAtSteps exact_loss_at<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&, \
+  template ExactAtSteps exact_loss_at<Real>(const Spectrum&, const MethodPath<Real>&, const NoiseModel&, \
                                             const std::vector<std::uint64_t>&);
 CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE

@@ -33,21 +33,25 @@ void NoiseModel::validate() const {
     throw std::invalid_argument(fmt::format("--noise must be a finite number >= 0, got {}", label_noise));
 }
 
+namespace {
+constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
+}  // namespace
+
 template <class Real>
-Dynamics<Real>::Dynamics(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise)
-    : method_(method),
+Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
+                         Kernel kernel)
+    : path_(method),
+      method_(method.initial),
+      kernel_(kernel),
       inv_batch_(Real(1) / Real(noise.batch)),
       excess_kurtosis_over_batch_((Real(noise.kurtosis) - 2) / Real(noise.batch)),
       label_noise_(noise.label_noise),
       lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
-  const std::size_t d = lambda_.size();
-  a_.resize(d);
-  if (method_.k == 2) {
-    b_.resize(d);
-    c_.resize(d);
-  }
+  if (method.initial.k < 1 || method.initial.k > max_states)
+    throw std::invalid_argument(fmt::format("a method has 1..{} states, got {}", max_states, method.initial.k));
+  state_.resize(static_cast<std::size_t>(unique_entries(method.initial.k)) * lambda_.size());
   init_.assign(spectrum.init.begin(), spectrum.init.end());
   reset();
 }
@@ -66,12 +70,16 @@ constexpr int max_scale_exp = 1 << 20;
 
 template <class Real>
 void Dynamics<Real>::reset() {
-  // S_i(0) = E[e_{0,i}^2] 1 1^T: every state vector starts at e_0.
-  std::copy(init_.begin(), init_.end(), a_.begin());
-  if (method_.k == 2) {
-    std::copy(init_.begin(), init_.end(), b_.begin());
-    std::copy(init_.begin(), init_.end(), c_.begin());
-  }
+  // S_i(0) = E[e_{0,i}^2] s0 s0^T: state vector a starts at s0[a] e_0.
+  method_ = path_.initial;
+  const int k = method_.k;
+  const std::size_t d = lambda_.size();
+  Real* out = state_.data();
+  for (int a = 0; a < k; ++a)
+    for (int b = a; b < k; ++b) {
+      const Real w = method_.s0[a] * method_.s0[b];
+      for (std::size_t i = 0; i < d; ++i) *out++ = w * init_[i];
+    }
   t_ = 0;
   scale_exp_ = 0;
   scaled_label_noise_ = label_noise_;
@@ -96,15 +104,13 @@ void Dynamics<Real>::rescale() {
     // as keeps every entry below 2^(2 rescale_step), far from overflow.
     // (Only such a method can make this O(d) scan run on many steps.)
     Real largest = 0;
-    for (const auto* v : {&a_, &b_, &c_})
-      for (const Real& x : *v) largest = abs(x) > largest ? abs(x) : largest;
+    for (const Real& x : state_) largest = abs(x) > largest ? abs(x) : largest;
     while (shift > 0 && ldexp(largest, shift) > ldexp(Real(1), 2 * rescale_step)) shift -= rescale_step / 4;
     if (shift <= 0) return;
   }
   // Multiplying by a power of two is exact (barring subnormals, which only
   // the upward shift can meet, and then it recovers lost digits).
-  for (auto* v : {&a_, &b_, &c_})
-    for (Real& x : *v) x = ldexp(x, shift);
+  for (Real& x : state_) x = ldexp(x, shift);
   scaled_loss_ = ldexp(scaled_loss_, shift);
   scaled_psi_ = ldexp(scaled_psi_, shift);
   scale_exp_ -= shift;
@@ -120,67 +126,77 @@ void Dynamics<Real>::publish() {
 
 template <class Real>
 void Dynamics<Real>::measure() {
+  // psi = sum_i lambda_i r^T S_i r and 2 L = sum_i lambda_i o^T S_i o, entry by entry.
   const auto& r = method_.r;
   const auto& o = method_.o;
-  Real psi = 0, loss = 0;
+  const int k = method_.k;
   const std::size_t d = lambda_.size();
-  if (method_.k == 1) {
-    for (std::size_t i = 0; i < d; ++i) {
-      psi += lambda_[i] * a_[i];
-      loss += lambda_[i] * a_[i];
+  Real psi = 0, loss = 0;
+  const Real* entry = state_.data();
+  for (int a = 0; a < k; ++a)
+    for (int b = a; b < k; ++b, entry += d) {
+      const Real mult = a == b ? Real(1) : Real(2);
+      const Real wr = mult * r[a] * r[b], wo = mult * o[a] * o[b];
+      if (wr == 0 && wo == 0) continue;
+      Real weighted = 0;
+      for (std::size_t i = 0; i < d; ++i) weighted += lambda_[i] * entry[i];
+      psi += wr * weighted;
+      loss += wo * weighted;
     }
-    psi *= r[0] * r[0];
-    loss *= o[0] * o[0];
-  } else {
-    for (std::size_t i = 0; i < d; ++i) {
-      psi += lambda_[i] * (r[0] * r[0] * a_[i] + 2 * r[0] * r[1] * b_[i] + r[1] * r[1] * c_[i]);
-      loss += lambda_[i] * (o[0] * o[0] * a_[i] + 2 * o[0] * o[1] * b_[i] + o[1] * o[1] * c_[i]);
-    }
-  }
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
 }
 
 template <class Real>
-void Dynamics<Real>::step() {
+void Dynamics<Real>::step_k1(const Method<Real>& next, Real& psi, Real& loss) {
+  const Method<Real>& m = method_;
+  const std::size_t d = lambda_.size();
+  const Real ekb = excess_kurtosis_over_batch_;
+  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  Real* __restrict lam = lambda_.data();
+  Real* __restrict a = state_.data();
+  const Real p = m.P[0][0], qr = m.q[0] * m.r[0], rr = m.r[0] * m.r[0], qq = m.q[0] * m.q[0];
+  for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
+    const Real l = lam[i];
+    const Real A = p - l * qr;
+    const Real n = l * (ekb * l * rr * a[i] + coupling);
+    const Real an = A * A * a[i] + qq * n;
+    a[i] = an;
+    psi_sum += l * an;
+    loss_sum += l * an;
+  });
+  psi *= next.r[0] * next.r[0];
+  loss *= next.o[0] * next.o[0];
+}
+
+template <class Real>
+void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
   const auto& P = method_.P;
   const auto& q = method_.q;
   const auto& r = method_.r;
-  const auto& o = method_.o;
   const std::size_t d = lambda_.size();
   // Noise injected in direction i: lambda_i (ekb lambda_i z2_i + coupling) q q^T
   // with ekb = (K-2)/B and coupling = (psi + sigma^2)/B.
   const Real ekb = excess_kurtosis_over_batch_;
   const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
-  Real psi = 0, loss = 0;
   Real* __restrict lam = lambda_.data();
-  Real* __restrict a = a_.data();
-  if (method_.k == 1) {
-    const Real p = P[0][0], qr = q[0] * r[0], rr = r[0] * r[0], qq = q[0] * q[0], oo = o[0] * o[0];
-    for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
-      const Real l = lam[i];
-      const Real A = p - l * qr;
-      const Real n = l * (ekb * l * rr * a[i] + coupling);
-      const Real an = A * A * a[i] + qq * n;
-      a[i] = an;
-      psi_sum += l * an;
-      loss_sum += l * an;
-    });
-    psi *= rr;
-    loss *= oo;
-  } else {
-    Real* __restrict b = b_.data();
-    Real* __restrict c = c_.data();
-    const Real p00 = P[0][0], p01 = P[0][1], p10 = P[1][0], p11 = P[1][1];
-    const Real qr00 = q[0] * r[0], qr01 = q[0] * r[1], qr10 = q[1] * r[0], qr11 = q[1] * r[1];
-    const Real r2a = r[0] * r[0], r2b = 2 * r[0] * r[1], r2c = r[1] * r[1];
-    const Real o2a = o[0] * o[0], o2b = 2 * o[0] * o[1], o2c = o[1] * o[1];
-    const Real qqa = q[0] * q[0], qqb = q[0] * q[1], qqc = q[1] * q[1];
-    // When the output is the query point (o = r: SGD, heavy ball, AccSGD and
-    // any custom method of that form) the loss sum is psi / 2: one weighted
-    // sum instead of two, decided by the data, not by the method's name.
-    const bool same = o[0] == r[0] && o[1] == r[1];
-    const auto kernel = [&](auto same_output) {
+  Real* __restrict a = state_.data();
+  Real* __restrict b = a + d;
+  Real* __restrict c = b + d;
+  const Real p00 = P[0][0], p01 = P[0][1], p10 = P[1][0], p11 = P[1][1];
+  const Real qr00 = q[0] * r[0], qr01 = q[0] * r[1], qr10 = q[1] * r[0], qr11 = q[1] * r[1];
+  const Real r2a = r[0] * r[0], r2b = 2 * r[0] * r[1], r2c = r[1] * r[1];
+  // The sums read the coefficients of the next step (the same for a constant method).
+  const auto& rn = next.r;
+  const auto& on = next.o;
+  const Real s2a = rn[0] * rn[0], s2b = 2 * rn[0] * rn[1], s2c = rn[1] * rn[1];
+  const Real o2a = on[0] * on[0], o2b = 2 * on[0] * on[1], o2c = on[1] * on[1];
+  const Real qqa = q[0] * q[0], qqb = q[0] * q[1], qqc = q[1] * q[1];
+  // When the output is the query point (o = r: SGD, heavy ball, AccSGD and
+  // any custom method of that form) the loss sum is psi / 2: one weighted
+  // sum instead of two, decided by the data, not by the method's name.
+  const bool same = on[0] == rn[0] && on[1] == rn[1];
+  const auto kernel = [&](auto same_output) {
     for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
       const Real l = lam[i];
       const Real A00 = p00 - l * qr00, A01 = p01 - l * qr01;
@@ -197,17 +213,109 @@ void Dynamics<Real>::step() {
       a[i] = an;
       b[i] = bn;
       c[i] = cn;
-      psi_sum += l * (r2a * an + r2b * bn + r2c * cn);
+      psi_sum += l * (s2a * an + s2b * bn + s2c * cn);
       if constexpr (!decltype(same_output)::value) loss_sum += l * (o2a * an + o2b * bn + o2c * cn);
     });
-    };
-    if (same) {
-      kernel(std::true_type{});
-      loss = psi;
-    } else {
-      kernel(std::false_type{});
-    }
+  };
+  if (same) {
+    kernel(std::true_type{});
+    loss = psi;
+  } else {
+    kernel(std::false_type{});
   }
+}
+
+// Any k = K: per direction S' = A S A^T + n q q^T on the K(K+1)/2 unique entries.
+template <class Real>
+template <int K>
+void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real& loss_out) {
+  constexpr int n_entries = unique_entries(K);
+  const Method<Real>& m = method_;
+  const std::size_t d = lambda_.size();
+  const Real ekb = excess_kurtosis_over_batch_;
+  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  // Weights of the unique entries in r^T S r (step t and t + 1) and o^T S o.
+  std::array<Real, n_entries> wr{}, wr_next{}, wo_next{};
+  std::array<std::array<Real, K>, K> qq{};
+  {
+    int e = 0;
+    for (int a = 0; a < K; ++a)
+      for (int b = a; b < K; ++b, ++e) {
+        const Real mult = a == b ? Real(1) : Real(2);
+        wr[e] = mult * m.r[a] * m.r[b];
+        wr_next[e] = mult * next.r[a] * next.r[b];
+        wo_next[e] = mult * next.o[a] * next.o[b];
+      }
+    for (int a = 0; a < K; ++a)
+      for (int b = 0; b < K; ++b) qq[a][b] = m.q[a] * m.q[b];
+  }
+  Real psi = 0, loss = 0;
+  Real* base = state_.data();
+  for (std::size_t i = 0; i < d; ++i) {
+    const Real l = lambda_[i];
+    Real S[K][K], A[K][K], T[K][K];
+    {
+      int e = 0;
+      for (int a = 0; a < K; ++a)
+        for (int b = a; b < K; ++b, ++e) S[a][b] = S[b][a] = base[static_cast<std::size_t>(e) * d + i];
+    }
+    Real z2 = 0;
+    {
+      int e = 0;
+      for (int a = 0; a < K; ++a)
+        for (int b = a; b < K; ++b, ++e) z2 += wr[e] * S[a][b];
+    }
+    const Real noise = l * (ekb * l * z2 + coupling);
+    for (int a = 0; a < K; ++a)
+      for (int b = 0; b < K; ++b) A[a][b] = m.P[a][b] - l * m.q[a] * m.r[b];
+    for (int a = 0; a < K; ++a)
+      for (int b = 0; b < K; ++b) {
+        Real sum = 0;
+        for (int c = 0; c < K; ++c) sum += A[a][c] * S[c][b];
+        T[a][b] = sum;
+      }
+    Real p = 0, o = 0;
+    int e = 0;
+    for (int a = 0; a < K; ++a)
+      for (int b = a; b < K; ++b, ++e) {
+        Real sum = qq[a][b] * noise;
+        for (int c = 0; c < K; ++c) sum += T[a][c] * A[b][c];
+        base[static_cast<std::size_t>(e) * d + i] = sum;
+        p += wr_next[e] * sum;
+        o += wo_next[e] * sum;
+      }
+    psi += l * p;
+    loss += l * o;
+  }
+  psi_out = psi;
+  loss_out = loss;
+}
+
+template <class Real>
+void Dynamics<Real>::step() {
+  // The sums after the update are taken with the coefficients of step t + 1
+  // (they feed its noise and its output).
+  const Method<Real>* next = &method_;
+  if (!path_.constant()) {
+    next_ = path_.initial;
+    path_.at(t_ + 1, next_);
+    next = &next_;
+  }
+  Real psi = 0, loss = 0;
+  const bool fast = kernel_ == Kernel::Auto;
+  switch (method_.k) {
+    case 1:
+      if (fast) step_k1(*next, psi, loss);
+      else generic_step<1>(*next, psi, loss);
+      break;
+    case 2:
+      if (fast) step_k2(*next, psi, loss);
+      else generic_step<2>(*next, psi, loss);
+      break;
+    case 3: generic_step<3>(*next, psi, loss); break;
+    default: generic_step<4>(*next, psi, loss); break;
+  }
+  if (!path_.constant()) std::swap(method_, next_);
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
   ++t_;
@@ -226,7 +334,7 @@ bool Dynamics<Real>::diverged() const {
 }
 
 template <class Real>
-LossCurve<Real> loss_curve(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+LossCurve<Real> loss_curve(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
                            std::uint64_t steps, std::uint64_t every) {
   if (every < 1) throw std::invalid_argument("--every must be >= 1");
   Dynamics<Real> dyn(spectrum, method, noise);
@@ -248,7 +356,7 @@ LossCurve<Real> loss_curve(const Spectrum& spectrum, const Method<Real>& method,
 }
 
 template <class Real>
-StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
                                   const Real& target, bool relative, std::uint64_t max_steps) {
   Dynamics<Real> dyn(spectrum, method, noise);
   StepsResult<Real> out;
@@ -272,9 +380,9 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& 
 
 #define CESR_INSTANTIATE(Real)                                                                          \
   template class Dynamics<Real>;                                                                       \
-  template LossCurve<Real> loss_curve<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&,   \
+  template LossCurve<Real> loss_curve<Real>(const Spectrum&, const MethodPath<Real>&, const NoiseModel&, \
                                             std::uint64_t, std::uint64_t);                             \
-  template StepsResult<Real> steps_to_target<Real>(const Spectrum&, const Method<Real>&,               \
+  template StepsResult<Real> steps_to_target<Real>(const Spectrum&, const MethodPath<Real>&,           \
                                                    const NoiseModel&, const Real&, bool, std::uint64_t);
 CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE

@@ -83,24 +83,24 @@ std::vector<std::uint64_t> parse_batches(std::string_view text) {
   return out;
 }
 
-std::vector<MethodKind> parse_methods(std::string_view text) {
-  std::vector<MethodKind> out;
+std::vector<std::string> parse_methods(std::string_view text) {
+  std::vector<std::string> out;
   std::size_t pos = 0;
   for (;;) {
     const auto comma = text.find(',', pos);
-    const std::string_view name = trim(text.substr(pos, comma == std::string_view::npos ? comma : comma - pos));
-    MethodKind k;
+    const std::string name(trim(text.substr(pos, comma == std::string_view::npos ? comma : comma - pos)));
+    const MethodInfo* row = nullptr;
     try {
-      k = parse_method_kind(name);
+      row = &method_info(name);
     } catch (const std::invalid_argument&) {
-      throw std::invalid_argument(
-          fmt::format("--methods '{}': unknown method '{}' (expected sgd, hb, nag or asgd)", text, name));
+      throw FieldError("methods", fmt::format("methods '{}': unknown method '{}' (expected one of {})", text, name,
+                                              method_names()));
     }
-    if (k == MethodKind::Custom)
-      throw std::invalid_argument(fmt::format("--methods '{}': custom methods have nothing to tune", text));
-    if (std::find(out.begin(), out.end(), k) != out.end())
-      throw std::invalid_argument(fmt::format("--methods '{}': '{}' is listed twice", text, name));
-    out.push_back(k);
+    if (row->from_file)
+      throw FieldError("methods", fmt::format("methods '{}': {} methods have nothing to tune", text, name));
+    if (std::find(out.begin(), out.end(), name) != out.end())
+      throw FieldError("methods", fmt::format("methods '{}': '{}' is listed twice", text, name));
+    out.push_back(name);
     if (comma == std::string_view::npos) break;
     pos = comma + 1;
   }
@@ -125,13 +125,13 @@ std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, co
 }
 
 FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRow>& rows,
-                          const std::vector<MethodKind>& methods, Objective objective) {
+                          const std::vector<std::string>& methods, Objective objective) {
   FrontierSummary s;
   s.kappa = spectrum.kappa();
   s.sqrt_kappa = std::sqrt(s.kappa);
   s.trace_over_max = spectrum.trace() / spectrum.lambda_max();
   std::optional<double> crit_sgd, crit_hb;
-  for (MethodKind m : methods) {
+  for (const std::string& m : methods) {
     std::vector<const FrontierRow*> mine;
     for (const auto& r : rows)
       if (r.method == m) mine.push_back(&r);
@@ -157,12 +157,14 @@ FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRo
         if (lo.tuned.steps && hi.tuned.steps && *hi.tuned.steps > 0)
           ms.mccandlish_batch = static_cast<double>(lo.batch) * static_cast<double>(*lo.tuned.steps) /
                                 static_cast<double>(*hi.tuned.steps);
-      } else if (lo.tuned.stable && hi.tuned.stable && lo.tuned.gap > 0 && hi.tuned.gap > 0) {
+      } else if (lo.tuned.has_rate && hi.tuned.has_rate && lo.tuned.stable && hi.tuned.stable && lo.tuned.gap > 0 &&
+                 hi.tuned.gap > 0) {
         ms.mccandlish_batch = static_cast<double>(lo.batch) * hi.tuned.gap / lo.tuned.gap;
       }
     }
-    if (m == MethodKind::Sgd) crit_sgd = ms.critical_batch;
-    if (m == MethodKind::HeavyBall) crit_hb = ms.critical_batch;
+    // The heavy-ball window of the paper: heavy ball's critical batch over SGD's.
+    if (m == "sgd") crit_sgd = ms.critical_batch;
+    if (m == "hb") crit_hb = ms.critical_batch;
     s.methods.push_back(ms);
   }
   if (crit_sgd && crit_hb) s.window_ratio = *crit_hb / *crit_sgd;
@@ -171,9 +173,22 @@ FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRo
 
 Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, const FrontierOptions& options) {
   noise.validate();
-  if (options.methods.empty()) throw std::invalid_argument("--methods: no method given");
-  for (MethodKind m : options.methods)
-    if (m == MethodKind::Custom) throw std::invalid_argument("--methods: custom methods have nothing to tune");
+  if (options.methods.empty()) throw FieldError("methods", "methods: no method given");
+  for (const std::string& m : options.methods)
+    if (method_info(m).from_file) throw FieldError("methods", fmt::format("methods: {} methods have nothing to tune", m));
+  // A fixed hyperparameter applies to the methods that have it.
+  for (const auto& [field, v] : options.tune.fixed) {
+    bool used = false;
+    for (const std::string& m : options.methods) used |= method_info(m).find(field) != nullptr;
+    if (!used) throw FieldError(field, fmt::format("{} {} does not apply to any of the methods", field, v));
+  }
+  const auto options_for = [&](const std::string& m) {
+    TuneOptions t = options.tune;
+    const MethodInfo& row = method_info(m);
+    for (auto it = t.fixed.begin(); it != t.fixed.end();) it = row.find(it->first) ? std::next(it) : t.fixed.erase(it);
+    for (auto it = t.boxes.begin(); it != t.boxes.end();) it = row.find(it->first) ? std::next(it) : t.boxes.erase(it);
+    return t;
+  };
   Frontier f;
   f.spectrum = spectrum;
   f.noise = noise;
@@ -207,10 +222,10 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
       try {
         NoiseModel n = noise;
         n.batch = row.batch;
-        row.tuned = tune(spectrum, row.method, n, options.tune);
+        row.tuned = tune(spectrum, row.method, n, options_for(row.method));
         const double B = static_cast<double>(row.batch);
         if (options.tune.objective == Objective::Rate)
-          row.ce = row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
+          row.ce = row.tuned.has_rate && row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
         else
           row.ce = row.tuned.steps && *row.tuned.steps > 0 ? 1.0 / (B * static_cast<double>(*row.tuned.steps)) : 0.0;
       } catch (...) {
@@ -243,15 +258,46 @@ Cell whole(std::uint64_t x) { return Cell::number(std::to_string(x)); }
 
 }  // namespace
 
+namespace {
+
+/// The tuned hyperparameters of the frontier's methods, in registry order of
+/// first appearance (one column each).
+std::vector<std::string> parameter_columns(const Frontier& f) {
+  std::vector<std::string> out;
+  for (const std::string& m : f.options.methods)
+    for (const auto& h : method_info(m).hyperparameters)
+      if (h.search != Search::None && std::find(out.begin(), out.end(), h.name) == out.end())
+        out.emplace_back(h.name);
+  return out;
+}
+
+/// The hyperparameters of a row that its method tunes (or that were fixed).
+std::vector<std::pair<std::string, double>> row_parameters(const FrontierRow& r) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& h : method_info(r.method).hyperparameters) {
+    if (h.search == Search::None && !r.tuned.method.values.count(h.name)) continue;
+    if (const auto v = r.tuned.method.get(h.name)) out.emplace_back(h.name, *v);
+  }
+  return out;
+}
+
+}  // namespace
+
 Table rows_table(const Frontier& f) {
-  Table t{{"method", "batch", "gap", "steps", "ce", "lr", "momentum", "kappa", "xi"}, {}};
+  const std::vector<std::string> columns = parameter_columns(f);
+  Table t{{"method", "batch", "gap", "steps", "ce"}, {}};
+  for (const auto& c : columns) t.columns.push_back(c);
   for (const auto& r : f.rows) {
-    const MethodSpec& m = r.tuned.method;
-    const bool stable = r.tuned.stable;
-    t.rows.push_back({Cell::string(std::string(to_string(r.method))), whole(r.batch),
-                      stable ? num(r.tuned.gap) : Cell::null(),
-                      r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(), r.ce > 0 ? num(r.ce) : Cell::null(), num(m.lr),
-                      num(m.momentum), num(m.kappa), num(m.xi)});
+    const bool stable = r.tuned.stable && r.tuned.has_rate;
+    std::vector<Cell> cells{Cell::string(r.method), whole(r.batch), stable ? num(r.tuned.gap) : Cell::null(),
+                            r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(),
+                            r.ce > 0 ? num(r.ce) : Cell::null()};
+    const auto params = row_parameters(r);
+    for (const auto& c : columns) {
+      const auto it = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == c; });
+      cells.push_back(it == params.end() ? Cell::null() : num(it->second));
+    }
+    t.rows.push_back(std::move(cells));
   }
   return t;
 }
@@ -259,7 +305,7 @@ Table rows_table(const Frontier& f) {
 Table summary_table(const Frontier& f) {
   Table t{{"method", "best_ce", "best_ce_batch", "critical_batch", "mccandlish_batch"}, {}};
   for (const auto& m : f.summary.methods)
-    t.rows.push_back({Cell::string(std::string(to_string(m.method))), opt_num(m.best_ce),
+    t.rows.push_back({Cell::string(m.method), opt_num(m.best_ce),
                       m.best_ce_batch ? whole(*m.best_ce_batch) : Cell::null(),
                       opt_num(m.critical_batch), opt_num(m.mccandlish_batch)});
   return t;
@@ -284,23 +330,18 @@ std::string frontier_json(const Frontier& f) {
   };
   json rows = json::array();
   for (const auto& r : f.rows) {
-    const MethodSpec& m = r.tuned.method;
-    json params = {{"lr", finite(m.lr)}};
-    if (r.method == MethodKind::HeavyBall || r.method == MethodKind::Nesterov) params["momentum"] = finite(m.momentum);
-    if (r.method == MethodKind::AccSgd) {
-      params["kappa"] = finite(m.kappa);
-      params["xi"] = finite(m.xi);
-    }
-    rows.push_back({{"method", std::string(to_string(r.method))},
+    json params = json::object();
+    for (const auto& [name, v] : row_parameters(r)) params[name] = finite(v);
+    rows.push_back({{"method", r.method},
                     {"batch", r.batch},
-                    {"gap", r.tuned.stable ? finite(r.tuned.gap) : json(nullptr)},
+                    {"gap", r.tuned.stable && r.tuned.has_rate ? finite(r.tuned.gap) : json(nullptr)},
                     {"steps", r.tuned.steps ? json(*r.tuned.steps) : json(nullptr)},
                     {"ce", r.ce > 0 ? finite(r.ce) : json(nullptr)},
                     {"params", params}});
   }
   json methods = json::object();
   for (const auto& m : f.summary.methods)
-    methods[std::string(to_string(m.method))] = {{"best_ce", opt(m.best_ce)},
+    methods[m.method] = {{"best_ce", opt(m.best_ce)},
                                                  {"best_ce_batch", m.best_ce_batch ? json(*m.best_ce_batch) : json(nullptr)},
                                                  {"critical_batch", opt(m.critical_batch)},
                                                  {"mccandlish_batch", opt(m.mccandlish_batch)}};

@@ -18,7 +18,9 @@
 // factors instead of a difference of O(1) terms.
 #include "cesr/rate.hpp"
 
+#include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
+#include <boost/multiprecision/eigen.hpp>
 #include <boost/math/tools/toms748_solve.hpp>
 #include <fmt/format.h>
 
@@ -436,6 +438,182 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
   }
 }
 
+// --- Any k: the secular function from the k(k+1)/2 x k(k+1)/2 blocks --------
+//
+// For k > 2 there is no closed form worth having: per direction the block D_i
+// (S -> A_i S A_i^T plus the self-noise (K-2) u_i q q^T r^T S r, in the unique
+// entries of S) is built and z I - D_i factorised (n = k(k+1)/2 <= 10). The
+// term of g is u_i r^T [(z - D_i)^{-1} q q^T] r and its x-derivative
+// u_i r^T (z - D_i)^{-2} q q^T r. A point z is accepted for direction i when
+// z > rho(D_i), certified without eigenvalues: D_i maps PSD matrices to PSD
+// matrices, so z > rho(D_i) iff W = (z - D_i)^{-1} I is positive definite
+// (if z > rho, W = sum_n D_i^n(I) / z^(n+1) >= I / z; conversely W > 0 with
+// D_i(W) = z W - I < z W bounds rho(D_i) below z). Every accepted term is then
+// >= 0 and decreasing in z, as the guarantees of the k <= 2 path require.
+
+template <class Real>
+class GenericSecular {
+ public:
+  GenericSecular(const Spectrum& spectrum, const Method<Real>& m, const NoiseModel& noise)
+      : m_(m),
+        kb_(Real(noise.kurtosis) - 2),
+        inv_batch_(Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+    const int k = m.k;
+    for (int a = 0; a < k; ++a)
+      for (int b = a; b < k; ++b) {
+        pairs_.push_back({a, b});
+        const Real mult = a == b ? Real(1) : Real(2);
+        w_.push_back(mult * m.r[a] * m.r[b]);
+        qq_.push_back(m.q[a] * m.q[b]);
+      }
+  }
+
+  Evaluation<Real> operator()(const Real& x) {
+    ++evaluations_;
+    using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, 0, 10, 10>;
+    using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1, 0, 10, 1>;
+    const int k = m_.k, n = static_cast<int>(pairs_.size());
+    const Real z = 1 - x;
+    Evaluation<Real> out;
+    if (!(z > 0)) return out;
+    Real sum = 0, dsum = 0;
+    Mat M(n, n);
+    Vec rhs(n), ident(n);
+    for (int e = 0; e < n; ++e) {
+      rhs[e] = qq_[e];
+      ident[e] = pairs_[e].first == pairs_[e].second ? Real(1) : Real(0);
+    }
+    Real A[max_states][max_states];
+    for (const Real& l : lambda_) {
+      for (int a = 0; a < k; ++a)
+        for (int b = 0; b < k; ++b) A[a][b] = m_.P[a][b] - l * m_.q[a] * m_.r[b];
+      const Real u = l * l * inv_batch_;
+      for (int row = 0; row < n; ++row) {
+        const auto [a, b] = pairs_[row];
+        for (int col = 0; col < n; ++col) {
+          const auto [c, d] = pairs_[col];
+          Real image = A[a][c] * A[b][d];
+          if (c != d) image += A[a][d] * A[b][c];
+          M(row, col) = (row == col ? z : Real(0)) - image - kb_ * u * qq_[row] * w_[col];
+        }
+      }
+      const Eigen::PartialPivLU<Mat> lu(M);
+      const Vec W = lu.solve(ident);
+      Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, 0, max_states, max_states> Wm(k, k);
+      for (int e = 0; e < n; ++e) Wm(pairs_[e].first, pairs_[e].second) = Wm(pairs_[e].second, pairs_[e].first) = W[e];
+      Eigen::LLT<decltype(Wm)> chol(Wm);
+      if (chol.info() != Eigen::Success) return out;
+      const Vec y = lu.solve(rhs);
+      const Vec dy = lu.solve(y);
+      Real h = 0, dh = 0;
+      for (int e = 0; e < n; ++e) {
+        h += w_[e] * y[e];
+        dh += w_[e] * dy[e];
+      }
+      h *= u;
+      dh *= u;
+      if (!(h >= 0) || !(dh >= 0)) return out;
+      sum += h;
+      dsum += dh;
+    }
+    out.accepted = is_finite(sum) && is_finite(dsum);
+    out.g = sum;
+    out.dg = dsum;
+    return out;
+  }
+
+  int evaluations() const { return evaluations_; }
+
+ private:
+  Method<Real> m_;
+  Real kb_, inv_batch_;
+  std::vector<Real> lambda_;
+  std::vector<std::pair<int, int>> pairs_;
+  std::vector<Real> w_, qq_;
+  int evaluations_ = 0;
+};
+
+/// rho(T) for any k from GenericSecular: stability is decided at z = 1, the
+/// pole rho(D) is located by bisection on the acceptance test, and the root of
+/// g = 1 by TOMS 748 inside a bracket of accepted points.
+template <class Real>
+Rate<Real> solve_generic(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise) {
+  using std::abs;
+  using std::max;
+  if (spectrum.lambda.empty()) throw std::invalid_argument("contraction_rate: empty spectrum");
+  GenericSecular<Real> g(spectrum, method, noise);
+  Rate<Real> out;
+  const auto finish = [&](const Real& x) {
+    out.gap = x;
+    out.rho = 1 - x;
+    out.stable = x > 0;
+    out.evaluations = g.evaluations();
+    return out;
+  };
+  const Real eps = epsilon<Real>();
+  const int max_halvings = 4 * std::numeric_limits<Real>::digits + 100;
+  // Bracket: an accepted point lo with g < 1 and above it (in x) either an
+  // accepted point hi with g > 1 (found) or a rejected point rej.
+  Real lo = 0, rej = 1, hi = 1;
+  bool found = false;
+  const Evaluation<Real> e0 = g(Real(0));
+  if (e0.accepted && e0.g == 1) return finish(Real(0));
+  if (!e0.accepted || e0.g > 1) {
+    // Unstable: the root or the pole lies at z > 1. Step up in z; the point
+    // visited before the first accepted one with g < 1 is the nearest above it.
+    Real prev = 0;
+    bool prev_above_root = e0.accepted;
+    for (Real step = 1;; step *= 4) {
+      if (!is_finite(step)) throw Overflow{};
+      const Real x = -step;
+      const Evaluation<Real> e = g(x);
+      if (e.accepted && e.g < 1) {
+        lo = x;
+        break;
+      }
+      prev = x;
+      prev_above_root = e.accepted;
+    }
+    if (prev_above_root) {
+      hi = prev;
+      found = true;
+    } else {
+      rej = prev;
+    }
+  }
+  // Narrow [lo, rej] until a point with g > 1 appears (the root lies below it)
+  // or the pole is resolved (no root above rho(D): rho(T) = rho(D)).
+  for (int i = 0; !found && i < max_halvings; ++i) {
+    const Real mid = (lo + rej) / 2;
+    if (mid == lo || mid == rej || rej - lo <= 4 * eps * max(abs(lo), abs(rej))) break;
+    const Evaluation<Real> e = g(mid);
+    if (!e.accepted) {
+      rej = mid;
+    } else if (e.g > 1) {
+      hi = mid;
+      found = true;
+    } else {
+      lo = mid;
+    }
+  }
+  if (!found) return finish(lo);
+  const auto f = [&](const Real& x) {
+    const Evaluation<Real> e = g(x);
+    // Inside the bracket every point is accepted in exact arithmetic; a
+    // rejection is rounding within a few ulps of the pole: g = infinity there.
+    if (!e.accepted) return Real(-1);
+    return 1 / e.g - 1;
+  };
+  boost::uintmax_t iters = 400;
+  const auto root = boost::math::tools::toms748_solve(
+      f, lo, hi, boost::math::tools::eps_tolerance<Real>(std::numeric_limits<Real>::digits - 3), iters);
+  if (iters >= 400) throw std::runtime_error("contraction_rate: the root finder did not converge");
+  // The end where g < 1 (at or above the root in z): never a stable verdict
+  // that an exact evaluation at the reported point would contradict.
+  return finish(root.first);
+}
+
 template <class Real>
 AutoRate report(const Rate<Real>& r) {
   AutoRate a;
@@ -452,13 +630,28 @@ AutoRate report(const Rate<Real>& r) {
 }  // namespace
 
 template <class Real>
+Rate<Real> contraction_rate_generic(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise) {
+  try {
+    return solve_generic<Real>(spectrum, method, noise);
+  } catch (const Overflow&) {
+    Rate<Real> out;
+    out.rho = std::numeric_limits<Real>::infinity();
+    out.gap = -std::numeric_limits<Real>::infinity();
+    return out;
+  }
+}
+
+template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise) {
+  if (method.k > 2) return contraction_rate_generic(spectrum, method, noise);
   return solve<Real>(spectrum, coefficients<Real, Real>(method), noise);
 }
 
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
-  return solve<Real>(spectrum, coefficients<Real, mp50>(make_method<mp50>(method)), noise);
+  const Method<mp50> wide = make_method<mp50>(method);
+  if (wide.k > 2) return contraction_rate_generic(spectrum, wide.template cast<Real>(), noise);
+  return solve<Real>(spectrum, coefficients<Real, mp50>(wide), noise);
 }
 
 AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
@@ -490,7 +683,8 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
 
 #define CESR_INSTANTIATE(Real)                                                                           \
   template Rate<Real> contraction_rate<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&); \
-  template Rate<Real> contraction_rate<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);
+  template Rate<Real> contraction_rate<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);      \
+  template Rate<Real> contraction_rate_generic<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&);
 CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 

@@ -1,5 +1,7 @@
 #include "cesr/report.hpp"
 
+#include "cesr/method.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -256,10 +258,8 @@ std::string paper_column_name(std::string_view column, Format format) {
 }
 
 std::string paper_method_name(std::string_view method) {
-  if (method == "sgd") return "SGD";
-  if (method == "hb") return "HB";
-  if (method == "nag") return "NAG";
-  if (method == "asgd") return "AccSGD";
+  for (const auto& row : methods())
+    if (row.name == method) return std::string(row.paper_name.empty() ? row.name : row.paper_name);
   return std::string(method);
 }
 

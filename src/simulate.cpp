@@ -155,9 +155,9 @@ struct Moments {
 /// One worker's buffers and the real iteration of one run.
 class RunSimulator {
  public:
-  RunSimulator(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+  RunSimulator(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
                const SimulationConfig& config, const std::vector<std::uint64_t>& record)
-      : m_(method),
+      : path_(method),
         config_(config),
         record_(record),
         d_(spectrum.dim()),
@@ -179,19 +179,22 @@ class RunSimulator {
   /// Returns the first recorded point whose loss overflowed, if any.
   std::optional<std::size_t> run(std::uint64_t j) {
     Engine eng = engine_for_run(config_.seed, j);
-    const auto& P = m_.P;
-    const auto& q = m_.q;
-    const auto& r = m_.r;
-    const auto& o = m_.o;
-    const bool two = m_.k == 2;
-    Vector s0 = e0_, s1, g(d_), u(d_), n0;
-    if (two) s1 = e0_;
+    Method<double> m = path_.initial;
+    const int k = m.k;
+    std::vector<Vector> s(static_cast<std::size_t>(k)), next(static_cast<std::size_t>(k));
+    for (int a = 0; a < k; ++a) s[a] = m.s0[a] * e0_;
+    Vector g(d_), u(d_), e(d_);
     const double inv_b = 1.0 / static_cast<double>(batch_);
     std::size_t point = 0;
     for (std::uint64_t t = 0;; ++t) {
+      if (t > 0 && !path_.constant()) {
+        m = path_.initial;
+        path_.at(t, m);
+      }
       if (point < record_.size() && record_[point] == t) {
-        const double loss = two ? 0.5 * (lambda_ * (o[0] * s0 + o[1] * s1).square()).sum()
-                                : 0.5 * o[0] * o[0] * (lambda_ * s0.square()).sum();
+        e = m.o[0] * s[0];
+        for (int a = 1; a < k; ++a) e += m.o[a] * s[a];
+        const double loss = 0.5 * (lambda_ * e.square()).sum();
         losses_[point] = loss;
         if (!std::isfinite(loss) || loss > divergence_threshold) {
           for (std::size_t p = point + 1; p < record_.size(); ++p) losses_[p] = loss;
@@ -201,27 +204,28 @@ class RunSimulator {
       }
       if (t == config_.steps) break;
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
-      if (two) u = sqrt_lambda_ * (r[0] * s0 + r[1] * s1);
-      else u = sqrt_lambda_ * (r[0] * s0);
+      u = m.r[0] * s[0];
+      for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
+      u *= sqrt_lambda_;
       g.setZero();
       for (std::uint64_t b0 = 0; b0 < batch_; b0 += chunk_) {
-        const auto m = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch_ - b0));
-        sampler_.fill(x_.data(), static_cast<std::size_t>(m) * d_, eng);
-        auto X = x_.topRows(m);
-        a_.head(m).matrix().noalias() = X * u.matrix();
+        const auto rows = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch_ - b0));
+        sampler_.fill(x_.data(), static_cast<std::size_t>(rows) * d_, eng);
+        auto X = x_.topRows(rows);
+        a_.head(rows).matrix().noalias() = X * u.matrix();
         if (sigma_ > 0)
-          for (Eigen::Index b = 0; b < m; ++b) a_[b] -= sigma_ * sampler_.normal(eng);
-        g.matrix().noalias() += X.transpose() * a_.head(m).matrix();
+          for (Eigen::Index b = 0; b < rows; ++b) a_[b] -= sigma_ * sampler_.normal(eng);
+        g.matrix().noalias() += X.transpose() * a_.head(rows).matrix();
       }
       // g = H^{1/2} (1/B) sum_b xi_b (xi_b^T u - eps_b), the mini-batch gradient at z.
       g *= sqrt_lambda_ * inv_b;
-      if (two) {
-        n0 = P[0][0] * s0 + P[0][1] * s1 - q[0] * g;
-        s1 = P[1][0] * s0 + P[1][1] * s1 - q[1] * g;
-        s0.swap(n0);
-      } else {
-        s0 = P[0][0] * s0 - q[0] * g;
+      // s' = P s - q (x) g
+      for (int a = 0; a < k; ++a) {
+        next[a] = -m.q[a] * g;
+        for (int b = 0; b < k; ++b)
+          if (m.P[a][b] != 0) next[a] += m.P[a][b] * s[b];
       }
+      s.swap(next);
     }
     return std::nullopt;
   }
@@ -229,7 +233,7 @@ class RunSimulator {
   const std::vector<double>& losses() const { return losses_; }
 
  private:
-  const Method<double>& m_;
+  const MethodPath<double>& path_;
   const SimulationConfig& config_;
   const std::vector<std::uint64_t>& record_;
   std::size_t d_;
@@ -253,7 +257,7 @@ std::vector<std::uint64_t> recorded_steps(std::uint64_t steps, std::uint64_t eve
 
 }  // namespace
 
-MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
                                  const SimulationConfig& config) {
   config.validate();
   noise.validate();
@@ -341,7 +345,7 @@ SimulationResult simulate(const Spectrum& spectrum, const MethodSpec& method, co
   std::optional<std::uint64_t> theory_diverged;
   with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
-    const auto curve = loss_curve<Real>(spectrum, make_method<Real>(method), noise, config.steps, config.every);
+    const auto curve = loss_curve<Real>(spectrum, make_path<Real>(method), noise, config.steps, config.every);
     for (const auto& l : curve.loss) theory.push_back(to_double(l));
     theory_diverged = curve.diverged_at;
   });
@@ -349,7 +353,7 @@ SimulationResult simulate(const Spectrum& spectrum, const MethodSpec& method, co
     out.diverged_at = theory_diverged;
     return out;
   }
-  const MonteCarloCurve mc = monte_carlo_loss(spectrum, make_method<double>(method), noise, config);
+  const MonteCarloCurve mc = monte_carlo_loss(spectrum, make_path<double>(method), noise, config);
   out.diverged_at = mc.diverged_at;
   out.step = mc.step;
   out.mean = mc.mean;

@@ -19,10 +19,10 @@ namespace cesr {
 
 MethodSpec with_step_size(const MethodSpec& method, double lr) {
   MethodSpec m = method;
-  if (m.kind == MethodKind::Custom) {
+  if (m.info().from_file) {
     for (double& x : m.custom.q) x *= lr;
   } else {
-    m.lr = lr;
+    m.set("lr", lr);
   }
   return m;
 }
@@ -58,7 +58,7 @@ struct GapOfStep {
   double operator()(double u) { return to_double(rate(u).gap); }
 };
 
-bool all_zero(const std::array<double, 2>& v, int k) {
+bool all_zero(const Method<double>::Vector& v, int k) {
   for (int a = 0; a < k; ++a)
     if (v[a] != 0) return false;
   return true;
@@ -69,8 +69,10 @@ bool all_zero(const std::array<double, 2>& v, int k) {
 template <class Real>
 StabilityLimits<Real> stability_limits(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
   if (spectrum.lambda.empty()) throw std::invalid_argument("stability_limits: empty spectrum");
-  const bool custom = method.kind == MethodKind::Custom;
-  const std::string name = custom ? describe(method) : std::string(to_string(method.kind));
+  const bool custom = method.info().from_file;
+  const std::string name = custom ? describe(method) : method.name;
+  // The rate needs constant coefficients (after at most one first step).
+  (void)make_method<double>(with_step_size(method, 1.0));
   // 0. Units: rho depends on the step size only through lr lambda_i, so scale
   //    the spectrum by 2^-e (exact) with 2^e <= lambda_max < 2^(e+1) and search
   //    u = lr 2^e, of order 1 whatever the scale of the spectrum.

@@ -47,7 +47,7 @@ std::optional<std::uint64_t> asymptotic_steps(double rho, double gap, double ini
   return static_cast<std::uint64_t>(t);
 }
 
-double fractional_steps(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+double fractional_steps(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
                         const Target& target, std::uint64_t cap) {
   constexpr double lost = std::numeric_limits<double>::infinity();
   constexpr std::uint64_t window = 4096;  // steps between progress checks
@@ -97,6 +97,7 @@ namespace {
 struct Space {
   std::vector<double> lo, hi;
   std::vector<int> points;  // coarse grid points per axis
+  std::vector<SearchAxis> report;
   std::function<MethodSpec(const std::vector<double>&)> decode;
   // True when the mean iteration already diverges (the second moment does too),
   // so the point is skipped without computing a rate.
@@ -104,159 +105,158 @@ struct Space {
   std::size_t dim() const { return lo.size(); }
 };
 
-bool fixed(double x) { return x == x; }
-
 // Coarse grid sizes by dimension: dense enough that the grid always puts a
 // point inside the stable, near-optimal band, which the local search refines.
-constexpr int grid_1d = 40, grid_2d = 16, grid_3d_main = 10, grid_3d_xi = 6;
+constexpr int grid_1d = 40, grid_2d = 16, grid_3d_main = 10, grid_3d_root = 6, grid_more = 6;
 
-Space make_space(const Spectrum& s, MethodKind kind, const NoiseModel& noise, const TuneOptions& o) {
+// The search space of a registry row, from the Search of each hyperparameter
+// (docs/tune.md): hyperparameters fixed by the user or with Search::None are
+// held; the others get an axis in their coordinate.
+Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noise, const TuneOptions& o) {
   const double L = s.lambda_max(), mu = s.lambda_min(), tr = s.trace();
   const double K = std::max(noise.kurtosis, 1.0);
   const double B = static_cast<double>(noise.batch);
+  if (row.from_file)
+    throw FieldError("method", fmt::format("method: {} cannot be tuned (its (P, q, r, o) has no hyperparameters)",
+                                           row.name));
+  MethodSpec base;
+  base.name = std::string(row.name);
+  base.average = o.average;
+  for (const auto& [field, v] : o.fixed) {
+    const Hyperparameter* h = row.find(field);
+    if (!h) throw FieldError(field, fmt::format("{} {} does not apply to method {}", field, v, row.name));
+    h->check(v);
+    base.set(field, v);
+  }
+  for (const auto& [field, box] : o.boxes) {
+    const Hyperparameter* h = row.find(field);
+    if (!h || h->search == Search::None)
+      throw FieldError("search", fmt::format("search: method {} does not tune {}", row.name, field));
+    if (o.fixed.count(field)) throw FieldError("search", fmt::format("search: {} is held fixed", field));
+    if (!(std::isfinite(box.lo) && std::isfinite(box.hi) && box.lo < box.hi))
+      throw FieldError("search", fmt::format("search: {} box [{}, {}] must have finite lo < hi", field, box.lo, box.hi));
+    h->check(box.lo);
+    h->check(box.hi);
+  }
   // Step sizes that matter lie between a small fraction of the noise-limited
   // step B / (K tr H) (or 1/L when that is smaller) and the deterministic limit.
   const double step_floor = 1e-2 * std::min(1.0 / L, B / (K * tr));
-  const double sqrt_kappa = std::sqrt(L / mu);
-  const auto check = [](double x, bool ok, std::string_view flag, std::string_view rule) {
-    if (fixed(x) && !ok) throw std::invalid_argument(fmt::format("{} must be {}, got {}", flag, rule, x));
-  };
-  check(o.lr, std::isfinite(o.lr) && o.lr > 0, "--lr", "a finite number > 0");
-  check(o.momentum, o.momentum >= 0 && o.momentum < 1, "--momentum", "in [0, 1)");
-  check(o.kappa, std::isfinite(o.kappa) && o.kappa >= 1, "--kappa", "a finite number >= 1");
-  check(o.xi, std::isfinite(o.xi) && o.xi > 0, "--xi", "a finite number > 0");
-  if (!(std::isfinite(o.small_const) && o.small_const > 0))
-    throw std::invalid_argument(fmt::format("--small-const must be a finite number > 0, got {}", o.small_const));
-  if (kind != MethodKind::AccSgd && o.small_const != 0.7)
-    throw std::invalid_argument(fmt::format("--small-const {} applies only to --method asgd", o.small_const));
-  if (fixed(o.kappa) && fixed(o.xi) && o.small_const * o.small_const * o.xi > o.kappa)
-    throw std::invalid_argument(
-        fmt::format("--xi {} is too large for --kappa {} (need small-const^2 * xi <= kappa)", o.xi, o.kappa));
+  // 1 - beta down to a twentieth of the deterministic optimum 2/sqrt(kappa).
+  const double log_damping_floor = std::log(0.1 / std::sqrt(L / mu));
+  // kappa_a up to ten times the statistical condition number K tr(H) / mu.
+  const double log_condition_hi = std::log(10 * K * tr / mu);
+
+  const auto free = [&](const Hyperparameter& h) { return h.search != Search::None && !base.values.count(h.name); };
+  const Hyperparameter* damping_axis = nullptr;
+  for (const auto& h : row.hyperparameters)
+    if (free(h) && h.search == Search::Damping) damping_axis = &h;
+  int n_free = 0;
+  bool has_root = false;
+  for (const auto& h : row.hyperparameters)
+    if (free(h)) ++n_free, has_root |= h.search == Search::RootOfKappa;
+
   Space sp;
-  MethodSpec base;
-  base.kind = kind;
-  base.small_const = o.small_const;
-  switch (kind) {
-    case MethodKind::Sgd: {
-      if (fixed(o.momentum) || fixed(o.kappa) || fixed(o.xi))
-        throw std::invalid_argument("--method sgd tunes only --lr (no --momentum, --kappa or --xi)");
-      base.lr = o.lr;
-      if (!fixed(o.lr)) {
-        sp.lo = {std::log(step_floor)};
-        sp.hi = {std::log(2.0 / L)};
-        sp.points = {grid_1d};
+  // Axis decoders run in declaration order of this list: all values first,
+  // then the step size (which may be relative to 1 - momentum), then xi
+  // (relative to kappa_a).
+  struct Axis {
+    const Hyperparameter* h;
+    int index;
+    int stage;
+    std::function<void(MethodSpec&, double)> set;
+  };
+  std::vector<Axis> axes;
+  const auto add = [&](const Hyperparameter& h, double lo, double hi, int stage, std::string coordinate, double box_lo,
+                       double box_hi, std::function<void(MethodSpec&, double)> set) {
+    const int index = static_cast<int>(sp.lo.size());
+    sp.lo.push_back(lo);
+    sp.hi.push_back(hi);
+    int pts = n_free == 1 ? grid_1d : n_free == 2 ? grid_2d : n_free == 3 ? grid_3d_main : grid_more;
+    if (n_free == 3 && has_root && h.search == Search::RootOfKappa) pts = grid_3d_root;
+    sp.points.push_back(pts);
+    sp.report.push_back({std::string(h.name), std::move(coordinate), box_lo, box_hi});
+    axes.push_back({&h, index, stage, std::move(set)});
+  };
+  for (const auto& h : row.hyperparameters) {
+    if (!free(h)) continue;
+    const std::string name(h.name);
+    const auto box = o.boxes.find(name);
+    const bool user = box != o.boxes.end();
+    switch (h.search) {
+      case Search::None: break;
+      case Search::StepSize: {
+        const bool relative = row.effective_step && !user;
+        const double cap = (h.search_max > 0 ? h.search_max : 4.0) / L;
+        const auto set = [name, relative](MethodSpec& m, double x) {
+          const double damping = relative && m.get("momentum") ? 1 - *m.get("momentum") : 1;
+          m.set(name, std::exp(x) * damping);
+        };
+        if (user) {
+          add(h, std::log(box->second.lo), std::log(box->second.hi), 1, "log " + name, box->second.lo, box->second.hi,
+              set);
+        } else if (relative && damping_axis) {
+          // x = ln(lr / (1 - beta)), the effective step: at small batch the
+          // good points lie along x = const.
+          add(h, std::log(step_floor), std::log(cap) - log_damping_floor, 1, "log " + name + "/(1 - momentum)",
+              step_floor, cap / std::exp(log_damping_floor), set);
+        } else if (relative && base.get("momentum")) {
+          const double damping = 1 - *base.get("momentum");
+          add(h, std::log(step_floor * damping) - std::log(damping), std::log(cap) - std::log(damping), 1,
+              "log " + name, step_floor * damping, cap, set);
+        } else {
+          add(h, std::log(step_floor), std::log(cap), 1, "log " + name, step_floor, cap, set);
+        }
+        break;
       }
-      sp.decode = [base](const std::vector<double>& x) {
-        MethodSpec m = base;
-        if (!x.empty()) m.lr = std::exp(x[0]);
-        return m;
-      };
-      sp.surely_unstable = [L](const MethodSpec& m) { return m.lr * L >= 2; };
-      return sp;
+      case Search::Damping: {
+        const auto set = [name](MethodSpec& m, double x) { m.set(name, 0.0 - std::expm1(x)); };  // never "-0"
+        const double lo = user ? std::log(1 - box->second.hi) : log_damping_floor;
+        const double hi = user ? std::log(1 - box->second.lo) : 0.0;
+        add(h, lo, hi, 0, "log(1 - " + name + ")", 0.0 - std::expm1(hi), 0.0 - std::expm1(lo), set);
+        break;
+      }
+      case Search::Unit: {
+        const double lo = user ? box->second.lo : 0.0, hi = user ? box->second.hi : 1.0;
+        add(h, lo, hi, 0, name, lo, hi, [name](MethodSpec& m, double x) { m.set(name, x); });
+        break;
+      }
+      case Search::Condition: {
+        // With xi fixed, kappa_a >= max(1, xi^2) keeps 1 <= xi <= sqrt(kappa_a) valid.
+        double floor = 1.0;
+        for (const auto& g : row.hyperparameters)
+          if (g.search == Search::RootOfKappa && base.get(g.name)) floor = std::max(floor, std::pow(*base.get(g.name), 2));
+        const double lo = user ? std::log(box->second.lo) : std::log(floor);
+        const double hi = user ? std::log(box->second.hi) : std::max(log_condition_hi, std::log(floor) + 1);
+        add(h, lo, hi, 0, "log " + name, std::exp(lo), std::exp(hi),
+            [name](MethodSpec& m, double x) { m.set(name, std::exp(x)); });
+        break;
+      }
+      case Search::RootOfKappa: {
+        if (user) {
+          add(h, std::log(box->second.lo), std::log(box->second.hi), 2, "log " + name, box->second.lo, box->second.hi,
+              [name](MethodSpec& m, double x) { m.set(name, std::exp(x)); });
+        } else {
+          // xi = kappa_a^(t/2), t in [0, 1]: 1 <= xi <= sqrt(kappa_a).
+          add(h, 0.0, 1.0, 2, name + " = kappa^(t/2), t", 0.0, 1.0, [name](MethodSpec& m, double t) {
+            m.set(name, std::pow(m.value("kappa"), t / 2));
+          });
+        }
+        break;
+      }
     }
-    case MethodKind::HeavyBall:
-    case MethodKind::Nesterov: {
-      if (fixed(o.kappa) || fixed(o.xi))
-        throw std::invalid_argument(fmt::format("--method {} tunes --lr and --momentum (no --kappa or --xi)",
-                                                to_string(kind)));
-      base.lr = o.lr;
-      base.momentum = o.momentum;
-      // 1 - beta down to a twentieth of the deterministic optimum 2/sqrt(kappa).
-      const double log_damping_floor = std::log(0.1 / sqrt_kappa);
-      const bool lr_free = !fixed(o.lr), beta_free = !fixed(o.momentum);
-      if (lr_free && beta_free) {
-        // x0 = ln(eta / (1 - beta)) (the effective step: at small batch the good
-        // points lie along x0 = const), x1 = ln(1 - beta).
-        sp.lo = {std::log(step_floor), log_damping_floor};
-        sp.hi = {std::log(4.0 / L) - log_damping_floor, 0.0};
-        sp.points = {grid_2d, grid_2d};
-        sp.decode = [base](const std::vector<double>& x) {
-          MethodSpec m = base;
-          m.lr = std::exp(x[0] + x[1]);
-          m.momentum = 0.0 - std::expm1(x[1]);  // 0 - 0 is +0: never a printed "-0"
-          return m;
-        };
-      } else if (lr_free) {
-        const double damping = 1 - o.momentum;
-        sp.lo = {std::log(step_floor * damping)};
-        sp.hi = {std::log(4.0 / L)};
-        sp.points = {grid_1d};
-        sp.decode = [base](const std::vector<double>& x) {
-          MethodSpec m = base;
-          m.lr = std::exp(x[0]);
-          return m;
-        };
-      } else if (beta_free) {
-        sp.lo = {log_damping_floor};
-        sp.hi = {0.0};
-        sp.points = {grid_1d};
-        sp.decode = [base](const std::vector<double>& x) {
-          MethodSpec m = base;
-          m.momentum = 0.0 - std::expm1(x[0]);
-          return m;
-        };
-      } else {
-        sp.decode = [base](const std::vector<double>&) { return base; };
-      }
-      // The mean follows the deterministic method; where it diverges in the
-      // top direction the second moment diverges too.
-      if (kind == MethodKind::HeavyBall)
-        sp.surely_unstable = [L](const MethodSpec& m) { return m.lr * L >= 2 * (1 + m.momentum); };
-      else
-        sp.surely_unstable = [L](const MethodSpec& m) {
-          return m.lr * L * (1 + 2 * m.momentum) >= 2 + 2 * m.momentum;
-        };
-      return sp;
-    }
-    case MethodKind::AccSgd: {
-      if (fixed(o.momentum)) throw std::invalid_argument("--method asgd has no --momentum (it tunes --lr, --kappa, --xi)");
-      base.lr = o.lr;
-      base.kappa = o.kappa;
-      base.xi = o.xi;
-      const double c = o.small_const;
-      // kappa_a up to ten times the statistical condition number K tr(H) / mu.
-      const double log_kappa_hi = std::log(10 * K * tr / mu);
-      const bool lr_free = !fixed(o.lr), kappa_free = !fixed(o.kappa), xi_free = !fixed(o.xi);
-      int axis = 0;
-      int lr_axis = -1, kappa_axis = -1, xi_axis = -1;
-      if (lr_free) {
-        lr_axis = axis++;
-        sp.lo.push_back(std::log(step_floor));
-        sp.hi.push_back(std::log(4.0 / L));
-        sp.points.push_back(xi_free && kappa_free ? grid_3d_main : (xi_free || kappa_free) ? grid_2d : grid_1d);
-      }
-      if (kappa_free) {
-        kappa_axis = axis++;
-        // With xi fixed, kappa_a >= max(1, xi^2, c^2 xi) keeps 1 <= xi <= sqrt(kappa_a) valid.
-        const double floor = xi_free ? 1.0 : std::max({1.0, o.xi * o.xi, c * c * o.xi});
-        sp.lo.push_back(std::log(floor));
-        sp.hi.push_back(std::max(log_kappa_hi, std::log(floor) + 1));
-        sp.points.push_back(xi_free && lr_free ? grid_3d_main : (xi_free || lr_free) ? grid_2d : grid_1d);
-      }
-      if (xi_free) {
-        if (!kappa_free && !(o.kappa >= 1))
-          throw std::invalid_argument(fmt::format("--kappa must be >= 1, got {}", o.kappa));
-        xi_axis = axis++;
-        // xi = kappa_a^(t/2), t in [0, 1]: 1 <= xi <= sqrt(kappa_a).
-        sp.lo.push_back(0.0);
-        sp.hi.push_back(1.0);
-        sp.points.push_back(kappa_free && lr_free ? grid_3d_xi : (kappa_free || lr_free) ? grid_2d : grid_1d);
-      }
-      sp.decode = [base, lr_axis, kappa_axis, xi_axis, c](const std::vector<double>& x) {
-        MethodSpec m = base;
-        if (lr_axis >= 0) m.lr = std::exp(x[lr_axis]);
-        if (kappa_axis >= 0) m.kappa = std::exp(x[kappa_axis]);
-        if (xi_axis >= 0) m.xi = std::pow(m.kappa, x[xi_axis] / 2);
-        // Rounding at t = 1 must not break c^2 xi <= kappa_a.
-        m.xi = std::min(m.xi, m.kappa / (c * c));
-        return m;
-      };
-      return sp;
-    }
-    case MethodKind::Custom:
-      throw std::invalid_argument("--method custom cannot be tuned (its (P, q, r, o) has no hyperparameters)");
   }
-  throw std::logic_error("cesr: unknown method kind");
+  sp.decode = [base, axes](const std::vector<double>& x) {
+    MethodSpec m = base;
+    for (int stage = 0; stage < 3; ++stage)
+      for (const auto& a : axes)
+        if (a.stage == stage) a.set(m, x[static_cast<std::size_t>(a.index)]);
+    return m;
+  };
+  if (row.mean_diverges) {
+    const auto test = row.mean_diverges;
+    sp.surely_unstable = [test, L](const MethodSpec& m) { return test(m, L); };
+  }
+  return sp;
 }
 
 // Counts evaluations and remembers the best point seen, whatever the local
@@ -406,16 +406,61 @@ void search(Evaluator& ev, const Space& sp) {
 
 }  // namespace
 
-TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noise, const TuneOptions& options) {
+namespace {
+
+// Steps objective for a method without a contraction rate: the coarse grid and
+// the local refinement of search() on the step count itself, each run capped
+// at twice the best count so far.
+TuneResult tune_steps_only(const Spectrum& spectrum, const Space& space, const NoiseModel& noise,
+                           const TuneOptions& options) {
+  TuneResult out;
+  out.box = space.report;
+  out.has_rate = false;
+  Evaluator ev;
+  ev.space = &space;
+  ev.value = [&](const MethodSpec& m, int&) {
+    const double cap = std::isfinite(ev.best) ? 2 * ev.best + 16 : 1e300;
+    const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
+    return fractional_steps(spectrum, make_path<double>(m), noise, options.target, cap_steps);
+  };
+  search(ev, space);
+  out.evaluations = ev.evaluations;
+  if (ev.best_x.size() != space.dim() || !(ev.best <= static_cast<double>(options.target.max_steps))) {
+    out.method = space.decode(ev.best_x.size() == space.dim() ? ev.best_x : space.lo);
+    return out;
+  }
+  out.method = space.decode(ev.best_x);
+  out.method.validate();
+  const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
+                                           options.target.relative, options.target.max_steps);
+  if (!res.diverged_at) out.steps = res.steps;
+  out.stable = out.steps.has_value();
+  return out;
+}
+
+}  // namespace
+
+TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseModel& noise, const TuneOptions& options) {
   noise.validate();
   options.target.validate(spectrum.initial_loss());
-  const Space space = make_space(spectrum, kind, noise, options);
+  const MethodInfo& row = method_info(method);
+  const Space space = make_space(spectrum, row, noise, options);
+  MethodSpec probe;
+  probe.name = std::string(row.name);
+  probe.average = options.average;
+  const bool has_rate = probe.time() != Time::Varying;
+  if (!has_rate && options.objective == Objective::Rate)
+    throw FieldError("objective", fmt::format("objective: method {} changes its coefficients with the step, so it has no "
+                                              "contraction rate; use the steps objective",
+                                              row.name));
+  if (!has_rate) return tune_steps_only(spectrum, space, noise, options);
 
   // Rate objective: minimise -gap (unstable points have gap <= 0 and lose).
   // The search runs in double. If double finds no stable point at all (at
   // extreme conditioning, 1 - beta and the gap can fall below what double
   // resolves near critical damping), it is repeated in long double.
   TuneResult out;
+  out.box = space.report;
   Evaluator rate_ev;
   std::optional<AutoRate> confirmed;  // the auto-precision rate at the rate optimum
   for (Precision p : {Precision::Double, Precision::Long}) {
@@ -468,7 +513,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
     steps_ev.value = [&](const MethodSpec& m, int&) {
       const double cap = std::isfinite(steps_ev.best) ? 2 * steps_ev.best + 16 : 1e300;
       const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
-      return fractional_steps(spectrum, make_method<double>(m), noise, options.target, cap_steps);
+      return fractional_steps(spectrum, make_path<double>(m), noise, options.target, cap_steps);
     };
     const std::size_t n = space.dim();
     if (n == 1) {
@@ -531,7 +576,7 @@ TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noi
   if (options.objective == Objective::Steps && !steps_reached) {
     out.steps.reset();  // no point reached the target within max_steps
   } else if (options.objective == Objective::Steps) {
-    const auto res = steps_to_target<double>(spectrum, make_method<double>(out.method), noise, options.target.eps,
+    const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
                                              options.target.relative, options.target.max_steps);
     if (!res.diverged_at) out.steps = res.steps;
   } else {

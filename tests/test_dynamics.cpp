@@ -29,28 +29,20 @@
 namespace {
 
 using cesr::Method;
-using cesr::MethodKind;
 using cesr::MethodSpec;
 using cesr::NoiseModel;
 using cesr::Spectrum;
 using Mat = Eigen::Matrix<long double, Eigen::Dynamic, Eigen::Dynamic>;
 using Vec = Eigen::Matrix<long double, Eigen::Dynamic, 1>;
 
-MethodSpec spec_of(MethodKind kind, double lr, double momentum = MethodSpec::unset) {
-  MethodSpec m;
-  m.kind = kind;
-  m.lr = lr;
-  m.momentum = momentum;
+MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
+  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
+  if (!std::isnan(momentum)) m.set("momentum", momentum);
   return m;
 }
 
 MethodSpec asgd_spec(double lr, double kappa, double xi) {
-  MethodSpec m;
-  m.kind = MethodKind::AccSgd;
-  m.lr = lr;
-  m.kappa = kappa;
-  m.xi = xi;
-  return m;
+  return cesr::method_spec("asgd", {{"lr", lr}, {"kappa", kappa}, {"xi", xi}});
 }
 
 // Quasi-hyperbolic momentum (Ma & Yarats 2019) with state (e, gradient buffer):
@@ -229,9 +221,9 @@ struct Case {
 
 std::vector<Case> all_methods() {
   return {
-      {"sgd", cesr::make_method<double>(spec_of(MethodKind::Sgd, 0.6))},
-      {"hb", cesr::make_method<double>(spec_of(MethodKind::HeavyBall, 0.3, 0.6))},
-      {"nag", cesr::make_method<double>(spec_of(MethodKind::Nesterov, 0.3, 0.6))},
+      {"sgd", cesr::make_method<double>(spec_of("sgd", 0.6))},
+      {"hb", cesr::make_method<double>(spec_of("hb", 0.3, 0.6))},
+      {"nag", cesr::make_method<double>(spec_of("nag", 0.3, 0.6))},
       {"asgd", cesr::make_method<double>(asgd_spec(0.3, 10, 2))},
       {"qhm", qhm(0.5, 0.8, 0.7)},
       {"random k=2", random_method(7)},
@@ -280,7 +272,7 @@ TEST_CASE("the O(d) recursion equals the dense operators for every method, K and
 
 TEST_CASE("psi is the coupling sum of the dense state") {
   const Spectrum sp = small_spectrum(4, 3);
-  const auto method = cesr::make_method<double>(spec_of(MethodKind::Nesterov, 0.4, 0.5));
+  const auto method = cesr::make_method<double>(spec_of("nag", 0.4, 0.5));
   const NoiseModel noise{2, 3.0, 0.1};
   const KronOperator op = kron_operator(sp, method, noise);
   const Small m = small_of(method);
@@ -303,8 +295,8 @@ TEST_CASE("psi is the coupling sum of the dense state") {
 
 TEST_CASE("double and 50-digit trajectories agree on a well-conditioned problem") {
   const Spectrum sp = cesr::make_spectrum("loguniform:d=200,kappa=10", "powerlaw:beta=0.5");
-  for (const auto& spec : {spec_of(MethodKind::HeavyBall, 0.5, 0.5), spec_of(MethodKind::Nesterov, 0.5, 0.5),
-                           spec_of(MethodKind::Sgd, 0.8), asgd_spec(0.5, 10, 2)}) {
+  for (const auto& spec : {spec_of("hb", 0.5, 0.5), spec_of("nag", 0.5, 0.5),
+                           spec_of("sgd", 0.8), asgd_spec(0.5, 10, 2)}) {
     CAPTURE(cesr::describe(spec));
     const NoiseModel noise{256, 3.0, 1e-3};
     const auto lo = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec), noise, 400, 10);
@@ -327,7 +319,7 @@ TEST_CASE("losses far below and far above 1 keep full precision (exact power-of-
   // lr = 1: every direction contracts by |z| = sqrt(0.3) per step; lr = 2.7:
   // eta lambda_max > 2 (1 + beta), the top direction grows by about 1.29 per step.
   for (const auto& [lr, steps] : {std::pair{1.0, 450}, std::pair{2.7, 2000}}) {
-    const auto spec = spec_of(MethodKind::HeavyBall, lr, 0.3);
+    const auto spec = spec_of("hb", lr, 0.3);
     CAPTURE(lr);
     const auto lo = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec), noise, steps, 10);
     const auto hi = cesr::loss_curve<cesr::mp50>(sp, cesr::make_method<cesr::mp50>(spec), noise, steps, 10);
@@ -359,10 +351,10 @@ TEST_CASE("a mildly unstable method is reported as diverging at the same step in
   double lo = 0.01, hi = 2.0;
   for (int it = 0; it < 60; ++it) {
     const double mid = 0.5 * (lo + hi);
-    const auto T = kron_operator(sp, cesr::make_method<double>(spec_of(MethodKind::HeavyBall, mid, 0.5)), noise).T;
+    const auto T = kron_operator(sp, cesr::make_method<double>(spec_of("hb", mid, 0.5)), noise).T;
     (spectral_radius(T) > 1.01L ? hi : lo) = mid;
   }
-  const auto spec = spec_of(MethodKind::HeavyBall, lo, 0.5);
+  const auto spec = spec_of("hb", lo, 0.5);
   const long double rho = spectral_radius(kron_operator(sp, cesr::make_method<double>(spec), noise).T);
   CHECK(std::abs(rho - 1.01L) < 1e-9L);
   constexpr std::uint64_t steps = 200000;
@@ -382,7 +374,7 @@ TEST_CASE("a mildly unstable method is reported as diverging at the same step in
   CHECK(d64.step.back() < *d64.diverged_at);
   for (double v : d64.loss) CHECK(std::isfinite(v));
   // The stable neighbour (rho < 1) does not diverge.
-  const auto stable = spec_of(MethodKind::HeavyBall, 0.9 * lo, 0.5);
+  const auto stable = spec_of("hb", 0.9 * lo, 0.5);
   CHECK(spectral_radius(kron_operator(sp, cesr::make_method<double>(stable), noise).T) < 1);
   CHECK_FALSE(cesr::loss_curve<double>(sp, cesr::make_method<double>(stable), noise, 20000, 20000).diverged_at);
 }
@@ -416,7 +408,7 @@ TEST_CASE("a loss that decays for ever underflows to 0 and is never reported as 
   // rho = (1 - eta lambda)^2 = 2^-104 per step: the scale exponent would pass
   // 2^31 after 2e7 steps if it were not bounded.
   const Spectrum sp{{1.0 - std::ldexp(1.0, -52)}, {1.0}};
-  MethodSpec spec = spec_of(MethodKind::Sgd, 1.0);
+  MethodSpec spec = spec_of("sgd", 1.0);
   const NoiseModel noise{1, 1.0, 0.0};
   const auto curve = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec), noise, 30'000'000, 10'000'000);
   CHECK_FALSE(curve.diverged_at);
@@ -431,7 +423,7 @@ TEST_CASE("a loss that decays for ever underflows to 0 and is never reported as 
 
 TEST_CASE("loss_curve prints t = 0, N, 2N, ... and always the last step") {
   const Spectrum sp = small_spectrum(3, 1);
-  const auto method = cesr::make_method<double>(spec_of(MethodKind::Sgd, 0.5));
+  const auto method = cesr::make_method<double>(spec_of("sgd", 0.5));
   const NoiseModel noise{2, 3.0, 0.0};
   const auto all = cesr::loss_curve<double>(sp, method, noise, 23, 1);
   const auto some = cesr::loss_curve<double>(sp, method, noise, 23, 5);
@@ -445,7 +437,7 @@ TEST_CASE("loss_curve prints t = 0, N, 2N, ... and always the last step") {
 
 TEST_CASE("steps_to_target finds the first step at or below the target") {
   const Spectrum sp = small_spectrum(5, 2);
-  const auto method = cesr::make_method<double>(spec_of(MethodKind::HeavyBall, 0.4, 0.7));
+  const auto method = cesr::make_method<double>(spec_of("hb", 0.4, 0.7));
   const NoiseModel noise{4, 3.0, 0.0};
   const auto curve = cesr::loss_curve<double>(sp, method, noise, 3000, 1);
   const double L0 = curve.loss.front();

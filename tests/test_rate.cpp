@@ -103,7 +103,7 @@ struct RandomCase {
   cesr::NoiseModel noise;
 };
 
-RandomCase random_case(std::mt19937_64& rng, cesr::MethodKind kind, int d) {
+RandomCase random_case(std::mt19937_64& rng, const std::string& kind, int d) {
   std::uniform_real_distribution<double> U(0, 1);
   RandomCase c;
   for (int i = 0; i < d; ++i) {
@@ -111,27 +111,26 @@ RandomCase random_case(std::mt19937_64& rng, cesr::MethodKind kind, int d) {
     c.spectrum.init.push_back(1);
   }
   const double lmax = *std::max_element(c.spectrum.lambda.begin(), c.spectrum.lambda.end());
-  c.spec.kind = kind;
+  c.spec.name = kind;
   // Step sizes from well inside to well outside the stable range.
   const double lr = std::pow(10.0, -2 + 2.6 * U(rng)) / lmax;
   const std::uint64_t batches[] = {1, 2, 5, 30, 1000};
   const double kurt[] = {1, 1.5, 2, 3, 3, 6};
   c.noise.batch = batches[rng() % 5];
   c.noise.kurtosis = kurt[rng() % 6];
-  switch (kind) {
-    case cesr::MethodKind::Sgd: c.spec.lr = lr; break;
-    case cesr::MethodKind::HeavyBall:
-    case cesr::MethodKind::Nesterov:
-      c.spec.lr = lr;
-      c.spec.momentum = 1 - std::pow(10.0, -2.5 * U(rng));
-      break;
-    case cesr::MethodKind::AccSgd:
-      c.spec.lr = lr;
-      c.spec.kappa = std::pow(10.0, 3 * U(rng)) + 1;
-      c.spec.xi = std::max(1.0, std::sqrt(c.spec.kappa) * U(rng));
-      if (0.49 * c.spec.xi > c.spec.kappa) c.spec.xi = c.spec.kappa;
-      break;
-    case cesr::MethodKind::Custom: {
+  if (kind == "sgd") {
+    c.spec.set("lr", lr);
+  } else if (kind == "hb" || kind == "nag") {
+    c.spec.set("lr", lr);
+    c.spec.set("momentum", 1 - std::pow(10.0, -2.5 * U(rng)));
+  } else if (kind == "asgd") {
+    c.spec.set("lr", lr);
+    const double kappa = std::pow(10.0, 3 * U(rng)) + 1;
+    double xi = std::max(1.0, std::sqrt(kappa) * U(rng));
+    if (0.49 * xi > kappa) xi = kappa;
+    c.spec.set("kappa", kappa).set("xi", xi);
+  } else {
+    {
       cesr::Method<double> m;
       m.k = 2;
       // A quasi-hyperbolic-momentum-like method: P fixes (1, 1), q, r generic.
@@ -141,8 +140,6 @@ RandomCase random_case(std::mt19937_64& rng, cesr::MethodKind kind, int d) {
       m.r = {1 + 0.5 * U(rng), -0.5 * U(rng)};
       m.o = {1, 0};
       c.spec.custom = m;
-      c.spec.lr = cesr::MethodSpec::unset;
-      break;
     }
   }
   return c;
@@ -153,8 +150,7 @@ RandomCase random_case(std::mt19937_64& rng, cesr::MethodKind kind, int d) {
 TEST_CASE("rho from the secular equation equals the dense operator's spectral radius (double)") {
   std::mt19937_64 rng(20261129);
   int unstable = 0, stable = 0;
-  for (auto kind : {cesr::MethodKind::Sgd, cesr::MethodKind::HeavyBall, cesr::MethodKind::Nesterov,
-                    cesr::MethodKind::AccSgd, cesr::MethodKind::Custom}) {
+  for (const std::string kind : {"sgd", "hb", "nag", "asgd", "custom"}) {
     for (int trial = 0; trial < 60; ++trial) {
       const int d = 1 + static_cast<int>(rng() % 6);
       const RandomCase c = random_case(rng, kind, d);
@@ -176,8 +172,7 @@ TEST_CASE("rho from the secular equation equals the dense operator's spectral ra
 
 TEST_CASE("rho in 50 digits equals the dense operator's spectral radius in 50 digits") {
   std::mt19937_64 rng(7);
-  for (auto kind : {cesr::MethodKind::Sgd, cesr::MethodKind::HeavyBall, cesr::MethodKind::Nesterov,
-                    cesr::MethodKind::AccSgd, cesr::MethodKind::Custom}) {
+  for (const std::string kind : {"sgd", "hb", "nag", "asgd", "custom"}) {
     for (int trial = 0; trial < 3; ++trial) {
       const RandomCase c = random_case(rng, kind, 3);
       const auto m = cesr::make_method<mp50>(c.spec);
@@ -195,9 +190,7 @@ TEST_CASE("d = 1 SGD: rho = (1 - eta lambda)^2 + (K - 1) eta^2 lambda^2 / B") {
       for (double K : {1.0, 3.0, 5.0}) {
         const double l = 0.8;
         cesr::Spectrum s{{l}, {1}};
-        cesr::MethodSpec spec;
-        spec.kind = cesr::MethodKind::Sgd;
-        spec.lr = lr;
+        const cesr::MethodSpec spec = cesr::method_spec("sgd", {{"lr", lr}});
         const cesr::NoiseModel noise{B, K, 0};
         const auto r = cesr::contraction_rate<mp50>(s, spec, noise);
         const mp50 h = mp50(lr) * mp50(l);
@@ -229,11 +222,7 @@ Real hb_closed_form_g(const cesr::Spectrum& s, Real eta, Real beta, const cesr::
 }
 
 cesr::MethodSpec hb(double lr, double momentum) {
-  cesr::MethodSpec m;
-  m.kind = cesr::MethodKind::HeavyBall;
-  m.lr = lr;
-  m.momentum = momentum;
-  return m;
+  return cesr::method_spec("hb", {{"lr", lr}, {"momentum", momentum}});
 }
 
 }  // namespace
@@ -243,9 +232,9 @@ TEST_CASE("heavy ball: the closed-form secular function of THEORY.md is 1 at the
   std::uniform_real_distribution<double> U(0, 1);
   int checked = 0;
   for (int trial = 0; trial < 20; ++trial) {
-    const RandomCase c = random_case(rng, cesr::MethodKind::HeavyBall, 1 + static_cast<int>(rng() % 8));
+    const RandomCase c = random_case(rng, "hb", 1 + static_cast<int>(rng() % 8));
     const auto r = cesr::contraction_rate<mp50>(c.spectrum, c.spec, c.noise);
-    const mp50 g = hb_closed_form_g<mp50>(c.spectrum, mp50(c.spec.lr), mp50(c.spec.momentum), c.noise, r.rho);
+    const mp50 g = hb_closed_form_g<mp50>(c.spectrum, mp50(c.spec.value("lr")), mp50(c.spec.value("momentum")), c.noise, r.rho);
     INFO(cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis);
     // Either a root of the secular equation, or rho(D) (then g has a pole there).
     if (abs(g) < 1e6) {
@@ -280,16 +269,10 @@ TEST_CASE("the late-time ratio L_{t+1} / L_t of the exact loss curve tends to rh
     std::uint64_t batch;
     double kurtosis;
   };
-  cesr::MethodSpec sgd;
-  sgd.kind = cesr::MethodKind::Sgd;
-  sgd.lr = 0.9;
+  const cesr::MethodSpec sgd = cesr::method_spec("sgd", {{"lr", 0.9}});
   cesr::MethodSpec nag = hb(0.4, 0.6);
-  nag.kind = cesr::MethodKind::Nesterov;
-  cesr::MethodSpec asgd;
-  asgd.kind = cesr::MethodKind::AccSgd;
-  asgd.lr = 0.3;
-  asgd.kappa = 30;
-  asgd.xi = 3;
+  nag.name = "nag";
+  const cesr::MethodSpec asgd = cesr::method_spec("asgd", {{"lr", 0.3}, {"kappa", 30}, {"xi", 3}});
   const Case cases[] = {{sgd, 2, 3}, {hb(0.5, 0.5), 4, 3}, {hb(0.9, 0.3), 1, 1}, {nag, 3, 5}, {asgd, 2, 3},
                         {hb(1.9, 0.2), 1, 3} /* unstable: the ratio tends to rho > 1 */};
   const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=6,kappa=30");
@@ -411,24 +394,16 @@ TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 a
     const cesr::Spectrum s = cesr::make_spectrum(fmt::format("loguniform:d=8,kappa={}", kappa));
     const double lmin = s.lambda_min();
     std::vector<cesr::MethodSpec> methods;
-    cesr::MethodSpec sgd;
-    sgd.kind = cesr::MethodKind::Sgd;
-    sgd.lr = 1;
-    methods.push_back(sgd);
+    methods.push_back(cesr::method_spec("sgd", {{"lr", 1}}));
     for (double lr : {0.05, 1.0}) {
       const double critical = std::pow(1 - std::sqrt(lr * lmin), 2);
       methods.push_back(hb(lr, critical));
       cesr::MethodSpec nag = hb(lr, 0.99);
-      nag.kind = cesr::MethodKind::Nesterov;
+      nag.name = "nag";
       methods.push_back(nag);
     }
     methods.push_back(hb(4 / std::pow(1 + std::sqrt(lmin), 2), std::pow((std::sqrt(kappa) - 1) / (std::sqrt(kappa) + 1), 2)));
-    cesr::MethodSpec asgd;
-    asgd.kind = cesr::MethodKind::AccSgd;
-    asgd.lr = 0.3;
-    asgd.kappa = std::sqrt(kappa);
-    asgd.xi = std::sqrt(asgd.kappa);
-    methods.push_back(asgd);
+    methods.push_back(cesr::method_spec("asgd", {{"lr", 0.3}, {"kappa", std::sqrt(kappa)}, {"xi", std::pow(kappa, 0.25)}}));
     for (const auto& m : methods)
       for (std::uint64_t B : {std::uint64_t{1}, std::uint64_t{1000}, std::uint64_t{1'000'000'000}}) {
         const cesr::NoiseModel noise{B, 3, 0};
@@ -451,9 +426,9 @@ TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 a
 TEST_CASE("heavy ball with beta = 0 (3x3 blocks) has the rate of SGD (1x1 blocks)") {
   std::mt19937_64 rng(5);
   for (int trial = 0; trial < 40; ++trial) {
-    RandomCase c = random_case(rng, cesr::MethodKind::Sgd, 1 + static_cast<int>(rng() % 10));
+    RandomCase c = random_case(rng, "sgd", 1 + static_cast<int>(rng() % 10));
     const auto sgd = cesr::contraction_rate<mp50>(c.spectrum, c.spec, c.noise);
-    const auto h = cesr::contraction_rate<mp50>(c.spectrum, hb(c.spec.lr, 0.0), c.noise);
+    const auto h = cesr::contraction_rate<mp50>(c.spectrum, hb(c.spec.value("lr"), 0.0), c.noise);
     INFO(cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis);
     CHECK(abs(h.rho - sgd.rho) <= mp50("1e-40") * sgd.rho);
     CHECK(h.stable == sgd.stable);

@@ -16,16 +16,13 @@
 
 namespace {
 
-using cesr::MethodKind;
 using cesr::MethodSpec;
 using cesr::NoiseModel;
 using cesr::Spectrum;
 
-MethodSpec spec_of(MethodKind kind, double lr, double momentum = MethodSpec::unset) {
-  MethodSpec m;
-  m.kind = kind;
-  m.lr = lr;
-  m.momentum = momentum;
+MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
+  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
+  if (!std::isnan(momentum)) m.set("momentum", momentum);
   return m;
 }
 
@@ -47,7 +44,7 @@ TEST_CASE("d = 1 SGD follows its closed form") {
         const double lambda = 0.7, eta = 0.3, m0 = 2.0;
         const Spectrum s{{lambda}, {m0}};
         const NoiseModel noise{B, K, s2};
-        const auto curve = cesr::loss_curve<double>(s, cesr::make_method<double>(spec_of(MethodKind::Sgd, eta)),
+        const auto curve = cesr::loss_curve<double>(s, cesr::make_method<double>(spec_of("sgd", eta)),
                                                     noise, 200, 1);
         const double rho = std::pow(1 - eta * lambda, 2) + (K - 1) * eta * eta * lambda * lambda / double(B);
         const double m_inf = eta * eta * lambda * s2 / (double(B) * (1 - rho));
@@ -65,7 +62,7 @@ TEST_CASE("d = 1 SGD with rho > 1 diverges where the closed form passes the larg
   const double lambda = 1.0, eta = 1.9;  // rho = 0.81 + 2 * 3.61 = 8.03 at B = 1
   const Spectrum s{{lambda}, {1.0}};
   const double rho = std::pow(1 - eta * lambda, 2) + 2 * eta * eta * lambda * lambda;
-  const auto curve = cesr::loss_curve<double>(s, cesr::make_method<double>(spec_of(MethodKind::Sgd, eta)),
+  const auto curve = cesr::loss_curve<double>(s, cesr::make_method<double>(spec_of("sgd", eta)),
                                               NoiseModel{1, 3.0, 0.0}, 1000, 1);
   REQUIRE(curve.diverged_at);
   // First t with 1/2 rho^t > DBL_MAX.
@@ -81,7 +78,7 @@ TEST_CASE("B -> infinity: gradient descent and heavy ball follow their determini
   constexpr int steps = 300;
   SUBCASE("gradient descent: e_t = (1 - eta lambda)^t e_0") {
     const double eta = 1.2;
-    const auto curve = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec_of(MethodKind::Sgd, eta)),
+    const auto curve = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec_of("sgd", eta)),
                                                 noise, steps, 1);
     for (int t = 0; t <= steps; ++t) {
       double L = 0;
@@ -94,7 +91,7 @@ TEST_CASE("B -> infinity: gradient descent and heavy ball follow their determini
     for (const double beta : {0.3, 0.8}) {
       const double eta = 0.9;
       const auto curve = cesr::loss_curve<double>(
-          sp, cesr::make_method<double>(spec_of(MethodKind::HeavyBall, eta, beta)), noise, steps, 1);
+          sp, cesr::make_method<double>(spec_of("hb", eta, beta)), noise, steps, 1);
       using C = std::complex<double>;
       std::vector<C> z1, z2, c1, c2;
       for (std::size_t i = 0; i < sp.dim(); ++i) {
@@ -133,7 +130,7 @@ TEST_CASE("B -> infinity: Nesterov and heavy ball equal their deterministic iter
   for (const bool nesterov : {false, true}) {
     CAPTURE(nesterov);
     const auto curve = cesr::loss_curve<double>(
-        sp, cesr::make_method<double>(spec_of(nesterov ? MethodKind::Nesterov : MethodKind::HeavyBall, eta, beta)),
+        sp, cesr::make_method<double>(spec_of(nesterov ? "nag" : "hb", eta, beta)),
         noise, steps, 1);
     std::vector<double> e(sp.dim()), prev(sp.dim());
     for (std::size_t i = 0; i < sp.dim(); ++i) e[i] = prev[i] = std::sqrt(sp.init[i]);
@@ -164,11 +161,7 @@ TEST_CASE("B -> infinity: AccSGD equals the authors' optimizer step written out 
   for (const auto& [lr, kappa, xi, c] : {std::tuple{0.5, 20.0, 3.0, 0.7}, std::tuple{0.9, 100.0, 10.0, 0.7},
                                          std::tuple{0.3, 5.0, 1.0, 0.5}}) {
     MethodSpec spec;
-    spec.kind = MethodKind::AccSgd;
-    spec.lr = lr;
-    spec.kappa = kappa;
-    spec.xi = xi;
-    spec.small_const = c;
+    spec = cesr::method_spec("asgd", {{"lr", lr}, {"kappa", kappa}, {"xi", xi}, {"small_const", c}});
     CAPTURE(cesr::describe(spec));
     const auto curve = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec), noise, steps, 1);
     std::vector<double> w_star{0.3, -1.0, 2.0, 0.5, -0.7}, w(sp.dim()), buf(sp.dim());
@@ -199,10 +192,10 @@ TEST_CASE("heavy ball and Nesterov with beta = 0 are SGD") {
   for (const double K : {3.0, 1.0}) {
     for (const double s2 : {0.0, 0.5}) {
       const NoiseModel noise{3, K, s2};
-      const auto sgd = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec_of(MethodKind::Sgd, 0.7)), noise,
+      const auto sgd = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec_of("sgd", 0.7)), noise,
                                                 500, 1);
-      for (const auto kind : {MethodKind::HeavyBall, MethodKind::Nesterov}) {
-        CAPTURE(cesr::to_string(kind));
+      for (const auto kind : {"hb", "nag"}) {
+        CAPTURE(kind);
         CAPTURE(K);
         CAPTURE(s2);
         const auto mom = cesr::loss_curve<double>(sp, cesr::make_method<double>(spec_of(kind, 0.7, 0.0)), noise,

@@ -67,38 +67,34 @@ double grid_max(const std::function<double(const std::vector<double>&)>& f, std:
 
 // The brute-force optimum of the gap for a method, over a box wider than the
 // tuner's own.
-double brute_force_gap(const Spectrum& s, MethodKind kind, const NoiseModel& n) {
+double brute_force_gap(const Spectrum& s, const std::string& kind, const NoiseModel& n) {
   const double L = s.lambda_max(), kappa = s.kappa();
   const double lr_lo = std::log(1e-4 * std::min(1.0 / L, double(n.batch) / (3 * s.trace())));
   MethodSpec m;
-  m.kind = kind;
-  switch (kind) {
-    case MethodKind::Sgd:
-      return grid_max([&](const std::vector<double>& x) {
-        m.lr = std::exp(x[0]);
-        return gap_of(s, m, n);
-      }, {lr_lo}, {std::log(2.0 / L)}, {400});
-    case MethodKind::HeavyBall:
-    case MethodKind::Nesterov:
-      // (ln eta, ln(1 - beta))
-      return grid_max([&](const std::vector<double>& x) {
-        m.lr = std::exp(x[0]);
-        m.momentum = -std::expm1(x[1]);
-        return gap_of(s, m, n);
-      }, {lr_lo + std::log(0.01 / std::sqrt(kappa)), std::log(0.01 / std::sqrt(kappa))}, {std::log(4.0 / L), 0.0},
-                      {120, 120});
-    case MethodKind::AccSgd:
-      // (ln lr, ln kappa_a, ln xi / ln sqrt(kappa_a))
-      return grid_max([&](const std::vector<double>& x) {
-        m.lr = std::exp(x[0]);
-        m.kappa = std::exp(x[1]);
-        m.xi = std::min(std::pow(m.kappa, x[2] / 2), m.kappa / 0.49);
-        return gap_of(s, m, n);
-      }, {lr_lo, 0.0, 0.0}, {std::log(4.0 / L), std::log(100 * 3 * s.trace() / s.lambda_min()), 1.0},
-                      {24, 24, 12});
-    default:
-      return -1;
-  }
+  m.name = kind;
+  if (kind == "sgd")
+    return grid_max([&](const std::vector<double>& x) {
+      m.set("lr", std::exp(x[0]));
+      return gap_of(s, m, n);
+    }, {lr_lo}, {std::log(2.0 / L)}, {400});
+  if (kind == "hb" || kind == "nag")
+    // (ln eta, ln(1 - beta))
+    return grid_max([&](const std::vector<double>& x) {
+      m.set("lr", std::exp(x[0]));
+      m.set("momentum", -std::expm1(x[1]));
+      return gap_of(s, m, n);
+    }, {lr_lo + std::log(0.01 / std::sqrt(kappa)), std::log(0.01 / std::sqrt(kappa))}, {std::log(4.0 / L), 0.0},
+                    {120, 120});
+  if (kind == "asgd")
+    // (ln lr, ln kappa_a, ln xi / ln sqrt(kappa_a))
+    return grid_max([&](const std::vector<double>& x) {
+      m.set("lr", std::exp(x[0]));
+      m.set("kappa", std::exp(x[1]));
+      m.set("xi", std::min(std::pow(std::exp(x[1]), x[2] / 2), std::exp(x[1]) / 0.49));
+      return gap_of(s, m, n);
+    }, {lr_lo, 0.0, 0.0}, {std::log(4.0 / L), std::log(100 * 3 * s.trace() / s.lambda_min()), 1.0},
+                    {24, 24, 12});
+  return -1;
 }
 
 Spectrum make(const char* spec) { return make_spectrum(spec); }
@@ -108,13 +104,13 @@ Spectrum make(const char* spec) { return make_spectrum(spec); }
 TEST_CASE("tuned gap is within 0.1% of a brute-force grid, every method, several spectra and batches") {
   for (const char* spec : {"loguniform:d=40,kappa=1e4", "powerlaw:d=40,alpha=2", "powerlaw:d=40,alpha=0.5"}) {
     const Spectrum s = make(spec);
-    for (MethodKind kind : {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::Nesterov, MethodKind::AccSgd}) {
+    for (const std::string kind : {"sgd", "hb", "nag", "asgd"}) {
       for (std::uint64_t batch : {1, 16, 1024}) {
         const NoiseModel n{batch, 3.0, 0.0};
         const TuneResult r = tune(s, kind, n, TuneOptions{});
         const double brute = brute_force_gap(s, kind, n);
         CAPTURE(spec);
-        CAPTURE(to_string(kind));
+        CAPTURE(kind);
         CAPTURE(batch);
         CAPTURE(r.gap);
         CAPTURE(brute);
@@ -122,7 +118,7 @@ TEST_CASE("tuned gap is within 0.1% of a brute-force grid, every method, several
         REQUIRE(brute > 0);
         CHECK(r.gap >= brute * (1 - 1e-3));
         if (std::getenv("CESR_TEST_VERBOSE"))
-          fmt::print("{} {} B={} tuned/brute = {:.6f} evals {}\n", spec, to_string(kind), batch, r.gap / brute,
+          fmt::print("{} {} B={} tuned/brute = {:.6f} evals {}\n", spec, kind, batch, r.gap / brute,
                      r.evaluations);
         // The reported (auto-precision) gap is the gap of the printed hyperparameters in double.
         CHECK(gap_of(s, r.method, n) == doctest::Approx(r.gap).epsilon(1e-8));
@@ -142,12 +138,12 @@ TEST_CASE("deterministic limit: tuned SGD and heavy ball reach the closed-form o
     const double sgd_gap = 1 - std::pow((kappa - 1) / (kappa + 1), 2);
     const double hb_gap = 1 - std::pow((q - 1) / (q + 1), 2);
     CAPTURE(kappa);
-    CHECK(tune(s, MethodKind::Sgd, n, {}).gap == doctest::Approx(sgd_gap).epsilon(1e-3));
-    const TuneResult hb = tune(s, MethodKind::HeavyBall, n, {});
+    CHECK(tune(s, "sgd", n, {}).gap == doctest::Approx(sgd_gap).epsilon(1e-3));
+    const TuneResult hb = tune(s, "hb", n, {});
     CHECK(hb.gap == doctest::Approx(hb_gap).epsilon(1e-3));
     // Polyak's parameters: eta = 4/(sqrt L + sqrt mu)^2, beta = ((q-1)/(q+1))^2.
-    CHECK(hb.method.lr == doctest::Approx(4 / std::pow(1 + 1 / q, 2)).epsilon(2e-2));
-    CHECK(hb.method.momentum == doctest::Approx(std::pow((q - 1) / (q + 1), 2)).epsilon(2e-3));
+    CHECK(hb.method.value("lr") == doctest::Approx(4 / std::pow(1 + 1 / q, 2)).epsilon(2e-2));
+    CHECK(hb.method.value("momentum") == doctest::Approx(std::pow((q - 1) / (q + 1), 2)).epsilon(2e-3));
   }
 }
 
@@ -155,24 +151,24 @@ TEST_CASE("fixing a hyperparameter tunes only the others") {
   const Spectrum s = make("loguniform:d=40,kappa=1e4");
   const NoiseModel n{8, 3.0, 0.0};
   TuneOptions o;
-  o.momentum = 0.9;
-  const TuneResult r = tune(s, MethodKind::HeavyBall, n, o);
-  CHECK(r.method.momentum == 0.9);
+  o.fixed["momentum"] = 0.9;
+  const TuneResult r = tune(s, "hb", n, o);
+  CHECK(r.method.value("momentum") == 0.9);
   MethodSpec m;
-  m.kind = MethodKind::HeavyBall;
-  m.momentum = 0.9;
+  m.name = "hb";
+  m.set("momentum", 0.9);
   const double brute = grid_max([&](const std::vector<double>& x) {
-    m.lr = std::exp(x[0]);
+    m.set("lr", std::exp(x[0]));
     return gap_of(s, m, n);
   }, {std::log(1e-6)}, {std::log(4.0)}, {400});
   CHECK(r.gap >= brute * (1 - 1e-3));
   // And the free one is really tuned: better than the same momentum at a poor step.
-  CHECK(r.gap > 1.5 * gap_of(s, [&] { MethodSpec p = m; p.lr = r.method.lr / 10; return p; }(), n));
+  CHECK(r.gap > 1.5 * gap_of(s, [&] { MethodSpec p = m; p.set("lr", r.method.value("lr") / 10); return p; }(), n));
 }
 
 TEST_CASE("steps objective: the printed hyperparameters reproduce the step count through steps_to_target") {
   const Spectrum s = make("loguniform:d=40,kappa=1e3");
-  for (MethodKind kind : {MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::AccSgd}) {
+  for (const std::string kind : {"sgd", "hb", "asgd"}) {
     for (std::uint64_t batch : {1, 64}) {
       const NoiseModel n{batch, 3.0, 0.0};
       TuneOptions o;
@@ -182,10 +178,9 @@ TEST_CASE("steps objective: the printed hyperparameters reproduce the step count
       REQUIRE(r.steps);
       // Round-trip the hyperparameters through 17 significant digits.
       MethodSpec m = r.method;
-      for (double* p : {&m.lr, &m.momentum, &m.kappa, &m.xi})
-        if (*p == *p) *p = std::strtod(fmt::format("{:.17g}", *p).c_str(), nullptr);
+      for (auto& [name, v] : m.values) v = std::strtod(fmt::format("{:.17g}", v).c_str(), nullptr);
       const auto res = steps_to_target<double>(s, make_method<double>(m), n, 1e-4, true, 100'000'000);
-      CAPTURE(to_string(kind));
+      CAPTURE(kind);
       CAPTURE(batch);
       REQUIRE(res.steps);
       CHECK(*res.steps == *r.steps);
@@ -204,13 +199,13 @@ TEST_CASE("steps objective for SGD matches a brute-force scan of the step size")
   TuneOptions o;
   o.objective = Objective::Steps;
   o.target = {1e-3, true};
-  const TuneResult r = tune(s, MethodKind::Sgd, n, o);
+  const TuneResult r = tune(s, "sgd", n, o);
   REQUIRE(r.steps);
   MethodSpec m;
-  m.kind = MethodKind::Sgd;
+  m.name = "sgd";
   std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
   for (int i = 0; i < 800; ++i) {
-    m.lr = std::exp(std::log(1e-3) + i * (std::log(2.0) - std::log(1e-3)) / 799);
+    m.set("lr", std::exp(std::log(1e-3) + i * (std::log(2.0) - std::log(1e-3)) / 799));
     const auto res = steps_to_target<double>(s, make_method<double>(m), n, 1e-3, true, 10'000'000);
     if (res.steps) best = std::min(best, *res.steps);
   }
@@ -230,16 +225,24 @@ TEST_CASE("asymptotic steps: ceil(ln(1/eps) / -ln rho), absolute targets use L_0
 TEST_CASE("bad tuning input is rejected with the flag named") {
   const Spectrum s = make("loguniform:d=10,kappa=1e2");
   const NoiseModel n{1, 3.0, 0.0};
-  CHECK_THROWS_AS(tune(s, MethodKind::Custom, n, {}), std::invalid_argument);
+  CHECK_THROWS_AS(tune(s, "custom", n, {}), std::invalid_argument);
   TuneOptions o;
-  o.lr = -1;
-  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, o), doctest::Contains("--lr"), std::invalid_argument);
+  o.fixed["lr"] = -1;
+  CHECK_THROWS_WITH_AS(tune(s, "sgd", n, o), doctest::Contains("lr must be > 0, got -1"), cesr::FieldError);
   TuneOptions p;
-  p.momentum = 0.5;
-  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, p), doctest::Contains("--momentum"), std::invalid_argument);
+  p.fixed["momentum"] = 0.5;
+  CHECK_THROWS_WITH_AS(tune(s, "sgd", n, p), doctest::Contains("momentum 0.5 does not apply to method sgd"),
+                       cesr::FieldError);
+  TuneOptions q;
+  q.objective = Objective::Rate;
+  CHECK_THROWS_WITH_AS(tune(s, "schedule-free", n, q), doctest::Contains("has no contraction rate"), cesr::FieldError);
+  TuneOptions w;
+  w.boxes["xi"] = {1, 1e4};
+  CHECK_THROWS_WITH_AS(tune(s, "sgd", n, w), doctest::Contains("search: method sgd does not tune xi"),
+                       cesr::FieldError);
   TuneOptions t;
   t.target = {2.0, true};
-  CHECK_THROWS_WITH_AS(tune(s, MethodKind::Sgd, n, t), doctest::Contains("--target"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(tune(s, "sgd", n, t), doctest::Contains("--target"), std::invalid_argument);
 }
 
 TEST_CASE("extreme damping: a search that double cannot resolve is repeated in long double") {
@@ -249,15 +252,15 @@ TEST_CASE("extreme damping: a search that double cannot resolve is repeated in l
   const Spectrum s = make("loguniform:d=50,kappa=1e10");
   const NoiseModel n{1, 3.0, 0.0};
   TuneOptions o;
-  o.momentum = 1 - 1e-8;
-  const TuneResult r = tune(s, MethodKind::HeavyBall, n, o);
+  o.fixed["momentum"] = 1 - 1e-8;
+  const TuneResult r = tune(s, "hb", n, o);
   REQUIRE(r.stable);
   MethodSpec m;
-  m.kind = MethodKind::HeavyBall;
-  m.momentum = o.momentum;
+  m.name = "hb";
+  m.set("momentum", o.fixed["momentum"]);
   double best = 0;
   for (int i = 0; i < 200; ++i) {
-    m.lr = std::exp(std::log(1e-12) + i * (std::log(1e-6) - std::log(1e-12)) / 199);
+    m.set("lr", std::exp(std::log(1e-12) + i * (std::log(1e-6) - std::log(1e-12)) / 199));
     const auto rate = contraction_rate<long double>(s, make_method<long double>(m), n);
     if (rate.stable) best = std::max(best, static_cast<double>(rate.gap));
   }
@@ -274,7 +277,7 @@ TEST_CASE("steps objective with label noise: reached when the floor is below the
   o.objective = Objective::Steps;
   o.target = {1e-2, false};
   const NoiseModel quiet{4, 3.0, 1e-3};
-  const TuneResult r = tune(s, MethodKind::HeavyBall, quiet, o);
+  const TuneResult r = tune(s, "hb", quiet, o);
   REQUIRE(r.steps);
   const auto res = steps_to_target<double>(s, make_method<double>(r.method), quiet, 1e-2, false, 100'000'000);
   CHECK(res.steps == r.steps);
@@ -284,6 +287,6 @@ TEST_CASE("steps objective with label noise: reached when the floor is below the
   const Spectrum one{{1.0}, {1.0}};
   const NoiseModel loud{1, 3.0, 10.0};
   o.target.max_steps = 100;
-  const TuneResult none = tune(one, MethodKind::Sgd, loud, o);
+  const TuneResult none = tune(one, "sgd", loud, o);
   CHECK_FALSE(none.steps.has_value());
 }

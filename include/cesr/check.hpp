@@ -88,7 +88,7 @@ struct ExactAtSteps {
 };
 
 template <class Real>
-ExactAtSteps exact_loss_at(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise,
+ExactAtSteps exact_loss_at(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
                            const std::vector<std::uint64_t>& steps);
 
 }  // namespace cesr

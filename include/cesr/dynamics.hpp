@@ -5,8 +5,9 @@
 //   S_i' = A_i S_i A_i^T + (1/B) q q^T [ (K-2) lambda_i^2 r^T S_i r
 //                                        + lambda_i psi + sigma^2 lambda_i ],
 //   psi  = sum_j lambda_j r^T S_j r,      L = 1/2 sum_i lambda_i o^T S_i o.
-// The state is 1 (k = 1) or 3 (k = 2) unique entries per direction, so one step
-// costs O(d). Derivation: docs/theory.md.
+// The state is the k(k+1)/2 unique entries of S_i per direction (k = 1..4
+// state vectors), so one step costs O(d); the coefficients may change with the
+// step (MethodPath). Derivation: docs/theory.md.
 #pragma once
 
 #include "cesr/method.hpp"
@@ -40,12 +41,18 @@ inline constexpr double divergence_threshold = std::numeric_limits<double>::max(
 /// so a diverging double-precision run overflows in loss() (when L_t itself
 /// passes the largest double), not earlier inside the state, and reports its
 /// divergence at the same step as a 50-digit run.
+/// Which per-direction kernel Dynamics runs: the hand-specialised k = 1 and
+/// k = 2 ones where they apply (Auto), or the generic one for any k (tests
+/// hold the two against each other).
+enum class Kernel { Auto, Generic };
+
 template <class Real>
 class Dynamics {
  public:
-  Dynamics(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
+  Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
+           Kernel kernel = Kernel::Auto);
 
-  /// Back to S_i(0) = E[e_{0,i}^2] 1 1^T, t = 0.
+  /// Back to S_i(0) = E[e_{0,i}^2] s0 s0^T, t = 0.
   void reset();
   /// Advances one step.
   void step();
@@ -61,18 +68,27 @@ class Dynamics {
   bool diverged() const;
 
   std::size_t dim() const { return lambda_.size(); }
+  /// The coefficients of the current step.
   const Method<Real>& method() const { return method_; }
 
  private:
   void measure();  // recomputes the scaled loss and psi from the state
   void rescale();  // keeps the scaled loss near 1 (exact powers of two)
   void publish();  // loss_ = scaled loss 2^e, psi_ likewise
+  template <int K>
+  void generic_step(const Method<Real>& next, Real& psi, Real& loss);
+  void step_k1(const Method<Real>& next, Real& psi, Real& loss);
+  void step_k2(const Method<Real>& next, Real& psi, Real& loss);
 
-  Method<Real> method_;
+  MethodPath<Real> path_;
+  Method<Real> method_, next_;   // coefficients of steps t and t + 1
+  Kernel kernel_;
   Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
   std::vector<Real> lambda_;
   std::vector<Real> init_;       // E[e_{0,i}^2]
-  std::vector<Real> a_, b_, c_;  // S00, S01, S11 (k = 1 uses a_ only), times 2^(-scale_exp_)
+  // The unique entries S_i(a, b), a <= b, in row order ((0,0), (0,1), ...,
+  // (1,1), ...), entry e of direction i at state_[e d + i], times 2^(-scale_exp_).
+  std::vector<Real> state_;
   Real loss_{}, psi_{};          // unscaled L_t and psi_t
   Real scaled_loss_{}, scaled_psi_{}, scaled_label_noise_{};
   int scale_exp_ = 0;
@@ -91,7 +107,7 @@ struct LossCurve {
 
 /// L_t at t = 0, every, 2 every, ... and always at t = steps.
 template <class Real>
-LossCurve<Real> loss_curve(const Spectrum& spectrum, const Method<Real>& method,
+LossCurve<Real> loss_curve(const Spectrum& spectrum, const MethodPath<Real>& method,
                            const NoiseModel& noise, std::uint64_t steps, std::uint64_t every = 1);
 
 template <class Real>
@@ -105,7 +121,7 @@ struct StepsResult {
 
 /// First t <= max_steps with L_t <= target (or <= target * L_0 when relative).
 template <class Real>
-StepsResult<Real> steps_to_target(const Spectrum& spectrum, const Method<Real>& method,
+StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Real>& method,
                                   const NoiseModel& noise, const Real& target, bool relative,
                                   std::uint64_t max_steps);
 

@@ -25,13 +25,16 @@ namespace cesr {
 /// (kept as given). Throws std::invalid_argument naming --batches.
 std::vector<std::uint64_t> parse_batches(std::string_view text);
 
-/// Methods from "sgd,hb,asgd" (no duplicates, no custom). Throws naming --methods.
-std::vector<MethodKind> parse_methods(std::string_view text);
+/// Registry names from "sgd,hb,asgd" (no duplicates, none that has nothing to
+/// tune). Throws naming --methods.
+std::vector<std::string> parse_methods(std::string_view text);
 
 struct FrontierOptions {
-  std::vector<MethodKind> methods{MethodKind::Sgd, MethodKind::HeavyBall, MethodKind::AccSgd};
+  std::vector<std::string> methods{"sgd", "hb", "asgd"};
   std::vector<std::uint64_t> batches;  ///< default: 1, 2, 4, ..., 65536
-  TuneOptions tune;                    ///< objective and target (fixed hyperparameters are not allowed)
+  /// Objective, target, averaging; a fixed hyperparameter applies to the
+  /// methods that have it (at least one must).
+  TuneOptions tune;
   unsigned threads = 0;                ///< 0: all cores
   /// Called after each finished (method, batch) with (done, total), from the
   /// worker threads but never concurrently.
@@ -39,14 +42,14 @@ struct FrontierOptions {
 };
 
 struct FrontierRow {
-  MethodKind method = MethodKind::Sgd;
+  std::string method = "sgd";
   std::uint64_t batch = 1;
   TuneResult tuned;                    ///< hyperparameters, gap, steps
   double ce = 0;                       ///< gap/B (rate) or 1/(B steps) (steps); 0 when unstable / not reached (printed as null)
 };
 
 struct MethodSummary {
-  MethodKind method = MethodKind::Sgd;
+  std::string method = "sgd";
   /// The largest CE over the sweep and its batch; empty when no row is usable
   /// (every tuned row unstable, or none reached the target).
   std::optional<double> best_ce;
@@ -81,13 +84,15 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
 
 /// The summary of given rows (exposed for tests).
 FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRow>& rows,
-                          const std::vector<MethodKind>& methods, Objective objective);
+                          const std::vector<std::string>& methods, Objective objective);
 
 /// The critical batch from (batch, ce) pairs sorted by batch: where ce falls to
 /// half of its maximum after the maximum, interpolated in (log B, log ce).
 std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, const std::vector<double>& ce);
 
-/// Rows as a table (method, batch, gap, steps, ce, lr, momentum, kappa, xi).
+/// Rows as a table (method, batch, gap, steps, ce, then one column per tuned
+/// hyperparameter of the methods, in registry order: lr, momentum, kappa, xi
+/// for the default methods).
 Table rows_table(const Frontier& f);
 /// Summary as a table (method, best_ce, best_ce_batch, critical_batch, mccandlish_batch).
 Table summary_table(const Frontier& f);

@@ -30,6 +30,13 @@ struct Rate {
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
 
+/// The same through the generic path for any k (1..4): blocks of size
+/// k(k+1)/2 factorised per direction, acceptance certified by positive
+/// definiteness (src/rate.cpp). contraction_rate uses it for k > 2; tests hold
+/// it against the k <= 2 closed forms.
+template <class Real>
+Rate<Real> contraction_rate_generic(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
+
 /// The same, with the method given by its hyperparameters: the method's
 /// constants (I - P, det(I - P), r^T adj(P) q, ...) are formed in 50-digit
 /// arithmetic from the values as typed and rounded once to Real, so that e.g.

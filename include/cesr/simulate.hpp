@@ -3,9 +3,9 @@
 // Each run draws B fresh covariates per step, x = H^{1/2} xi with independent
 // whitened coordinates xi of a chosen law, labels with noise of variance sigma^2,
 // and runs the method's actual update on its k state vectors (error coordinates):
-//   s_{t+1} = P s_t - q (x) g(z_t),   z_t = r^T s_t,   e_t = o^T s_t,
+//   s_{t+1} = P_t s_t - q_t (x) g(z_t),   z_t = r_t^T s_t,   e_t = o^T s_t,
 //   g(z) = (1/B) sum_b x_b (x_b^T z - eps_b),
-// with e_0,i = sqrt(E[e_0,i^2]) and every state vector starting at e_0. The loss
+// with e_0,i = sqrt(E[e_0,i^2]) and state vector a starting at s0[a] e_0. The loss
 // of a run is 1/2 sum_i lambda_i e_t,i^2; its mean over runs estimates the
 // expected loss that cesr::loss_curve computes exactly. See docs/simulate.md.
 #pragma once
@@ -68,7 +68,7 @@ struct MonteCarloCurve {
 /// moment). The result depends on (seed, runs) and the problem only, never on
 /// the thread count: run j always uses the stream seeded by (seed, j), and the
 /// per-run results are reduced in run order.
-MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
                                  const SimulationConfig& config);
 
 /// A simulation next to the exact curve, as plain vectors (one entry per recorded step).

@@ -15,9 +15,11 @@
 #include "cesr/spectrum.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cesr {
 
@@ -39,22 +41,41 @@ struct Target {
   void validate(double initial_loss) const;
 };
 
+/// A user's search box for one hyperparameter, in its own units (replaces the
+/// default box of its Search; see docs/tune.md).
+struct Box {
+  double lo = 0, hi = 0;
+};
+
 struct TuneOptions {
   Objective objective = Objective::Rate;
   Target target;
-  /// Hyperparameters held fixed (NaN: tuned). Only those of the method apply.
-  double lr = MethodSpec::unset;
-  double momentum = MethodSpec::unset;
-  double kappa = MethodSpec::unset;
-  double xi = MethodSpec::unset;
-  double small_const = 0.7;  ///< AccSGD's c, never tuned
+  /// Hyperparameters held fixed, by field name; the others that the method's
+  /// row declares a search for are tuned, the rest take their defaults.
+  std::map<std::string, double, std::less<>> fixed;
+  /// Search boxes by field name (default: the row's Search over the problem's scales).
+  std::map<std::string, Box, std::less<>> boxes;
+  /// Averaging applied to the method (part of the problem, never tuned).
+  Average average;
   /// Recompute the reported gap with contraction_rate_auto (double, then long
   /// double, quad, mp50 until two agree); the search itself always runs in double.
   bool confirm_gap = true;
 };
 
+/// One axis of the search, as reported: the hyperparameter, the coordinate
+/// it is searched in and the box in the hyperparameter's own units.
+struct SearchAxis {
+  std::string name;        ///< field name
+  std::string coordinate;  ///< "log lr", "log(1 - momentum)", "log lr/(1 - momentum)", "xi = kappa^(t/2)", ...
+  double lo = 0, hi = 0;   ///< the box (for coupled coordinates: of the coordinate's argument)
+};
+
 struct TuneResult {
   MethodSpec method;                  ///< the tuned hyperparameters (validated)
+  std::vector<SearchAxis> box;        ///< the search box used
+  /// False for a method whose coefficients change with the step: it has no
+  /// contraction rate (gap, rho and gap_text are then not set).
+  bool has_rate = true;
   bool stable = false;                ///< false: no stable point was found at all
   double gap = 0;                     ///< 1 - rho at the tuned point
   double rho = 1;                     ///< rho at the tuned point
@@ -74,9 +95,11 @@ struct TuneResult {
   int rate_evaluations = 0;           ///< secular-function evaluations behind them
 };
 
-/// Tunes `kind` (sgd, hb, nag or asgd; custom throws std::invalid_argument)
-/// at batch size noise.batch. Validates the options (std::invalid_argument).
-TuneResult tune(const Spectrum& spectrum, MethodKind kind, const NoiseModel& noise, const TuneOptions& options);
+/// Tunes the registry method `method` at batch size noise.batch over the
+/// search space its row declares. Validates the options (FieldError naming
+/// the field); a method with nothing to tune (custom) or a varying method with
+/// the rate objective is refused the same way.
+TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseModel& noise, const TuneOptions& options);
 
 /// Steps that an asymptotic contraction rate rho needs to take the loss from
 /// L_0 to the target: ceil(ln(L_0 / goal) / -ln rho) with goal = eps L_0
@@ -87,7 +110,7 @@ std::optional<std::uint64_t> asymptotic_steps(double rho, double gap, double ini
 /// with t the first step where L_t <= goal, t - 1 + ln(L_{t-1}/goal) / ln(L_{t-1}/L_t)
 /// (so ceil of it is t). Beyond `cap` steps the run stops and the count is
 /// extrapolated from the last decrease. Divergence or no progress: +infinity.
-double fractional_steps(const Spectrum& spectrum, const Method<double>& method, const NoiseModel& noise,
+double fractional_steps(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
                         const Target& target, std::uint64_t cap);
 
 }  // namespace cesr

@@ -51,7 +51,7 @@ int run_check(const CheckCliOptions& o) {
 
   const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
-    return exact_loss_at<Real>(spectrum, make_method<Real>(spec), noise, curve.step);
+    return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
   });
   if (exact.diverged_at) {
     std::cerr << fmt::format("cesr check: {} diverges: the exact loss exceeds {:.3g} at step {}\n", describe(spec),

@@ -57,8 +57,8 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
     std::vector<plot::FrontierCurve> curves;
     for (const MethodSummary& m : f.summary.methods) {
       plot::FrontierCurve c;
-      c.name = paper_method_name(to_string(m.method));
-      c.color = static_cast<int>(m.method);  // the same colour for a method in every figure
+      c.name = paper_method_name(m.method);
+      c.color = static_cast<int>(method_index(m.method));  // the same colour for a method in every figure
       c.critical_batch = m.critical_batch;
       for (const FrontierRow& r : f.rows) {
         if (r.method != m.method) continue;
@@ -148,7 +148,7 @@ int run_frontier(const FrontierCliOptions& o) {
         std::cerr << fmt::format(
             "cesr frontier: warning: {} {} at batch {}: the automatic-precision rate failed at the tuned point; "
             "its gap is the {} value\n",
-            f.spectrum_text, to_string(r.method), r.batch, to_string(r.tuned.gap_precision));
+            f.spectrum_text, r.method, r.batch, to_string(r.tuned.gap_precision));
 
   std::string out;
   const bool single = !o.spectrum.empty();
@@ -192,7 +192,7 @@ int run_frontier(const FrontierCliOptions& o) {
   std::string unusable;
   for (const Frontier& f : results)
     for (const MethodSummary& m : f.summary.methods)
-      if (!m.best_ce) unusable += fmt::format("{}{} on {}", unusable.empty() ? "" : ", ", to_string(m.method),
+      if (!m.best_ce) unusable += fmt::format("{}{} on {}", unusable.empty() ? "" : ", ", m.method,
                                               f.spectrum_text);
   if (!unusable.empty()) {
     std::cerr << fmt::format("cesr frontier: no usable batch size for {} ({})\n", unusable,
@@ -220,7 +220,7 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  app.add_option("--methods", o->methods, "Comma-separated methods to tune: sgd, hb, nag, asgd")
+  app.add_option("--methods", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--batches", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")

@@ -23,8 +23,9 @@ struct LossOptions {
   const CLI::Option* batch_flag = nullptr;
 };
 
-/// A method written as KIND[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
-/// custom:file=m.json (keys lr, momentum, kappa, xi, small-const, file).
+/// A method written as NAME[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
+/// custom:file=m.json: the keys are the method's hyperparameters (as their
+/// flags without --), file and average.
 MethodSpec parse_compare(const std::string& text) {
   const auto fail = [&](const std::string& why) -> UsageError {
     return UsageError(fmt::format("--compare {}: {}", text, why));
@@ -40,22 +41,25 @@ MethodSpec parse_compare(const std::string& text) {
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
       const auto eq = item.find('=');
       if (eq == std::string_view::npos) throw fail(fmt::format("'{}' is not key=value", item));
-      const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+      std::string key(item.substr(0, eq));
+      const std::string value(item.substr(eq + 1));
+      std::replace(key.begin(), key.end(), '-', '_');
       if (key == "file") {
-        p.method_file = std::string(value);
-        continue;
-      }
-      double* slot = key == "lr"            ? &p.lr
-                     : key == "momentum"    ? &p.momentum
-                     : key == "kappa"       ? &p.kappa
-                     : key == "xi"          ? &p.xi
-                     : key == "small-const" ? &p.small_const
-                                            : nullptr;
-      if (!slot) throw fail(fmt::format("unknown key '{}' (lr, momentum, kappa, xi, small-const, file)", key));
-      try {
-        *slot = parse_finite(value, key);
-      } catch (const std::invalid_argument& e) {
-        throw fail(e.what());
+        p.method_file = value;
+      } else if (key == "average") {
+        p.average = value;
+      } else {
+        const Hyperparameter* h = nullptr;
+        for (const auto& row : methods())
+          if (!h) h = row.find(key);
+        if (!h) throw fail(fmt::format("unknown key '{}' (a hyperparameter of the method, file or average)", key));
+        if (h->flag) {
+          if (value != "0" && value != "1" && value != "true" && value != "false")
+            throw fail(fmt::format("{} must be true or false, got '{}'", key, value));
+          p.switches[key] = value == "1" || value == "true";
+        } else {
+          p.hyper[key] = value;
+        }
       }
     }
   }
@@ -177,7 +181,7 @@ int run_loss(const LossOptions& o) {
       noise.batch = batch;
       const bool ok = with_precision(precision, [&](auto zero) -> bool {
         using Real = decltype(zero);
-        const auto curve = loss_curve<Real>(spectrum, make_method<Real>(spec), noise, o.steps, o.every);
+        const auto curve = loss_curve<Real>(spectrum, make_path<Real>(spec), noise, o.steps, o.every);
         if (curve.diverged_at) {
           std::cerr << fmt::format("cesr loss: {} diverges at batch {}: the loss exceeds {:.3g} at step {}\n",
                                    describe(spec), batch, divergence_threshold, *curve.diverged_at);
@@ -234,8 +238,9 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
       ->capture_default_str()
       ->group("Run");
   app.add_option("--compare", o->compare,
-                 "Add a curve for another method on the same problem, as KIND:key=value,... "
-                 "(keys lr, momentum, kappa, xi, small-const; custom:file=PATH); repeatable")
+                 "Add a curve for another method on the same problem, as NAME:key=value,... "
+                 "(keys: its hyperparameters, e.g. hb:lr=0.1,momentum=0.9; average=ema:decay=0.9; "
+                 "custom:file=PATH); repeatable")
       ->group("Compare");
   app.add_option("--compare-batches", o->compare_batches,
                  "One curve per batch size in this comma-separated list (replaces --batch), e.g. 1,8,64")

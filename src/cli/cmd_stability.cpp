@@ -22,7 +22,13 @@ int run_stability(StabilityOptions o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   // The step size is the unknown: validate the other hyperparameters with a
   // unit step size, which stability_limits replaces.
-  if (o.problem.method != "custom") o.problem.lr = 1;
+  bool from_file = false;
+  try {
+    from_file = method_info(o.problem.method).from_file;
+  } catch (const std::invalid_argument&) {
+    // an unknown method: make_method names it
+  }
+  if (!from_file) o.problem.hyper["lr"] = "1";
   const MethodSpec spec = o.problem.make_method();
   const NoiseModel noise = o.problem.make_noise();
   const std::optional<Precision> precision = o.problem.make_auto_precision();
@@ -57,15 +63,9 @@ const Registrar registrar{{"stability", "Largest stable step size and the step s
                            [](CLI::App& app) {
   auto o = std::make_shared<StabilityOptions>();
   ProblemFlags flags;
-  flags.hyperparameters = false;
+  flags.step_size = false;  // the unknown
   flags.auto_precision = true;
   add_problem_options(app, o->problem, flags);
-  app.add_option("--momentum", o->problem.momentum, "Momentum beta in [0, 1) (hb, nag)")->group("Method");
-  app.add_option("--kappa", o->problem.kappa, "AccSGD long-step parameter kappa_a >= 1 (asgd)")->group("Method");
-  app.add_option("--xi", o->problem.xi, "AccSGD statistical advantage parameter xi > 0 (asgd)")->group("Method");
-  app.add_option("--small-const", o->problem.small_const, "AccSGD constant c (asgd)")
-      ->capture_default_str()
-      ->group("Method");
   app.add_option("--rtol", o->rtol,
                  "With --precision auto: relative agreement on lr_max and the best gap required between two "
                  "successive precisions")

@@ -25,7 +25,7 @@ int run_steps(const StepsOptions& o) {
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
   return with_precision(precision, [&](auto zero) -> int {
     using Real = decltype(zero);
-    const auto res = steps_to_target<Real>(spectrum, make_method<Real>(spec), noise, static_cast<Real>(o.target),
+    const auto res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, static_cast<Real>(o.target),
                                            o.relative, o.max_steps);
     if (res.diverged_at) {
       std::cerr << fmt::format("cesr steps: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),

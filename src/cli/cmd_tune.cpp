@@ -18,6 +18,7 @@ struct TuneCliOptions {
   std::string target;  // empty: 1e-6 relative
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
+  std::vector<std::string> search;  // NAME=LO:HI
   std::string format, output;
 };
 
@@ -28,15 +29,18 @@ int run_tune(const TuneCliOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const NoiseModel noise = o.problem.make_noise();
   const Format format = parse_json_or_table(o.format);
-  MethodKind kind;
+  const MethodInfo* row = nullptr;
   try {
-    kind = parse_method_kind(o.problem.method);
+    row = &method_info(o.problem.method);
   } catch (const std::invalid_argument& e) {
     usage_error("--method", e);
   }
   if (!o.problem.method_file.empty())
     throw UsageError(fmt::format("--method-file {}: custom methods cannot be tuned", o.problem.method_file));
   TuneOptions t;
+  t.fixed = o.problem.given_hyperparameters();
+  t.average = o.problem.make_average();
+  t.boxes = parse_search_boxes(o.search);
   try {
     t.objective = parse_objective(o.objective);
   } catch (const std::invalid_argument& e) {
@@ -54,56 +58,55 @@ int run_tune(const TuneCliOptions& o) {
     t.target.relative = o.relative;
   }
   t.target.max_steps = o.max_steps;
-  t.lr = o.problem.lr;
-  t.momentum = o.problem.momentum;
-  t.kappa = o.problem.kappa;
-  t.xi = o.problem.xi;
-  t.small_const = o.problem.small_const;
   TuneResult r;
   try {
-    r = tune(spectrum, kind, noise, t);
+    r = tune(spectrum, row->name, noise, t);
   } catch (const std::invalid_argument& e) {
     usage_error("--method", e);
   }
+  const std::string name(row->name);
   if (!r.stable && t.objective == Objective::Rate) {
-    std::cerr << fmt::format("cesr tune: {} has no stable hyperparameters at batch {} in the search box\n",
-                             to_string(kind), noise.batch);
+    std::cerr << fmt::format("cesr tune: {} has no stable hyperparameters at batch {} in the search box\n", name,
+                             noise.batch);
     return Exit::diverged;
   }
   if (r.confirm_failed)
     std::cerr << fmt::format(
         "cesr tune: warning: the automatic-precision rate failed at the tuned point; the gap is the {} value\n",
         to_string(r.gap_precision));
-  const MethodSpec& m = r.method;
-  std::vector<std::pair<std::string, double>> params{{"lr", m.lr}};
-  if (kind == MethodKind::HeavyBall || kind == MethodKind::Nesterov) params.emplace_back("momentum", m.momentum);
-  if (kind == MethodKind::AccSgd) {
-    params.emplace_back("kappa", m.kappa);
-    params.emplace_back("xi", m.xi);
-  }
+  // The hyperparameters the row searches (tuned or fixed by the user), in its order.
+  std::vector<std::pair<std::string, double>> params;
+  for (const auto& h : row->hyperparameters)
+    if (h.search != Search::None || r.method.values.count(h.name))
+      if (const auto v = r.method.get(h.name)) params.emplace_back(std::string(h.name), *v);
   const std::string steps = r.steps ? std::to_string(*r.steps) : "null";
-  const std::string gap = r.stable ? digits17(r.gap) : "null";
+  const bool has_gap = r.stable && r.has_rate;
+  const std::string gap = has_gap ? digits17(r.gap) : "null";
+  std::string box;
+  for (const auto& a : r.box)
+    box += fmt::format("{}{{\"name\": \"{}\", \"coordinate\": \"{}\", \"lo\": {}, \"hi\": {}}}", box.empty() ? "" : ", ",
+                       a.name, a.coordinate, digits17(a.lo), digits17(a.hi));
   std::string out;
   if (format == Format::Json) {
     std::string p;
     for (const auto& [name, value] : params) p += fmt::format("{}\"{}\": {}", p.empty() ? "" : ", ", name, digits17(value));
     out = fmt::format(
         "{{\"method\": \"{}\", \"batch\": {}, \"objective\": \"{}\", \"params\": {{{}}}, \"gap\": {}, \"steps\": {}, "
-        "\"evaluations\": {}}}\n",
-        to_string(kind), noise.batch, to_string(t.objective), p, gap, steps, r.evaluations);
+        "\"evaluations\": {}, \"search\": [{}]}}\n",
+        name, noise.batch, to_string(t.objective), p, gap, steps, r.evaluations, box);
   } else {
     Table tab{{"method", "batch", "objective"}, {}};
-    std::vector<Cell> row{Cell::string(std::string(to_string(kind))), Cell::number(std::to_string(noise.batch)),
+    std::vector<Cell> cells{Cell::string(name), Cell::number(std::to_string(noise.batch)),
                           Cell::string(std::string(to_string(t.objective)))};
     for (const auto& [name, value] : params) {
       tab.columns.push_back(name);
-      row.push_back(Cell::number(digits17(value)));
+      cells.push_back(Cell::number(digits17(value)));
     }
     for (const char* c : {"gap", "steps", "evaluations"}) tab.columns.push_back(c);
-    row.push_back(r.stable ? Cell::number(gap) : Cell::null());
-    row.push_back(r.steps ? Cell::number(steps) : Cell::null());
-    row.push_back(Cell::number(std::to_string(r.evaluations)));
-    tab.rows.push_back(row);
+    cells.push_back(has_gap ? Cell::number(gap) : Cell::null());
+    cells.push_back(r.steps ? Cell::number(steps) : Cell::null());
+    cells.push_back(Cell::number(std::to_string(r.evaluations)));
+    tab.rows.push_back(cells);
     out = render(tab, Format::Text);
   }
   write_output(o.output, out);
@@ -120,9 +123,18 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   ProblemFlags flags;
   flags.precision = false;
   add_problem_options(app, o->problem, flags);
-  // The hyperparameter options fix a value; the others are tuned.
-  for (const char* name : {"--lr", "--momentum", "--kappa", "--xi"})
-    app.get_option(name)->description(app.get_option(name)->get_description() + " -- fixed; tuned when absent");
+  // The hyperparameter options fix a value; the others are tuned where the method searches them.
+  for (const auto& row : methods())
+    for (const auto& h : row.hyperparameters)
+      if (h.search != Search::None) {
+        CLI::Option* opt = app.get_option(flag_of(h.name));
+        const std::string d = opt->get_description();
+        if (d.find(" -- fixed;") == std::string::npos) opt->description(d + " -- fixed; tuned when absent");
+      }
+  app.add_option("--search", o->search,
+                 "Search box of a tuned hyperparameter in its own units, NAME=LO:HI (e.g. xi=1:1e4 widens AccSGD's "
+                 "xi beyond sqrt(kappa)); repeatable")
+      ->group("Tuning");
   app.add_option("--objective", o->objective,
                  "rate: maximise the contraction gap 1 - rho; steps: minimise the exact steps to --target")
       ->check(CLI::IsMember({"rate", "steps"}))
@@ -137,7 +149,8 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
       ->group("Tuning");
   add_output_options(app, o->format, o->output, "json|table", "json");
   app.footer(
-      "Prints {\"method\", \"batch\", \"objective\", \"params\": {...}, \"gap\", \"steps\", \"evaluations\"};\n"
+      "Prints {\"method\", \"batch\", \"objective\", \"params\": {...}, \"gap\", \"steps\", \"evaluations\",\n"
+      "\"search\": [the box searched: {\"name\", \"coordinate\", \"lo\", \"hi\"}, ...]};\n"
       "hyperparameters carry 17 significant digits, so they paste back into `cesr steps` exactly.\n"
       "The search runs in double; the reported gap is confirmed in automatic precision.\n"
       "Example:\n  cesr tune --spectrum loguniform:d=100,kappa=1e4 --method hb --batch 16");

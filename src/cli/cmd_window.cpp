@@ -62,7 +62,7 @@ int run_window(const WindowOptions& o) {
     po.spectrum = spec;
     const Spectrum s = po.make_spectrum();
     FrontierOptions fo;
-    fo.methods = {MethodKind::Sgd, MethodKind::HeavyBall};
+    fo.methods = {"sgd", "hb"};
     // Batches 1, 2, 4, ... far enough past the expected heavy-ball critical
     // batch ~ sqrt(kappa) tr(H)/lambda_max that both methods' CE halves.
     const double reach = 256 * std::sqrt(s.kappa()) * std::max(1.0, s.trace() / s.lambda_max());
@@ -81,7 +81,7 @@ int run_window(const WindowOptions& o) {
         std::cerr << fmt::format(
             "cesr window: warning: kappa {} {} at batch {}: the automatic-precision rate failed at the tuned "
             "point; its gap is the {} value\n",
-            kappas[i], to_string(r.method), r.batch, to_string(r.tuned.gap_precision));
+            kappas[i], r.method, r.batch, to_string(r.tuned.gap_precision));
     const auto& sgd = f.summary.methods[0];
     const auto& hb = f.summary.methods[1];
     const auto cell = [](const std::optional<double>& x) {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <unistd.h>
@@ -53,8 +54,21 @@ void write_plot(const std::string& path, const std::string& content) {
   if (!path.empty()) write_output(path, content, "--plot");
 }
 
-void usage_error(std::string_view flag, const std::exception& e) {
+std::string flag_of(std::string_view field) {
+  std::string out = "--";
+  for (char c : field) out += c == '_' ? '-' : c;
+  return out;
+}
+
+std::string cli_message(const std::exception& e) {
   const std::string what = e.what();
+  if (const auto* f = dynamic_cast<const FieldError*>(&e); f && what.rfind(f->field, 0) == 0)
+    return flag_of(f->field) + what.substr(f->field.size());
+  return what;
+}
+
+void usage_error(std::string_view flag, const std::exception& e) {
+  const std::string what = cli_message(e);
   if (what.rfind("--", 0) == 0) throw UsageError(what);
   throw UsageError(fmt::format("{}: {}", flag, what));
 }
@@ -74,17 +88,70 @@ Spectrum ProblemOptions::make_spectrum() const {
   return s;
 }
 
+namespace {
+/// The registry's hyperparameters by name, each once (the first row that has it).
+std::vector<const Hyperparameter*> all_hyperparameters() {
+  std::vector<const Hyperparameter*> out;
+  for (const auto& row : methods())
+    for (const auto& h : row.hyperparameters)
+      if (std::none_of(out.begin(), out.end(), [&](const Hyperparameter* g) { return g->name == h.name; }))
+        out.push_back(&h);
+  return out;
+}
+
+/// "hb, nag, torch-sgd": the rows that have the hyperparameter `name`.
+std::string rows_with(std::string_view name) {
+  std::string out;
+  for (const auto& row : methods())
+    if (row.find(name)) out += (out.empty() ? "" : ", ") + std::string(row.name);
+  return out;
+}
+}  // namespace
+
+std::map<std::string, double, std::less<>> ProblemOptions::given_hyperparameters() const {
+  std::map<std::string, double, std::less<>> out;
+  for (const Hyperparameter* h : all_hyperparameters()) {
+    const std::string name(h->name);
+    if (h->flag) {
+      if (const auto it = switches.find(name); it != switches.end() && it->second) out[name] = 1;
+      continue;
+    }
+    const auto it = hyper.find(name);
+    if (it == hyper.end() || it->second.empty()) continue;
+    if (!h->choices.empty()) {
+      // A choice: its index among the names every row that has it lists (the same list).
+      const auto c = std::find(h->choices.begin(), h->choices.end(), it->second);
+      if (c == h->choices.end())
+        throw UsageError(fmt::format("{} '{}' is not {}", flag_of(name), it->second, h->range_text()));
+      out[name] = static_cast<double>(c - h->choices.begin());
+      continue;
+    }
+    try {
+      out[name] = parse_finite(it->second, flag_of(name));
+    } catch (const std::invalid_argument& e) {
+      usage_error(flag_of(name), e);
+    }
+  }
+  return out;
+}
+
+Average ProblemOptions::make_average() const {
+  try {
+    return parse_average(average);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--average", e);
+  }
+}
+
 MethodSpec ProblemOptions::make_method() const {
   MethodSpec m;
   try {
-    m.kind = parse_method_kind(method);
-    m.lr = lr;
-    m.momentum = momentum;
-    m.kappa = kappa;
-    m.xi = xi;
-    m.small_const = small_const;
-    if (m.kind == MethodKind::Custom) {
-      if (method_file.empty()) throw UsageError("--method-file is required for --method custom");
+    const MethodInfo& row = method_info(method);
+    m.name = std::string(row.name);
+    m.values = given_hyperparameters();
+    m.average = make_average();
+    if (row.from_file) {
+      if (method_file.empty()) throw UsageError(fmt::format("--method-file is required for --method {}", row.name));
       m.custom = read_method_file(method_file);
     } else if (!method_file.empty()) {
       throw UsageError(fmt::format("--method-file {} applies only to --method custom", method_file));
@@ -144,20 +211,32 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
       ->capture_default_str()
       ->group("Problem");
   if (flags.method) {
-    auto* m = app.add_option("--method", o.method, "Method: sgd, hb, nag, asgd or custom")->group("Method");
+    auto* m = app.add_option("--method", o.method, "Method: " + method_names() + " (cesr methods lists them)")
+                  ->group("Method");
     if (flags.method_required) m->required();
     if (flags.hyperparameters) {
-      app.add_option("--lr", o.lr, "Step size eta (sgd, hb, nag, asgd)")->group("Method");
-      app.add_option("--momentum", o.momentum, "Momentum beta in [0, 1) (hb, nag)")->group("Method");
-      app.add_option("--kappa", o.kappa, "AccSGD long-step parameter kappa_a >= 1 (asgd)")->group("Method");
-      app.add_option("--xi", o.xi, "AccSGD statistical advantage parameter xi > 0 (asgd)")->group("Method");
-      app.add_option("--small-const", o.small_const, "AccSGD constant c (asgd)")
-          ->capture_default_str()
-          ->group("Method");
+      // One option per hyperparameter of the registry, described by the first
+      // row that has it, with the rows that take it.
+      for (const Hyperparameter* h : all_hyperparameters()) {
+        const std::string name(h->name);
+        if (name == "lr" && !flags.step_size) continue;
+        const std::string help = fmt::format("{} ({})", h->description, rows_with(name));
+        if (h->flag) {
+          app.add_flag(flag_of(name), o.switches[name], help)->group("Method");
+        } else {
+          app.add_option(flag_of(name), o.hyper[name], help)->group("Method");
+        }
+      }
     }
     app.add_option("--method-file", o.method_file,
-                   "JSON file {\"P\": [[..],[..]], \"q\": [..], \"r\": [..], \"o\": [..]} (custom)")
+                   "JSON file {\"P\": [[..],..], \"q\": [..], \"r\": [..], \"o\": [..], \"s0\": [..]} "
+                   "with k <= 4 states (custom; s0 optional, default all ones)")
         ->group("Method");
+    if (flags.average)
+      app.add_option("--average", o.average,
+                     "Report the loss of an average of the iterate: ema:decay=G, polyak or tail:start=S "
+                     "(adds one state; any method with k <= 3)")
+          ->group("Method");
   }
   if (flags.precision && flags.auto_precision) o.precision = "auto";
   if (flags.precision)
@@ -167,6 +246,26 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
                        : "Arithmetic: double|long|quad|mp50")
         ->capture_default_str()
         ->group("Numerics");
+}
+
+std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items) {
+  std::map<std::string, Box, std::less<>> out;
+  for (const std::string& item : items) {
+    const auto eq = item.find('='), colon = item.find(':', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || colon == std::string::npos)
+      throw UsageError(fmt::format("--search: '{}' is not NAME=LO:HI", item));
+    std::string name = item.substr(0, eq);
+    std::replace(name.begin(), name.end(), '-', '_');
+    Box b;
+    try {
+      b.lo = parse_finite(item.substr(eq + 1, colon - eq - 1), "--search");
+      b.hi = parse_finite(item.substr(colon + 1), "--search");
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("--search: '{}': {}", item, e.what()));
+    }
+    if (!out.emplace(name, b).second) throw UsageError(fmt::format("--search: {} is given twice", name));
+  }
+  return out;
 }
 
 Format parse_json_or_table(const std::string& name) {

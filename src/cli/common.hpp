@@ -9,7 +9,9 @@
 #include "cesr/real.hpp"
 #include "cesr/report.hpp"
 #include "cesr/spectrum.hpp"
+#include "cesr/tune.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -23,11 +25,11 @@ struct ProblemOptions {
   std::string init = "isotropic";
   std::string method;
   std::string method_file;
-  double lr = MethodSpec::unset;
-  double momentum = MethodSpec::unset;
-  double kappa = MethodSpec::unset;
-  double xi = MethodSpec::unset;
-  double small_const = 0.7;
+  std::string average;
+  /// Hyperparameter values as typed, by field name ("" when not given), one
+  /// slot per hyperparameter of the registry; switches (e.g. nesterov) apart.
+  std::map<std::string, std::string, std::less<>> hyper;
+  std::map<std::string, bool, std::less<>> switches;
   std::uint64_t batch = 1;
   double kurtosis = 3;
   double noise = 0;
@@ -35,8 +37,13 @@ struct ProblemOptions {
 
   /// Spectrum and init (validated).
   Spectrum make_spectrum() const;
-  /// Method kind and hyperparameters (validated).
+  /// Method and hyperparameters (validated).
   MethodSpec make_method() const;
+  /// The hyperparameters given, as numbers (choices as their index), not
+  /// checked against any method (tune and frontier hold them fixed).
+  std::map<std::string, double, std::less<>> given_hyperparameters() const;
+  /// --average (none when not given).
+  Average make_average() const;
   /// Batch, kurtosis and label noise (validated).
   NoiseModel make_noise() const;
   Precision make_precision() const;
@@ -47,10 +54,16 @@ struct ProblemOptions {
 struct ProblemFlags {
   bool method = true;            ///< --method and hyperparameters
   bool method_required = true;   ///< --method must be given
-  bool hyperparameters = true;   ///< --lr, --momentum, ...
+  bool hyperparameters = true;   ///< --lr, --momentum, ... (every hyperparameter of the registry)
+  bool step_size = true;         ///< ... including --lr (stability searches it)
+  bool average = true;           ///< --average
   bool precision = true;         ///< --precision
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
 };
+
+/// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
+/// (names with '-' or '_'); a UsageError naming --search otherwise.
+std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items);
 
 /// Adds the problem options to a subcommand.
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags = {});
@@ -79,8 +92,17 @@ void write_plot(const std::string& path, const std::string& content);
 /// json or table, anything else a UsageError naming --format.
 Format parse_json_or_table(const std::string& name);
 
-/// Rethrows std::invalid_argument from a parser as a UsageError prefixed by `flag`
-/// unless the message already names a flag.
+/// The CLI flag of a library field: "--" and the field with '_' as '-'
+/// (lr -> --lr, small_const -> --small-const, method_file -> --method-file).
+std::string flag_of(std::string_view field);
+
+/// The message of a library error in the CLI's words: a FieldError's leading
+/// field becomes its flag ("lr must be > 0" -> "--lr must be > 0").
+std::string cli_message(const std::exception& e);
+
+/// Rethrows std::invalid_argument from a parser as a UsageError: a FieldError
+/// in the CLI's words (cli_message), anything else prefixed by `flag` unless
+/// the message already names a flag.
 [[noreturn]] void usage_error(std::string_view flag, const std::exception& e);
 
 }  // namespace cesr::cli

@@ -1,4 +1,5 @@
 // cesr: exact compute-efficiency / serial-runtime trade-offs of stochastic momentum methods.
+#include "common.hpp"
 #include "registry.hpp"
 
 #include <fmt/format.h>
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     std::cerr << fmt::format("{}: error: {}\n", command, e.what());
     return Exit::usage;
   } catch (const std::invalid_argument& e) {
-    std::cerr << fmt::format("{}: error: {}\n", command, e.what());
+    std::cerr << fmt::format("{}: error: {}\n", command, cli_message(e));
     return Exit::usage;
   } catch (const std::bad_alloc&) {
     std::cerr << fmt::format("{}: error: out of memory (the problem is too large for this machine)\n", command);
