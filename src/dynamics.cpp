@@ -71,7 +71,7 @@ constexpr int max_scale_exp = 1 << 20;
 template <class Real>
 void Dynamics<Real>::reset() {
   // S_i(0) = E[e_{0,i}^2] s0 s0^T: state vector a starts at s0[a] e_0.
-  method_ = path_.initial;
+  method_ = path_.coefficients(0);
   const int k = method_.k;
   const std::size_t d = lambda_.size();
   Real* out = state_.data();

@@ -440,16 +440,22 @@ Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const
 
 // --- Any k: the secular function from the k(k+1)/2 x k(k+1)/2 blocks --------
 //
-// For k > 2 there is no closed form worth having: per direction the block D_i
-// (S -> A_i S A_i^T plus the self-noise (K-2) u_i q q^T r^T S r, in the unique
-// entries of S) is built and z I - D_i factorised (n = k(k+1)/2 <= 10). The
-// term of g is u_i r^T [(z - D_i)^{-1} q q^T] r and its x-derivative
-// u_i r^T (z - D_i)^{-2} q q^T r. A point z is accepted for direction i when
-// z > rho(D_i), certified without eigenvalues: D_i maps PSD matrices to PSD
-// matrices, so z > rho(D_i) iff W = (z - D_i)^{-1} I is positive definite
-// (if z > rho, W = sum_n D_i^n(I) / z^(n+1) >= I / z; conversely W > 0 with
-// D_i(W) = z W - I < z W bounds rho(D_i) below z). Every accepted term is then
-// >= 0 and decreasing in z, as the guarantees of the k <= 2 path require.
+// For k > 2 there is no closed form worth having: per direction the
+// deterministic block M_i: S -> A_i S A_i^T (in the k(k+1)/2 unique entries of
+// S, n <= 10) is built and z I - M_i factorised. With
+//   phi_i(z) = r^T [(z - M_i)^{-1} q q^T] r   and   phi_i'(x) = r^T (z - M_i)^{-2} q q^T r,
+// the self-noise (K-2) u_i q q^T r^T S r is a rank-one term, so the term of g is
+// h_i = u_i phi_i / (1 - (K-2) u_i phi_i) (Sherman-Morrison), with x-derivative
+// u_i phi_i' / (1 - (K-2) u_i phi_i)^2. A point z is accepted for direction i
+// when z > rho(M_i), certified without eigenvalues: M_i maps PSD matrices to
+// PSD matrices, so z > rho(M_i) iff W = (z - M_i)^{-1} I is positive definite
+// (if z > rho, W = sum_n M_i^n(I) / z^(n+1) >= I / z; conversely W > 0 with
+// M_i(W) = z W - I < z W bounds rho(M_i) below z); and, for K > 2, when
+// 1 - (K-2) u_i phi_i > 0, which is z > rho(D_i) for the positive rank-one
+// perturbation D_i of M_i. (For K < 2 the self-noise term only adds to the
+// denominator; the full operator stays positive since K - 1 >= 0.) Every
+// accepted term is then >= 0 and decreasing in z, as the guarantees of the
+// k <= 2 path require.
 
 template <class Real>
 class GenericSecular {
@@ -495,7 +501,7 @@ class GenericSecular {
           const auto [c, d] = pairs_[col];
           Real image = A[a][c] * A[b][d];
           if (c != d) image += A[a][d] * A[b][c];
-          M(row, col) = (row == col ? z : Real(0)) - image - kb_ * u * qq_[row] * w_[col];
+          M(row, col) = (row == col ? z : Real(0)) - image;
         }
       }
       const Eigen::PartialPivLU<Mat> lu(M);
@@ -506,14 +512,14 @@ class GenericSecular {
       if (chol.info() != Eigen::Success) return out;
       const Vec y = lu.solve(rhs);
       const Vec dy = lu.solve(y);
-      Real h = 0, dh = 0;
+      Real phi = 0, dphi = 0;
       for (int e = 0; e < n; ++e) {
-        h += w_[e] * y[e];
-        dh += w_[e] * dy[e];
+        phi += w_[e] * y[e];
+        dphi += w_[e] * dy[e];
       }
-      h *= u;
-      dh *= u;
-      if (!(h >= 0) || !(dh >= 0)) return out;
+      const Real den = 1 - kb_ * u * phi;
+      if (!(phi >= 0) || !(dphi >= 0) || !(den > 0)) return out;
+      const Real h = u * phi / den, dh = u * dphi / (den * den);
       sum += h;
       dsum += dh;
     }

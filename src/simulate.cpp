@@ -179,7 +179,7 @@ class RunSimulator {
   /// Returns the first recorded point whose loss overflowed, if any.
   std::optional<std::size_t> run(std::uint64_t j) {
     Engine eng = engine_for_run(config_.seed, j);
-    Method<double> m = path_.initial;
+    Method<double> m = path_.coefficients(0);
     const int k = m.k;
     std::vector<Vector> s(static_cast<std::size_t>(k)), next(static_cast<std::size_t>(k));
     for (int a = 0; a < k; ++a) s[a] = m.s0[a] * e0_;

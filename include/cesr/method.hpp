@@ -65,7 +65,7 @@ struct Method {
 /// coefficients (`initial` for every t).
 template <class Real>
 struct MethodPath {
-  Method<Real> initial;  ///< the coefficients of step 0
+  Method<Real> initial;  ///< k and s0; the coefficients when `at` is empty
   std::function<void(std::uint64_t t, Method<Real>& m)> at;
   /// The coefficients are those of step `constant_from` for every t >= it
   /// (0: constant; nullopt: they never settle, e.g. Polyak averaging).
