@@ -51,6 +51,26 @@ void BM_HeavyBall(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// The same heavy ball through the generic any-k kernel (the path k = 3, 4
+// methods take), and heavy ball with an EMA of the iterate (k = 3).
+void BM_HeavyBallGeneric(benchmark::State& state) {
+  const auto d = static_cast<std::size_t>(state.range(0));
+  const cesr::Spectrum s = problem(d);
+  cesr::MethodSpec spec = heavy_ball();
+  if (state.range(1)) spec.average = cesr::parse_average("ema:decay=0.9");
+  cesr::Dynamics<double> dyn(s, cesr::make_path<double>(spec), noise_for(d), cesr::Kernel::Generic);
+  std::int64_t steps = 0;
+  for (auto _ : state) {
+    dyn.step();
+    ++steps;
+    benchmark::DoNotOptimize(dyn.loss());
+  }
+  state.SetLabel(state.range(1) ? "hb+ema, k = 3" : "hb, k = 2");
+  state.counters["ns/dir-step"] = benchmark::Counter(
+      static_cast<double>(steps) * static_cast<double>(d) * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // Baseline: the heavy-ball recursion with its matrices written out by hand
 // (A = [[1+b-eta l, -b], [1, 0]], q = (eta, 0), r = o = (1, 0)), one fused
 // loop in double, same state layout. Independent of src/dynamics.cpp.
@@ -100,6 +120,7 @@ void BM_ReferenceLoop(benchmark::State& state) {
 
 BENCHMARK(BM_ReferenceLoop)->RangeMultiplier(10)->Range(1000, 1000000);
 BENCHMARK(BM_HeavyBall<double>)->Name("BM_HeavyBall<double>")->RangeMultiplier(10)->Range(1000, 1000000);
+BENCHMARK(BM_HeavyBallGeneric)->Args({10000, 0})->Args({10000, 1});
 BENCHMARK(BM_HeavyBall<long double>)->Name("BM_HeavyBall<long double>")->Arg(10000);
 BENCHMARK(BM_HeavyBall<cesr::quad>)->Name("BM_HeavyBall<quad>")->Arg(10000);
 BENCHMARK(BM_HeavyBall<cesr::mp50>)->Name("BM_HeavyBall<mp50>")->Arg(10000);

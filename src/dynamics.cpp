@@ -249,10 +249,18 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
     for (int a = 0; a < K; ++a)
       for (int b = 0; b < K; ++b) qq[a][b] = m.q[a] * m.q[b];
   }
+  // Local copies, so that the per-direction loop sees no aliasing and vectorizes.
+  std::array<std::array<Real, K>, K> P{}, qr{};
+  for (int a = 0; a < K; ++a)
+    for (int b = 0; b < K; ++b) {
+      P[a][b] = m.P[a][b];
+      qr[a][b] = m.q[a] * m.r[b];
+    }
   Real psi = 0, loss = 0;
-  Real* base = state_.data();
-  for (std::size_t i = 0; i < d; ++i) {
-    const Real l = lambda_[i];
+  Real* __restrict base = state_.data();
+  const Real* __restrict lam = lambda_.data();
+  const auto body = [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
+    const Real l = lam[i];
     Real S[K][K], A[K][K], T[K][K];
     {
       int e = 0;
@@ -267,7 +275,7 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
     }
     const Real noise = l * (ekb * l * z2 + coupling);
     for (int a = 0; a < K; ++a)
-      for (int b = 0; b < K; ++b) A[a][b] = m.P[a][b] - l * m.q[a] * m.r[b];
+      for (int b = 0; b < K; ++b) A[a][b] = P[a][b] - l * qr[a][b];
     for (int a = 0; a < K; ++a)
       for (int b = 0; b < K; ++b) {
         Real sum = 0;
@@ -284,9 +292,10 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
         p += wr_next[e] * sum;
         o += wo_next[e] * sum;
       }
-    psi += l * p;
-    loss += l * o;
-  }
+    psi_sum += l * p;
+    loss_sum += l * o;
+  };
+  for_each_direction(d, psi, loss, body);
   psi_out = psi;
   loss_out = loss;
 }
