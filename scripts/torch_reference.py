@@ -75,6 +75,13 @@ CASES = [
                                         schedule="SequentialLR([LinearLR(start_factor=0.05, end_factor=1.0, "
                                                  "total_iters=20), CosineAnnealingLR(T_max=180, eta_min=0)], "
                                                  "milestones=[20]), scheduler.step() after every optimizer.step()")),
+    # The same with LinearLR(start_factor=1/20, total_iters=19): m_t = (t + 1)/20 for t < 20, exactly cesr's
+    # --lr-schedule cosine:steps=200,warmup=20 (LinearLR with total_iters=20 reaches 1 one step later).
+    ("sgd_momentum_warmup20_cosine", dict(lr=0.05, momentum=0.9, dampening=0.0, nesterov=False, sigma2=0.0,
+                                          warmup_start=0.05, warmup_iters=19,
+                                          schedule="SequentialLR([LinearLR(start_factor=0.05, end_factor=1.0, "
+                                                   "total_iters=19), CosineAnnealingLR(T_max=180, eta_min=0)], "
+                                                   "milestones=[20]), scheduler.step() after every optimizer.step()")),
 ]
 
 
@@ -127,7 +134,8 @@ def run_case(index, name, s, runs):
                           dampening=s["dampening"], nesterov=s["nesterov"])
     sched = None
     if "schedule" in s:
-        warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.05, end_factor=1.0, total_iters=20)
+        warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=s.get("warmup_start", 0.05), end_factor=1.0,
+                                                 total_iters=s.get("warmup_iters", 20))
         cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS - 20, eta_min=0.0)
         sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[20])
     avg = None

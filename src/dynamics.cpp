@@ -42,6 +42,7 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
                          Kernel kernel)
     : path_(method),
       method_(method.initial),
+      noise_(noise),
       kernel_(kernel),
       inv_batch_(Real(1) / Real(noise.batch)),
       excess_kurtosis_over_batch_((Real(noise.kurtosis) - 2) / Real(noise.batch)),
@@ -145,6 +146,12 @@ void Dynamics<Real>::measure() {
     }
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
+}
+
+template <class Real>
+void Dynamics<Real>::set_batch(std::uint64_t batch) {
+  inv_batch_ = Real(1) / Real(batch);
+  excess_kurtosis_over_batch_ = (Real(noise_.kurtosis) - 2) / Real(batch);
 }
 
 template <class Real>
@@ -310,6 +317,7 @@ void Dynamics<Real>::step() {
     path_.at(t_ + 1, next_);
     next = &next_;
   }
+  if (!noise_.batch_schedule.constant()) set_batch(noise_.batch_at(t_));
   Real psi = 0, loss = 0;
   const bool fast = kernel_ == Kernel::Auto;
   switch (method_.k) {

@@ -139,6 +139,9 @@ MethodPath<Real> qhm(const MethodSpec& s) {
 // (the authors' default weighting c_{t+1} = lr_t^2 / sum_{s<=t} lr_s^2 at a
 // constant step size), the loss at x:
 //   P_t = [[1 - c, c], [0, 1]],  q_t = (c lr, lr),  r = (beta, 1 - beta),  o = (1, 0)
+// Under a learning-rate schedule gamma_t = lr m_t the weights are the authors'
+// c_{t+1} = M_t^2 / sum_{s<=t} M_s^2 with M_s = max_{u<=s} gamma_u (their
+// lr_max and weight_sum), accumulated once along the steps.
 template <class Real>
 MethodPath<Real> schedule_free(const MethodSpec& s) {
   const Real lr = hp<Real>(s, "lr"), beta = hp<Real>(s, "momentum");
@@ -148,15 +151,43 @@ MethodPath<Real> schedule_free(const MethodSpec& s) {
   m.o = {Real(1), Real(0)};
   m.P[1] = {Real(0), Real(1)};
   m.q[1] = lr;
-  const auto fill = [lr](std::uint64_t t, Method<Real>& c) {
-    const Real w = Real(1) / Real(t + 1);
-    c.P[0] = {1 - w, w};
-    c.q[0] = w * lr;
-  };
-  fill(0, m);
-  MethodPath<Real> path(m);
-  path.at = fill;
+  MethodPath<Real> path;
   path.constant_from = std::nullopt;
+  if (s.lr_schedule.constant()) {
+    const auto fill = [lr](std::uint64_t t, Method<Real>& c) {
+      const Real w = Real(1) / Real(t + 1);
+      c.P[0] = {1 - w, w};
+      c.q[0] = w * lr;
+    };
+    fill(0, m);
+    path.initial = m;
+    path.at = fill;
+    return path;
+  }
+  struct Weights {
+    std::uint64_t next = 0;  // steps accumulated: 0..next-1
+    Real max{}, sum{};
+  };
+  // The running sums live in the callable (mutable), so every copy of the path
+  // -- one per Dynamics, one per simulation thread -- has its own.
+  const Schedule schedule = s.lr_schedule;
+  const auto fill = [lr, schedule, state = Weights{}](std::uint64_t t, Method<Real>& c) mutable {
+    if (t + 1 < state.next) state = Weights{};  // asked for an earlier step: start over
+    for (; state.next <= t; ++state.next) {
+      const Real g = lr * static_cast<Real>(schedule.at(state.next));
+      if (g > state.max) state.max = g;
+      state.sum += state.max * state.max;
+    }
+    const Real gamma = lr * static_cast<Real>(schedule.at(t));
+    const Real w = state.sum > 0 ? state.max * state.max / state.sum : Real(1);
+    c.P[0] = {1 - w, w};
+    c.q[0] = w * gamma;
+    c.q[1] = gamma;
+  };
+  auto first = fill;  // a copy: the path's own callable starts from scratch
+  first(0, m);
+  path.initial = m;
+  path.at = fill;
   return path;
 }
 
@@ -377,6 +408,7 @@ std::vector<MethodInfo> make_registry() {
     m.states = 2;
     m.time = Time::Varying;
     m.factory = CESR_FACTORY(schedule_free);
+    m.own_lr_schedule = true;
     rows.push_back(m);
   }
   {
@@ -632,7 +664,7 @@ int MethodSpec::states() const { return make_path<double>(*this).initial.k; }
 
 Time MethodSpec::time() const {
   const Time row = info().time;
-  if (average.constant()) return row;
+  if (average.constant() && lr_schedule.constant() && momentum_schedule.constant()) return row;
   return Time::Varying;
 }
 
@@ -644,8 +676,20 @@ void MethodSpec::validate() const {
       throw FieldError(field, fmt::format("{} {} does not apply to method {}", field, v, name));
     h->check(v);
   }
+  const bool momentum_scheduled = !momentum_schedule.constant();
+  if (momentum_scheduled) {
+    if (!row.find("momentum"))
+      throw FieldError("momentum_schedule", fmt::format("momentum_schedule: method {} has no momentum", name));
+    if (values.count("momentum"))
+      throw FieldError("momentum_schedule", "momentum_schedule replaces momentum: give one of them");
+  }
+  if (!lr_schedule.constant()) {
+    if (!row.find("lr")) throw FieldError("lr_schedule", fmt::format("lr_schedule: method {} has no lr", name));
+    if (lr_schedule.needs_horizon())
+      throw FieldError("lr_schedule", fmt::format("lr_schedule '{}' needs the run's horizon (steps=)", lr_schedule.text()));
+  }
   for (const auto& h : row.hyperparameters)
-    if (!h.optional && !get(h.name))
+    if (!h.optional && !get(h.name) && !(momentum_scheduled && h.name == "momentum"))
       throw FieldError(std::string(h.name), fmt::format("{} is required for method {}", h.name, name));
   if (row.validate) row.validate(*this);
   if (row.from_file) {
@@ -667,10 +711,50 @@ MethodSpec method_spec(std::string_view name, std::initializer_list<std::pair<st
   return s;
 }
 
+namespace {
+
+/// Coefficients under lr and momentum schedules: at step t the row's factory
+/// (in the working precision) with lr m_t lr and the scheduled momentum, its
+/// coefficients of step t; rebuilt only when those values change.
+template <class Real>
+MethodPath<Real> scheduled(const MethodSpec& spec) {
+  const MethodInfo& row = spec.info();
+  struct Cache {
+    bool valid = false;
+    double lr = 0, momentum = 0;
+    MethodPath<Real> path;
+  };
+  const bool lr_here = !spec.lr_schedule.constant() && !row.own_lr_schedule;
+  const bool momentum_here = !spec.momentum_schedule.constant();
+  // The cache lives in the callable (mutable): each copy of the path has its own.
+  const auto coefficients = [spec, lr_here, momentum_here, cache = Cache{}, &row](std::uint64_t t,
+                                                                                 Method<Real>& m) mutable {
+    const double lr = lr_here ? spec.value("lr") * spec.lr_schedule.at(t) : 0;
+    const double momentum = momentum_here ? spec.momentum_schedule.at(t) : 0;
+    if (!cache.valid || lr != cache.lr || momentum != cache.momentum) {
+      MethodSpec at_t = spec;
+      if (lr_here) at_t.set("lr", lr), at_t.lr_schedule = Schedule();
+      if (momentum_here) at_t.set("momentum", momentum), at_t.momentum_schedule = Schedule();
+      cache = {true, lr, momentum, averaged(row.factory.make<Real>(at_t), spec.average)};
+    }
+    m = cache.path.coefficients(t);
+  };
+  MethodPath<Real> path;
+  auto first = coefficients;
+  first(0, path.initial);
+  path.at = coefficients;
+  path.constant_from = std::nullopt;
+  return path;
+}
+
+}  // namespace
+
 template <class Real>
 MethodPath<Real> make_path(const MethodSpec& spec) {
   const MethodInfo& row = spec.info();
   const Time time = spec.time();
+  if ((!spec.lr_schedule.constant() && !row.own_lr_schedule) || !spec.momentum_schedule.constant())
+    return scheduled<Real>(spec);
   if (time != Time::Varying) {
     // Constant (or constant after one step): formed in 50 digits, rounded once.
     return cast_path<Real>(averaged(row.factory.make<mp50>(spec), spec.average));
@@ -756,6 +840,8 @@ std::string describe(const MethodSpec& s) {
     out += "(" + args + ")";
   }
   if (s.average.given()) out += "+" + to_string(s.average);
+  if (!s.lr_schedule.constant()) out += "+lr_schedule=" + s.lr_schedule.text();
+  if (!s.momentum_schedule.constant()) out += "+momentum_schedule=" + s.momentum_schedule.text();
   return out;
 }
 

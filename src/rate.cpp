@@ -660,8 +660,16 @@ Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, 
   return solve<Real>(spectrum, coefficients<Real, mp50>(wide), noise);
 }
 
+namespace {
+void require_constant_batch(const NoiseModel& noise) {
+  if (!noise.batch_schedule.constant())
+    throw FieldError("batch_schedule", "batch_schedule: the rate needs a constant batch size (use steps or loss)");
+}
+}  // namespace
+
 AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
                              const NoiseModel& noise) {
+  require_constant_batch(noise);
   return with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
     return report(contraction_rate<Real>(spectrum, method, noise));
@@ -671,6 +679,7 @@ AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, cons
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                double rtol) {
   check_escalation_rtol(rtol);
+  require_constant_batch(noise);
   int total = 0;  // evaluations summed over the precisions tried
   return escalate_precision(
       [&](Precision p) {

@@ -161,6 +161,7 @@ class RunSimulator {
         config_(config),
         record_(record),
         d_(spectrum.dim()),
+        noise_(noise),
         batch_(noise.batch),
         sigma_(std::sqrt(noise.label_noise)),
         sampler_(config.covariates) {
@@ -169,7 +170,9 @@ class RunSimulator {
     e0_ = Eigen::Map<const Vector>(spectrum.init.data(), static_cast<Eigen::Index>(d_)).sqrt();
     // Covariates are drawn in chunks of rows (at most ~128 KiB), so memory
     // stays O(d) whatever B is: g only needs sum_b x_b a_b.
-    chunk_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(16384 / std::max<std::size_t>(d_, 1), 1, batch_));
+    // (a batch schedule: chunks of its first batch size; larger batches take several)
+    chunk_ = static_cast<std::size_t>(
+        std::clamp<std::uint64_t>(16384 / std::max<std::size_t>(d_, 1), 1, noise.batch_at(0)));
     x_.resize(static_cast<Eigen::Index>(chunk_), static_cast<Eigen::Index>(d_));
     a_.resize(static_cast<Eigen::Index>(chunk_));
     losses_.resize(record_.size());
@@ -184,7 +187,6 @@ class RunSimulator {
     std::vector<Vector> s(static_cast<std::size_t>(k)), next(static_cast<std::size_t>(k));
     for (int a = 0; a < k; ++a) s[a] = m.s0[a] * e0_;
     Vector g(d_), u(d_), e(d_);
-    const double inv_b = 1.0 / static_cast<double>(batch_);
     std::size_t point = 0;
     for (std::uint64_t t = 0;; ++t) {
       if (t > 0 && !path_.constant()) {
@@ -208,8 +210,10 @@ class RunSimulator {
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
       u *= sqrt_lambda_;
       g.setZero();
-      for (std::uint64_t b0 = 0; b0 < batch_; b0 += chunk_) {
-        const auto rows = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch_ - b0));
+      const std::uint64_t batch = noise_.batch_at(t);
+      const double inv_b = 1.0 / static_cast<double>(batch);
+      for (std::uint64_t b0 = 0; b0 < batch; b0 += chunk_) {
+        const auto rows = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch - b0));
         sampler_.fill(x_.data(), static_cast<std::size_t>(rows) * d_, eng);
         auto X = x_.topRows(rows);
         a_.head(rows).matrix().noalias() = X * u.matrix();
@@ -233,10 +237,11 @@ class RunSimulator {
   const std::vector<double>& losses() const { return losses_; }
 
  private:
-  const MethodPath<double>& path_;
+  MethodPath<double> path_;  // a copy per worker: a path's callable may keep state
   const SimulationConfig& config_;
   const std::vector<std::uint64_t>& record_;
   std::size_t d_;
+  NoiseModel noise_;
   std::uint64_t batch_;
   double sigma_;
   CovariateSampler sampler_;

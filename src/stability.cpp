@@ -69,6 +69,8 @@ bool all_zero(const Method<double>::Vector& v, int k) {
 template <class Real>
 StabilityLimits<Real> stability_limits(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
   if (spectrum.lambda.empty()) throw std::invalid_argument("stability_limits: empty spectrum");
+  if (!noise.batch_schedule.constant())
+    throw FieldError("batch_schedule", "batch_schedule: stability needs a constant batch size (use steps or loss)");
   const bool custom = method.info().from_file;
   const std::string name = custom ? describe(method) : method.name;
   // The rate needs constant coefficients (after at most one first step).

@@ -122,6 +122,8 @@ Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noi
   MethodSpec base;
   base.name = std::string(row.name);
   base.average = o.average;
+  base.lr_schedule = o.lr_schedule;
+  base.momentum_schedule = o.momentum_schedule;
   for (const auto& [field, v] : o.fixed) {
     const Hyperparameter* h = row.find(field);
     if (!h) throw FieldError(field, fmt::format("{} {} does not apply to method {}", field, v, row.name));
@@ -146,7 +148,10 @@ Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noi
   // kappa_a up to ten times the statistical condition number K tr(H) / mu.
   const double log_condition_hi = std::log(10 * K * tr / mu);
 
-  const auto free = [&](const Hyperparameter& h) { return h.search != Search::None && !base.values.count(h.name); };
+  const auto free = [&](const Hyperparameter& h) {
+    if (h.name == "momentum" && !o.momentum_schedule.constant()) return false;  // the schedule holds it
+    return h.search != Search::None && !base.values.count(h.name);
+  };
   const Hyperparameter* damping_axis = nullptr;
   for (const auto& h : row.hyperparameters)
     if (free(h) && h.search == Search::Damping) damping_axis = &h;
@@ -448,11 +453,13 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
   MethodSpec probe;
   probe.name = std::string(row.name);
   probe.average = options.average;
-  const bool has_rate = probe.time() != Time::Varying;
+  probe.lr_schedule = options.lr_schedule;
+  probe.momentum_schedule = options.momentum_schedule;
+  const bool has_rate = probe.time() != Time::Varying && noise.batch_schedule.constant();
   if (!has_rate && options.objective == Objective::Rate)
-    throw FieldError("objective", fmt::format("objective: method {} changes its coefficients with the step, so it has no "
-                                              "contraction rate; use the steps objective",
-                                              row.name));
+    throw FieldError("objective", fmt::format("objective: {} changes its coefficients (or batch size) with the step, "
+                                              "so it has no contraction rate; use the steps objective",
+                                              describe(probe)));
   if (!has_rate) return tune_steps_only(spectrum, space, noise, options);
 
   // Rate objective: minimise -gap (unstable points have gap <= 0 and lose).

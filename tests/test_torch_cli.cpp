@@ -7,7 +7,10 @@
 
 #include "cesr_run.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -41,6 +44,10 @@ TEST_CASE("torch.optim.SGD curves agree with torch-sgd, and not with the wrong m
       {"sgd_swa_tail.csv", "--method sgd --lr 0.2 --average tail:start=1",
        {"--method sgd --lr 0.2 --average polyak",                // AveragedModel's first update copies: e_0 is not in the mean
         "--method sgd --lr 0.2"}},
+      {"sgd_momentum_warmup20_cosine.csv",
+       "--method torch-sgd --lr 0.05 --momentum 0.9 --lr-schedule cosine:steps=200,warmup=20",
+       {"--method torch-sgd --lr 0.05 --momentum 0.9 --lr-schedule cosine:steps=200",  // warmup left out
+        "--method torch-sgd --lr 0.05 --momentum 0.9 --lr-schedule cosine:steps=200,warmup=21"}},
       {"sgd_momentum_ema.csv", "--method torch-sgd --lr 0.05 --momentum 0.9 --average ema:decay=0.9",
        {"--method torch-sgd --lr 0.05 --momentum 0.9 --average ema:decay=0.1",
         "--method torch-sgd --lr 0.05 --momentum 0.9"}},
@@ -57,6 +64,30 @@ TEST_CASE("torch.optim.SGD curves agree with torch-sgd, and not with the wrong m
       CHECK(bad.err.find("cesr check: disagree") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("any PyTorch scheduler: the learning rates it used, as a file schedule") {
+  // LinearLR(start_factor=0.05, total_iters=20) is no built-in shape (it reaches
+  // 1 at step 20, warmup=20 at step 19): pass torch's own lr per step as factors.
+  cesr_test::ScratchWorkingDirectory dir("torch_lr_file");
+  std::ifstream in(std::string(CESR_SOURCE_DIR) + "/tests/data/torch/sgd_momentum_warmup_cosine_lr.csv");
+  std::ofstream out("factor.csv");
+  std::string line;
+  std::getline(in, line);  // step,lr
+  out << "step,factor\n";
+  while (std::getline(in, line)) {
+    const auto comma = line.find(',');
+    out << line.substr(0, comma) << ',' << fmt::format("{:.17g}", std::stod(line.substr(comma + 1)) / 0.05) << '\n';
+  }
+  out.close();
+  const std::string file = "sgd_momentum_warmup_cosine.csv";
+  const std::string base = "--method torch-sgd --lr 0.05 --momentum 0.9 --lr-schedule ";
+  const auto in_dir = [&](const std::string& method) {
+    return run_cesr("check --input " + std::string(CESR_SOURCE_DIR) + "/tests/data/torch/" + file + problem + method,
+                    dir.dir);
+  };
+  CHECK(in_dir(base + "file:factor.csv").code == 0);
+  CHECK(in_dir(base + "cosine:steps=200,warmup=20").code == 1);
 }
 
 TEST_CASE("methods without a rate are refused by rate, stability and the rate objective, naming steps") {

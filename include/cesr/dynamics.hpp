@@ -12,6 +12,7 @@
 
 #include "cesr/method.hpp"
 #include "cesr/real.hpp"
+#include "cesr/schedule.hpp"
 #include "cesr/spectrum.hpp"
 
 #include <cstdint>
@@ -25,6 +26,12 @@ struct NoiseModel {
   std::uint64_t batch = 1;  ///< B >= 1 fresh samples per step
   double kurtosis = 3;      ///< K = E[xi^4] of whitened coordinates (3 Gaussian, 1 Rademacher)
   double label_noise = 0;   ///< sigma^2 >= 0
+  /// Batch size at step t when not constant (replaces `batch`).
+  Schedule batch_schedule;
+  /// The batch size of step t.
+  std::uint64_t batch_at(std::uint64_t t) const {
+    return batch_schedule.constant() ? batch : static_cast<std::uint64_t>(batch_schedule.at(t));
+  }
   /// Throws std::invalid_argument naming --batch, --kurtosis or --noise.
   void validate() const;
 };
@@ -80,8 +87,11 @@ class Dynamics {
   void step_k1(const Method<Real>& next, Real& psi, Real& loss);
   void step_k2(const Method<Real>& next, Real& psi, Real& loss);
 
+  void set_batch(std::uint64_t batch);  // inv_batch_ and excess_kurtosis_over_batch_ of a batch size
+
   MethodPath<Real> path_;
   Method<Real> method_, next_;   // coefficients of steps t and t + 1
+  NoiseModel noise_;
   Kernel kernel_;
   Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
   std::vector<Real> lambda_;

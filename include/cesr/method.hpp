@@ -14,6 +14,7 @@
 
 #include "cesr/error.hpp"
 #include "cesr/real.hpp"
+#include "cesr/schedule.hpp"
 
 #include <array>
 #include <cmath>
@@ -149,6 +150,9 @@ struct MethodInfo {
   Time time = Time::Constant;
   Factory factory;
   bool from_file = false;  ///< the coefficients come from MethodSpec::custom (a method file)
+  /// The factory applies MethodSpec::lr_schedule itself (schedule-free: its
+  /// averaging weights follow the step sizes); for the others make_path does.
+  bool own_lr_schedule = false;
   /// Relations between hyperparameters beyond their ranges (may be null);
   /// throws std::invalid_argument naming the fields.
   void (*validate)(const MethodSpec&) = nullptr;
@@ -198,6 +202,9 @@ struct MethodSpec {
   std::string name = "sgd";
   std::map<std::string, double, std::less<>> values;  ///< given hyperparameters, by field name
   Average average;
+  /// Learning-rate factor m_t (lr_t = lr m_t) and momentum schedule (replaces
+  /// the momentum hyperparameter); horizon-dependent shapes must be resolved.
+  Schedule lr_schedule, momentum_schedule;
   Method<double> custom{};  ///< (P, q, r, o, s0) for the row "custom"
 
   const MethodInfo& info() const { return method_info(name); }

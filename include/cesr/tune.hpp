@@ -57,6 +57,9 @@ struct TuneOptions {
   std::map<std::string, Box, std::less<>> boxes;
   /// Averaging applied to the method (part of the problem, never tuned).
   Average average;
+  /// Schedules (part of the problem): the tuner scales the peak lr; a momentum
+  /// schedule holds the momentum. Any schedule needs the steps objective.
+  Schedule lr_schedule, momentum_schedule;
   /// Recompute the reported gap with contraction_rate_auto (double, then long
   /// double, quad, mp50 until two agree); the search itself always runs in double.
   bool confirm_gap = true;

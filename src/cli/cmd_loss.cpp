@@ -141,9 +141,22 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
 
 int run_loss(const LossOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
-  std::vector<MethodSpec> specs{o.problem.make_method()};
-  for (const auto& text : o.compare) specs.push_back(parse_compare(text));
-  const NoiseModel base_noise = o.problem.make_noise();
+  ProblemOptions problem = o.problem;
+  problem.horizon = o.steps;  // for schedules that leave out steps=
+  std::vector<MethodSpec> specs{problem.make_method()};
+  for (const auto& text : o.compare) {
+    specs.push_back(parse_compare(text));
+    // The schedules are part of the problem: every curve runs under them.
+    MethodSpec& c = specs.back();
+    if (c.info().find("lr")) c.lr_schedule = specs.front().lr_schedule;
+    if (c.info().find("momentum") && !c.values.count("momentum")) c.momentum_schedule = specs.front().momentum_schedule;
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("--compare {}: {}", text, cli_message(e)));
+    }
+  }
+  const NoiseModel base_noise = problem.make_noise();
   const Precision precision = o.problem.make_precision();
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);
@@ -158,6 +171,8 @@ int run_loss(const LossOptions& o) {
   if (!o.compare_batches.empty()) {
     if (o.batch_flag && o.batch_flag->count() > 0)
       throw UsageError("--compare-batches replaces --batch: give one of them");
+    if (!base_noise.batch_schedule.constant())
+      throw UsageError("--compare-batches and --batch-schedule: give one of them");
     batches = parse_batches(o.compare_batches);
   }
   const bool several_methods = specs.size() > 1, several_batches = !o.compare_batches.empty();
@@ -198,6 +213,20 @@ int run_loss(const LossOptions& o) {
       if (!ok) return Exit::diverged;
     }
 
+  // With a batch schedule: the samples consumed before each printed step.
+  const bool with_samples = !base_noise.batch_schedule.constant();
+  const auto samples_before = [&](const std::vector<std::uint64_t>& steps) {
+    std::vector<std::string> out;
+    std::uint64_t t = 0;
+    unsigned __int128 total = 0;
+    for (const std::uint64_t s : steps) {
+      for (; t < s; ++t) total += base_noise.batch_at(t);
+      out.push_back(fmt::format("{}", static_cast<double>(total) < 1.8e19 ? std::to_string(static_cast<std::uint64_t>(total))
+                                                                         : format_real(static_cast<double>(total), 17)));
+    }
+    return out;
+  };
+
   // Everything is computed: render, then write.
   std::string main_output;
   if (pgfplots) {
@@ -207,15 +236,24 @@ int run_loss(const LossOptions& o) {
     if (several_methods || several_batches) {
       // Long format: one row per (curve, step).
       t.columns = {"method", "batch", "step", "loss"};
-      for (const Curve& c : curves)
-        for (std::size_t i = 0; i < c.step.size(); ++i)
+      if (with_samples) t.columns.push_back("samples");
+      for (const Curve& c : curves) {
+        const auto samples = with_samples ? samples_before(c.step) : std::vector<std::string>{};
+        for (std::size_t i = 0; i < c.step.size(); ++i) {
           t.rows.push_back({Cell::string(describe(c.spec)), Cell::number(std::to_string(c.batch)),
                             Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
+          if (with_samples) t.rows.back().push_back(Cell::number(samples[i]));
+        }
+      }
     } else {
       t.columns = {"step", "loss"};
+      if (with_samples) t.columns.push_back("samples");
       const Curve& c = curves.front();
-      for (std::size_t i = 0; i < c.step.size(); ++i)
+      const auto samples = with_samples ? samples_before(c.step) : std::vector<std::string>{};
+      for (std::size_t i = 0; i < c.step.size(); ++i) {
         t.rows.push_back({Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
+        if (with_samples) t.rows.back().push_back(Cell::number(samples[i]));
+      }
     }
     RenderOptions ro;
     if (format == Format::Markdown || format == Format::Latex) ro.digits = o.digits;

@@ -45,7 +45,9 @@ Table simulation_table(const SimulationResult& r) {
 
 int run_simulate(const SimulateOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
-  const MethodSpec spec = o.problem.make_method();
+  ProblemOptions problem_with_horizon = o.problem;
+  problem_with_horizon.horizon = o.steps;  // for schedules that leave out steps=
+  const MethodSpec spec = problem_with_horizon.make_method();
   const Precision precision = o.problem.make_precision();
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);

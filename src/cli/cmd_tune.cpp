@@ -40,6 +40,12 @@ int run_tune(const TuneCliOptions& o) {
   TuneOptions t;
   t.fixed = o.problem.given_hyperparameters();
   t.average = o.problem.make_average();
+  try {
+    t.lr_schedule = Schedule::learning_rate(o.problem.lr_schedule);
+    t.momentum_schedule = Schedule::momentum(o.problem.momentum_schedule);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--lr-schedule", e);
+  }
   t.boxes = parse_search_boxes(o.search);
   try {
     t.objective = parse_objective(o.objective);

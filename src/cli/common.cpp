@@ -150,6 +150,13 @@ MethodSpec ProblemOptions::make_method() const {
     m.name = std::string(row.name);
     m.values = given_hyperparameters();
     m.average = make_average();
+    try {
+      m.lr_schedule = Schedule::learning_rate(lr_schedule);
+      if (m.lr_schedule.needs_horizon() && horizon > 0) m.lr_schedule = m.lr_schedule.resolve(horizon);
+      m.momentum_schedule = Schedule::momentum(momentum_schedule);
+    } catch (const std::invalid_argument& e) {
+      usage_error("--lr-schedule", e);
+    }
     if (row.from_file) {
       if (method_file.empty()) throw UsageError(fmt::format("--method-file is required for --method {}", row.name));
       m.custom = read_method_file(method_file);
@@ -165,6 +172,16 @@ MethodSpec ProblemOptions::make_method() const {
 
 NoiseModel ProblemOptions::make_noise() const {
   NoiseModel n{batch, kurtosis, noise};
+  try {
+    n.batch_schedule = Schedule::batch(batch_schedule);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--batch-schedule", e);
+  }
+  if (!n.batch_schedule.constant()) {
+    if (batch_option && batch_option->count() > 0)
+      throw UsageError("--batch-schedule replaces --batch: give one of them");
+    n.batch = n.batch_at(0);
+  }
   try {
     n.validate();
   } catch (const std::invalid_argument& e) {
@@ -207,9 +224,26 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
-      ->capture_default_str()
-      ->group("Problem");
+  o.batch_option = app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
+                       ->capture_default_str()
+                       ->group("Problem");
+  if (flags.schedules) {
+    app.add_option("--lr-schedule", o.lr_schedule,
+                   "Factor m_t on --lr at step t: constant, cosine:steps=T[,warmup=W][,final=F], linear:..., "
+                   "wsd:steps=T,decay=D[,...], step:every=N,factor=G, invtime:t0=T0[,power=P], file:PATH "
+                   "(docs/schedules.md)")
+        ->capture_default_str()
+        ->group("Schedules");
+    app.add_option("--momentum-schedule", o.momentum_schedule,
+                   "Momentum at step t: constant or file:PATH (CSV step,momentum); replaces --momentum")
+        ->capture_default_str()
+        ->group("Schedules");
+    app.add_option("--batch-schedule", o.batch_schedule,
+                   "Batch size at step t: constant, ramp:start=B0,every=N,max=BMAX[,factor=F] or file:PATH "
+                   "(CSV step,batch); replaces --batch")
+        ->capture_default_str()
+        ->group("Schedules");
+  }
   if (flags.method) {
     auto* m = app.add_option("--method", o.method, "Method: " + method_names() + " (cesr methods lists them)")
                   ->group("Method");

@@ -26,6 +26,11 @@ struct ProblemOptions {
   std::string method;
   std::string method_file;
   std::string average;
+  std::string lr_schedule = "constant", momentum_schedule = "constant", batch_schedule = "constant";
+  /// The run's horizon for schedules that leave out steps= (0: none; set by
+  /// commands with --steps before make_method).
+  std::uint64_t horizon = 0;
+  const CLI::Option* batch_option = nullptr;  ///< --batch, to refuse it beside --batch-schedule
   /// Hyperparameter values as typed, by field name ("" when not given), one
   /// slot per hyperparameter of the registry; switches (e.g. nesterov) apart.
   std::map<std::string, std::string, std::less<>> hyper;
@@ -57,6 +62,7 @@ struct ProblemFlags {
   bool hyperparameters = true;   ///< --lr, --momentum, ... (every hyperparameter of the registry)
   bool step_size = true;         ///< ... including --lr (stability searches it)
   bool average = true;           ///< --average
+  bool schedules = true;         ///< --lr-schedule, --momentum-schedule, --batch-schedule
   bool precision = true;         ///< --precision
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
 };
