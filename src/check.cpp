@@ -1,15 +1,14 @@
 #include "cesr/check.hpp"
 
+#include "cesr/io.hpp"
+
 #include <boost/math/special_functions/erf.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <numeric>
-#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -131,14 +130,7 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
 }
 
 ObservedCurve read_curve_csv(const std::string& path) {
-  if (std::filesystem::is_directory(path))
-    throw std::invalid_argument(fmt::format("'{}' is a folder, not a file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
-  return parse_curve_csv(buf.str(), path);
+  return parse_curve_csv(read_text_file(path, "loss curve"), path);
 }
 
 double sidak_threshold(std::size_t n, double alpha) {

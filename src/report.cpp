@@ -1,21 +1,29 @@
 #include "cesr/report.hpp"
 
+#include "cesr/io.hpp"
 #include "cesr/method.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cctype>
 #include <cerrno>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
+#include <ctime>
 #include <iostream>
+#include <iterator>
 #include <stdexcept>
 #include <utility>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -370,33 +378,233 @@ std::string render(const Table& t, Format format, const RenderOptions& o) {
   return out;
 }
 
+namespace {
+
+// The temporary file of the write in progress, for the signal handler, which
+// may only make async-signal-safe calls: a fixed buffer and a flag. One write
+// at a time, as the command line does (signal dispositions are per process).
+char pending_temp[PATH_MAX];
+volatile std::sig_atomic_t pending_armed = 0;
+
+void remove_pending_temp(int sig) {
+  if (pending_armed) ::unlink(pending_temp);
+  // SA_RESETHAND restored the default action; the signal, blocked while this
+  // handler runs, then ends the process as it would have without cesr's help.
+  ::raise(sig);
+}
+
+constexpr int stop_signals[] = {SIGINT, SIGTERM};
+
+// Blocks SIGINT and SIGTERM while it lives, so that a handler never sees a
+// temporary file that exists but is not recorded yet (or is renamed already).
+struct BlockStopSignals {
+  sigset_t old;
+  BlockStopSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : stop_signals) sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_BLOCK, &set, &old);
+  }
+  ~BlockStopSignals() { ::pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
+
+// Around the final write only: SIGINT and SIGTERM remove the temporary file
+// before ending the process, and SIGXFSZ (a file-size limit, ulimit -f) is
+// ignored so that the write fails with EFBIG and is reported, instead of
+// killing the process with the temporary file in place. A signal the caller
+// ignores stays ignored.
+class WriteGuard {
+ public:
+  WriteGuard() {
+    const BlockStopSignals block;
+    struct sigaction on_stop {};
+    on_stop.sa_handler = remove_pending_temp;
+    sigemptyset(&on_stop.sa_mask);
+    on_stop.sa_flags = SA_RESETHAND;
+    for (std::size_t i = 0; i < std::size(stop_signals); ++i) {
+      ::sigaction(stop_signals[i], nullptr, &old_stop_[i]);
+      if (old_stop_[i].sa_handler != SIG_IGN) ::sigaction(stop_signals[i], &on_stop, nullptr);
+    }
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGXFSZ, &ignore, &old_xfsz_);
+  }
+  ~WriteGuard() {
+    const BlockStopSignals block;
+    pending_armed = 0;
+    for (std::size_t i = 0; i < std::size(stop_signals); ++i) ::sigaction(stop_signals[i], &old_stop_[i], nullptr);
+    ::sigaction(SIGXFSZ, &old_xfsz_, nullptr);
+  }
+  WriteGuard(const WriteGuard&) = delete;
+  WriteGuard& operator=(const WriteGuard&) = delete;
+
+ private:
+  struct sigaction old_stop_[std::size(stop_signals)] {};
+  struct sigaction old_xfsz_ {};
+};
+
+// 0 or the errno of the failed write. Bounded: every pass writes at least one
+// byte or fails (EINTR retries).
+int write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+// Errors the user can fix by naming another path (exit 2), as opposed to I/O
+// failures on a valid path (exit 5).
+bool is_bad_path(int err) {
+  return err == EACCES || err == EPERM || err == ENOENT || err == ENOTDIR || err == EROFS || err == ELOOP ||
+         err == ENAMETOOLONG || err == EISDIR || err == ENXIO;
+}
+
+[[noreturn]] void fail(int err, const std::string& message) {
+  if (is_bad_path(err)) throw std::invalid_argument(message);
+  throw IoError(message);
+}
+
+std::string loop_or(int err) {
+  return err == ELOOP ? "a loop of symbolic links" : std::strerror(err);
+}
+
+// The file a chain of symbolic links ends at (possibly not existing yet), by
+// readlink rather than realpath, which refuses a link to a file to be created.
+// Link text is resolved against the link's folder by the kernel, not
+// lexically, so "..", and links among the folders, mean what they mean to open.
+std::string follow_links(std::string path, std::string_view flag) {
+  for (int hops = 0; hops < 40; ++hops) {  // Linux's own limit
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+    char link[PATH_MAX];
+    const ssize_t n = ::readlink(path.c_str(), link, sizeof link);
+    if (n < 0 || static_cast<std::size_t>(n) >= sizeof link) {
+      const int err = n < 0 ? errno : ENAMETOOLONG;
+      fail(err, fmt::format("{}: cannot follow the link '{}': {}", flag, path, std::strerror(err)));
+    }
+    const std::string target(link, static_cast<std::size_t>(n));
+    const auto slash = path.rfind('/');
+    path = target.front() == '/' || slash == std::string::npos ? target : path.substr(0, slash + 1) + target;
+  }
+  fail(ELOOP, fmt::format("{}: '{}': {}", flag, path, loop_or(ELOOP)));
+}
+
+// Writes a FIFO, a character device (/dev/null, /dev/full, a terminal) or a
+// file behind a /proc link where it is: replacing it would destroy it. Opening
+// a FIFO waits for a reader, as the shell's redirection does.
+void write_in_place(const std::string& path, const std::string& content, std::string_view flag, bool truncate) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC | (truncate ? O_TRUNC : 0));
+  if (fd < 0) {
+    const int err = errno;
+    fail(err, fmt::format("{}: cannot write '{}': {}", flag, path, loop_or(err)));
+  }
+  int err = write_all(fd, content);
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err) throw IoError(fmt::format("{}: cannot write '{}': {}", flag, path, std::strerror(err)));
+}
+
+// A fresh hidden name .NAME.XXXXXX beside `target`, created with O_EXCL; its
+// permission bits are 0644 less the umask. Recorded for the signal handler.
+int create_temp(const std::string& target, std::string& temp, std::string_view flag) {
+  const auto slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  const std::string name = target.substr(dir.size());
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::uint64_t state = std::uint64_t(now.tv_nsec) ^ (std::uint64_t(now.tv_sec) << 30) ^ (std::uint64_t(::getpid()) << 40);
+  int err = EEXIST;
+  for (int attempt = 0; attempt < 100 && err == EEXIST; ++attempt) {  // a name taken 100 times is not chance
+    temp = dir + "." + name + ".";
+    for (int i = 0; i < 6; ++i) {
+      state = state * 6364136223846793005u + 1442695040888963407u;
+      temp += alphabet[(state >> 33) % (sizeof alphabet - 1)];
+    }
+    if (temp.size() >= sizeof pending_temp) {
+      err = ENAMETOOLONG;
+      break;
+    }
+    const BlockStopSignals block;
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      std::memcpy(pending_temp, temp.c_str(), temp.size() + 1);
+      pending_armed = 1;
+      return fd;
+    }
+    err = errno;
+  }
+  const std::string shown = dir.empty() ? "." : dir.size() == 1 ? dir : dir.substr(0, dir.size() - 1);
+  fail(err, fmt::format("{}: cannot create a file in '{}': {}", flag, shown, std::strerror(err)));
+}
+
+// Replaces the regular file `target` (or creates it) atomically: a temporary
+// file in the same folder, written in full and synced, then renamed over it.
+// An existing file keeps its permission bits and, where allowed, its owner.
+void replace_atomically(const std::string& target, const struct stat* existing, const std::string& content,
+                        std::string_view flag) {
+  std::string temp;
+  const int fd = create_temp(target, temp, flag);
+  int err = 0;
+  if (existing) {
+    // The owner first: changing it clears set-user-ID bits. Refused (not an
+    // error) for another user's file unless root: the new file is then ours.
+    if (::fchown(fd, existing->st_uid, existing->st_gid) != 0) errno = 0;
+    if (::fchmod(fd, existing->st_mode & 07777) != 0) err = errno;
+  }
+  if (!err) err = write_all(fd, content);
+  if (!err && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  {
+    const BlockStopSignals block;
+    if (!err && std::rename(temp.c_str(), target.c_str()) != 0) err = errno;
+    if (err) ::unlink(temp.c_str());
+    pending_armed = 0;
+  }
+  if (err) throw IoError(fmt::format("{}: cannot write '{}': {}", flag, target, std::strerror(err)));
+}
+
+}  // namespace
+
 void write_output(const std::string& path, const std::string& content, std::string_view flag) {
+  const WriteGuard guard;
   if (path.empty() || path == "-") {
-    std::cout << content << std::flush;
-    if (!std::cout) throw std::runtime_error("error writing to standard output");
+    // Straight to the descriptor, so that the failure has its errno; earlier
+    // buffered text goes first.
+    std::cout.flush();
+    std::fflush(stdout);
+    if (const int err = write_all(STDOUT_FILENO, content))
+      throw IoError(fmt::format("{}: cannot write to standard output: {}", flag, std::strerror(err)));
     return;
   }
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string name = ".";
-  name += target.filename().string();
-  name += ".XXXXXX";
-  std::string tmpl = (dir / name).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("{}: cannot create a file in '{}': {}", flag, dir.string(),
-                                         std::strerror(errno)));
-  std::FILE* f = ::fdopen(fd, "w");
-  bool ok = f && std::fwrite(content.data(), 1, content.size(), f) == content.size();
-  ok = (f && std::fclose(f) == 0) && ok;
-  if (!f) ::close(fd);
-  if (ok) ::chmod(tmpl.c_str(), 0644);
-  if (!ok || std::rename(tmpl.c_str(), path.c_str()) != 0) {
+  // stat follows links as open does (including /proc/self/fd links, which
+  // readlink cannot): what kind of file would be written?
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
-    std::remove(tmpl.c_str());
-    throw std::runtime_error(fmt::format("{}: cannot write '{}': {}", flag, path, std::strerror(err)));
+    if (err != ENOENT) fail(err, fmt::format("{}: cannot write '{}': {}", flag, path, loop_or(err)));
+    // A new file, or a link to one.
+    replace_atomically(follow_links(path, flag), nullptr, content, flag);
+    return;
   }
+  if (S_ISDIR(st.st_mode)) throw std::invalid_argument(fmt::format("{}: '{}' is a folder", flag, path));
+  if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) return write_in_place(path, content, flag, false);
+  if (!S_ISREG(st.st_mode))
+    throw std::invalid_argument(fmt::format(
+        "{}: '{}' is a {}; cesr writes regular files, FIFOs and character devices", flag, path,
+        S_ISBLK(st.st_mode) ? "block device" : "socket"));
+  // A regular file, maybe behind links: replace the file the links end at, so
+  // that they stay links. A link whose end is not that file (a /proc link to an
+  // open descriptor) is written through in place.
+  const std::string target = follow_links(path, flag);
+  struct stat end {};
+  if (::lstat(target.c_str(), &end) != 0 || !S_ISREG(end.st_mode) || end.st_dev != st.st_dev || end.st_ino != st.st_ino)
+    return write_in_place(path, content, flag, true);
+  replace_atomically(target, &st, content, flag);
 }
 
 }  // namespace cesr

@@ -1,12 +1,12 @@
 #include "cesr/spectrum.hpp"
 
+#include "cesr/io.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -99,17 +99,16 @@ double parse_finite(std::string_view text, std::string_view what) {
   return x;
 }
 
-std::vector<double> read_values_file(const std::string& path, bool positive) {
-  if (std::filesystem::is_directory(path))
-    throw std::invalid_argument(fmt::format("'{}' is a folder, not a file", path));
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument(fmt::format("cannot read file '{}'", path));
+std::vector<double> read_values_file(const std::string& path, bool positive, std::string_view what) {
+  const std::string text = read_text_file(path, what);
+  std::string_view rest(text);
   std::vector<double> values;
-  std::string line;
   std::size_t lineno = 0;
-  while (std::getline(in, line)) {
+  while (!rest.empty()) {  // each pass consumes one line
+    const auto newline = rest.find('\n');
+    std::string_view v = rest.substr(0, newline);
+    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
     ++lineno;
-    std::string_view v(line);
     if (const auto hash = v.find('#'); hash != std::string_view::npos) v = v.substr(0, hash);
     v = trim(v);
     if (v.empty()) continue;
@@ -119,7 +118,6 @@ std::vector<double> read_values_file(const std::string& path, bool positive) {
           fmt::format("{} line {}: {} must be {}", path, lineno, v, positive ? "> 0" : ">= 0"));
     values.push_back(x);
   }
-  if (in.bad()) throw std::invalid_argument(fmt::format("error while reading '{}'", path));
   if (values.empty()) throw std::invalid_argument(fmt::format("'{}' holds no values", path));
   return values;
 }
@@ -130,7 +128,7 @@ std::vector<double> parse_spectrum(std::string_view spec) {
   const auto body = colon == std::string_view::npos ? std::string_view{} : spec.substr(colon + 1);
   if (kind == "file") {
     if (body.empty()) throw std::invalid_argument("'file:' needs a path");
-    return read_values_file(std::string(body), true);
+    return read_values_file(std::string(body), true, "spectrum file");
   }
   if (kind != "powerlaw" && kind != "loguniform")
     throw std::invalid_argument(
@@ -167,7 +165,7 @@ std::vector<double> parse_init(std::string_view init, std::size_t d) {
   const auto body = colon == std::string_view::npos ? std::string_view{} : init.substr(colon + 1);
   if (kind == "file") {
     if (body.empty()) throw std::invalid_argument("'file:' needs a path");
-    auto v = read_values_file(std::string(body), false);
+    auto v = read_values_file(std::string(body), false, "initial-moments file");
     if (v.size() != d)
       throw std::invalid_argument(
           fmt::format("'{}' holds {} values but the spectrum has {}", body, v.size(), d));

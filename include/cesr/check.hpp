@@ -40,7 +40,8 @@ struct ObservedCurve {
 /// first malformed line, and for a file without data rows.
 ObservedCurve parse_curve_csv(std::string_view text, std::string_view name);
 
-/// Reads and parses a file (errors name the path).
+/// Reads (read_text_file: a regular text file within its size limit) and
+/// parses a file; errors name the path.
 ObservedCurve read_curve_csv(const std::string& path);
 
 /// The z threshold for n simultaneous two-sided tests at family-wise level

@@ -77,10 +77,19 @@ std::string round_number_text(const std::string& text, int digits);
 /// JSON string literal with escapes.
 std::string json_quote(std::string_view s);
 
-/// Writes `content` to stdout when `path` is empty or "-", otherwise to `path`
-/// atomically (a temporary file in the same folder, then rename), so a failed
-/// run never leaves a partial file. Throws std::runtime_error on I/O failure,
-/// its message starting with `flag` (the option that named the path).
+/// Writes `content` to stdout when `path` is empty or "-", otherwise to `path`.
+/// A regular file (or a new path) is replaced atomically: a hidden temporary
+/// file .NAME.XXXXXX in the same folder, written in full and synced, then
+/// renamed over it, so a failed run never leaves a partial file. Symlinks are
+/// followed and the file at their end is replaced (the links stay links); an
+/// existing file keeps its permission bits, a new one gets 0644 less the umask.
+/// Character devices (/dev/null, /dev/full, a terminal) and FIFOs are written
+/// in place, never replaced. SIGINT and SIGTERM during the write remove the
+/// temporary file before ending the process. Messages start with `flag` (the
+/// option that named the path). Throws cesr::IoError (cesr/io.hpp) when the
+/// write fails (disk full, a file-size limit, standard output closed), and
+/// std::invalid_argument for a path that cannot be written (a folder, a block
+/// device or socket, a missing or unwritable folder, a symlink loop).
 void write_output(const std::string& path, const std::string& content, std::string_view flag = "--output");
 
 }  // namespace cesr

@@ -47,9 +47,11 @@ std::vector<double> parse_init(std::string_view init, std::size_t d);
 /// Both of the above, validated together.
 Spectrum make_spectrum(std::string_view spec, std::string_view init = "isotropic");
 
-/// Reads one finite number per non-empty, non-comment line of a text file.
-/// `positive` demands > 0, otherwise >= 0. Errors name the file and line.
-std::vector<double> read_values_file(const std::string& path, bool positive);
+/// Reads one finite number per non-empty, non-comment line of a text file
+/// (through read_text_file: a regular text file within its size limit; `what`
+/// names the file's role in those messages). `positive` demands > 0, otherwise
+/// >= 0. Errors name the file and line.
+std::vector<double> read_values_file(const std::string& path, bool positive, std::string_view what);
 
 /// Parses a finite double from the whole of `text` (no trailing characters);
 /// throws std::invalid_argument naming `what` and the text otherwise.

@@ -2,6 +2,8 @@
 #include "common.hpp"
 #include "registry.hpp"
 
+#include "cesr/io.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -122,6 +124,9 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << fmt::format("{}: error: {}\n", command, cli_message(e));
     return Exit::usage;
+  } catch (const cesr::IoError& e) {
+    std::cerr << fmt::format("{}: error: {}\n", command, e.what());
+    return Exit::io;
   } catch (const std::bad_alloc&) {
     std::cerr << fmt::format("{}: error: out of memory (the problem is too large for this machine)\n", command);
     return Exit::usage;

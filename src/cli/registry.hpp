@@ -17,6 +17,7 @@ enum Exit : int {
   not_reached = 1,  ///< a target was not reached / a check disagreed
   usage = 2,        ///< bad input: the message names the flag and the value
   diverged = 3,     ///< the method diverges
+  io = 5,           ///< an I/O failure on a valid request (disk full, standard output closed): cesr::IoError
 };
 
 /// Bad input found after parsing (a value out of range, an unreadable file).

@@ -1,0 +1,87 @@
+#include "cesr/io.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cesr {
+
+namespace {
+
+std::string size_text(std::size_t n) {
+  if (n >= (std::size_t{1} << 20) && n % (std::size_t{1} << 20) == 0) return fmt::format("{} MiB", n >> 20);
+  if (n >= 1024 && n % 1024 == 0) return fmt::format("{} KiB", n >> 10);
+  return fmt::format("{} bytes", n);
+}
+
+std::string_view kind_of(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+struct FileDescriptor {
+  int fd = -1;
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::string read_text_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
+  const auto refuse = [&](const std::string& problem) {
+    return std::invalid_argument(fmt::format("{} ({})", problem, what));
+  };
+  const auto cannot_read = [&](int err) {
+    return refuse(fmt::format("cannot read file '{}': {}", path,
+                              err == ELOOP ? "a loop of symbolic links" : std::strerror(err)));
+  };
+  const auto check = [&](const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) throw refuse(fmt::format("'{}' is a folder, not a file", path));
+    if (!S_ISREG(st.st_mode))
+      throw refuse(fmt::format("'{}' is {}, not a regular file", path,
+                               kind_of(st.st_mode)));
+    if (static_cast<std::uintmax_t>(st.st_size) > max_bytes)
+      throw refuse(fmt::format("'{}' has {} bytes, more than the limit of {}", path, st.st_size, size_text(max_bytes)));
+  };
+  // Checked before opening, so that a device is never opened (for some,
+  // opening has effects) and a FIFO never waits for a writer; checked again on
+  // the open file, in case the path changed in between (O_NONBLOCK: opening a
+  // FIFO that replaced the file returns at once).
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw cannot_read(errno);
+  check(st);
+  const FileDescriptor in{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
+  if (in.fd < 0) throw cannot_read(errno);
+  if (::fstat(in.fd, &st) != 0) throw IoError(fmt::format("cannot read file '{}': {} ({})", path, std::strerror(errno), what));
+  check(st);
+  std::string text;
+  text.reserve(static_cast<std::size_t>(st.st_size));
+  char buffer[1 << 16];
+  // Bounded: every pass reads at least one byte, and a file that grows past
+  // the limit while being read (or /proc files, whose size reads as 0) stops
+  // at max_bytes + 1 bytes.
+  for (;;) {
+    const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError(fmt::format("error while reading '{}': {} ({})", path, std::strerror(errno), what));
+    if (n == 0) break;
+    if (text.size() + static_cast<std::size_t>(n) > max_bytes)
+      throw refuse(fmt::format("'{}' has more than the limit of {}", path, size_text(max_bytes)));
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  // Named as such rather than echoed into a one-line message.
+  if (const auto nul = text.find('\0'); nul != std::string::npos)
+    throw refuse(fmt::format("'{}' is a binary file, not text: a NUL byte at byte {}", path, nul + 1));
+  return text;
+}
+
+}  // namespace cesr
