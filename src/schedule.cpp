@@ -1,6 +1,8 @@
 // Schedules (include/cesr/schedule.hpp): parsing and evaluation.
 #include "cesr/schedule.hpp"
 
+#include "cesr/io.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -66,16 +68,16 @@ std::uint64_t whole(const std::string& value, const std::string& what, const std
 std::vector<std::pair<std::uint64_t, double>> read_table(const std::string& path, const std::string& column,
                                                          const std::string& field, bool (*valid)(double),
                                                          const char* rule) {
-  namespace fs = std::filesystem;
   const auto fail = [&](const std::string& why) {
     return FieldError(field, fmt::format("{}: '{}': {}", field, path, why));
   };
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw fail("not a readable regular file");
-  constexpr std::uintmax_t limit = std::uintmax_t{64} << 20;
-  if (fs::file_size(path, ec) > limit) throw fail("larger than 64 MiB");
-  std::ifstream in(path);
-  if (!in) throw fail("cannot read it");
+  std::string text;
+  try {
+    text = read_text_file(path, "schedule file");
+  } catch (const std::invalid_argument& e) {
+    throw FieldError(field, fmt::format("{}: {}", field, e.what()));
+  }
+  std::istringstream in(text);
   std::string line;
   std::size_t lineno = 0;
   std::vector<std::pair<std::uint64_t, double>> out;

@@ -311,8 +311,13 @@ TEST_CASE("hyperparameters: required, forbidden and ranges, each naming the fiel
   MethodSpec k4;
   k4.name = "custom";
   k4.custom.k = 4;
-  k4.average = cesr::parse_average("polyak");
-  CHECK_INVALID(k4.validate(), "average: adds a state");
+  for (const char* avg : {"polyak", "ema:decay=0.5", "tail:start=3"}) {
+    k4.average = cesr::parse_average(avg);
+    CHECK_INVALID(k4.validate(), "average: method custom already has 4 states; an average adds one");
+  }
+  // torch.optim.SGD keeps no buffer at momentum 0: dampening has no effect there.
+  const auto plain = cesr::make_method<double>(spec("torch-sgd", 0.1).set("dampening", 0.5));
+  CHECK(plain.q[0] == 0.1);
 }
 
 TEST_CASE("custom method files") {
@@ -360,7 +365,7 @@ TEST_CASE("custom method files") {
     bad(R"({"P": [[1]], "q": [1], "r": [1], "o": [1e999]})", "1e999");  // overflow: not finite
     bad(R"([1, 2])", "expected an object");
     bad(R"({"P": [[1]], )", "is not valid JSON");
-    CHECK_INVALID(cesr::read_method_file("/nonexistent/cesr/m.json"), "method_file: cannot read '/nonexistent/cesr/m.json'");
+    CHECK_INVALID(cesr::read_method_file("/nonexistent/cesr/m.json"), "method_file: cannot read file '/nonexistent/cesr/m.json'");
   }
 }
 

@@ -90,7 +90,7 @@ TEST_CASE("schedule errors name the field and the rule") {
   CHECK_FIELD(Schedule::learning_rate("cosine:steps=1.5"), "steps must be a whole number >= 1");
   CHECK_FIELD(Schedule::batch("ramp:start=4,every=10"), "ramp needs max=");
   CHECK_FIELD(Schedule::momentum("cosine:steps=3"), "expected constant or file:PATH");
-  CHECK_FIELD(Schedule::learning_rate("file:/nonexistent/cesr.csv"), "not a readable regular file");
+  CHECK_FIELD(Schedule::learning_rate("file:/nonexistent/cesr.csv"), "cannot read file '/nonexistent/cesr.csv'");
   CHECK_FIELD(Schedule::learning_rate("cosine:warmup=5%").resolve(0), "the run has no horizon");
 }
 

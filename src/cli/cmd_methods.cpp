@@ -39,10 +39,11 @@ std::string methods_json() {
                     {"search", std::string(to_string(h.search))},
                     {"description", std::string(h.description)}});
     }
-    json states = row.states_max > row.states ? json(states_text(row)) : json(row.states);
     out.push_back({{"name", std::string(row.name)},
-                   {"states", states},
-                   {"constant", row.time != Time::Varying},
+                   {"states", row.states},
+                   {"states_max", std::max(row.states, row.states_max)},
+                   {"constant", row.time == Time::Constant},
+                   {"rate", row.time != Time::Varying},
                    {"description", std::string(row.description)},
                    {"hyperparameters", hp}});
   }
@@ -87,7 +88,9 @@ const Registrar registrar{{"methods", "List the methods, their hyperparameters a
   auto o = std::make_shared<MethodsOptions>();
   add_output_options(app, o->format, o->output, "table|json", "table");
   app.footer(
-      "JSON: [{\"name\", \"states\", \"constant\", \"description\", \"hyperparameters\": [{\"name\", \"flag\",\n"
+      "JSON: [{\"name\", \"states\" (k of the defaults), \"states_max\", \"constant\" (the same coefficients at every\n"
+      "step), \"rate\" (constant from step 1 on: rate, stability and tune's rate objective apply),\n"
+      "\"description\", \"hyperparameters\": [{\"name\", \"flag\",\n"
       "\"default\", \"required\", \"range\", \"tuned\", \"search\", \"description\"}]}].\n"
       "Example:\n  cesr methods --format json");
   return [o] { return run_methods(*o); };

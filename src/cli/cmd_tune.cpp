@@ -98,8 +98,9 @@ int run_tune(const TuneCliOptions& o) {
     for (const auto& [name, value] : params) p += fmt::format("{}\"{}\": {}", p.empty() ? "" : ", ", name, digits17(value));
     out = fmt::format(
         "{{\"method\": \"{}\", \"batch\": {}, \"objective\": \"{}\", \"params\": {{{}}}, \"gap\": {}, \"steps\": {}, "
-        "\"evaluations\": {}, \"search\": [{}]}}\n",
-        name, noise.batch, to_string(t.objective), p, gap, steps, r.evaluations, box);
+        "\"evaluations\": {}, \"search\": [{}]{}}}\n",
+        name, noise.batch, to_string(t.objective), p, gap, steps, r.evaluations, box,
+        t.average.given() ? fmt::format(", \"average\": \"{}\"", to_string(t.average)) : std::string());
   } else {
     Table tab{{"method", "batch", "objective"}, {}};
     std::vector<Cell> cells{Cell::string(name), Cell::number(std::to_string(noise.batch)),

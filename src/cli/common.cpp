@@ -16,9 +16,14 @@ CLI::Validator writable_output() {
       [](const std::string& path) -> std::string {
         namespace fs = std::filesystem;
         if (path.empty() || path == "-") return {};
-        const fs::path target(path);
-        const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
         std::error_code ec;
+        // A device or FIFO is written in place (write_output): no folder to write in.
+        const fs::file_status st = fs::status(path, ec);
+        if (!ec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st)) return {};
+        // A symlink to an existing file is replaced at its target, in the target's folder.
+        fs::path target(path);
+        if (fs::is_symlink(fs::symlink_status(path, ec)) && fs::exists(st)) target = fs::canonical(path, ec);
+        const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
         if (!fs::is_directory(dir, ec)) return fmt::format("'{}': no folder '{}'", path, dir.string());
         if (fs::is_directory(target, ec)) return fmt::format("'{}' is a folder", path);
         if (::access(dir.c_str(), W_OK) != 0) return fmt::format("'{}': folder '{}' is not writable", path, dir.string());
