@@ -16,12 +16,15 @@
 
 namespace cesr {
 
-std::string_view to_string(Objective o) { return o == Objective::Rate ? "rate" : "steps"; }
+std::string_view to_string(Objective o) {
+  return o == Objective::Rate ? "rate" : o == Objective::Steps ? "steps" : "final";
+}
 
 Objective parse_objective(std::string_view name) {
   if (name == "rate") return Objective::Rate;
   if (name == "steps") return Objective::Steps;
-  throw std::invalid_argument(fmt::format("--objective: unknown objective '{}' (expected rate or steps)", name));
+  if (name == "final") return Objective::Final;
+  throw FieldError("objective", fmt::format("objective: unknown objective '{}' (expected rate, steps or final)", name));
 }
 
 void Target::validate(double initial_loss) const {
@@ -443,12 +446,54 @@ TuneResult tune_steps_only(const Spectrum& spectrum, const Space& space, const N
   return out;
 }
 
+// Final objective: minimise ln L_T, the exact loss after T steps (double time
+// stepping; a run that diverges loses), over the row's search space: the
+// coarse grid and the local refinement of search().
+TuneResult tune_final(const Spectrum& spectrum, const Space& space, const NoiseModel& noise,
+                      const TuneOptions& options) {
+  TuneResult out;
+  out.box = space.report;
+  out.has_rate = false;
+  const auto final_loss = [&](const MethodSpec& m) {
+    Dynamics<double> dyn(spectrum, make_path<double>(m), noise);
+    for (std::uint64_t t = 0; t < options.horizon; ++t) {
+      dyn.step();
+      if (dyn.diverged()) return std::numeric_limits<double>::infinity();
+    }
+    return dyn.loss();
+  };
+  Evaluator ev;
+  ev.space = &space;
+  ev.value = [&](const MethodSpec& m, int&) {
+    const double l = final_loss(m);
+    return l > 0 ? std::log(l) : -std::numeric_limits<double>::max();
+  };
+  search(ev, space);
+  out.evaluations = ev.evaluations;
+  out.method = space.decode(ev.best_x.size() == space.dim() ? ev.best_x : space.lo);
+  if (ev.best_x.size() == space.dim() && std::isfinite(ev.best)) {
+    out.method.validate();
+    out.final_loss = final_loss(out.method);
+    out.stable = true;
+  }
+  return out;
+}
+
 }  // namespace
 
 TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseModel& noise, const TuneOptions& options) {
   noise.validate();
-  options.target.validate(spectrum.initial_loss());
   const MethodInfo& row = method_info(method);
+  if (options.objective == Objective::Final) {
+    if (options.horizon < 1) throw FieldError("steps", "steps: the final objective needs a horizon T >= 1");
+    TuneOptions o = options;
+    o.lr_schedule = options.lr_schedule.resolve(options.horizon);
+    o.momentum_schedule = options.momentum_schedule.resolve(options.horizon);
+    NoiseModel n = noise;
+    n.batch_schedule = noise.batch_schedule.resolve(options.horizon);
+    return tune_final(spectrum, make_space(spectrum, row, n, o), n, o);
+  }
+  options.target.validate(spectrum.initial_loss());
   const Space space = make_space(spectrum, row, noise, options);
   MethodSpec probe;
   probe.name = std::string(row.name);

@@ -308,3 +308,32 @@ TEST_CASE("QHM contains AccSGD (Ma & Yarats 2019): tuned independently, the two 
       CHECK(qhm.gap > 1.5 * tune(s, "hb", n, {}).gap);
     }
 }
+
+TEST_CASE("final objective: the tuned L_T is within 0.1% of a dense grid over the peak step size") {
+  // SGD under warmup + cosine at three budgets: the tuner (grid + Brent in log
+  // lr) against 2000 log-spaced peak step sizes, each L_T by exact time stepping.
+  const Spectrum s = make("loguniform:d=30,kappa=1e3");
+  const NoiseModel n{4, 3.0, 0.05};
+  for (const std::uint64_t T : {50u, 400u, 3000u}) {
+    TuneOptions o;
+    o.objective = Objective::Final;
+    o.horizon = T;
+    o.lr_schedule = cesr::Schedule::learning_rate("cosine:warmup=10%");
+    const TuneResult r = tune(s, "sgd", n, o);
+    REQUIRE(r.final_loss);
+    double best = std::numeric_limits<double>::infinity();
+    MethodSpec m = cesr::method_spec("sgd", {{"lr", 1.0}});
+    m.lr_schedule = o.lr_schedule.resolve(T);
+    for (int i = 0; i < 2000; ++i) {
+      m.set("lr", std::exp(std::log(1e-3) + i * (std::log(4.0) - std::log(1e-3)) / 1999));
+      const auto c = cesr::loss_curve<double>(s, cesr::make_path<double>(m), n, T, T);
+      if (!c.diverged_at) best = std::min(best, c.loss.back());
+    }
+    INFO("T=", T, " tuned ", *r.final_loss, " grid ", best);
+    CHECK(*r.final_loss <= best * (1 + 1e-3));
+    // And the loss it reports is the loss of the hyperparameters it prints.
+    MethodSpec printed = r.method;
+    const auto again = cesr::loss_curve<double>(s, cesr::make_path<double>(printed), n, T, T);
+    CHECK(again.loss.back() == doctest::Approx(*r.final_loss).epsilon(1e-12));
+  }
+}

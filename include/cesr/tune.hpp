@@ -23,11 +23,13 @@
 
 namespace cesr {
 
-enum class Objective { Rate, Steps };
+/// rate: maximise the gap 1 - rho; steps: minimise the steps to a target;
+/// final: minimise the exact loss L_T after a fixed number of steps T (a budget).
+enum class Objective { Rate, Steps, Final };
 
-/// rate | steps
+/// rate | steps | final
 std::string_view to_string(Objective o);
-/// Parses rate|steps; throws std::invalid_argument naming --objective otherwise.
+/// Parses rate|steps|final; throws std::invalid_argument naming --objective otherwise.
 Objective parse_objective(std::string_view name);
 
 /// The loss target of the steps objective (and of the step counts that the
@@ -60,6 +62,9 @@ struct TuneOptions {
   /// Schedules (part of the problem): the tuner scales the peak lr; a momentum
   /// schedule holds the momentum. Any schedule needs the steps objective.
   Schedule lr_schedule, momentum_schedule;
+  /// The horizon T of the final objective (>= 1); horizon-dependent schedules
+  /// are resolved with it.
+  std::uint64_t horizon = 0;
   /// Recompute the reported gap with contraction_rate_auto (double, then long
   /// double, quad, mp50 until two agree); the search itself always runs in double.
   bool confirm_gap = true;
@@ -95,6 +100,9 @@ struct TuneResult {
   /// Empty when the target is not reached (steps objective) or rho >= 1.
   std::optional<std::uint64_t> steps;
   int evaluations = 0;                ///< objective evaluations (hyperparameter points tried)
+  /// Final objective: the exact expected loss L_T at the tuned point (double
+  /// time stepping); empty when every point tried diverged.
+  std::optional<double> final_loss;
   int rate_evaluations = 0;           ///< secular-function evaluations behind them
 };
 

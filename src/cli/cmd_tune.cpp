@@ -19,6 +19,7 @@ struct TuneCliOptions {
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
   std::vector<std::string> search;  // NAME=LO:HI
+  std::uint64_t steps = 0;          // the final objective's horizon
   std::string format, output;
 };
 
@@ -64,6 +65,12 @@ int run_tune(const TuneCliOptions& o) {
     t.target.relative = o.relative;
   }
   t.target.max_steps = o.max_steps;
+  if (t.objective == Objective::Final) {
+    if (o.steps == 0) throw UsageError("--objective final needs --steps T (the horizon)");
+    t.horizon = o.steps;
+  } else if (o.steps != 0) {
+    throw UsageError("--steps applies only to --objective final (the steps objective counts steps to --target)");
+  }
   TuneResult r;
   try {
     r = tune(spectrum, row->name, noise, t);
@@ -71,9 +78,9 @@ int run_tune(const TuneCliOptions& o) {
     usage_error("--method", e);
   }
   const std::string name(row->name);
-  if (!r.stable && t.objective == Objective::Rate) {
-    std::cerr << fmt::format("cesr tune: {} has no stable hyperparameters at batch {} in the search box\n", name,
-                             noise.batch);
+  if (!r.stable && t.objective != Objective::Steps) {
+    std::cerr << fmt::format("cesr tune: {} has no {} hyperparameters at batch {} in the search box\n", name,
+                             t.objective == Objective::Rate ? "stable" : "non-diverging", noise.batch);
     return Exit::diverged;
   }
   if (r.confirm_failed)
@@ -85,7 +92,10 @@ int run_tune(const TuneCliOptions& o) {
   for (const auto& h : row->hyperparameters)
     if (h.search != Search::None || r.method.values.count(h.name))
       if (const auto v = r.method.get(h.name)) params.emplace_back(std::string(h.name), *v);
-  const std::string steps = r.steps ? std::to_string(*r.steps) : "null";
+  const bool final_objective = t.objective == Objective::Final;
+  // The final objective reports its horizon as steps and L_T as loss.
+  const std::string steps = final_objective ? std::to_string(t.horizon) : r.steps ? std::to_string(*r.steps) : "null";
+  const std::string loss = r.final_loss ? digits17(*r.final_loss) : "null";
   const bool has_gap = r.stable && r.has_rate;
   const std::string gap = has_gap ? digits17(r.gap) : "null";
   std::string box;
@@ -98,8 +108,9 @@ int run_tune(const TuneCliOptions& o) {
     for (const auto& [name, value] : params) p += fmt::format("{}\"{}\": {}", p.empty() ? "" : ", ", name, digits17(value));
     out = fmt::format(
         "{{\"method\": \"{}\", \"batch\": {}, \"objective\": \"{}\", \"params\": {{{}}}, \"gap\": {}, \"steps\": {}, "
-        "\"evaluations\": {}, \"search\": [{}]{}}}\n",
-        name, noise.batch, to_string(t.objective), p, gap, steps, r.evaluations, box,
+        "{}\"evaluations\": {}, \"search\": [{}]{}}}\n",
+        name, noise.batch, to_string(t.objective), p, gap, steps,
+        final_objective ? fmt::format("\"loss\": {}, ", loss) : std::string(), r.evaluations, box,
         t.average.given() ? fmt::format(", \"average\": \"{}\"", to_string(t.average)) : std::string());
   } else {
     Table tab{{"method", "batch", "objective"}, {}};
@@ -109,9 +120,14 @@ int run_tune(const TuneCliOptions& o) {
       tab.columns.push_back(name);
       cells.push_back(Cell::number(digits17(value)));
     }
-    for (const char* c : {"gap", "steps", "evaluations"}) tab.columns.push_back(c);
+    for (const char* c : {"gap", "steps"}) tab.columns.push_back(c);
     cells.push_back(has_gap ? Cell::number(gap) : Cell::null());
-    cells.push_back(r.steps ? Cell::number(steps) : Cell::null());
+    cells.push_back(steps != "null" ? Cell::number(steps) : Cell::null());
+    if (final_objective) {
+      tab.columns.push_back("loss");
+      cells.push_back(r.final_loss ? Cell::number(loss) : Cell::null());
+    }
+    tab.columns.push_back("evaluations");
     cells.push_back(Cell::number(std::to_string(r.evaluations)));
     tab.rows.push_back(cells);
     out = render(tab, Format::Text);
@@ -143,14 +159,17 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
                  "xi beyond sqrt(kappa)); repeatable")
       ->group("Tuning");
   app.add_option("--objective", o->objective,
-                 "rate: maximise the contraction gap 1 - rho; steps: minimise the exact steps to --target")
-      ->check(CLI::IsMember({"rate", "steps"}))
+                 "rate: maximise the contraction gap 1 - rho; steps: minimise the exact steps to --target; final: "
+                 "minimise the exact loss L_T after --steps T (schedules are part of the problem)")
+      ->check(CLI::IsMember({"rate", "steps", "final"}))
       ->capture_default_str()
       ->group("Tuning");
   app.add_option("--target", o->target,
                  "Target loss EPS for the step count (absolute unless --relative); default 1e-6 relative")
       ->group("Tuning");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Tuning");
+  app.add_option("--steps", o->steps, "Final objective: the horizon T (minimise the exact loss L_T)")
+      ->group("Tuning");
   app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
       ->capture_default_str()
       ->group("Tuning");
