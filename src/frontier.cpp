@@ -148,6 +148,19 @@ FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRo
         ms.best_ce_batch = r->batch;
       }
     }
+    if (objective == Objective::Final) {
+      for (auto* r : mine)
+        if (r->tuned.final_loss && (!ms.best_loss || *r->tuned.final_loss < *ms.best_loss)) {
+          ms.best_loss = *r->tuned.final_loss;
+          ms.best_batch = r->batch;
+        }
+      if (ms.best_loss)
+        for (auto* r : mine)
+          if (r->tuned.final_loss && *r->tuned.final_loss <= (1 + final_tolerance) * *ms.best_loss)
+            ms.critical_batch = std::max(ms.critical_batch.value_or(0.0), static_cast<double>(r->batch));
+      s.methods.push_back(ms);
+      continue;
+    }
     ms.critical_batch = critical_batch(batch, ce);
     if (mine.size() >= 2) {
       const FrontierRow& lo = *mine.front();
@@ -194,7 +207,10 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   f.noise = noise;
   f.options = options;
   if (f.options.batches.empty()) f.options.batches = parse_batches("1:65536:x2");
-  options.tune.target.validate(spectrum.initial_loss());
+  const bool final_objective = options.tune.objective == Objective::Final;
+  if (final_objective && options.samples < 1)
+    throw FieldError("samples", "samples: the final objective needs a sample budget N >= 1");
+  if (!final_objective) options.tune.target.validate(spectrum.initial_loss());
 
   const std::size_t nb = f.options.batches.size();
   const std::size_t total = options.methods.size() * nb;
@@ -222,9 +238,13 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
       try {
         NoiseModel n = noise;
         n.batch = row.batch;
-        row.tuned = tune(spectrum, row.method, n, options_for(row.method));
+        TuneOptions t = options_for(row.method);
+        if (final_objective) t.horizon = options.samples / row.batch;  // T = floor(N / B)
+        if (!final_objective || t.horizon >= 1) row.tuned = tune(spectrum, row.method, n, t);
         const double B = static_cast<double>(row.batch);
-        if (options.tune.objective == Objective::Rate)
+        if (final_objective)
+          row.ce = 0.0;  // not a rate: the final objective compares losses at one budget
+        else if (options.tune.objective == Objective::Rate)
           row.ce = row.tuned.has_rate && row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
         else
           row.ce = row.tuned.steps && *row.tuned.steps > 0 ? 1.0 / (B * static_cast<double>(*row.tuned.steps)) : 0.0;
@@ -285,13 +305,20 @@ std::vector<std::pair<std::string, double>> row_parameters(const FrontierRow& r)
 
 Table rows_table(const Frontier& f) {
   const std::vector<std::string> columns = parameter_columns(f);
-  Table t{{"method", "batch", "gap", "steps", "ce"}, {}};
+  const bool final_objective = f.options.tune.objective == Objective::Final;
+  Table t{final_objective ? std::vector<std::string>{"method", "batch", "steps", "loss"}
+                          : std::vector<std::string>{"method", "batch", "gap", "steps", "ce"},
+          {}};
   for (const auto& c : columns) t.columns.push_back(c);
   for (const auto& r : f.rows) {
     const bool stable = r.tuned.stable && r.tuned.has_rate;
-    std::vector<Cell> cells{Cell::string(r.method), whole(r.batch), stable ? num(r.tuned.gap) : Cell::null(),
-                            r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(),
-                            r.ce > 0 ? num(r.ce) : Cell::null()};
+    std::vector<Cell> cells;
+    if (final_objective)
+      cells = {Cell::string(r.method), whole(r.batch), whole(f.options.samples / r.batch),
+               r.tuned.final_loss ? num(*r.tuned.final_loss) : Cell::null()};
+    else
+      cells = {Cell::string(r.method), whole(r.batch), stable ? num(r.tuned.gap) : Cell::null(),
+               r.tuned.steps ? whole(*r.tuned.steps) : Cell::null(), r.ce > 0 ? num(r.ce) : Cell::null()};
     const auto params = row_parameters(r);
     for (const auto& c : columns) {
       const auto it = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == c; });
@@ -303,6 +330,13 @@ Table rows_table(const Frontier& f) {
 }
 
 Table summary_table(const Frontier& f) {
+  if (f.options.tune.objective == Objective::Final) {
+    Table t{{"method", "best_loss", "best_batch", "critical_batch"}, {}};
+    for (const auto& m : f.summary.methods)
+      t.rows.push_back({Cell::string(m.method), opt_num(m.best_loss),
+                        m.best_batch ? whole(*m.best_batch) : Cell::null(), opt_num(m.critical_batch)});
+    return t;
+  }
   Table t{{"method", "best_ce", "best_ce_batch", "critical_batch", "mccandlish_batch"}, {}};
   for (const auto& m : f.summary.methods)
     t.rows.push_back({Cell::string(m.method), opt_num(m.best_ce),
@@ -328,10 +362,24 @@ std::string frontier_json(const Frontier& f) {
       {"target", f.options.tune.target.eps},
       {"relative", f.options.tune.target.relative},
   };
+  const bool final_objective = f.options.tune.objective == Objective::Final;
+  if (final_objective) {
+    problem.erase("target");
+    problem.erase("relative");
+    problem["samples"] = f.options.samples;
+  }
   json rows = json::array();
   for (const auto& r : f.rows) {
     json params = json::object();
     for (const auto& [name, v] : row_parameters(r)) params[name] = finite(v);
+    if (final_objective) {
+      rows.push_back({{"method", r.method},
+                      {"batch", r.batch},
+                      {"steps", f.options.samples / r.batch},
+                      {"loss", r.tuned.final_loss ? finite(*r.tuned.final_loss) : json(nullptr)},
+                      {"params", params}});
+      continue;
+    }
     rows.push_back({{"method", r.method},
                     {"batch", r.batch},
                     {"gap", r.tuned.stable && r.tuned.has_rate ? finite(r.tuned.gap) : json(nullptr)},
@@ -341,7 +389,12 @@ std::string frontier_json(const Frontier& f) {
   }
   json methods = json::object();
   for (const auto& m : f.summary.methods)
-    methods[m.method] = {{"best_ce", opt(m.best_ce)},
+    if (final_objective)
+      methods[m.method] = {{"best_loss", opt(m.best_loss)},
+                           {"best_batch", m.best_batch ? json(*m.best_batch) : json(nullptr)},
+                           {"critical_batch", opt(m.critical_batch)}};
+    else
+      methods[m.method] = {{"best_ce", opt(m.best_ce)},
                                                  {"best_ce_batch", m.best_ce_batch ? json(*m.best_ce_batch) : json(nullptr)},
                                                  {"critical_batch", opt(m.critical_batch)},
                                                  {"mccandlish_batch", opt(m.mccandlish_batch)}};
@@ -361,6 +414,10 @@ std::string render_frontier(const Frontier& f, Format format, const std::string&
   ro.digits = format == Format::Text ? 4 : digits;
   const auto window_text = [&] {
     const auto& s = f.summary;
+    if (f.options.tune.objective == Objective::Final)
+      return fmt::format("samples N = {}: batch B runs floor(N/B) steps; critical_batch = the largest B whose tuned "
+                         "L_T is within {:.0f}% of the best",
+                         f.options.samples, 100 * final_tolerance);
     return fmt::format("window B_crit(hb)/B_crit(sgd) = {}, sqrt(kappa) = {:.4g}, tr(H)/lambda_max = {:.4g}, "
                        "kappa = {:.4g}",
                        s.window_ratio ? fmt::format("{:.4g}", *s.window_ratio) : std::string("n/a"), s.sqrt_kappa,

@@ -182,3 +182,37 @@ TEST_CASE("steps objective: ce = 1/(B steps) with exact step counts") {
     CHECK(res.steps == r.tuned.steps);
   }
 }
+
+TEST_CASE("final objective: each row is its batch's exact L_T at floor(N/B) steps; best and critical batches") {
+  const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=40,kappa=1e3");
+  FrontierOptions o;
+  o.methods = {"sgd", "hb"};
+  o.batches = parse_batches("1:256:x4");
+  o.tune.objective = cesr::Objective::Final;
+  o.samples = 20000;
+  const cesr::NoiseModel noise{1, 3.0, 0.1};
+  const Frontier f = compute_frontier(s, noise, o);
+  for (const auto& r : f.rows) {
+    REQUIRE(r.tuned.final_loss);
+    cesr::NoiseModel n = noise;
+    n.batch = r.batch;
+    const std::uint64_t T = 20000 / r.batch;
+    const auto c = cesr::loss_curve<double>(s, cesr::make_path<double>(r.tuned.method), n, T, T);
+    CHECK(c.loss.back() == doctest::Approx(*r.tuned.final_loss).epsilon(1e-12));
+  }
+  for (const auto& m : f.summary.methods) {
+    REQUIRE(m.best_loss);
+    double best = 1e300, crit = 0;
+    std::uint64_t arg = 0;
+    for (const auto& r : f.rows)
+      if (r.method == m.method && *r.tuned.final_loss < best) best = *r.tuned.final_loss, arg = r.batch;
+    for (const auto& r : f.rows)
+      if (r.method == m.method && *r.tuned.final_loss <= 1.2 * best) crit = std::max(crit, double(r.batch));
+    CHECK(*m.best_batch == arg);
+    CHECK(*m.critical_batch == crit);
+  }
+  const std::string json = cesr::frontier_json(f);
+  CHECK(json.find("\"samples\": 20000") != std::string::npos);
+  CHECK(json.find("\"loss\"") != std::string::npos);
+  CHECK(json.find("\"best_batch\"") != std::string::npos);
+}

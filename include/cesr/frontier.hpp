@@ -35,6 +35,8 @@ struct FrontierOptions {
   /// Objective, target, averaging; a fixed hyperparameter applies to the
   /// methods that have it (at least one must).
   TuneOptions tune;
+  /// The sample budget N of the final objective: batch B runs T = floor(N / B) steps.
+  std::uint64_t samples = 0;
   unsigned threads = 0;                ///< 0: all cores
   /// Called after each finished (method, batch) with (done, total), from the
   /// worker threads but never concurrently.
@@ -60,7 +62,15 @@ struct MethodSummary {
   /// McCandlish et al.'s E_min / S_min = B_lo S(B_lo) / S(B_hi) from the smallest
   /// and largest batch of the sweep (S = steps, or 1/gap for the rate objective).
   std::optional<double> mccandlish_batch;
+  /// Final objective: the smallest tuned L_T over the sweep and its batch; the
+  /// critical batch is then the largest batch whose tuned L_T is within
+  /// final_tolerance (20%) of that best, at the same sample budget.
+  std::optional<double> best_loss;
+  std::optional<std::uint64_t> best_batch;
 };
+
+/// The tolerance of the final objective's critical batch (L_T <= 1.2 best).
+inline constexpr double final_tolerance = 0.2;
 
 struct FrontierSummary {
   std::vector<MethodSummary> methods;   ///< in the order of FrontierOptions::methods

@@ -24,6 +24,7 @@ struct FrontierCliOptions {
   std::string batches = "1:65536:x2";
   std::string objective = "rate";
   std::string target;  // empty: 1e-6 relative
+  std::string samples;  // final objective: budgets N
   bool relative = false;
   double kurtosis = 3;
   double noise = 0;
@@ -36,6 +37,7 @@ struct FrontierCliOptions {
 
 struct Problem {
   std::string spectrum, title;
+  std::uint64_t samples = 0;  ///< the final objective's budget
 };
 
 // The embedded default: the heavy-ball window on a log-uniform spectrum, and
@@ -102,6 +104,32 @@ int run_frontier(const FrontierCliOptions& o) {
   }
   fo.tune.target.max_steps = o.max_steps;
   fo.threads = o.threads;
+  // The final objective: one frontier per sample budget.
+  std::vector<std::uint64_t> budgets{0};
+  if (fo.tune.objective == Objective::Final) {
+    if (o.samples.empty()) throw UsageError("--objective final needs --samples N (a sample budget, or a list)");
+    budgets.clear();
+    std::string_view rest = o.samples;
+    while (true) {
+      const auto comma = rest.find(',');
+      const std::string item(rest.substr(0, comma));
+      double n = 0;
+      try {
+        n = parse_finite(item, "--samples");
+      } catch (const std::invalid_argument&) {
+        n = 0;
+      }
+      if (!(n >= 1 && n == std::floor(n) && n < 1.8e19))
+        throw UsageError(fmt::format("--samples: '{}' is not a whole number >= 1 (in '{}')", item, o.samples));
+      budgets.push_back(static_cast<std::uint64_t>(n));
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+    if (pgfplots || !o.plot.empty())
+      throw UsageError("--objective final has no figure yet (its loss against batch size): use a table format");
+  } else if (!o.samples.empty()) {
+    throw UsageError("--samples applies only to --objective final");
+  }
   NoiseModel noise{1, o.kurtosis, o.noise};
   try {
     noise.validate();
@@ -120,7 +148,7 @@ int run_frontier(const FrontierCliOptions& o) {
     po.init = o.init;
     spectra.push_back(po.make_spectrum());
     try {
-      fo.tune.target.validate(spectra.back().initial_loss());
+      if (fo.tune.objective != Objective::Final) fo.tune.target.validate(spectra.back().initial_loss());
     } catch (const std::invalid_argument& e) {
       usage_error("--target", e);
     }
@@ -128,8 +156,23 @@ int run_frontier(const FrontierCliOptions& o) {
 
   const bool tty = isatty(fileno(stderr));
   std::vector<Frontier> results;
+  // Problems, each at every budget (one budget, 0, unless the objective is final).
+  {
+    std::vector<Problem> each;
+    std::vector<Spectrum> each_spectrum;
+    for (std::size_t i = 0; i < problems.size(); ++i)
+      for (std::uint64_t n : budgets) {
+        Problem p = problems[i];
+        p.samples = n;
+        each.push_back(p);
+        each_spectrum.push_back(spectra[i]);
+      }
+    problems = std::move(each);
+    spectra = std::move(each_spectrum);
+  }
   for (std::size_t i = 0; i < problems.size(); ++i) {
     FrontierOptions opts = fo;
+    opts.samples = problems[i].samples;
     if (tty)
       opts.progress = [&, i](std::size_t done, std::size_t total) {
         std::cerr << fmt::format("\rcesr frontier: problem {}/{} ({}): {}/{} tuned", i + 1, problems.size(),
@@ -151,7 +194,7 @@ int run_frontier(const FrontierCliOptions& o) {
             f.spectrum_text, r.method, r.batch, to_string(r.tuned.gap_precision));
 
   std::string out;
-  const bool single = !o.spectrum.empty();
+  const bool single = !o.spectrum.empty() && budgets.size() == 1;
   if (pgfplots) {
     out = plot::to_pgfplots(frontier_figure(results));
   } else if (format == Format::Json) {
@@ -180,8 +223,9 @@ int run_frontier(const FrontierCliOptions& o) {
     out = render(all, Format::Csv);
   } else {
     for (std::size_t i = 0; i < results.size(); ++i) {
-      const std::string title =
-          single ? problems[i].spectrum : fmt::format("{} -- {}", problems[i].spectrum, problems[i].title);
+      std::string title =
+          o.spectrum.empty() ? fmt::format("{} -- {}", problems[i].spectrum, problems[i].title) : problems[i].spectrum;
+      if (problems[i].samples) title += fmt::format(", N = {} samples", problems[i].samples);
       out += (i ? "\n" : "") + render_frontier(results[i], format, title, o.digits);
     }
   }
@@ -192,7 +236,7 @@ int run_frontier(const FrontierCliOptions& o) {
   std::string unusable;
   for (const Frontier& f : results)
     for (const MethodSummary& m : f.summary.methods)
-      if (!m.best_ce) unusable += fmt::format("{}{} on {}", unusable.empty() ? "" : ", ", m.method,
+      if (!m.best_ce && !m.best_loss) unusable += fmt::format("{}{} on {}", unusable.empty() ? "" : ", ", m.method,
                                               f.spectrum_text);
   if (!unusable.empty()) {
     std::cerr << fmt::format("cesr frontier: no usable batch size for {} ({})\n", unusable,
@@ -227,9 +271,14 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--objective", o->objective,
-                 "rate: maximise the gap 1 - rho (ce = gap/B); steps: minimise exact steps (ce = 1/(B steps))")
-      ->check(CLI::IsMember({"rate", "steps"}))
+                 "rate: maximise the gap 1 - rho (ce = gap/B); steps: minimise exact steps (ce = 1/(B steps)); "
+                 "final: minimise the exact loss at a sample budget --samples")
+      ->check(CLI::IsMember({"rate", "steps", "final"}))
       ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--samples", o->samples,
+                 "Final objective: the sample budget N (batch B runs floor(N/B) steps and is tuned for its L_T), "
+                 "or a list 1e5,1e6 / LO:HI:xF for one frontier per budget")
       ->group("Sweep");
   app.add_option("--target", o->target,
                  "Target loss EPS (absolute unless --relative); default 1e-6 relative")
