@@ -25,6 +25,8 @@ struct FrontierCliOptions {
   std::string objective = "rate";
   std::string target;  // empty: 1e-6 relative
   std::string samples;  // final objective: budgets N
+  std::string lr_schedule = "constant", average;
+  std::vector<std::string> search;  // NAME=LO:HI
   bool relative = false;
   double kurtosis = 3;
   double noise = 0;
@@ -104,6 +106,13 @@ int run_frontier(const FrontierCliOptions& o) {
   }
   fo.tune.target.max_steps = o.max_steps;
   fo.threads = o.threads;
+  try {
+    fo.tune.lr_schedule = Schedule::learning_rate(o.lr_schedule);
+    fo.tune.average = parse_average(o.average);
+    fo.tune.boxes = parse_search_boxes(o.search);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--lr-schedule", e);
+  }
   // The final objective: one frontier per sample budget.
   std::vector<std::uint64_t> budgets{0};
   if (fo.tune.objective == Objective::Final) {
@@ -275,6 +284,17 @@ const Registrar registrar{{"frontier",
                  "final: minimise the exact loss at a sample budget --samples")
       ->check(CLI::IsMember({"rate", "steps", "final"}))
       ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--lr-schedule", o->lr_schedule,
+                 "Learning-rate factor schedule (as in cesr loss; with --objective final, steps= may be left out: "
+                 "each batch's horizon floor(N/B) is used, so warmup=5% scales with it)")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--search", o->search,
+                 "Search box of a tuned hyperparameter, NAME=LO:HI in its own units (applies to the methods that have "
+                 "it); repeatable")
+      ->group("Sweep");
+  app.add_option("--average", o->average, "Tune the loss of an average of the iterate: ema:decay=G, polyak or tail:start=S")
       ->group("Sweep");
   app.add_option("--samples", o->samples,
                  "Final objective: the sample budget N (batch B runs floor(N/B) steps and is tuned for its L_T), "
