@@ -21,4 +21,10 @@ fi
 
 build_dir=${CESR_BUILD_DIR:-build}
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build_dir" -j "$(nproc)" >&2
+# CESR_TARGETS (e.g. "cesr") builds only those targets; by default everything
+# (the tests and benchmarks too).
+if [ -n "${CESR_TARGETS:-}" ]; then
+  cmake --build "$build_dir" -j "$(nproc)" --target ${CESR_TARGETS} >&2
+else
+  cmake --build "$build_dir" -j "$(nproc)" >&2
+fi

@@ -60,7 +60,13 @@ std::vector<std::uint64_t> parse_batches(std::string_view text) {
     if (hi < lo) throw std::invalid_argument(fmt::format("--batches '{}': HI must be >= LO", text));
     // LO F^k rounded to whole batches, distinct, up to HI (with a little slack
     // so that 1:65536:x2 ends exactly at 65536).
-    for (int k = 0;; ++k) {
+    // The loop runs log(HI/LO)/log(F) times: bounded before it starts (a factor
+    // like x1.0000000000000002 would repeat the same rounded size for ever).
+    const double iterations = std::log(static_cast<double>(hi) / static_cast<double>(lo)) / std::log(factor);
+    if (!(iterations <= 1e6))
+      throw std::invalid_argument(fmt::format("--batches '{}': the factor is too close to 1 (more than 10^6 steps "
+                                              "from LO to HI)", text));
+    for (int k = 0; k <= static_cast<int>(iterations) + 1; ++k) {
       const double b = std::round(static_cast<double>(lo) * std::pow(factor, k));
       if (b > static_cast<double>(hi) * (1 + 1e-12)) break;
       const auto v = static_cast<std::uint64_t>(b);

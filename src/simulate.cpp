@@ -46,6 +46,10 @@ double fourth_moment(Covariates law) {
 
 void SimulationConfig::validate() const {
   if (runs < 2) throw std::invalid_argument(fmt::format("--runs must be >= 2 (for a standard error), got {}", runs));
+  // Every run is simulated: far beyond this no one waits for the answer (and
+  // counts near 2^64 overflowed the block arithmetic to zero runs).
+  if (runs > (std::uint64_t{1} << 40))
+    throw std::invalid_argument(fmt::format("--runs must be <= 2^40, got {}", runs));
   if (every < 1) throw std::invalid_argument(fmt::format("--every must be >= 1, got {}", every));
   if (threads > 4096) throw std::invalid_argument(fmt::format("--threads must be <= 4096, got {}", threads));
 }

@@ -224,3 +224,18 @@ TEST_CASE("cesr check: a diverging method is exit 3") {
   CHECK(r.code == 3);
   CHECK(r.err.find("diverges") != std::string::npos);
 }
+
+TEST_CASE("check_curve: a standard error below the curves' resolution does not fail a correct row") {
+  // At step 0 every run has the same loss: PyTorch wrote stderr 3.8e-17 next to
+  // a relative error of 8e-16 (z = -24 would have rejected a correct run).
+  const std::vector<double> theory{1.0853410357218001, 0.5};
+  const std::vector<std::optional<double>> se{3.8e-17, 1e-3};
+  cesr::CheckOptions opt;
+  const auto rep = cesr::check_curve({1.0853410357218010, 0.5005}, se, theory, opt);
+  CHECK(rep.agree);
+  CHECK(rep.z_rows == 1);
+  CHECK(rep.rtol_rows == 1);
+  CHECK(!rep.rows[0].z);
+  // A real error with a tiny standard error is still caught (by the relative error).
+  CHECK_FALSE(cesr::check_curve({1.2, 0.5005}, se, theory, opt).agree);
+}

@@ -59,6 +59,12 @@ int run_check(const CheckCliOptions& o) {
     return Exit::diverged;
   }
   const CheckReport rep = check_curve(curve.loss, curve.std_error, exact.loss, options);
+  if (rep.z_rows == 0)
+    std::cerr << fmt::format(
+        "cesr check: warning: no row has a standard error, so every row is judged by its relative error "
+        "(--rtol {}), which cannot tell close models apart (e.g. torch's nesterov from nag, or a missing "
+        "dampening); add a stderr column (the standard error of the mean over runs)\n",
+        o.rtol);
 
   const bool se = curve.has_std_error_column;
   Table t;
