@@ -647,17 +647,28 @@ Rate<Real> contraction_rate_generic(const Spectrum& spectrum, const Method<Real>
   }
 }
 
+// The k <= 2 closed forms with Newton steps are fast; where their root finder
+// gives up (nearly singular methods, e.g. AccSGD with xi ~ 1e-12, where
+// alpha = 1 - 5e-14), the generic path -- bisection and TOMS 748 only, every
+// point certified -- answers instead of an internal failure.
+template <class Real, class Wide>
+Rate<Real> closed_form_or_generic(const Spectrum& spectrum, const Method<Wide>& method, const NoiseModel& noise) {
+  if (method.k > 2) return contraction_rate_generic(spectrum, method.template cast<Real>(), noise);
+  try {
+    return solve<Real>(spectrum, coefficients<Real, Wide>(method), noise);
+  } catch (const std::runtime_error&) {
+    return contraction_rate_generic(spectrum, method.template cast<Real>(), noise);
+  }
+}
+
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise) {
-  if (method.k > 2) return contraction_rate_generic(spectrum, method, noise);
-  return solve<Real>(spectrum, coefficients<Real, Real>(method), noise);
+  return closed_form_or_generic<Real>(spectrum, method, noise);
 }
 
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
-  const Method<mp50> wide = make_method<mp50>(method);
-  if (wide.k > 2) return contraction_rate_generic(spectrum, wide.template cast<Real>(), noise);
-  return solve<Real>(spectrum, coefficients<Real, mp50>(wide), noise);
+  return closed_form_or_generic<Real>(spectrum, make_method<mp50>(method), noise);
 }
 
 namespace {

@@ -327,3 +327,16 @@ TEST_CASE("Monte Carlo of each published update lands on the exact loss of its r
   }
   MESSAGE("Monte Carlo of published updates: max |z| = ", worst, " (bound ", bound, ")");
 }
+
+TEST_CASE("nearly singular methods: where the closed-form Newton gives up, the generic path answers") {
+  // AccSGD with xi = 1e-12: alpha = 1 - 4.9e-14, the buffer's slow mode; the
+  // k = 2 root finder did not converge here (exit 4 before).
+  const cesr::Spectrum s = cesr::make_spectrum("powerlaw:d=20,alpha=1.5");
+  const MethodSpec m = cesr::method_spec("asgd", {{"lr", 0.1}, {"kappa", 10}, {"xi", 1e-12}});
+  const NoiseModel n{8, 3.0, 0.0};
+  const auto r = cesr::contraction_rate_auto(s, m, n);
+  const LD dense = oracle::dense_rho(ld(s.lambda), 3.0, 8, to_oracle(cesr::make_method<double>(m)));
+  CHECK(r.stable);
+  CHECK(r.gap == doctest::Approx(static_cast<double>(1 - dense)).epsilon(1e-4));
+  CHECK(r.gap == doctest::Approx(2 * 0.49e-12 / 10).epsilon(1e-3));  // 1 - alpha^2 ~ 2 (1 - alpha)
+}
