@@ -263,7 +263,9 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
         if (h->flag) {
           app.add_flag(flag_of(name), o.switches[name], help)->group("Method");
         } else {
-          app.add_option(flag_of(name), o.hyper[name], help)->group("Method");
+          app.add_option(flag_of(name), o.hyper[name], help)
+              ->type_name(!h->choices.empty() ? "NAME" : h->integer ? "UINT" : "FLOAT")
+              ->group("Method");
         }
       }
     }
