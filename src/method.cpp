@@ -249,13 +249,17 @@ void validate_accsgd(const MethodSpec& s) {
 }
 
 void validate_torch_sgd(const MethodSpec& s) {
-  if (s.value("nesterov") != 0 && (!(s.value("momentum") > 0) || s.value("dampening") != 0))
+  // Under a momentum schedule, the momentum of its first step stands for it.
+  const double mu = s.momentum_schedule.constant() ? s.value("momentum") : s.momentum_schedule.at(0);
+  if (s.value("nesterov") != 0 && (!(mu > 0) || s.value("dampening") != 0))
     throw FieldError("nesterov", "nesterov requires momentum > 0 and dampening = 0 (as torch.optim.SGD)");
 }
 
 void validate_lookahead(const MethodSpec& s) {
   if (s.value("inner") == 0 && s.values.count("momentum"))
     throw FieldError("momentum", "momentum applies to lookahead only with inner torch-sgd");
+  if (s.value("inner") == 0 && !s.momentum_schedule.constant())
+    throw FieldError("momentum_schedule", "momentum_schedule applies to lookahead only with inner torch-sgd");
 }
 
 bool hb_mean_diverges(const MethodSpec& m, double L) { return m.value("lr") * L >= 2 * (1 + m.value("momentum")); }
@@ -706,7 +710,9 @@ void MethodSpec::validate() const {
   }
   if (average.given()) {
     // The base method's states, before the average adds one.
-    const int k = row.from_file ? custom.k : row.factory.make<double>(*this).initial.k;
+    MethodSpec base = *this;
+    base.average = Average();
+    const int k = row.from_file ? custom.k : make_path<double>(base).initial.k;
     if (k + 1 > max_states)
       throw FieldError("average", fmt::format("average: method {} already has {} states; an average adds one, and "
                                               "at most {} are supported",

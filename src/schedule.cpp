@@ -26,6 +26,8 @@ Parsed split(std::string_view text, const std::string& field) {
   Parsed p;
   const auto colon = text.find(':');
   p.kind = std::string(text.substr(0, colon));
+  if (p.kind == "file" && colon == std::string_view::npos)
+    throw FieldError(field, fmt::format("{} '{}': expected file:PATH", field, text));
   if (colon == std::string_view::npos || p.kind == "file") return p;
   std::string_view rest = text.substr(colon + 1);
   while (!rest.empty()) {

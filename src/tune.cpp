@@ -140,8 +140,12 @@ Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noi
     if (o.fixed.count(field)) throw FieldError("search", fmt::format("search: {} is held fixed", field));
     if (!(std::isfinite(box.lo) && std::isfinite(box.hi) && box.lo < box.hi))
       throw FieldError("search", fmt::format("search: {} box [{}, {}] must have finite lo < hi", field, box.lo, box.hi));
-    h->check(box.lo);
-    h->check(box.hi);
+    try {
+      h->check(box.lo);
+      h->check(box.hi);
+    } catch (const FieldError& e) {
+      throw FieldError("search", fmt::format("search: {} box [{}, {}]: {}", field, box.lo, box.hi, e.what()));
+    }
   }
   // Step sizes that matter lie between a small fraction of the noise-limited
   // step B / (K tr H) (or 1/L when that is smaller) and the deterministic limit.

@@ -413,7 +413,7 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
   const Run multi = run(problem + " --compare-batches 1,4 --plot " + (dir / "f.svg").string(), dir);
   INFO(multi.err);
   REQUIRE(multi.code == 0);
-  CHECK(multi.out.rfind("method,batch,step,loss\n", 0) == 0);
+  CHECK(multi.out.rfind("method,batch,step,loss,lr\n", 0) == 0);
   CHECK(count(multi.out, "\n") == 1 + 2 * 5);
   // The rows of batch 4 are exactly the single-run curve at --batch 4.
   const Run single = run(problem + " --batch 4", dir);
@@ -422,7 +422,7 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
   std::string line;
   std::getline(in, line);
   CHECK(line == "step,loss");
-  while (std::getline(in, line)) CHECK(multi.out.find("sgd(lr=0.5),4," + line + "\n") != std::string::npos);
+  while (std::getline(in, line)) CHECK(multi.out.find("sgd,4," + line + ",0.5\n") != std::string::npos);
 
   const std::string svg = slurp(dir / "f.svg");
   CHECK(tag_balance(svg) == "");

@@ -234,15 +234,34 @@ int run_loss(const LossOptions& o) {
   } else {
     Table t;
     if (several_methods || several_batches) {
-      // Long format: one row per (curve, step).
+      // Long format: one row per (curve, step). The method is its registry
+      // name and every hyperparameter has its own column (empty where a
+      // method has none), so the CSV loads into pandas/numpy as is.
+      std::vector<std::string> params;
+      bool any_average = false;
+      for (const Curve& c : curves) {
+        for (const auto& h : c.spec.info().hyperparameters)
+          if (c.spec.get(h.name) && std::find(params.begin(), params.end(), h.name) == params.end())
+            params.emplace_back(h.name);
+        any_average |= c.spec.average.given();
+      }
       t.columns = {"method", "batch", "step", "loss"};
       if (with_samples) t.columns.push_back("samples");
+      for (const auto& p : params) t.columns.push_back(p);
+      if (any_average) t.columns.push_back("average");
       for (const Curve& c : curves) {
         const auto samples = with_samples ? samples_before(c.step) : std::vector<std::string>{};
+        std::vector<Cell> tail;
+        for (const auto& p : params) {
+          const auto v = c.spec.get(p);
+          tail.push_back(v ? Cell::number(fmt::format("{}", *v)) : Cell::null());  // shortest round trip
+        }
+        if (any_average) tail.push_back(Cell::string(to_string(c.spec.average)));
         for (std::size_t i = 0; i < c.step.size(); ++i) {
-          t.rows.push_back({Cell::string(describe(c.spec)), Cell::number(std::to_string(c.batch)),
+          t.rows.push_back({Cell::string(c.spec.name), Cell::number(std::to_string(c.batch)),
                             Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
           if (with_samples) t.rows.back().push_back(Cell::number(samples[i]));
+          t.rows.back().insert(t.rows.back().end(), tail.begin(), tail.end());
         }
       }
     } else {
