@@ -425,16 +425,12 @@ class TuneResult(_Result):
 class FrontierResult(_Result):
     """Tuned frontier: .rows (list of dicts), .summary (dict), .to_json() (the CLI's JSON), .to_pandas()."""
 
-    _fields = ("rows", "summary", "json", "csv", "table")
+    _fields = ("rows", "summary", "json", "table")
     _repr_fields = ("rows", "summary")
 
     def to_json(self):
         """The text `cesr frontier --spectrum TEXT ... --format json` prints for the same problem."""
         return self.json
-
-    def to_csv(self):
-        """The rows as `cesr frontier --format csv` for one spectrum prints them."""
-        return self.csv
 
     def __str__(self):
         return self.table

@@ -504,7 +504,13 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   FrontierOptions fo;
   fo.methods.clear();
   for (const std::string& m : method_names_) {
-    const MethodInfo& row = row_of(m);
+    const MethodInfo* found = nullptr;
+    try {
+      found = &method_info(m);
+    } catch (const std::invalid_argument&) {
+      fail(fmt::format("methods: unknown method '{}' (expected one of {})", m, method_names()));
+    }
+    const MethodInfo& row = *found;
     if (row.from_file) fail("methods: custom methods have nothing to tune");
     if (std::find(fo.methods.begin(), fo.methods.end(), m) != fo.methods.end())
       fail(fmt::format("methods: '{}' is listed twice", m));
@@ -560,14 +566,12 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   if (progress_error) throw *progress_error;
   f.spectrum_text = sp.text;
   f.init_text = sp.init_text;
-  const bool rate = fo.tune.objective == Objective::Rate;
   py::list rows;
   for (const FrontierRow& r : f.rows) {
     py::dict d = tune_dict(r.tuned, r.batch, fo.tune.objective);
     py::dict row("method"_a = r.method, "batch"_a = r.batch, "gap"_a = d["gap"], "steps"_a = d["steps"],
                  "ce"_a = r.ce > 0 ? finite_or_none(r.ce) : py::object(py::none()), "params"_a = d["params"],
                  "stable"_a = r.tuned.stable, "evaluations"_a = r.tuned.evaluations);
-    (void)rate;
     rows.append(row);
   }
   py::dict methods_summary;
@@ -581,7 +585,7 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
                    "kappa"_a = f.summary.kappa);
   // As `cesr frontier --spectrum ... --format json` prints it (with its newline).
   return py::dict("rows"_a = rows, "summary"_a = summary, "json"_a = frontier_json(f) + "\n",
-                  "csv"_a = render_frontier(f, Format::Csv), "table"_a = render_frontier(f, Format::Text, sp.text));
+                  "table"_a = render_frontier(f, Format::Text, sp.text));
 }
 
 py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, long long batch, long long steps, long long runs,
