@@ -29,7 +29,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
+#include <future>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -86,6 +90,51 @@ std::string python_message(const std::exception& e) {
 }
 
 [[noreturn]] void fail(const std::string& message) { throw py::value_error(message); }
+
+// ---------------------------------------------------------------------------
+// Ctrl-C. Python runs signal handlers in the main thread only, between
+// bytecodes; a long library call in the main thread would hold KeyboardInterrupt
+// back until it returned. run_interruptible runs the call on a helper thread
+// while the main thread, the GIL released, waits and looks at pending signals
+// every 50 ms; when a handler raises (KeyboardInterrupt), `stop` is set, the
+// call is left to finish (those with a hook, such as frontier's per-row
+// callback, stop early) and the exception is raised.
+struct Stopped : std::exception {
+  const char* what() const noexcept override { return "cesr: stopped"; }
+};
+
+bool in_main_thread() {
+  const py::module_ threading = py::module_::import("threading");
+  return threading.attr("current_thread")().is(threading.attr("main_thread")());
+}
+
+template <class F>
+auto run_interruptible(F&& f, std::atomic<bool>& stop) -> decltype(f()) {
+  using R = decltype(f());
+  if (!in_main_thread()) {
+    py::gil_scoped_release release;
+    return f();
+  }
+  std::packaged_task<R()> task(std::forward<F>(f));
+  std::future<R> result = task.get_future();
+  std::thread worker(std::move(task));
+  std::optional<py::error_already_set> interrupted;
+  for (;;) {
+    std::future_status status;
+    {
+      py::gil_scoped_release release;
+      status = result.wait_for(std::chrono::milliseconds(50));
+    }
+    if (status == std::future_status::ready) break;
+    if (!interrupted && PyErr_CheckSignals() != 0) {
+      interrupted.emplace();  // fetches the KeyboardInterrupt (or whatever the handler raised)
+      stop = true;
+    }
+  }
+  worker.join();
+  if (interrupted) throw std::move(*interrupted);
+  return result.get();
+}
 
 /// A count argument given as a Python int: >= lo, as uint64.
 std::uint64_t count(const char* name, long long v, long long lo) {
@@ -544,26 +593,30 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   NoiseModel n{1, kurtosis, noise};
   n.validate();
   fo.tune.target.validate(sp.spectrum.initial_loss());
-  // progress(done, total) is called from the worker threads, one at a time;
-  // an exception it raises is kept and raised once the sweep is over.
+  // After each row: stop on Ctrl-C, then progress(done, total) (called from
+  // the worker threads, one at a time); an exception it raises stops the sweep
+  // and is raised here.
+  std::atomic<bool> stop{false};
   std::optional<py::error_already_set> progress_error;
-  if (!progress.is_none()) {
-    fo.progress = [&](std::size_t done, std::size_t total) {
-      py::gil_scoped_acquire acquire;
-      if (progress_error) return;
-      try {
-        progress(done, total);
-      } catch (py::error_already_set& e) {
-        progress_error = std::move(e);
-      }
-    };
-  }
+  fo.progress = [&](std::size_t done, std::size_t total) {
+    if (stop) throw Stopped{};
+    if (progress.is_none()) return;
+    py::gil_scoped_acquire acquire;
+    try {
+      progress(done, total);
+    } catch (py::error_already_set& e) {
+      progress_error = std::move(e);
+      stop = true;
+      throw Stopped{};
+    }
+  };
   Frontier f;
-  {
-    py::gil_scoped_release release;
-    f = compute_frontier(sp.spectrum, n, fo);
+  try {
+    f = run_interruptible([&] { return compute_frontier(sp.spectrum, n, fo); }, stop);
+  } catch (const Stopped&) {
+    if (progress_error) throw std::move(*progress_error);
+    throw;  // not reached: a stop by Ctrl-C raises KeyboardInterrupt in run_interruptible
   }
-  if (progress_error) throw *progress_error;
   f.spectrum_text = sp.text;
   f.init_text = sp.init_text;
   py::list rows;
