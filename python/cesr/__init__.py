@@ -189,8 +189,12 @@ class Method:
 
     name = property(lambda self: self._native.name, doc="registry name ('custom' for cesr.custom)")
     average = property(lambda self: self._native.average or None, doc="ema:decay=G | polyak | tail:start=S | None")
+    lr_schedule = property(lambda self: self._native.lr_schedule, doc="the lr factor schedule's text, or None")
+    momentum_schedule = property(lambda self: self._native.momentum_schedule, doc="the momentum schedule's text, or None")
     states = property(lambda self: self._native.states, doc="number of state vectors k (averaging included)")
     constant = property(lambda self: self._native.constant, doc="the coefficients are the same at every step")
+    has_rate = property(lambda self: self._native.has_rate,
+                        doc="the coefficients are constant from step 1 on, so the method has a contraction rate")
 
     @property
     def params(self):
@@ -212,16 +216,17 @@ class Method:
         return self._native.describe
 
     def replace(self, **changes):
-        """The same method with some hyperparameters (or average=) changed."""
+        """The same method with some hyperparameters (or average=, lr_schedule=, momentum_schedule=) changed."""
         if self.name == "custom":
             raise ValueError("method: a custom method has no hyperparameters to replace")
         values = dict(self.given)
-        average = changes.pop("average", self.average)
+        options = {k: changes.pop(k, getattr(self, k)) for k in ("average", "lr_schedule", "momentum_schedule")}
         values.update(changes)
-        return method(self.name, average=average, **values)
+        return method(self.name, **options, **values)
 
     def to_dict(self):
-        return {"name": self.name, "params": self.params, "average": self.average}
+        return {"name": self.name, "params": self.params, "average": self.average, "lr_schedule": self.lr_schedule,
+                "momentum_schedule": self.momentum_schedule}
 
     def __repr__(self):
         return f"Method({self.describe()})"
@@ -234,7 +239,8 @@ class Method:
     __hash__ = None
 
     def __reduce__(self):
-        return (_method_from_state, (self.name, tuple(sorted(self.given.items())), self.average))
+        return (_method_from_state, (self.name, tuple(sorted(self.given.items())), self.average, self.lr_schedule,
+                                     self.momentum_schedule))
 
 
 class _CustomMethod(Method):
@@ -259,15 +265,15 @@ class _CustomMethod(Method):
         return (_custom_from_state, self._arrays + (self.average,))
 
 
-def _method_from_state(name, given, average):
-    return method(name, average=average, **dict(given))
+def _method_from_state(name, given, average, lr_schedule=None, momentum_schedule=None):
+    return method(name, average=average, lr_schedule=lr_schedule, momentum_schedule=momentum_schedule, **dict(given))
 
 
 def _custom_from_state(P, q, r, o, s0, average):
     return custom(P, q, r, o, s0, average=average)
 
 
-def method(name, *, average=None, **hyperparameters):
+def method(name, *, average=None, lr_schedule=None, momentum_schedule=None, **hyperparameters):
     """A registry method with its hyperparameters, validated against the registry.
 
     cesr.method("hb", lr=0.1, momentum=0.9); cesr.method("sgd", lr=0.5, average="ema:decay=0.99").
@@ -275,13 +281,17 @@ def method(name, *, average=None, **hyperparameters):
     (cesr.methods()); a bad value raises ValueError naming the argument
     ("lr must be > 0, got -1"). Switches take bools (nesterov=True), choices
     their names (inner="torch-sgd"). average: "ema:decay=G", "polyak" or
-    "tail:start=S".
+    "tail:start=S". lr_schedule: the factor on lr at each step, as the CLI's
+    --lr-schedule ("cosine:steps=1000,warmup=50", "cosine:warmup=5%" takes the
+    run's steps, "wsd:...", "step:every=N,factor=G", "file:PATH", ...);
+    momentum_schedule: "file:PATH" (replaces momentum). The shapes: include/cesr/schedule.hpp.
     """
     if not isinstance(name, str):
         raise TypeError(f"method must be a registry name (str), got {type(name).__name__}")
-    if average is not None and not isinstance(average, str):
-        raise TypeError(f"average must be a str such as 'ema:decay=0.9', got {type(average).__name__}")
-    return Method._wrap(_cesr.NativeMethod.registry(name, hyperparameters, average))
+    for key, value in (("average", average), ("lr_schedule", lr_schedule), ("momentum_schedule", momentum_schedule)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{key} must be a str (the CLI's text), got {type(value).__name__}")
+    return Method._wrap(_cesr.NativeMethod.registry(name, hyperparameters, average, lr_schedule, momentum_schedule))
 
 
 def custom(P, q, r, o, s0=None, *, average=None):
@@ -310,8 +320,9 @@ def _method_arg(m):
 
 def methods():
     """The method registry, as `cesr methods --format json` prints it: a list of
-    {"name", "states", "constant", "description", "hyperparameters": [{"name",
-    "flag", "default", "required", "range", "tuned", "search", "description"}]}."""
+    {"name", "states", "states_max", "constant", "rate", "description",
+    "hyperparameters": [{"name", "flag", "default", "required", "range", "tuned",
+    "search", "description"}]}."""
     return _cesr.methods()
 
 
@@ -384,7 +395,8 @@ class _Result:
 class LossCurve(_Result):
     """Exact expected loss: .step, .loss (numpy), .diverged_at (None or the step where L_t overflowed)."""
 
-    _fields = ("step", "loss", "diverged_at", "precision")
+    _fields = ("step", "loss", "diverged_at", "precision", "samples")
+    _repr_fields = ("step", "loss", "diverged_at", "precision")
 
 
 class StepsResult(_Result):
@@ -412,21 +424,33 @@ class StabilityResult(_Result):
 class TuneResult(_Result):
     """Tuned hyperparameters .params, the gap and steps there; .tuned_method() is the cesr.Method."""
 
-    _fields = ("method", "batch", "objective", "params", "gap", "rho", "steps", "stable", "has_rate",
+    _fields = ("method", "batch", "objective", "params", "gap", "rho", "steps", "loss", "stable", "has_rate",
                "gap_text", "gap_precision", "evaluations", "rate_evaluations", "confirm_failed", "search",
-               "all_params", "average")
-    _repr_fields = ("method", "batch", "objective", "params", "gap", "steps")
+               "all_params", "average", "lr_schedule", "momentum_schedule")
+    _repr_fields = ("method", "batch", "objective", "params", "gap", "steps", "loss")
 
     def tuned_method(self):
-        """The tuned point as a cesr.Method (to pass to loss, rate, simulate, ...)."""
-        return method(self.method, average=self.average or None, **self.all_params)
+        """The tuned point as a cesr.Method (to pass to loss, rate, simulate, ...), schedules included."""
+        values = dict(self.all_params)
+        if self.momentum_schedule:
+            values.pop("momentum", None)  # the schedule holds it
+        return method(self.method, average=self.average or None, lr_schedule=self.lr_schedule,
+                      momentum_schedule=self.momentum_schedule, **values)
 
 
 class FrontierResult(_Result):
-    """Tuned frontier: .rows (list of dicts), .summary (dict), .to_json() (the CLI's JSON), .to_pandas()."""
+    """Tuned frontier: .rows (list of dicts), .summary (dict), .problem, .to_json() (the CLI's JSON), .to_pandas().
 
-    _fields = ("rows", "summary", "json", "table")
+    rows and summary are those of the JSON (None where it has null).
+    """
+
+    _fields = ("rows", "summary", "problem", "json", "table")
     _repr_fields = ("rows", "summary")
+
+    @classmethod
+    def _from_native(cls, r):
+        doc = _json.loads(r["json"])
+        return cls(rows=doc["rows"], summary=doc["summary"], problem=doc["problem"], json=r["json"], table=r["table"])
 
     def to_json(self):
         """The text `cesr frontier --spectrum TEXT ... --format json` prints for the same problem."""
@@ -443,15 +467,16 @@ class FrontierResult(_Result):
             raise ImportError("FrontierResult.to_pandas needs pandas (Debian: python3-pandas)") from e
         records = []
         for r in self.rows:
-            rec = {k: r[k] for k in ("method", "batch", "gap", "steps", "ce")}
+            rec = {k: v for k, v in r.items() if k != "params"}
             rec.update(r["params"])
             records.append(rec)
         return pd.DataFrame.from_records(records)
 
     def __repr__(self):
-        best = {m: s["best_ce"] for m, s in self.summary["methods"].items()}
+        key = "best_loss" if self.problem.get("objective") == "final" else "best_ce"
+        best = {m: s.get(key) for m, s in self.summary["methods"].items()}
         crit = {m: s["critical_batch"] for m, s in self.summary["methods"].items()}
-        return f"FrontierResult(rows={len(self.rows)}, best_ce={best}, critical_batch={crit})"
+        return f"FrontierResult(rows={len(self.rows)}, {key}={best}, critical_batch={crit})"
 
 
 class SimulationResult(_Result):
@@ -474,27 +499,31 @@ class CheckResult(_Result):
 # Functions
 
 
-def loss(spectrum, method, *, batch=1, steps, every=1, kurtosis=3.0, noise=0.0, precision="double", init=None):
+def loss(spectrum, method, *, batch=None, steps, every=1, kurtosis=3.0, noise=0.0, precision="double", init=None,
+         batch_schedule=None):
     """The exact expected loss L_t at t = 0, every, 2 every, ... and at t = steps (cesr loss).
 
     Divergence is a result: the curve stops before the step where L_t
-    overflows and .diverged_at holds that step (None otherwise).
+    overflows and .diverged_at holds that step (None otherwise). batch (default
+    1) or batch_schedule ("ramp:start=B0,every=N,max=BMAX", "file:PATH"; then
+    .samples holds the samples consumed before each step). A method's lr
+    schedule that leaves out steps= runs over these steps.
     """
     sp = _spectrum_arg(spectrum, init)
-    r = _cesr.loss(sp._native, _method_arg(method), batch, steps, every, kurtosis, noise, precision)
+    r = _cesr.loss(sp._native, _method_arg(method), batch, steps, every, kurtosis, noise, precision, batch_schedule)
     return LossCurve(precision=precision, **r)
 
 
-def steps(spectrum, method, *, batch=1, target, relative=False, max_steps=100_000_000, kurtosis=3.0, noise=0.0,
-          precision="double", init=None):
+def steps(spectrum, method, *, batch=None, target, relative=False, max_steps=100_000_000, kurtosis=3.0, noise=0.0,
+          precision="double", init=None, batch_schedule=None):
     """The first step t <= max_steps with L_t <= target (or target * L_0 when relative) (cesr steps)."""
     sp = _spectrum_arg(spectrum, init)
     r = _cesr.steps(sp._native, _method_arg(method), batch, float(target), bool(relative), max_steps, kurtosis,
-                    noise, precision)
+                    noise, precision, batch_schedule)
     return StepsResult(reached=r["steps"] is not None, **r)
 
 
-def rate(spectrum, method, *, batch=1, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, init=None):
+def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, init=None):
     """The contraction rate rho and gap 1 - rho of the exact second-moment operator (cesr rate).
 
     precision="auto" (the default) escalates double, long, quad, mp50 until two
@@ -505,7 +534,7 @@ def rate(spectrum, method, *, batch=1, kurtosis=3.0, noise=0.0, precision="auto"
     return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol))
 
 
-def stability(spectrum, method, *, batch=1, average=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
+def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
               init=None, **hyperparameters):
     """The largest stable step size and the step size with the best gap, the other
     hyperparameters fixed (cesr stability): stability(sp, "hb", batch=8, momentum=0.9)."""
@@ -514,43 +543,49 @@ def stability(spectrum, method, *, batch=1, average=None, kurtosis=3.0, noise=0.
                                              precision, rtol))
 
 
-def tune(spectrum, method, *, batch=1, objective="rate", target=None, relative=None, max_steps=100_000_000,
-         search=None, average=None, kurtosis=3.0, noise=0.0, init=None, **fixed):
+def tune(spectrum, method, *, batch=None, objective="rate", target=None, relative=None, max_steps=100_000_000,
+         steps=None, search=None, average=None, lr_schedule=None, momentum_schedule=None, batch_schedule=None,
+         kurtosis=3.0, noise=0.0, init=None, **fixed):
     """The best hyperparameters of a registry method at one batch size (cesr tune).
 
     objective="rate" maximises the gap 1 - rho, "steps" minimises the exact
-    steps to target (default 1e-6 relative to L_0). Hyperparameters given as
-    keywords are held fixed (tune(sp, "hb", batch=8, momentum=0.9)); search=
-    {"lr": (lo, hi)} replaces a default search box.
+    steps to target (default 1e-6 relative to L_0), "final" minimises the exact
+    loss L_T after steps=T (.loss). Hyperparameters given as keywords are held
+    fixed (tune(sp, "hb", batch=8, momentum=0.9)); search={"lr": (lo, hi)}
+    replaces a default search box. Schedules (the CLI's texts) are part of the
+    problem and need the steps or final objective; the tuner scales the peak lr.
     """
     sp = _spectrum_arg(spectrum, init)
     if isinstance(method, Method):
         raise TypeError("tune takes a registry name (e.g. 'hb'); fix hyperparameters as keywords")
     r = _cesr.tune(sp._native, method, batch, objective, None if target is None else float(target), relative,
-                   max_steps, fixed, search or {}, average, kurtosis, noise)
+                   max_steps, steps, fixed, search or {}, average, lr_schedule, momentum_schedule, batch_schedule,
+                   kurtosis, noise)
     return TuneResult(**r)
 
 
 def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective="rate", target=None, relative=None,
-             max_steps=100_000_000, average=None, kurtosis=3.0, noise=0.0, threads=0, progress=None, init=None,
-             **fixed):
+             max_steps=100_000_000, samples=None, average=None, kurtosis=3.0, noise=0.0, threads=0, progress=None,
+             init=None, **fixed):
     """Every method tuned at every batch size, and per method the best compute
     efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
 
     batches: a list of sizes or the CLI's text "1:65536:x2" (the default).
-    progress(done, total) is called after each tuned (method, batch).
-    threads=0 uses every core; the result does not depend on it.
+    objective="final" with samples=N: batch B runs floor(N/B) steps and rows
+    hold the tuned loss L_T (one budget per call). progress(done, total) is
+    called after each tuned (method, batch); Ctrl-C stops the sweep after the
+    rows in progress. threads=0 uses every core; the result does not depend on it.
     """
     sp = _spectrum_arg(spectrum, init)
     if isinstance(methods, str):
         methods = [m for m in methods.split(",") if m]
     r = _cesr.frontier(sp._native, list(methods), batches, objective, None if target is None else float(target),
-                       relative, max_steps, fixed, average, kurtosis, noise, threads, progress)
-    return FrontierResult(**r)
+                       relative, max_steps, samples, fixed, average, kurtosis, noise, threads, progress)
+    return FrontierResult._from_native(r)
 
 
-def simulate(spectrum, method, *, batch=1, steps, runs, seed=1, every=1, covariates="gaussian", kurtosis=None,
-             noise=0.0, precision="double", threads=0, init=None):
+def simulate(spectrum, method, *, batch=None, steps, runs, seed=1, every=1, covariates="gaussian", kurtosis=None,
+             noise=0.0, precision="double", threads=0, init=None, batch_schedule=None):
     """Monte Carlo of the real iteration (runs independent runs) beside the exact curve (cesr simulate).
 
     The theory column uses the fourth moment of the covariates' law unless
@@ -558,12 +593,12 @@ def simulate(spectrum, method, *, batch=1, steps, runs, seed=1, every=1, covaria
     """
     sp = _spectrum_arg(spectrum, init)
     r = _cesr.simulate(sp._native, _method_arg(method), batch, steps, runs, seed, every, covariates,
-                       None if kurtosis is None else float(kurtosis), noise, precision, threads)
+                       None if kurtosis is None else float(kurtosis), noise, precision, threads, batch_schedule)
     return SimulationResult(**r)
 
 
-def check(step, loss, stderr=None, *, spectrum, method, batch=1, kurtosis=3.0, noise=0.0, precision="double",
-          rtol=0.05, alpha=1e-3, zmax=None, init=None):
+def check(step, loss, stderr=None, *, spectrum, method, batch=None, kurtosis=3.0, noise=0.0, precision="double",
+          rtol=0.05, alpha=1e-3, zmax=None, init=None, batch_schedule=None):
     """Your loss curve held against the exact expected loss (cesr check).
 
     Rows with a standard error (stderr, NaN for none) are judged by |z| against
@@ -572,7 +607,7 @@ def check(step, loss, stderr=None, *, spectrum, method, batch=1, kurtosis=3.0, n
     """
     sp = _spectrum_arg(spectrum, init)
     r = _cesr.check(step, loss, stderr, sp._native, _method_arg(method), batch, kurtosis, noise, precision,
-                    rtol, alpha, zmax)
+                    rtol, alpha, zmax, batch_schedule)
     if r.get("rows") is None:  # the exact loss diverges
         return CheckResult(agree=False, worst=[], rows=[], theory=_np.empty(0), failed=0, diverged_at=r["diverged_at"])
     return CheckResult(**r)

@@ -15,6 +15,7 @@
 #include "cesr/frontier.hpp"
 #include "cesr/method.hpp"
 #include "cesr/rate.hpp"
+#include "cesr/schedule.hpp"
 #include "cesr/real.hpp"
 #include "cesr/simulate.hpp"
 #include "cesr/spectrum.hpp"
@@ -258,14 +259,52 @@ Average average_arg(const std::optional<std::string>& text) {
 
 const MethodInfo& row_of(const std::string& name) { return method_info(name); }  // FieldError naming method
 
-MethodObject make_method_object(const std::string& name, const py::dict& values, const std::optional<std::string>& average) {
+/// Schedules given as the CLI's text (None: constant); FieldError naming the field.
+Schedule lr_schedule_arg(const std::optional<std::string>& text) {
+  return text ? Schedule::learning_rate(*text) : Schedule();
+}
+Schedule momentum_schedule_arg(const std::optional<std::string>& text) {
+  return text ? Schedule::momentum(*text) : Schedule();
+}
+
+/// The spec with a learning-rate schedule that still waits for the run's
+/// horizon (cosine without steps=) replaced by none: for what does not depend
+/// on the schedule (validation of the rest, states).
+MethodSpec without_pending_schedule(const MethodSpec& spec) {
+  MethodSpec probe = spec;
+  if (probe.lr_schedule.needs_horizon()) probe.lr_schedule = Schedule();
+  return probe;
+}
+
+/// Validates a spec whose lr schedule may still wait for its horizon (it is
+/// resolved, and checked in full, by the call that knows the steps).
+void validate_method(const MethodSpec& spec) {
+  if (spec.lr_schedule.needs_horizon() && !spec.info().find("lr"))
+    throw FieldError("lr_schedule", fmt::format("lr_schedule: method {} has no lr", spec.name));
+  without_pending_schedule(spec).validate();
+}
+
+/// The spec of one run: an lr schedule that leaves out steps= takes the run's
+/// horizon (loss and simulate: their steps; 0: none, as cesr steps and check).
+MethodSpec spec_for_run(const MethodSpec& spec, std::uint64_t horizon) {
+  MethodSpec s = spec;
+  if (s.lr_schedule.needs_horizon() && horizon > 0) s.lr_schedule = s.lr_schedule.resolve(horizon);
+  s.validate();  // "lr_schedule '...' needs the run's horizon (steps=)" when none is known
+  return s;
+}
+
+MethodObject make_method_object(const std::string& name, const py::dict& values, const std::optional<std::string>& average,
+                                const std::optional<std::string>& lr_schedule,
+                                const std::optional<std::string>& momentum_schedule) {
   MethodObject m;
   const MethodInfo& row = row_of(name);
   if (row.from_file) fail("method: give a custom method as cesr.custom(P, q, r, o, s0=None)");
   m.spec.name = std::string(row.name);
   m.spec.values = hyper_values(values, &row);
   m.spec.average = average_arg(average);
-  m.spec.validate();
+  m.spec.lr_schedule = lr_schedule_arg(lr_schedule);
+  m.spec.momentum_schedule = momentum_schedule_arg(momentum_schedule);
+  validate_method(m.spec);
   return m;
 }
 
@@ -340,8 +379,17 @@ py::dict params_of(const MethodSpec& spec, bool all) {
 
 // ---------------------------------------------------------------------------
 // Shared arguments.
-NoiseModel noise_model(long long batch, double kurtosis, double noise) {
-  NoiseModel n{count("batch", batch, 1), kurtosis, noise};
+/// batch (None: 1) or batch_schedule (the CLI's text; it replaces batch).
+NoiseModel noise_model(std::optional<long long> batch, double kurtosis, double noise,
+                       const std::optional<std::string>& batch_schedule = std::nullopt) {
+  NoiseModel n{1, kurtosis, noise};
+  if (batch_schedule) {
+    if (batch) fail("batch_schedule replaces batch: give one of them");
+    n.batch_schedule = Schedule::batch(*batch_schedule);  // FieldError naming batch_schedule
+    n.batch = n.batch_at(0);
+  } else {
+    n.batch = count("batch", batch.value_or(1), 1);
+  }
   n.validate();  // names batch, kurtosis, noise
   return n;
 }
@@ -403,10 +451,12 @@ std::map<std::string, Box, std::less<>> boxes_arg(const py::dict& search) {
 // ---------------------------------------------------------------------------
 // The functions.
 
-py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, long long batch, long long steps, long long every,
-                 double kurtosis, double noise, const std::string& precision) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, long long steps,
+                 long long every, double kurtosis, double noise, const std::string& precision,
+                 const std::optional<std::string>& batch_schedule) {
+  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
   const std::uint64_t T = count("steps", steps, 0), E = count("every", every, 1);
+  const MethodSpec spec = spec_for_run(m.spec, T);
   const Precision p = *parse_precision_arg(precision, false);
   std::vector<std::uint64_t> step;
   std::vector<double> loss;
@@ -415,19 +465,33 @@ py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, long long batc
     py::gil_scoped_release release;
     with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
-      auto c = loss_curve<Real>(sp.spectrum, make_path<Real>(m.spec), n, T, E);
+      auto c = loss_curve<Real>(sp.spectrum, make_path<Real>(spec), n, T, E);
       step = std::move(c.step);
       loss.reserve(c.loss.size());
       for (const Real& l : c.loss) loss.push_back(to_double(l));
       diverged = c.diverged_at;
     });
   }
-  return py::dict("step"_a = steps_array(step), "loss"_a = array_of(loss), "diverged_at"_a = optional_int(diverged));
+  // With a batch schedule: the samples consumed before each step (as cesr loss prints them).
+  py::object samples = py::none();
+  if (!n.batch_schedule.constant()) {
+    std::vector<std::uint64_t> before;
+    std::uint64_t t = 0, total = 0;
+    for (const std::uint64_t s : step) {
+      for (; t < s; ++t) total += n.batch_at(t);
+      before.push_back(total);
+    }
+    samples = steps_array(before);
+  }
+  return py::dict("step"_a = steps_array(step), "loss"_a = array_of(loss), "diverged_at"_a = optional_int(diverged),
+                  "samples"_a = samples);
 }
 
-py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, long long batch, double target, bool relative,
-                  long long max_steps, double kurtosis, double noise, const std::string& precision) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double target,
+                  bool relative, long long max_steps, double kurtosis, double noise, const std::string& precision,
+                  const std::optional<std::string>& batch_schedule) {
+  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const MethodSpec spec = spec_for_run(m.spec, 0);
   if (!(std::isfinite(target) && target > 0)) fail(fmt::format("target must be a finite number > 0, got {}", target));
   const std::uint64_t cap = count("max_steps", max_steps, 0);
   const Precision p = *parse_precision_arg(precision, false);
@@ -440,7 +504,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, long long bat
     py::gil_scoped_release release;
     with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
-      const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(m.spec), n, static_cast<Real>(target), relative, cap);
+      const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(spec), n, static_cast<Real>(target), relative, cap);
       reached = r.steps;
       diverged = r.diverged_at;
       loss = to_double(r.loss);
@@ -461,9 +525,11 @@ py::dict rate_dict(const AutoRate& r) {
                   "gap_text"_a = finite_rho ? py::object(py::str(r.gap_text)) : py::object(py::none()));
 }
 
-py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, long long batch, double kurtosis, double noise,
-                 const std::string& precision, double rtol) {
+py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double kurtosis,
+                 double noise, const std::string& precision, double rtol) {
   const NoiseModel n = noise_model(batch, kurtosis, noise);
+  if (!m.spec.lr_schedule.constant() || !m.spec.momentum_schedule.constant())
+    fail("method: a method with a schedule has no contraction rate (use loss or steps)");
   const std::optional<Precision> p = parse_precision_arg(precision, true);
   check_escalation_rtol(rtol);  // names rtol
   AutoRate r;
@@ -475,7 +541,7 @@ py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, long long batc
 }
 
 py::dict stability_fn(const SpectrumObject& sp, const std::string& method, const py::dict& values,
-                      const std::optional<std::string>& average, long long batch, double kurtosis, double noise,
+                      const std::optional<std::string>& average, std::optional<long long> batch, double kurtosis, double noise,
                       const std::string& precision, double rtol) {
   const MethodInfo& row = row_of(method);
   if (row.from_file) fail("method: stability takes a registry method by name (custom methods have no step size)");
@@ -500,7 +566,11 @@ py::dict stability_fn(const SpectrumObject& sp, const std::string& method, const
                   "lr_best_text"_a = s.lr_best_text, "gap_best_text"_a = s.gap_best_text);
 }
 
-py::dict tune_dict(const TuneResult& r, std::uint64_t batch, Objective objective) {
+py::object schedule_text(const Schedule& s) {
+  return s.constant() ? py::object(py::none()) : py::object(py::str(s.text()));
+}
+
+py::dict tune_dict(const TuneResult& r, std::uint64_t batch, Objective objective, std::uint64_t horizon) {
   const MethodInfo& row = r.method.info();
   // The hyperparameters the row searches (tuned or fixed), in its order: as cesr tune prints them.
   py::dict params;
@@ -522,17 +592,33 @@ py::dict tune_dict(const TuneResult& r, std::uint64_t batch, Objective objective
                   "rho"_a = has_gap ? finite_or_none(r.rho) : py::object(py::none()),
                   "gap_text"_a = has_gap ? py::object(py::str(r.gap_text)) : py::object(py::none()),
                   "gap_precision"_a = std::string(to_string(r.gap_precision)), "stable"_a = r.stable,
-                  "has_rate"_a = r.has_rate, "steps"_a = optional_int(r.steps), "evaluations"_a = r.evaluations,
-                  "rate_evaluations"_a = r.rate_evaluations, "confirm_failed"_a = r.confirm_failed, "search"_a = box);
+                  "has_rate"_a = r.has_rate,
+                  // the final objective reports its horizon as steps and L_T as loss (as cesr tune)
+                  "steps"_a = objective == Objective::Final ? py::object(py::int_(horizon)) : optional_int(r.steps),
+                  "loss"_a = optional_float(r.final_loss), "evaluations"_a = r.evaluations,
+                  "rate_evaluations"_a = r.rate_evaluations, "confirm_failed"_a = r.confirm_failed, "search"_a = box,
+                  "lr_schedule"_a = schedule_text(r.method.lr_schedule),
+                  "momentum_schedule"_a = schedule_text(r.method.momentum_schedule));
 }
 
-py::dict tune_fn(const SpectrumObject& sp, const std::string& method, long long batch, const std::string& objective,
-                 std::optional<double> target, std::optional<bool> relative, long long max_steps, const py::dict& fixed,
-                 const py::dict& search, const std::optional<std::string>& average, double kurtosis, double noise) {
+py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optional<long long> batch,
+                 const std::string& objective, std::optional<double> target, std::optional<bool> relative,
+                 long long max_steps, std::optional<long long> steps, const py::dict& fixed, const py::dict& search,
+                 const std::optional<std::string>& average, const std::optional<std::string>& lr_schedule,
+                 const std::optional<std::string>& momentum_schedule, const std::optional<std::string>& batch_schedule,
+                 double kurtosis, double noise) {
   const MethodInfo& row = row_of(method);
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
   TuneOptions t;
   t.objective = objective_arg(objective);
+  if (t.objective == Objective::Final) {
+    if (!steps) fail("steps: objective='final' needs steps=T (the horizon)");
+    t.horizon = count("steps", *steps, 1);
+  } else if (steps) {
+    fail("steps applies only to objective='final' (the steps objective counts steps to target)");
+  }
+  t.lr_schedule = lr_schedule_arg(lr_schedule);
+  t.momentum_schedule = momentum_schedule_arg(momentum_schedule);
   t.target = target_arg(target, relative, max_steps);
   t.fixed = hyper_values(fixed, &row);
   t.boxes = boxes_arg(search);
@@ -542,14 +628,14 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, long long 
     py::gil_scoped_release release;
     r = tune(sp.spectrum, row.name, n, t);
   }
-  return tune_dict(r, n.batch, t.objective);
+  return tune_dict(r, n.batch, t.objective, t.horizon);
 }
 
 py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& method_names_,
                      const py::object& batches, const std::string& objective, std::optional<double> target,
-                     std::optional<bool> relative, long long max_steps, const py::dict& fixed,
-                     const std::optional<std::string>& average, double kurtosis, double noise, long long threads,
-                     const py::object& progress) {
+                     std::optional<bool> relative, long long max_steps, std::optional<long long> samples,
+                     const py::dict& fixed, const std::optional<std::string>& average, double kurtosis, double noise,
+                     long long threads, const py::object& progress) {
   FrontierOptions fo;
   fo.methods.clear();
   for (const std::string& m : method_names_) {
@@ -582,6 +668,12 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   }
   fo.tune.objective = objective_arg(objective);
   fo.tune.target = target_arg(target, relative, max_steps);
+  if (fo.tune.objective == Objective::Final) {
+    if (!samples) fail("samples: objective='final' needs samples=N (a sample budget)");
+    fo.samples = count("samples", *samples, 1);
+  } else if (samples) {
+    fail("samples applies only to objective='final'");
+  }
   fo.tune.average = average_arg(average);
   for (const auto& [k, v] : fixed) {
     const std::string name = py::str(k);
@@ -592,7 +684,7 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   fo.threads = static_cast<unsigned>(threads);
   NoiseModel n{1, kurtosis, noise};
   n.validate();
-  fo.tune.target.validate(sp.spectrum.initial_loss());
+  if (fo.tune.objective != Objective::Final) fo.tune.target.validate(sp.spectrum.initial_loss());
   // After each row: stop on Ctrl-C, then progress(done, total) (called from
   // the worker threads, one at a time); an exception it raises stops the sweep
   // and is raised here.
@@ -619,31 +711,17 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   }
   f.spectrum_text = sp.text;
   f.init_text = sp.init_text;
-  py::list rows;
-  for (const FrontierRow& r : f.rows) {
-    py::dict d = tune_dict(r.tuned, r.batch, fo.tune.objective);
-    py::dict row("method"_a = r.method, "batch"_a = r.batch, "gap"_a = d["gap"], "steps"_a = d["steps"],
-                 "ce"_a = r.ce > 0 ? finite_or_none(r.ce) : py::object(py::none()), "params"_a = d["params"],
-                 "stable"_a = r.tuned.stable, "evaluations"_a = r.tuned.evaluations);
-    rows.append(row);
-  }
-  py::dict methods_summary;
-  for (const MethodSummary& m : f.summary.methods)
-    methods_summary[m.method.c_str()] =
-        py::dict("best_ce"_a = optional_float(m.best_ce), "best_ce_batch"_a = optional_int(m.best_ce_batch),
-                 "critical_batch"_a = optional_float(m.critical_batch),
-                 "mccandlish_batch"_a = optional_float(m.mccandlish_batch));
-  py::dict summary("methods"_a = methods_summary, "window_ratio"_a = optional_float(f.summary.window_ratio),
-                   "sqrt_kappa"_a = f.summary.sqrt_kappa, "trace_over_max"_a = f.summary.trace_over_max,
-                   "kappa"_a = f.summary.kappa);
-  // As `cesr frontier --spectrum ... --format json` prints it (with its newline).
-  return py::dict("rows"_a = rows, "summary"_a = summary, "json"_a = frontier_json(f) + "\n",
-                  "table"_a = render_frontier(f, Format::Text, sp.text));
+  // The rows and summary are those of the JSON (the package reads them from it).
+  std::string title = sp.text;
+  if (fo.samples) title += fmt::format(", N = {} samples", fo.samples);
+  return py::dict("json"_a = frontier_json(f) + "\n",  // as `cesr frontier --spectrum ... --format json` prints it
+                  "table"_a = render_frontier(f, Format::Text, title));
 }
 
-py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, long long batch, long long steps, long long runs,
-                     long long seed, long long every, const std::string& covariates, std::optional<double> kurtosis,
-                     double noise, const std::string& precision, long long threads) {
+py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, long long steps,
+                     long long runs, long long seed, long long every, const std::string& covariates,
+                     std::optional<double> kurtosis, double noise, const std::string& precision, long long threads,
+                     const std::optional<std::string>& batch_schedule) {
   SimulationConfig config;
   try {
     config.covariates = parse_covariates(covariates);
@@ -658,12 +736,13 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, long long 
   config.threads = static_cast<unsigned>(threads);
   config.validate();
   // The theory uses the fourth moment of the simulated law unless kurtosis is given (as cesr simulate).
-  const NoiseModel n = noise_model(batch, kurtosis.value_or(fourth_moment(config.covariates)), noise);
+  const NoiseModel n = noise_model(batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
+  const MethodSpec spec = spec_for_run(m.spec, config.steps);
   const Precision p = *parse_precision_arg(precision, false);
   SimulationResult r;
   {
     py::gil_scoped_release release;
-    r = simulate(sp.spectrum, m.spec, n, config, p);
+    r = simulate(sp.spectrum, spec, n, config, p);
   }
   std::vector<double> z(r.step.size(), std::nan(""));
   for (std::size_t i = 0; i < z.size(); ++i)
@@ -675,8 +754,9 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, long long 
 }
 
 py::dict check_fn(const py::object& step_obj, const py::object& loss_obj, const py::object& stderr_obj,
-                  const SpectrumObject& sp, const MethodObject& m, long long batch, double kurtosis, double noise,
-                  const std::string& precision, double rtol, double alpha, std::optional<double> zmax) {
+                  const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double kurtosis,
+                  double noise, const std::string& precision, double rtol, double alpha, std::optional<double> zmax,
+                  const std::optional<std::string>& batch_schedule) {
   // Steps: whole numbers >= 0, distinct (any order).
   const std::vector<double> step_d = small_vector(step_obj, "step");
   const std::vector<double> loss = small_vector(loss_obj, "loss");
@@ -703,7 +783,8 @@ py::dict check_fn(const py::object& step_obj, const py::object& loss_obj, const 
       se[i] = s[i];
     }
   }
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const MethodSpec spec = spec_for_run(m.spec, 0);
   const Precision p = *parse_precision_arg(precision, false);
   CheckOptions options;
   options.rtol = rtol;
@@ -716,7 +797,7 @@ py::dict check_fn(const py::object& step_obj, const py::object& loss_obj, const 
     py::gil_scoped_release release;
     exact = with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
-      return exact_loss_at<Real>(sp.spectrum, make_path<Real>(m.spec), n, steps);
+      return exact_loss_at<Real>(sp.spectrum, make_path<Real>(spec), n, steps);
     });
     if (!exact.diverged_at) rep = check_curve(loss, se, exact.loss, options);
   }
@@ -757,10 +838,10 @@ py::list methods_fn() {
                          "tuned"_a = h.search != Search::None, "search"_a = std::string(to_string(h.search)),
                          "description"_a = std::string(h.description)));
     }
-    py::object states = py::int_(row.states);
-    if (row.states_max > row.states) states = py::str(fmt::format("{}-{}", row.states, row.states_max));
-    out.append(py::dict("name"_a = std::string(row.name), "states"_a = states, "constant"_a = row.time != Time::Varying,
-                        "description"_a = std::string(row.description), "hyperparameters"_a = hp));
+    out.append(py::dict("name"_a = std::string(row.name), "states"_a = row.states,
+                        "states_max"_a = std::max(row.states, row.states_max), "constant"_a = row.time == Time::Constant,
+                        "rate"_a = row.time != Time::Varying, "description"_a = std::string(row.description),
+                        "hyperparameters"_a = hp));
   }
   return out;
 }
@@ -840,36 +921,42 @@ PYBIND11_MODULE(_cesr, mod) {
       .def_property_readonly("initial_loss", [](const SpectrumObject& s) { return s.spectrum.initial_loss(); });
 
   py::class_<MethodObject>(mod, "NativeMethod")
-      .def_static("registry", &make_method_object, "name"_a, "values"_a, "average"_a = py::none())
+      .def_static("registry", &make_method_object, "name"_a, "values"_a, "average"_a = py::none(),
+                  "lr_schedule"_a = py::none(), "momentum_schedule"_a = py::none())
       .def_static("custom", &make_custom_object, "P"_a, "q"_a, "r"_a, "o"_a, "s0"_a = py::none(),
                   "average"_a = py::none())
       .def_property_readonly("name", [](const MethodObject& m) { return m.spec.name; })
       .def_property_readonly("describe", [](const MethodObject& m) { return describe(m.spec); })
-      .def_property_readonly("states", [](const MethodObject& m) { return m.spec.states(); })
-      .def_property_readonly("constant", [](const MethodObject& m) { return m.spec.time() != Time::Varying; })
+      .def_property_readonly("states", [](const MethodObject& m) { return without_pending_schedule(m.spec).states(); })
+      .def_property_readonly("constant", [](const MethodObject& m) { return m.spec.time() == Time::Constant; })
+      .def_property_readonly("has_rate", [](const MethodObject& m) { return m.spec.time() != Time::Varying; })
+      .def_property_readonly("lr_schedule", [](const MethodObject& m) { return schedule_text(m.spec.lr_schedule); })
+      .def_property_readonly("momentum_schedule",
+                             [](const MethodObject& m) { return schedule_text(m.spec.momentum_schedule); })
       .def_property_readonly("average", [](const MethodObject& m) { return to_string(m.spec.average); })
       .def("params", [](const MethodObject& m, bool all) { return params_of(m.spec, all); }, "all"_a = false)
       .def_property_readonly("coefficients", [](const MethodObject& m) {
         // (P, q, r, o, s0) of step 0, averaging included
-        const Method<double> c = make_path<double>(m.spec).coefficients(0);
+        const Method<double> c = make_path<double>(without_pending_schedule(m.spec)).coefficients(0);
         return py::make_tuple(matrix_of(c), vector_of(c.q, c.k), vector_of(c.r, c.k), vector_of(c.o, c.k),
                               vector_of(c.s0, c.k));
       });
 
   mod.def("methods", &methods_fn);
   mod.def("loss", &loss_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "every"_a, "kurtosis"_a, "noise"_a,
-          "precision"_a);
+          "precision"_a, "batch_schedule"_a);
   mod.def("steps", &steps_fn, "spectrum"_a, "method"_a, "batch"_a, "target"_a, "relative"_a, "max_steps"_a,
-          "kurtosis"_a, "noise"_a, "precision"_a);
+          "kurtosis"_a, "noise"_a, "precision"_a, "batch_schedule"_a);
   mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a);
   mod.def("stability", &stability_fn, "spectrum"_a, "method"_a, "values"_a, "average"_a, "batch"_a, "kurtosis"_a,
           "noise"_a, "precision"_a, "rtol"_a);
   mod.def("tune", &tune_fn, "spectrum"_a, "method"_a, "batch"_a, "objective"_a, "target"_a, "relative"_a,
-          "max_steps"_a, "fixed"_a, "search"_a, "average"_a, "kurtosis"_a, "noise"_a);
+          "max_steps"_a, "steps"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "momentum_schedule"_a,
+          "batch_schedule"_a, "kurtosis"_a, "noise"_a);
   mod.def("frontier", &frontier_fn, "spectrum"_a, "methods"_a, "batches"_a, "objective"_a, "target"_a, "relative"_a,
-          "max_steps"_a, "fixed"_a, "average"_a, "kurtosis"_a, "noise"_a, "threads"_a, "progress"_a);
+          "max_steps"_a, "samples"_a, "fixed"_a, "average"_a, "kurtosis"_a, "noise"_a, "threads"_a, "progress"_a);
   mod.def("simulate", &simulate_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "runs"_a, "seed"_a, "every"_a,
-          "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a);
+          "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a, "batch_schedule"_a);
   mod.def("check", &check_fn, "step"_a, "loss"_a, "stderr"_a, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a,
-          "noise"_a, "precision"_a, "rtol"_a, "alpha"_a, "zmax"_a);
+          "noise"_a, "precision"_a, "rtol"_a, "alpha"_a, "zmax"_a, "batch_schedule"_a);
 }

@@ -35,6 +35,8 @@ def test_methods():
     roundtrip(cesr.method("sgd", lr=0.5, average="ema:decay=0.9"))
     roundtrip(cesr.method("torch-sgd", lr=0.1, momentum=0.9, nesterov=True))
     roundtrip(cesr.method("lookahead", lr=0.1, inner="torch-sgd", momentum=0.5))
+    m = roundtrip(cesr.method("hb", lr=0.1, momentum=0.9, lr_schedule="cosine:warmup=5%"))
+    assert m.lr_schedule == "cosine:warmup=5%"
     c = roundtrip(cesr.custom([[1.0, 0.5], [1.0, 0.0]], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], s0=[1.0, 0.0]))
     assert c.to_dict()["s0"] == [1.0, 0.0]
     assert cesr.method("hb", lr=0.1, momentum=0.9) != cesr.method("hb", lr=0.1, momentum=0.8)
@@ -49,6 +51,8 @@ def test_results():
         cesr.rate(sp, m, batch=2),
         cesr.stability(sp, "hb", batch=2, momentum=0.5),
         cesr.tune(sp, "sgd", batch=2),
+        cesr.tune(sp, "sgd", batch=2, objective="final", steps=20, lr_schedule="cosine"),
+        cesr.loss(sp, m, steps=20, batch_schedule="ramp:start=1,every=5,max=4"),
         cesr.frontier(sp, methods=["sgd"], batches=[1, 4]),
         cesr.simulate(sp, m, batch=2, steps=20, runs=50, every=5),
     ]
