@@ -353,7 +353,7 @@ class _Result:
             setattr(self, f, values.get(f))
 
     def to_dict(self):
-        """The fields as a dict (numpy arrays stay arrays; json_ready=True for JSON)."""
+        """The fields as a dict (numpy arrays stay arrays; to_json_dict() gives lists)."""
         return {f: getattr(self, f) for f in self._fields}
 
     def to_json_dict(self):
