@@ -284,7 +284,7 @@ def method(name, *, average=None, lr_schedule=None, momentum_schedule=None, **hy
     "tail:start=S". lr_schedule: the factor on lr at each step, as the CLI's
     --lr-schedule ("cosine:steps=1000,warmup=50", "cosine:warmup=5%" takes the
     run's steps, "wsd:...", "step:every=N,factor=G", "file:PATH", ...);
-    momentum_schedule: "file:PATH" (replaces momentum). The shapes: include/cesr/schedule.hpp.
+    momentum_schedule: "file:PATH" (replaces momentum). The shapes: docs/schedules.md.
     """
     if not isinstance(name, str):
         raise TypeError(f"method must be a registry name (str), got {type(name).__name__}")
@@ -565,14 +565,16 @@ def tune(spectrum, method, *, batch=None, objective="rate", target=None, relativ
 
 
 def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective="rate", target=None, relative=None,
-             max_steps=100_000_000, samples=None, average=None, kurtosis=3.0, noise=0.0, threads=0, progress=None,
-             init=None, **fixed):
+             max_steps=100_000_000, samples=None, search=None, average=None, lr_schedule=None, kurtosis=3.0, noise=0.0,
+             threads=0, progress=None, init=None, **fixed):
     """Every method tuned at every batch size, and per method the best compute
     efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
 
     batches: a list of sizes or the CLI's text "1:65536:x2" (the default).
     objective="final" with samples=N: batch B runs floor(N/B) steps and rows
-    hold the tuned loss L_T (one budget per call). progress(done, total) is
+    hold the tuned loss L_T (one budget per call); lr_schedule (the CLI's text)
+    applies to every method (the tuner scales its peak lr). search={"lr": (lo,
+    hi)} replaces a search box where a method has it. progress(done, total) is
     called after each tuned (method, batch); Ctrl-C stops the sweep after the
     rows in progress. threads=0 uses every core; the result does not depend on it.
     """
@@ -580,7 +582,8 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
     if isinstance(methods, str):
         methods = [m for m in methods.split(",") if m]
     r = _cesr.frontier(sp._native, list(methods), batches, objective, None if target is None else float(target),
-                       relative, max_steps, samples, fixed, average, kurtosis, noise, threads, progress)
+                       relative, max_steps, samples, fixed, search or {}, average, lr_schedule, kurtosis, noise, threads,
+                       progress)
     return FrontierResult._from_native(r)
 
 

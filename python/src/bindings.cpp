@@ -634,8 +634,9 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
 py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& method_names_,
                      const py::object& batches, const std::string& objective, std::optional<double> target,
                      std::optional<bool> relative, long long max_steps, std::optional<long long> samples,
-                     const py::dict& fixed, const std::optional<std::string>& average, double kurtosis, double noise,
-                     long long threads, const py::object& progress) {
+                     const py::dict& fixed, const py::dict& search, const std::optional<std::string>& average,
+                     const std::optional<std::string>& lr_schedule, double kurtosis, double noise, long long threads,
+                     const py::object& progress) {
   FrontierOptions fo;
   fo.methods.clear();
   for (const std::string& m : method_names_) {
@@ -675,6 +676,8 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
     fail("samples applies only to objective='final'");
   }
   fo.tune.average = average_arg(average);
+  fo.tune.lr_schedule = lr_schedule_arg(lr_schedule);
+  fo.tune.boxes = boxes_arg(search);
   for (const auto& [k, v] : fixed) {
     const std::string name = py::str(k);
     if (v.is_none()) continue;
@@ -954,7 +957,8 @@ PYBIND11_MODULE(_cesr, mod) {
           "max_steps"_a, "steps"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "momentum_schedule"_a,
           "batch_schedule"_a, "kurtosis"_a, "noise"_a);
   mod.def("frontier", &frontier_fn, "spectrum"_a, "methods"_a, "batches"_a, "objective"_a, "target"_a, "relative"_a,
-          "max_steps"_a, "samples"_a, "fixed"_a, "average"_a, "kurtosis"_a, "noise"_a, "threads"_a, "progress"_a);
+          "max_steps"_a, "samples"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "kurtosis"_a, "noise"_a,
+          "threads"_a, "progress"_a);
   mod.def("simulate", &simulate_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "runs"_a, "seed"_a, "every"_a,
           "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a, "batch_schedule"_a);
   mod.def("check", &check_fn, "step"_a, "loss"_a, "stderr"_a, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a,
