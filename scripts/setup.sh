@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cesr needs (only those missing), then configures
-# and builds into build/. Idempotent: a second run installs nothing and only
-# rebuilds what changed.
+# and builds into build/, and installs the Python package into .venv/.
+# Idempotent: a second run installs nothing and only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libeigen3-dev libboost-dev libfmt-dev doctest-dev
-          libcli11-dev nlohmann-json3-dev libnlopt-cxx-dev libbenchmark-dev)
+          libcli11-dev nlohmann-json3-dev libnlopt-cxx-dev libbenchmark-dev
+          python3-dev python3-venv pybind11-dev python3-pybind11 python3-numpy
+          python3-pytest python3-distributed python3-pandas python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,11 +22,30 @@ if ((${#missing[@]})); then
 fi
 
 build_dir=${CESR_BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-# CESR_TARGETS (e.g. "cesr") builds only those targets; by default everything
-# (the tests and benchmarks too).
+# The Python module is built for Debian's own interpreter (the one python3-numpy
+# belongs to), never for another python3 earlier on PATH.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
+python_on=$(grep -q '^CESR_PYTHON:BOOL=ON' "$build_dir/CMakeCache.txt" && echo 1 || true)
+# CESR_TARGETS (e.g. "cesr") builds only those targets, and the Python package;
+# by default everything (the tests and benchmarks too).
 if [ -n "${CESR_TARGETS:-}" ]; then
-  cmake --build "$build_dir" -j "$(nproc)" --target ${CESR_TARGETS} >&2
+  cmake --build "$build_dir" -j "$(nproc)" --target ${CESR_TARGETS} ${python_on:+cesr_python} >&2
 else
   cmake --build "$build_dir" -j "$(nproc)" >&2
+fi
+
+# The Python package: a virtual environment of Debian's Python that sees
+# Debian's numpy, pandas, dask (--system-site-packages), and a .pth file that
+# puts the build's python/ folder (cesr/ with the extension) on its path. No
+# download: no pip, no index.
+if [ -n "$python_on" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages --without-pip .venv
+  fi
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  package_root=$(cd "$build_dir/python" && pwd)
+  if [ "$(cat "$site/cesr.pth" 2>/dev/null)" != "$package_root" ]; then
+    echo "$package_root" > "$site/cesr.pth"
+  fi
+  .venv/bin/python -c 'import cesr' || { echo "setup: .venv/bin/python cannot import cesr" >&2; exit 1; }
 fi

@@ -261,7 +261,16 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
       }
       std::lock_guard lock(mutex);
       ++done;
-      if (options.progress) options.progress(done, total);
+      if (options.progress) {
+        // An exception from the callback stops the sweep (it is rethrown below);
+        // escaping a worker thread it would end the program.
+        try {
+          options.progress(done, total);
+        } catch (...) {
+          if (!failure) failure = std::current_exception();
+          return;
+        }
+      }
     }
   };
   if (threads <= 1) {

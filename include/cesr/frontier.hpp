@@ -39,7 +39,9 @@ struct FrontierOptions {
   std::uint64_t samples = 0;
   unsigned threads = 0;                ///< 0: all cores
   /// Called after each finished (method, batch) with (done, total), from the
-  /// worker threads but never concurrently.
+  /// worker threads but never concurrently. An exception it throws stops the
+  /// sweep (each worker stops after its current row) and compute_frontier
+  /// rethrows it (the Python bindings stop on Ctrl-C this way).
   std::function<void(std::size_t, std::size_t)> progress;
 };
 

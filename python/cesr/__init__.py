@@ -1,0 +1,616 @@
+"""cesr: exact expected losses of linear stochastic optimizers on linear regression.
+
+The expected loss of SGD, heavy ball, Nesterov, AccSGD and any other linear
+method on linear regression with Gaussian covariates and diagonal covariance,
+computed exactly (no sampling) by cesr's C++ library; its contraction rate,
+tuned hyperparameters, the compute-efficiency frontier across batch sizes, and
+Monte Carlo checks. Numpy arrays in and out. See docs/python.md.
+
+    >>> import cesr
+    >>> sp = cesr.Spectrum.powerlaw(d=100, alpha=1.5)
+    >>> m = cesr.method("hb", lr=0.1, momentum=0.9)
+    >>> cesr.rate(sp, m, batch=8).stable
+    True
+"""
+
+import json as _json
+import math as _math
+
+import numpy as _np
+
+from . import _cesr
+
+__version__ = _cesr.__version__
+
+__all__ = [
+    "Spectrum", "Method", "method", "custom", "methods",
+    "loss", "steps", "rate", "stability", "tune", "frontier", "simulate", "check",
+    "LossCurve", "StepsResult", "RateResult", "StabilityResult", "TuneResult", "FrontierResult",
+    "SimulationResult", "CheckResult",
+]
+
+
+def _number_text(x):
+    """A number as the CLI's spectrum text writes it: 1.5, 2, 10000, 1e-05."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return repr(x)
+
+
+# --------------------------------------------------------------------------
+# Spectrum
+
+
+class Spectrum:
+    """Eigenvalues of the diagonal covariance H and initial second moments E[e_0,i^2].
+
+    Spectrum(eigenvalues, init=None): your own eigenvalues (any 1-D array of
+    positive numbers); init is None (isotropic: all ones), an array of the same
+    length, or the CLI's text ("isotropic", "powerlaw:beta=1", "file:PATH").
+    The arrays are copied once; .eigenvalues and .init are read-only views.
+
+    Spectrum.powerlaw(d=, alpha=), Spectrum.loguniform(d=, kappa=),
+    Spectrum.file(path) and Spectrum.parse(text) make the CLI's spectra and
+    remember the CLI's text for them (.text, e.g. "powerlaw:d=100,alpha=1.5").
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, eigenvalues, init=None, *, name=None):
+        self._native = _cesr.NativeSpectrum.from_arrays(eigenvalues, init, name or "")
+
+    @classmethod
+    def _wrap(cls, native):
+        obj = cls.__new__(cls)
+        obj._native = native
+        return obj
+
+    @classmethod
+    def parse(cls, text, init=None):
+        """A spectrum from the CLI's --spectrum text (powerlaw:..., loguniform:..., file:PATH)."""
+        if not isinstance(text, str):
+            raise TypeError(f"spectrum text must be a str, got {type(text).__name__}")
+        if init is None or isinstance(init, str):
+            return cls._wrap(_cesr.NativeSpectrum.from_text(text, init or "isotropic"))
+        eig = _cesr.NativeSpectrum.from_text(text, "isotropic").eigenvalues
+        return cls._wrap(_cesr.NativeSpectrum.from_arrays(eig, init, text))
+
+    @classmethod
+    def powerlaw(cls, d, alpha, scale=None, init=None):
+        """lambda_i = scale * i^-alpha, i = 1..d (the CLI's powerlaw:d=D,alpha=A[,scale=S])."""
+        text = f"powerlaw:d={_count_text('d', d)},alpha={_number_text(alpha)}"
+        if scale is not None:
+            text += f",scale={_number_text(scale)}"
+        return cls.parse(text, init)
+
+    @classmethod
+    def loguniform(cls, d, kappa, scale=None, init=None):
+        """lambda_i = scale * kappa^(-(i-1)/(d-1)) (the CLI's loguniform:d=D,kappa=K[,scale=S])."""
+        text = f"loguniform:d={_count_text('d', d)},kappa={_number_text(kappa)}"
+        if scale is not None:
+            text += f",scale={_number_text(scale)}"
+        return cls.parse(text, init)
+
+    @classmethod
+    def file(cls, path, init=None):
+        """One eigenvalue per line of a text file ('#' comments), as the CLI's file:PATH."""
+        return cls.parse(f"file:{path}", init)
+
+    def with_init(self, init):
+        """The same eigenvalues with other initial moments (array or CLI text)."""
+        if isinstance(init, str) and not self.text.startswith("array:"):
+            return Spectrum.parse(self.text, init)
+        return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(self.eigenvalues, init, self.text))
+
+    eigenvalues = property(lambda self: self._native.eigenvalues, doc="eigenvalues of H (read-only numpy view)")
+    init = property(lambda self: self._native.init, doc="E[e_0,i^2] (read-only numpy view)")
+    text = property(lambda self: self._native.text, doc="the CLI's --spectrum text (array:d=N for arrays)")
+    init_text = property(lambda self: self._native.init_text, doc="the CLI's --init text ('array' for arrays)")
+    d = property(lambda self: self._native.d, doc="dimension")
+    lambda_max = property(lambda self: self._native.lambda_max)
+    lambda_min = property(lambda self: self._native.lambda_min)
+    kappa = property(lambda self: self._native.kappa, doc="lambda_max / lambda_min")
+    trace = property(lambda self: self._native.trace, doc="tr H")
+    initial_loss = property(lambda self: self._native.initial_loss, doc="L_0 = 1/2 sum_i lambda_i init_i")
+
+    def __len__(self):
+        return self.d
+
+    def to_dict(self):
+        return {"spectrum": self.text, "init": self.init_text, "d": self.d, "lambda_max": self.lambda_max,
+                "lambda_min": self.lambda_min, "trace": self.trace, "kappa": self.kappa,
+                "initial_loss": self.initial_loss}
+
+    def __repr__(self):
+        init = "" if self.init_text == "isotropic" else f", init={self.init_text!r}"
+        return f"Spectrum({self.text!r}{init}, d={self.d}, kappa={self.kappa:.4g})"
+
+    def __eq__(self, other):
+        if not isinstance(other, Spectrum):
+            return NotImplemented
+        return (self.text == other.text and self.init_text == other.init_text
+                and _np.array_equal(self.eigenvalues, other.eigenvalues) and _np.array_equal(self.init, other.init))
+
+    __hash__ = None
+
+    def __reduce__(self):
+        # Generated spectra travel as their text (they regenerate bit for bit);
+        # arrays and files travel as their values (a worker may not see the file).
+        generated = self.text.startswith(("powerlaw:", "loguniform:"))
+        if generated and self.init_text != "array" and not self.init_text.startswith("file:"):
+            return (Spectrum.parse, (self.text, self.init_text))
+        return (_spectrum_from_arrays, (_np.array(self.eigenvalues), _np.array(self.init), self.text, self.init_text))
+
+
+def _spectrum_from_arrays(eigenvalues, init, text, init_text):
+    return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(eigenvalues, init, text, init_text))
+
+
+def _count_text(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, _np.integer)):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return str(int(v))
+
+
+def _spectrum_arg(spectrum, init=None):
+    if isinstance(spectrum, str):
+        spectrum = Spectrum.parse(spectrum)
+    elif not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a cesr.Spectrum or the CLI's spectrum text, got {type(spectrum).__name__}")
+    if init is not None:
+        spectrum = spectrum.with_init(init)
+    return spectrum
+
+
+# --------------------------------------------------------------------------
+# Methods
+
+
+class Method:
+    """A validated method: a registry row with its hyperparameters (cesr.method)
+    or a custom (P, q, r, o, s0) (cesr.custom), optionally averaged."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("make methods with cesr.method(name, **hyperparameters) or cesr.custom(P, q, r, o)")
+
+    @classmethod
+    def _wrap(cls, native):
+        obj = object.__new__(cls)
+        obj._native = native
+        return obj
+
+    name = property(lambda self: self._native.name, doc="registry name ('custom' for cesr.custom)")
+    average = property(lambda self: self._native.average or None, doc="ema:decay=G | polyak | tail:start=S | None")
+    lr_schedule = property(lambda self: self._native.lr_schedule, doc="the lr factor schedule's text, or None")
+    momentum_schedule = property(lambda self: self._native.momentum_schedule, doc="the momentum schedule's text, or None")
+    states = property(lambda self: self._native.states, doc="number of state vectors k (averaging included)")
+    constant = property(lambda self: self._native.constant, doc="the coefficients are the same at every step")
+    has_rate = property(lambda self: self._native.has_rate,
+                        doc="the coefficients are constant from step 1 on, so the method has a contraction rate")
+
+    @property
+    def params(self):
+        """Every hyperparameter with its value (given or default), in registry order."""
+        return self._native.params(True)
+
+    @property
+    def given(self):
+        """The hyperparameters as given."""
+        return self._native.params(False)
+
+    @property
+    def coefficients(self):
+        """(P, q, r, o, s0) of step 0 as numpy arrays (averaging included)."""
+        return self._native.coefficients
+
+    def describe(self):
+        """The one-line text the CLI prints, e.g. 'hb(lr=0.1, momentum=0.9)'."""
+        return self._native.describe
+
+    def replace(self, **changes):
+        """The same method with some hyperparameters (or average=, lr_schedule=, momentum_schedule=) changed."""
+        if self.name == "custom":
+            raise ValueError("method: a custom method has no hyperparameters to replace")
+        values = dict(self.given)
+        options = {k: changes.pop(k, getattr(self, k)) for k in ("average", "lr_schedule", "momentum_schedule")}
+        values.update(changes)
+        return method(self.name, **options, **values)
+
+    def to_dict(self):
+        return {"name": self.name, "params": self.params, "average": self.average, "lr_schedule": self.lr_schedule,
+                "momentum_schedule": self.momentum_schedule}
+
+    def __repr__(self):
+        return f"Method({self.describe()})"
+
+    def __eq__(self, other):
+        if not isinstance(other, Method):
+            return NotImplemented
+        return type(self) is type(other) and self.__reduce__()[1] == other.__reduce__()[1]
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (_method_from_state, (self.name, tuple(sorted(self.given.items())), self.average, self.lr_schedule,
+                                     self.momentum_schedule))
+
+
+class _CustomMethod(Method):
+    """A custom method keeps the arrays it was made from (for to_dict, pickling and ==)."""
+
+    __slots__ = ("_arrays",)
+
+    def to_dict(self):
+        P, q, r, o, s0 = self._arrays
+        return {"name": "custom", "params": {}, "average": self.average, "P": P.tolist(), "q": q.tolist(),
+                "r": r.tolist(), "o": o.tolist(), "s0": s0.tolist()}
+
+    def __eq__(self, other):
+        if not isinstance(other, Method):
+            return NotImplemented
+        return (type(other) is _CustomMethod and self.average == other.average
+                and all(_np.array_equal(a, b) for a, b in zip(self._arrays, other._arrays)))
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (_custom_from_state, self._arrays + (self.average,))
+
+
+def _method_from_state(name, given, average, lr_schedule=None, momentum_schedule=None):
+    return method(name, average=average, lr_schedule=lr_schedule, momentum_schedule=momentum_schedule, **dict(given))
+
+
+def _custom_from_state(P, q, r, o, s0, average):
+    return custom(P, q, r, o, s0, average=average)
+
+
+def method(name, *, average=None, lr_schedule=None, momentum_schedule=None, **hyperparameters):
+    """A registry method with its hyperparameters, validated against the registry.
+
+    cesr.method("hb", lr=0.1, momentum=0.9); cesr.method("sgd", lr=0.5, average="ema:decay=0.99").
+    An unknown name raises ValueError naming `method` and listing the registry
+    (cesr.methods()); a bad value raises ValueError naming the argument
+    ("lr must be > 0, got -1"). Switches take bools (nesterov=True), choices
+    their names (inner="torch-sgd"). average: "ema:decay=G", "polyak" or
+    "tail:start=S". lr_schedule: the factor on lr at each step, as the CLI's
+    --lr-schedule ("cosine:steps=1000,warmup=50", "cosine:warmup=5%" takes the
+    run's steps, "wsd:...", "step:every=N,factor=G", "file:PATH", ...);
+    momentum_schedule: "file:PATH" (replaces momentum). The shapes: docs/schedules.md.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a registry name (str), got {type(name).__name__}")
+    for key, value in (("average", average), ("lr_schedule", lr_schedule), ("momentum_schedule", momentum_schedule)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{key} must be a str (the CLI's text), got {type(value).__name__}")
+    return Method._wrap(_cesr.NativeMethod.registry(name, hyperparameters, average, lr_schedule, momentum_schedule))
+
+
+def custom(P, q, r, o, s0=None, *, average=None):
+    """Any linear method with k <= 4 state vectors, s' = P s - q (x) g(r^T s), loss at e = o^T s.
+
+    P is k x k, q, r, o and s0 (the initial state in units of e_0; default all
+    ones) have k entries. See docs/methods.md for the convention.
+    """
+    native = _cesr.NativeMethod.custom(P, q, r, o, s0, average)
+    m = object.__new__(_CustomMethod)
+    m._native = native
+    k = _np.asarray(P, dtype=float).shape[0]
+    arrays = [_np.array(x, dtype=float) for x in (P, q, r, o)]
+    arrays.append(_np.ones(k) if s0 is None else _np.array(s0, dtype=float))
+    for a in arrays:
+        a.setflags(write=False)
+    m._arrays = tuple(arrays)
+    return m
+
+
+def _method_arg(m):
+    if not isinstance(m, Method):
+        raise TypeError(f"method must be a cesr.Method (cesr.method(...) or cesr.custom(...)), got {type(m).__name__}")
+    return m._native
+
+
+def methods():
+    """The method registry, as `cesr methods --format json` prints it: a list of
+    {"name", "states", "states_max", "constant", "rate", "description",
+    "hyperparameters": [{"name", "flag", "default", "required", "range", "tuned",
+    "search", "description"}]}."""
+    return _cesr.methods()
+
+
+# --------------------------------------------------------------------------
+# Results
+
+
+def _short(v):
+    if isinstance(v, _np.ndarray):
+        if v.size <= 6:
+            return _np.array2string(v, precision=4, separator=", ")
+        return f"array(n={v.size}, first={v[0]:.4g}, last={v[-1]:.4g})"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list) and len(v) > 4:
+        return f"[{len(v)} items]"
+    return repr(v)
+
+
+class _Result:
+    """Base of the result classes: named fields, a readable repr, to_dict(), ==, picklable."""
+
+    _fields = ()
+    _repr_fields = None
+
+    def __init__(self, **values):
+        for f in self._fields:
+            setattr(self, f, values.get(f))
+
+    def to_dict(self):
+        """The fields as a dict (numpy arrays stay arrays; to_json_dict() gives lists)."""
+        return {f: getattr(self, f) for f in self._fields}
+
+    def to_json_dict(self):
+        """The fields with arrays as lists and NaN as None (for json.dumps)."""
+        def plain(v):
+            if isinstance(v, _np.ndarray):
+                return [plain(x) for x in v.tolist()]
+            if isinstance(v, float) and not _math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [plain(x) for x in v]
+            if isinstance(v, Method) or isinstance(v, Spectrum):
+                return v.to_dict()
+            return v
+        return {f: plain(getattr(self, f)) for f in self._fields}
+
+    def __repr__(self):
+        fields = self._repr_fields or self._fields
+        body = ", ".join(f"{f}={_short(getattr(self, f))}" for f in fields)
+        return f"{type(self).__name__}({body})"
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        for f in self._fields:
+            a, b = getattr(self, f), getattr(other, f)
+            if isinstance(a, _np.ndarray) or isinstance(b, _np.ndarray):
+                if not _np.array_equal(a, b, equal_nan=True):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    __hash__ = None
+
+
+class LossCurve(_Result):
+    """Exact expected loss: .step, .loss (numpy), .diverged_at (None or the step where L_t overflowed)."""
+
+    _fields = ("step", "loss", "diverged_at", "precision", "samples")
+    _repr_fields = ("step", "loss", "diverged_at", "precision")
+
+
+class StepsResult(_Result):
+    """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it."""
+
+    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text")
+    _repr_fields = ("steps", "reached", "loss", "initial_loss", "diverged_at")
+
+
+class RateResult(_Result):
+    """Contraction rate: .rho, .gap = 1 - rho, .stable, .precision (of the digits in .rho_text/.gap_text)."""
+
+    _fields = ("rho", "gap", "stable", "precision", "evaluations", "rho_text", "gap_text")
+    _repr_fields = ("rho", "gap", "stable", "precision")
+
+
+class StabilityResult(_Result):
+    """Largest stable step size .lr_max, the step size with the best gap .lr_best and that gap."""
+
+    _fields = ("lr_max", "lr_best", "gap_best", "precision", "rate_evaluations", "secular_evaluations",
+               "lr_max_text", "lr_best_text", "gap_best_text")
+    _repr_fields = ("lr_max", "lr_best", "gap_best", "precision")
+
+
+class TuneResult(_Result):
+    """Tuned hyperparameters .params, the gap and steps there; .tuned_method() is the cesr.Method."""
+
+    _fields = ("method", "batch", "objective", "params", "gap", "rho", "steps", "loss", "stable", "has_rate",
+               "gap_text", "gap_precision", "evaluations", "rate_evaluations", "confirm_failed", "search",
+               "all_params", "average", "lr_schedule", "momentum_schedule")
+    _repr_fields = ("method", "batch", "objective", "params", "gap", "steps", "loss")
+
+    def tuned_method(self):
+        """The tuned point as a cesr.Method (to pass to loss, rate, simulate, ...), schedules included."""
+        values = dict(self.all_params)
+        if self.momentum_schedule:
+            values.pop("momentum", None)  # the schedule holds it
+        return method(self.method, average=self.average or None, lr_schedule=self.lr_schedule,
+                      momentum_schedule=self.momentum_schedule, **values)
+
+
+class FrontierResult(_Result):
+    """Tuned frontier: .rows (list of dicts), .summary (dict), .problem, .to_json() (the CLI's JSON), .to_pandas().
+
+    rows and summary are those of the JSON (None where it has null).
+    """
+
+    _fields = ("rows", "summary", "problem", "json", "table")
+    _repr_fields = ("rows", "summary")
+
+    @classmethod
+    def _from_native(cls, r):
+        doc = _json.loads(r["json"])
+        return cls(rows=doc["rows"], summary=doc["summary"], problem=doc["problem"], json=r["json"], table=r["table"])
+
+    def to_json(self):
+        """The text `cesr frontier --spectrum TEXT ... --format json` prints for the same problem."""
+        return self.json
+
+    def __str__(self):
+        return self.table
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (one column per tuned hyperparameter); needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - pandas is optional
+            raise ImportError("FrontierResult.to_pandas needs pandas (Debian: python3-pandas)") from e
+        records = []
+        for r in self.rows:
+            rec = {k: v for k, v in r.items() if k != "params"}
+            rec.update(r["params"])
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    def __repr__(self):
+        key = "best_loss" if self.problem.get("objective") == "final" else "best_ce"
+        best = {m: s.get(key) for m, s in self.summary["methods"].items()}
+        crit = {m: s["critical_batch"] for m, s in self.summary["methods"].items()}
+        return f"FrontierResult(rows={len(self.rows)}, {key}={best}, critical_batch={crit})"
+
+
+class SimulationResult(_Result):
+    """Monte Carlo beside the exact curve: .step, .theory, .mean, .stderr, .z (numpy arrays)."""
+
+    _fields = ("step", "theory", "mean", "stderr", "z", "largest_share", "runs", "covariates", "kurtosis",
+               "diverged_at")
+    _repr_fields = ("step", "theory", "mean", "stderr", "runs", "diverged_at")
+
+
+class CheckResult(_Result):
+    """A curve held against the exact loss: .agree, .worst (the worst rows, dicts), .rows, .theory."""
+
+    _fields = ("agree", "worst", "rows", "theory", "zmax", "z_rows", "rtol_rows", "within_3", "max_abs_z",
+               "max_abs_rel_error", "failed", "diverged_at")
+    _repr_fields = ("agree", "failed", "max_abs_z", "max_abs_rel_error", "zmax", "diverged_at")
+
+
+# --------------------------------------------------------------------------
+# Functions
+
+
+def loss(spectrum, method, *, batch=None, steps, every=1, kurtosis=3.0, noise=0.0, precision="double", init=None,
+         batch_schedule=None):
+    """The exact expected loss L_t at t = 0, every, 2 every, ... and at t = steps (cesr loss).
+
+    Divergence is a result: the curve stops before the step where L_t
+    overflows and .diverged_at holds that step (None otherwise). batch (default
+    1) or batch_schedule ("ramp:start=B0,every=N,max=BMAX", "file:PATH"; then
+    .samples holds the samples consumed before each step). A method's lr
+    schedule that leaves out steps= runs over these steps.
+    """
+    sp = _spectrum_arg(spectrum, init)
+    r = _cesr.loss(sp._native, _method_arg(method), batch, steps, every, kurtosis, noise, precision, batch_schedule)
+    return LossCurve(precision=precision, **r)
+
+
+def steps(spectrum, method, *, batch=None, target, relative=False, max_steps=100_000_000, kurtosis=3.0, noise=0.0,
+          precision="double", init=None, batch_schedule=None):
+    """The first step t <= max_steps with L_t <= target (or target * L_0 when relative) (cesr steps)."""
+    sp = _spectrum_arg(spectrum, init)
+    r = _cesr.steps(sp._native, _method_arg(method), batch, float(target), bool(relative), max_steps, kurtosis,
+                    noise, precision, batch_schedule)
+    return StepsResult(reached=r["steps"] is not None, **r)
+
+
+def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, init=None):
+    """The contraction rate rho and gap 1 - rho of the exact second-moment operator (cesr rate).
+
+    precision="auto" (the default) escalates double, long, quad, mp50 until two
+    successive precisions agree on the gap to rtol. An unstable method gives
+    stable=False (rho >= 1), not an exception.
+    """
+    sp = _spectrum_arg(spectrum, init)
+    return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol))
+
+
+def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
+              init=None, **hyperparameters):
+    """The largest stable step size and the step size with the best gap, the other
+    hyperparameters fixed (cesr stability): stability(sp, "hb", batch=8, momentum=0.9)."""
+    sp = _spectrum_arg(spectrum, init)
+    return StabilityResult(**_cesr.stability(sp._native, method, hyperparameters, average, batch, kurtosis, noise,
+                                             precision, rtol))
+
+
+def tune(spectrum, method, *, batch=None, objective="rate", target=None, relative=None, max_steps=100_000_000,
+         steps=None, search=None, average=None, lr_schedule=None, momentum_schedule=None, batch_schedule=None,
+         kurtosis=3.0, noise=0.0, init=None, **fixed):
+    """The best hyperparameters of a registry method at one batch size (cesr tune).
+
+    objective="rate" maximises the gap 1 - rho, "steps" minimises the exact
+    steps to target (default 1e-6 relative to L_0), "final" minimises the exact
+    loss L_T after steps=T (.loss). Hyperparameters given as keywords are held
+    fixed (tune(sp, "hb", batch=8, momentum=0.9)); search={"lr": (lo, hi)}
+    replaces a default search box. Schedules (the CLI's texts) are part of the
+    problem and need the steps or final objective; the tuner scales the peak lr.
+    """
+    sp = _spectrum_arg(spectrum, init)
+    if isinstance(method, Method):
+        raise TypeError("tune takes a registry name (e.g. 'hb'); fix hyperparameters as keywords")
+    r = _cesr.tune(sp._native, method, batch, objective, None if target is None else float(target), relative,
+                   max_steps, steps, fixed, search or {}, average, lr_schedule, momentum_schedule, batch_schedule,
+                   kurtosis, noise)
+    return TuneResult(**r)
+
+
+def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective="rate", target=None, relative=None,
+             max_steps=100_000_000, samples=None, search=None, average=None, lr_schedule=None, kurtosis=3.0, noise=0.0,
+             threads=0, progress=None, init=None, **fixed):
+    """Every method tuned at every batch size, and per method the best compute
+    efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
+
+    batches: a list of sizes or the CLI's text "1:65536:x2" (the default).
+    objective="final" with samples=N: batch B runs floor(N/B) steps and rows
+    hold the tuned loss L_T (one budget per call); lr_schedule (the CLI's text)
+    applies to every method (the tuner scales its peak lr). search={"lr": (lo,
+    hi)} replaces a search box where a method has it. progress(done, total) is
+    called after each tuned (method, batch); Ctrl-C stops the sweep after the
+    rows in progress. threads=0 uses every core; the result does not depend on it.
+    """
+    sp = _spectrum_arg(spectrum, init)
+    if isinstance(methods, str):
+        methods = [m for m in methods.split(",") if m]
+    r = _cesr.frontier(sp._native, list(methods), batches, objective, None if target is None else float(target),
+                       relative, max_steps, samples, fixed, search or {}, average, lr_schedule, kurtosis, noise, threads,
+                       progress)
+    return FrontierResult._from_native(r)
+
+
+def simulate(spectrum, method, *, batch=None, steps, runs, seed=1, every=1, covariates="gaussian", kurtosis=None,
+             noise=0.0, precision="double", threads=0, init=None, batch_schedule=None):
+    """Monte Carlo of the real iteration (runs independent runs) beside the exact curve (cesr simulate).
+
+    The theory column uses the fourth moment of the covariates' law unless
+    kurtosis is given. The result depends on (seed, runs) only, never on threads.
+    """
+    sp = _spectrum_arg(spectrum, init)
+    r = _cesr.simulate(sp._native, _method_arg(method), batch, steps, runs, seed, every, covariates,
+                       None if kurtosis is None else float(kurtosis), noise, precision, threads, batch_schedule)
+    return SimulationResult(**r)
+
+
+def check(step, loss, stderr=None, *, spectrum, method, batch=None, kurtosis=3.0, noise=0.0, precision="double",
+          rtol=0.05, alpha=1e-3, zmax=None, init=None, batch_schedule=None):
+    """Your loss curve held against the exact expected loss (cesr check).
+
+    Rows with a standard error (stderr, NaN for none) are judged by |z| against
+    a Sidak-corrected threshold at family-wise level alpha (or zmax), the
+    others by the relative error <= rtol. .agree, .worst (worst rows first).
+    """
+    sp = _spectrum_arg(spectrum, init)
+    r = _cesr.check(step, loss, stderr, sp._native, _method_arg(method), batch, kurtosis, noise, precision,
+                    rtol, alpha, zmax, batch_schedule)
+    if r.get("rows") is None:  # the exact loss diverges
+        return CheckResult(agree=False, worst=[], rows=[], theory=_np.empty(0), failed=0, diverged_at=r["diverged_at"])
+    return CheckResult(**r)
