@@ -189,7 +189,7 @@ TEST_CASE("cesr loss, steps and check take schedules; rate and stability refuse 
   const auto both = run_cesr("loss" + p + "--method sgd --lr 0.5 --batch 4 --batch-schedule ramp:start=2,every=5,max=8 --steps 5");
   CHECK(both.code == 2);
   CHECK(both.err.find("--batch-schedule replaces --batch") != std::string::npos);
-  for (const std::string cmd : {"rate" + p + "--method sgd --lr 0.5 --lr-schedule cosine:steps=100",
+  for (const std::string& cmd : std::vector<std::string>{"rate" + p + "--method sgd --lr 0.5 --lr-schedule cosine:steps=100",
                                 "rate" + p + "--method sgd --lr 0.5 --batch-schedule ramp:start=2,every=5,max=8",
                                 "stability" + p + "--method hb --lr-schedule step:every=10,factor=0.5 --momentum 0.5",
                                 "tune" + p + "--method sgd --lr-schedule cosine:steps=100"}) {

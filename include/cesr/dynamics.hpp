@@ -23,6 +23,8 @@ namespace cesr {
 
 /// Sampling noise: batch size, fourth moment of the whitened covariates, label noise.
 struct NoiseModel {
+  NoiseModel() = default;
+  NoiseModel(std::uint64_t b, double k = 3, double sigma2 = 0) : batch(b), kurtosis(k), label_noise(sigma2) {}
   std::uint64_t batch = 1;  ///< B >= 1 fresh samples per step
   double kurtosis = 3;      ///< K = E[xi^4] of whitened coordinates (3 Gaussian, 1 Rademacher)
   double label_noise = 0;   ///< sigma^2 >= 0

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <limits>
 
 namespace cesr::cli {
 namespace {
@@ -217,12 +218,19 @@ int run_loss(const LossOptions& o) {
   const bool with_samples = !base_noise.batch_schedule.constant();
   const auto samples_before = [&](const std::vector<std::uint64_t>& steps) {
     std::vector<std::string> out;
-    std::uint64_t t = 0;
-    unsigned __int128 total = 0;
+    std::uint64_t t = 0, total = 0;
+    long double beyond = 0;  // the count once it no longer fits in 64 bits
     for (const std::uint64_t s : steps) {
-      for (; t < s; ++t) total += base_noise.batch_at(t);
-      out.push_back(fmt::format("{}", static_cast<double>(total) < 1.8e19 ? std::to_string(static_cast<std::uint64_t>(total))
-                                                                         : format_real(static_cast<double>(total), 17)));
+      for (; t < s; ++t) {
+        const std::uint64_t b = base_noise.batch_at(t);
+        if (beyond == 0 && total <= std::numeric_limits<std::uint64_t>::max() - b) {
+          total += b;
+        } else {
+          if (beyond == 0) beyond = static_cast<long double>(total);
+          beyond += static_cast<long double>(b);
+        }
+      }
+      out.push_back(beyond > 0 ? format_real(static_cast<double>(beyond), 17) : std::to_string(total));
     }
     return out;
   };
