@@ -1,5 +1,7 @@
 #include "cesr/dynamics.hpp"
 
+#include "cesr/stop.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -317,6 +319,7 @@ void Dynamics<Real>::step() {
     path_.at(t_ + 1, next_);
     next = &next_;
   }
+  if ((t_ & 1023) == 0) throw_if_stopped();  // a front end may ask long runs to stop
   if (!noise_.batch_schedule.constant()) set_batch(noise_.batch_at(t_));
   Real psi = 0, loss = 0;
   const bool fast = kernel_ == Kernel::Auto;

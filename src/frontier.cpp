@@ -1,5 +1,7 @@
 #include "cesr/frontier.hpp"
 
+#include "cesr/stop.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -232,7 +234,9 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   std::mutex mutex;
   std::size_t done = 0;
   std::exception_ptr failure;
+  const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
   auto work = [&] {
+    const StopScope scope(stop);
     for (;;) {
       const std::size_t i = next.fetch_add(1);
       if (i >= total) return;

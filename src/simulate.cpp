@@ -1,5 +1,7 @@
 #include "cesr/simulate.hpp"
 
+#include "cesr/stop.hpp"
+
 #include <Eigen/Dense>
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/normal_distribution.hpp>
@@ -209,6 +211,7 @@ class RunSimulator {
         ++point;
       }
       if (t == config_.steps) break;
+      if ((t & 255) == 0) throw_if_stopped();
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
       u = m.r[0] * s[0];
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
@@ -291,8 +294,10 @@ MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<doub
   std::atomic<bool> failed{false};
   std::exception_ptr error;
 
+  const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
   auto worker = [&] {
     try {
+      const StopScope scope(stop);
       RunSimulator sim(spectrum, method, noise, config, record);
       for (;;) {
         const std::uint64_t blk = next_block.fetch_add(1);

@@ -1,6 +1,7 @@
 #include "cesr/tune.hpp"
 
 #include "cesr/rate.hpp"
+#include "cesr/stop.hpp"
 
 #include <boost/math/tools/minima.hpp>
 #include <fmt/format.h>
@@ -288,6 +289,7 @@ struct Evaluator {
   double best = std::numeric_limits<double>::infinity();
 
   double operator()(const std::vector<double>& x) {
+    throw_if_stopped();  // each point: a front end may ask a long search to stop
     const MethodSpec m = space->decode(x);
     double f = std::numeric_limits<double>::infinity();
     bool valid = true;
@@ -357,6 +359,8 @@ void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::ve
     double f = current;
     try {
       opt.optimize(x, f);
+    } catch (const Stopped&) {
+      throw;  // a stop request (NLopt rethrows what the objective threw)
     } catch (const std::exception&) {
       // Round-off or a stalled simplex: the evaluator still holds the best point.
     }

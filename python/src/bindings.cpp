@@ -18,6 +18,7 @@
 #include "cesr/schedule.hpp"
 #include "cesr/real.hpp"
 #include "cesr/simulate.hpp"
+#include "cesr/stop.hpp"
 #include "cesr/spectrum.hpp"
 #include "cesr/stability.hpp"
 #include "cesr/tune.hpp"
@@ -462,15 +463,18 @@ py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<
   std::vector<double> loss;
   std::optional<std::uint64_t> diverged;
   {
-    py::gil_scoped_release release;
-    with_precision(p, [&](auto zero) {
+    std::atomic<bool> stop{false};
+    run_interruptible([&] {
+      const StopScope scope(&stop);
+      with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
       auto c = loss_curve<Real>(sp.spectrum, make_path<Real>(spec), n, T, E);
       step = std::move(c.step);
       loss.reserve(c.loss.size());
       for (const Real& l : c.loss) loss.push_back(to_double(l));
       diverged = c.diverged_at;
-    });
+      });
+    }, stop);
   }
   // With a batch schedule: the samples consumed before each step (as cesr loss prints them).
   py::object samples = py::none();
@@ -501,7 +505,9 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
   std::string loss_text;
   std::uint64_t run = 0;
   {
-    py::gil_scoped_release release;
+    std::atomic<bool> stop{false};
+    run_interruptible([&] {
+    const StopScope scope(&stop);
     with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
       const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(spec), n, static_cast<Real>(target), relative, cap);
@@ -512,6 +518,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
       initial = to_double(r.initial_loss);
       run = r.steps_run;
     });
+    }, stop);
   }
   return py::dict("steps"_a = optional_int(reached), "loss"_a = loss, "loss_text"_a = loss_text,
                   "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged));
@@ -625,8 +632,11 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
   t.average = average_arg(average);
   TuneResult r;
   {
-    py::gil_scoped_release release;
-    r = tune(sp.spectrum, row.name, n, t);
+    std::atomic<bool> stop{false};
+    r = run_interruptible([&] {
+      const StopScope scope(&stop);
+      return tune(sp.spectrum, row.name, n, t);
+    }, stop);
   }
   return tune_dict(r, n.batch, t.objective, t.horizon);
 }
@@ -707,7 +717,10 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   };
   Frontier f;
   try {
-    f = run_interruptible([&] { return compute_frontier(sp.spectrum, n, fo); }, stop);
+    f = run_interruptible([&] {
+      const StopScope scope(&stop);  // the rows in progress stop too
+      return compute_frontier(sp.spectrum, n, fo);
+    }, stop);
   } catch (const Stopped&) {
     if (progress_error) throw std::move(*progress_error);
     throw;  // not reached: a stop by Ctrl-C raises KeyboardInterrupt in run_interruptible
@@ -744,8 +757,11 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, std::optio
   const Precision p = *parse_precision_arg(precision, false);
   SimulationResult r;
   {
-    py::gil_scoped_release release;
-    r = simulate(sp.spectrum, spec, n, config, p);
+    std::atomic<bool> stop{false};
+    r = run_interruptible([&] {
+      const StopScope scope(&stop);
+      return simulate(sp.spectrum, spec, n, config, p);
+    }, stop);
   }
   std::vector<double> z(r.step.size(), std::nan(""));
   for (std::size_t i = 0; i < z.size(); ++i)

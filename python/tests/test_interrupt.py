@@ -1,4 +1,4 @@
-"""Ctrl-C (KeyboardInterrupt) stops a long frontier within about a second."""
+"""Ctrl-C (KeyboardInterrupt) stops a long frontier, tune, steps, loss or simulate within about a second."""
 import os
 import signal
 import threading
@@ -28,3 +28,30 @@ def test_ctrl_c_stops_a_long_frontier(threads):
 def test_a_frontier_after_an_interrupt_still_works():
     f = cesr.frontier(cesr.Spectrum.loguniform(d=10, kappa=10), methods=["sgd"], batches=[1, 2])
     assert len(f.rows) == 2
+
+
+# Each of these runs for more than 8 s uninterrupted (measured with a timeout on
+# this 2-core machine; loss about 34 s); the library polls the stop flag every
+# 1024 steps, at every tuning point and every 256 simulation steps.
+_LONG = cesr.Spectrum.loguniform(d=20_000, kappa=1e4)
+_SLOW = {
+    "tune": lambda: cesr.tune(_LONG, "hb", batch=1, objective="final", steps=100_000),
+    "steps": lambda: cesr.steps(_LONG, cesr.method("sgd", lr=1e-4), batch=1, target=1e-12, relative=True,
+                                max_steps=10**9),
+    "loss": lambda: cesr.loss(_LONG, cesr.method("hb", lr=1e-3, momentum=0.5), batch=1, steps=10**8, every=10**7),
+    "simulate": lambda: cesr.simulate(_LONG, cesr.method("sgd", lr=1e-3), batch=64, steps=2000, runs=64, seed=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SLOW))
+def test_ctrl_c_stops_tune_steps_loss_and_simulate(name):
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _SLOW[name]()
+    finally:
+        timer.cancel()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.3 + 1.0, (name, elapsed)
