@@ -211,7 +211,7 @@ class RunSimulator {
         ++point;
       }
       if (t == config_.steps) break;
-      if ((t & 255) == 0) throw_if_stopped();
+      if ((t & 15) == 0) throw_if_stopped();  // a step costs O(B d): poll often
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
       u = m.r[0] * s[0];
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
