@@ -313,7 +313,9 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   const Real xb = base.x;
   if (!is_finite(xb) || !is_finite(base.scale)) throw Overflow{};
   const Real scale = base.scale != 0 ? base.scale : Real(1);
-  const Real resolution = 4 * eps * scale;
+  // Never 0: with subnormal small quantities (lr 1e-320) 4 eps scale underflows,
+  // and the steps below that grow from it would stay 0 for ever.
+  const Real resolution = max(Real(4 * eps * scale), std::numeric_limits<Real>::denorm_min());
   Real x_hi = xb;
   Evaluation<Real> e_hi = g(x_hi);
   Real x_rej = xb;

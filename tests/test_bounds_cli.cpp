@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -31,4 +33,27 @@ TEST_CASE("check warns that a curve without standard errors is a weak check") {
   const auto r = run_cesr("check --input " + file + " --spectrum powerlaw:d=20,alpha=1.5 --method sgd --lr 0.1");
   CHECK(r.code == 0);
   CHECK(r.err.find("warning: no row has a standard error") != std::string::npos);
+}
+
+TEST_CASE("subnormal small quantities: the rate answers (it looped for ever) and the answer is 2 lr lambda_min") {
+  // SGD's slowest direction contracts like (1 - lr lambda)^2 ~ 1 - 2 lr lambda.
+  // (Expected values and the comparison in long double: these gaps are
+  // subnormal doubles, and doctest's Approx would compare them absolutely.)
+  struct Case {
+    std::string args;
+    long double gap;
+  };
+  for (const Case& c : {Case{"--spectrum loguniform:d=30,kappa=100 --method sgd --lr 1e-320", 2e-322L},
+                        Case{"--spectrum loguniform:d=2,kappa=1e300 --method sgd --lr 1e-10", 2e-310L}}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = run_cesr("rate " + c.args);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO(c.args, "\n", r.out, r.err);
+    REQUIRE(r.code == 0);
+    CHECK(seconds < 5);
+    const auto at = r.out.find("\"gap\": ");
+    REQUIRE(at != std::string::npos);
+    const long double ratio = std::strtold(r.out.c_str() + at + 7, nullptr) / c.gap;
+    CHECK(std::abs(static_cast<double>(ratio - 1)) < 1e-3);
+  }
 }
