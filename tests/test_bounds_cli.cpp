@@ -57,3 +57,12 @@ TEST_CASE("subnormal small quantities: the rate answers (it looped for ever) and
     CHECK(std::abs(static_cast<double>(ratio - 1)) < 1e-3);
   }
 }
+
+TEST_CASE("tuning at kappa = 1e308 finishes (it hung)") {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run_cesr("tune --spectrum loguniform:d=2,kappa=1e308 --method sgd --batch 4");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.out, r.err);
+  CHECK(r.code == 0);
+  CHECK(seconds < 10);
+}
