@@ -29,13 +29,16 @@
 
 namespace cesr {
 
-Format parse_format(std::string_view name) {
+Format parse_format(std::string_view text) {
+  std::string name(text);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // JSON = json
   if (name == "csv") return Format::Csv;
   if (name == "json") return Format::Json;
   if (name == "table") return Format::Text;
   if (name == "markdown") return Format::Markdown;
   if (name == "latex") return Format::Latex;
-  throw std::invalid_argument(fmt::format("--format: unknown format '{}'", name));
+  throw std::invalid_argument(
+      fmt::format("--format: unknown format '{}' (expected csv, json, table, markdown or latex)", text));
 }
 
 std::string_view to_string(Format f) {

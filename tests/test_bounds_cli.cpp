@@ -66,3 +66,22 @@ TEST_CASE("tuning at kappa = 1e308 finishes (it hung)") {
   CHECK(r.code == 0);
   CHECK(seconds < 10);
 }
+
+TEST_CASE("a command line that helps: --format in any case, whole counts in scientific notation") {
+  const auto upper = run_cesr("rate --method sgd --lr 0.1 --format JSON");
+  const auto lower = run_cesr("rate --method sgd --lr 0.1 --format json");
+  CHECK(upper.code == 0);
+  CHECK(upper.out == lower.out);
+  const auto bad = run_cesr("rate --method sgd --lr 0.1 --format yaml");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("'yaml' is not one of json, table") != std::string::npos);
+  const auto sci = run_cesr("loss --method sgd --lr 0.1 --steps 1e3 --every 2.5e2");
+  const auto plain = run_cesr("loss --method sgd --lr 0.1 --steps 1000 --every 250");
+  CHECK(sci.code == 0);
+  CHECK(sci.out == plain.out);
+  for (const char* steps : {"1.5", "1e300", "-1e3"}) {
+    const auto r = run_cesr(std::string("loss --method sgd --lr 0.1 --steps ") + steps);
+    INFO(steps, r.err);
+    CHECK(r.code == 2);
+  }
+}

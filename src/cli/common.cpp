@@ -310,7 +310,12 @@ std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std
 }
 
 Format parse_json_or_table(const std::string& name) {
-  const Format format = parse_format(name);
+  Format format = Format::Csv;
+  try {
+    format = parse_format(name);
+  } catch (const std::invalid_argument&) {
+    // named below with this command's choices
+  }
   if (format != Format::Json && format != Format::Text)
     throw UsageError(fmt::format("--format: '{}' is not one of json, table", name));
   return format;
@@ -319,7 +324,15 @@ Format parse_json_or_table(const std::string& name) {
 void add_output_options(CLI::App& app, std::string& format, std::string& output, const std::string& choices,
                         const std::string& default_format) {
   format = default_format;
-  app.add_option("--format", format, "Output format: " + choices)->capture_default_str()->group("Output");
+  app.add_option("--format", format, "Output format: " + choices)
+      ->transform(CLI::Validator(
+          [](std::string& text) {
+            for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // JSON = json
+            return std::string();
+          },
+          ""))
+      ->capture_default_str()
+      ->group("Output");
   app.add_option("--output,-o", output, "Write to FILE (atomically) instead of standard output")
       ->check(writable_output())
       ->group("Output");

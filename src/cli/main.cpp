@@ -32,7 +32,19 @@ CLI::Validator whole_number(bool allow_sign) {
       [allow_sign](std::string& text) -> std::string {
         std::size_t digits = 0;
         if (allow_sign && !text.empty() && (text[0] == '-' || text[0] == '+')) digits = 1;
-        const bool ok = text.size() > digits && text.find_first_not_of("0123456789", digits) == std::string::npos;
+        bool ok = text.size() > digits && text.find_first_not_of("0123456789", digits) == std::string::npos;
+        if (!ok && text.find_first_of("eE.") != std::string::npos) {
+          // 1e3 or 2.5e6: accepted when it is a whole number that a double holds
+          // exactly (up to 2^53), and rewritten in digits for CLI11.
+          char* end = nullptr;
+          const double x = std::strtod(text.c_str(), &end);
+          if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(x) && x == std::floor(x) &&
+              std::abs(x) <= 9007199254740992.0 && (allow_sign || x >= 0)) {
+            text = fmt::format("{:.0f}", x);
+            digits = text[0] == '-' ? 1 : 0;
+            ok = true;
+          }
+        }
         if (!ok)
           return fmt::format("'{}' is not {}", text, allow_sign ? "an integer" : "a whole number >= 0");
         const auto first = std::min(text.find_first_not_of('0', digits), text.size() - 1);
