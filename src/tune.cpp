@@ -431,6 +431,16 @@ void search(Evaluator& ev, const Space& sp) {
 
 namespace {
 
+// The steps objective on `ev`: the fractional step count, each run capped at
+// twice the best count so far (+16), so poor points are cheap.
+void use_steps_objective(Evaluator& ev, const Spectrum& spectrum, const NoiseModel& noise, const Target& target) {
+  ev.value = [&ev, &spectrum, &noise, &target](const MethodSpec& m, int&) {
+    const double cap = std::isfinite(ev.best) ? 2 * ev.best + 16 : 1e300;
+    const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
+    return fractional_steps(spectrum, make_path<double>(m), noise, target, cap_steps);
+  };
+}
+
 // Steps objective for a method without a contraction rate: the coarse grid and
 // the local refinement of search() on the step count itself, each run capped
 // at twice the best count so far.
@@ -441,11 +451,7 @@ TuneResult tune_steps_only(const Spectrum& spectrum, const Space& space, const N
   out.has_rate = false;
   Evaluator ev;
   ev.space = &space;
-  ev.value = [&](const MethodSpec& m, int&) {
-    const double cap = std::isfinite(ev.best) ? 2 * ev.best + 16 : 1e300;
-    const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
-    return fractional_steps(spectrum, make_path<double>(m), noise, options.target, cap_steps);
-  };
+  use_steps_objective(ev, spectrum, noise, options.target);
   search(ev, space);
   out.evaluations = ev.evaluations;
   if (ev.best_x.size() != space.dim() || !(ev.best <= static_cast<double>(options.target.max_steps))) {
@@ -577,11 +583,7 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     // Runs stop at twice the best count so far, so poor points are cheap.
     Evaluator steps_ev;
     steps_ev.space = &space;
-    steps_ev.value = [&](const MethodSpec& m, int&) {
-      const double cap = std::isfinite(steps_ev.best) ? 2 * steps_ev.best + 16 : 1e300;
-      const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
-      return fractional_steps(spectrum, make_path<double>(m), noise, options.target, cap_steps);
-    };
+    use_steps_objective(steps_ev, spectrum, noise, options.target);
     const std::size_t n = space.dim();
     if (n == 1) {
       const double spacing = (space.hi[0] - space.lo[0]) / space.points[0];
