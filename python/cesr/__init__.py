@@ -458,9 +458,10 @@ class LossCurve(_Result):
 
 
 class StepsResult(_Result):
-    """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it."""
+    """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it;
+    .loss_floor: the additive noise model's L_inf (None otherwise; a target at or below it is never reached)."""
 
-    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text")
+    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text", "loss_floor")
     _repr_fields = ("steps", "reached", "loss", "initial_loss", "diverged_at")
 
 

@@ -511,6 +511,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
   double loss = 0, initial = 0;
   std::string loss_text;
   std::uint64_t run = 0;
+  std::optional<double> floor;
   {
     std::atomic<bool> stop{false};
     run_interruptible([&] {
@@ -518,6 +519,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
     with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
       const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(spec), n, static_cast<Real>(target), relative, cap);
+      if (r.floor) floor = to_double(*r.floor);
       reached = r.steps;
       diverged = r.diverged_at;
       loss = to_double(r.loss);
@@ -528,7 +530,8 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
     }, stop);
   }
   return py::dict("steps"_a = optional_int(reached), "loss"_a = loss, "loss_text"_a = loss_text,
-                  "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged));
+                  "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged),
+                  "loss_floor"_a = floor ? py::object(py::float_(*floor)) : py::object(py::none()));
 }
 
 py::dict rate_dict(const AutoRate& r) {

@@ -51,6 +51,9 @@ def test_additive_sgd_closed_form_and_floor():
     np.testing.assert_allclose(curve.loss, ref, rtol=1e-13)
     with pytest.raises(ValueError, match="kurtosis"):
         cesr.loss(sp, cesr.method("sgd", lr=eta), batch=B, steps=3, kurtosis=1.0)
+    st = cesr.steps(sp, cesr.method("sgd", lr=eta), batch=B, target=0.5 * lam * f / (1 - a) * 0.99)
+    assert st.steps is None and st.steps_run == 0
+    assert st.loss_floor == pytest.approx(0.5 * lam * f / (1 - a), rel=1e-14)
     # The rate is the noiseless one at every batch size.
     assert cesr.rate(sp, cesr.method("sgd", lr=eta), batch=1).rho == pytest.approx(a, rel=1e-14)
     assert pickle.loads(pickle.dumps(sp)) == sp
