@@ -79,3 +79,17 @@ def test_preconditioned_update_against_numpy():
     assert pickle.loads(pickle.dumps(sp)) == sp
     with pytest.raises(ValueError, match="already preconditioned"):
         sp.preconditioned(0.3)
+
+
+def test_additive_tune_and_frontier_steps_objective():
+    sp = cesr.Spectrum.powerlaw(d=30, alpha=1.0).with_noise_model("additive")
+    t = cesr.tune(sp, "sgd", batch=4, objective="steps", target=1e-2, relative=True)
+    assert t.steps is not None
+    # The tuned point reaches the target and its floor lies below it (checked by steps itself).
+    st = cesr.steps(sp, t.tuned_method(), batch=4, target=1e-2 * sp.initial_loss)
+    assert st.steps == t.steps and st.loss_floor < 1e-2 * sp.initial_loss
+    with pytest.raises(ValueError, match="objective"):
+        cesr.frontier(sp, ["sgd"], [1, 4])
+    f = cesr.frontier(sp, ["sgd"], [1, 16], objective="steps", target=1e-2, relative=True)
+    steps = [r["steps"] for r in f.rows]
+    assert steps[0] > 8 * steps[1]  # perfect scaling at small batch under additive noise
