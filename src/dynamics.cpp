@@ -431,9 +431,10 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
   StepsResult<Real> out;
   out.initial_loss = dyn.loss();
   const Real goal = relative ? target * out.initial_loss : target;
-  if (noise.additive() && method.constant() && noise.batch_schedule.constant()) {
-    // The loss tends to its floor (or diverges): a goal at or below it is never reached.
-    out.floor = loss_floor(spectrum, method.initial, noise);
+  if (noise.additive() && method.constant_from && noise.batch_schedule.constant()) {
+    // The loss tends to the floor of the coefficients it settles on (or
+    // diverges): a goal at or below it is never reached.
+    out.floor = loss_floor(spectrum, method.coefficients(*method.constant_from), noise);
     if (is_finite(*out.floor) && goal <= *out.floor && out.initial_loss > goal) {
       out.loss = out.initial_loss;
       return out;

@@ -60,8 +60,8 @@ double fractional_steps(const Spectrum& spectrum, const MethodPath<double>& meth
   double previous = dyn.loss();
   if (previous <= goal) return 0;
   // The additive model's loss floor: a goal at or below it is never reached.
-  if (noise.additive() && method.constant() && noise.batch_schedule.constant() &&
-      !(loss_floor(spectrum, method.initial, noise) < goal))
+  if (noise.additive() && method.constant_from && noise.batch_schedule.constant() &&
+      !(loss_floor(spectrum, method.coefficients(*method.constant_from), noise) < goal))
     return lost;
   cap = std::min(cap, target.max_steps);
   // Steps needed at the average decrease since `mark` (robust to the

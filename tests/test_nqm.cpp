@@ -247,3 +247,19 @@ TEST_CASE("preconditioning power:p=gamma equals the preconditioned update (dense
   CHECK_THROWS_WITH_AS(cesr::parse_precondition("power:p=1.5"), doctest::Contains("p must be in [0, 1]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(cesr::parse_precondition("adam"), doctest::Contains("unknown preconditioner"), std::invalid_argument);
 }
+
+TEST_CASE("additive noise: the floor of a method whose first step differs (torch-sgd's buffer) is that of its tail") {
+  Spectrum s;
+  s.lambda = {1.0, 0.2};
+  s.init = {1.0, 1.0};
+  MethodSpec m = cesr::method_spec("torch-sgd", {{"lr", 0.3}, {"momentum", 0.5}, {"dampening", 0.3}});
+  const auto path = cesr::make_path<double>(m);
+  REQUIRE_FALSE(path.constant());
+  REQUIRE(path.constant_from);
+  const auto tail = cesr::loss_curve<double>(s, path, additive(2), 20000, 20000);
+  const auto st = cesr::steps_to_target<double>(s, path, additive(2), 1e-9, false, 100000000);
+  REQUIRE(st.floor);
+  CHECK(*st.floor == doctest::Approx(tail.loss.back()).epsilon(1e-12));
+  CHECK_FALSE(st.steps);
+  CHECK(st.steps_run == 0);  // answered without running 10^8 steps
+}

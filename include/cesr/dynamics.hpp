@@ -164,7 +164,8 @@ struct StepsResult {
   Real initial_loss{};                 ///< L_0
   std::uint64_t steps_run = 0;         ///< steps taken
   std::optional<std::uint64_t> diverged_at;
-  /// Additive model with constant coefficients: the loss floor L_inf. A goal
+  /// Additive model with coefficients that settle (MethodPath::constant_from)
+  /// and a constant batch: the loss floor L_inf of the settled ones. A goal
   /// at or below it is never reached, and nothing is run (steps_run = 0).
   std::optional<Real> floor;
 };
