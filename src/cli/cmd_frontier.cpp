@@ -85,6 +85,7 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
 int run_frontier(const FrontierCliOptions& o) {
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Text : parse_format(o.format);
+  check_digits(o.digits, Precision::Double);  // the frontier's values are doubles
   FrontierOptions fo;
   try {
     fo.methods = parse_methods(o.methods);
@@ -273,10 +274,10 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  app.add_option("--methods", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
+  app.add_option("--methods,--method", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");
-  app.add_option("--batches", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
+  app.add_option("--batches,--batch", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--objective", o->objective,
@@ -311,10 +312,7 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");
-  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
-      ->check(CLI::Range(1, 17))
-      ->capture_default_str()
-      ->group("Output");
+  add_digits_option(app, o->digits);
   add_plot_option(app, o->plot,
                   "serial runtime and compute efficiency against batch size, log-log, critical batch sizes "
                   "marked, slope -1 reference");

@@ -65,6 +65,9 @@ struct ProblemFlags {
   bool schedules = true;         ///< --lr-schedule, --momentum-schedule, --batch-schedule
   bool precision = true;         ///< --precision
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
+  /// The command's option for several batch sizes (loss: --batches), named
+  /// when a list is given to --batch; empty: --batches is an alias of --batch.
+  std::string batch_list_flag;
 };
 
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
@@ -93,6 +96,15 @@ CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string
 /// Writes the rendered figure `content` to `path` (nothing when `path` is
 /// empty); I/O errors name --plot.
 void write_plot(const std::string& path, const std::string& content);
+
+/// The one rule for --digits (significant digits of markdown and LaTeX
+/// tables): 1 up to the digits the values carry in `precision` (17 for
+/// double, 21 long, 36 quad, 52 mp50), so that rounding never pads digits the
+/// arithmetic did not compute; a UsageError naming --digits and the limit.
+void check_digits(int digits, Precision precision);
+
+/// Adds --digits (group Output, default 3); check it with check_digits.
+void add_digits_option(CLI::App& app, int& digits);
 
 /// --format for the commands that print one JSON object or a small table:
 /// json or table, anything else a UsageError naming --format.
