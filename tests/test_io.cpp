@@ -402,8 +402,8 @@ TEST_CASE("input files read a UTF-8 byte-order mark and a leading '+' as the com
   CHECK(check.out.find("\n0,1.3750000000000000e+00,") != std::string::npos);
 
   // a schedule file and a method file with a BOM
-  write("plain_sched.csv", "step,lr\n0,1\n3,0.5\n");
-  write("bom_sched.csv", bom + "step,lr\n0,+1\n3,0.5\n");
+  write("plain_sched.csv", "step,factor\n0,1\n3,0.5\n");
+  write("bom_sched.csv", bom + "step,factor\n0,+1\n3,0.5\n");
   const Run s1 = cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6 --lr-schedule "
                           "file:plain_sched.csv");
   const Run s2 = cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6 --lr-schedule "
@@ -411,15 +411,16 @@ TEST_CASE("input files read a UTF-8 byte-order mark and a leading '+' as the com
   REQUIRE(s1.code == 0);
   CHECK(s2.code == 0);
   CHECK(s2.out == s1.out);
-  const std::string sgd_json = R"({"P": [[1]], "q": [1], "r": [1], "o": [1]})";
+  const std::string sgd_json = R"({"P": [[1]], "q": [0.5], "r": [1], "o": [1]})";  // SGD, lr 0.5
   write("plain_method.json", sgd_json);
   write("bom_method.json", bom + sgd_json);
   const Run m1 = cesr_run("loss --spectrum file:plain_spec.txt --method custom --method-file plain_method.json "
-                          "--lr 0.5 --steps 6");
+                          "--steps 6");
   const Run m2 = cesr_run("loss --spectrum file:plain_spec.txt --method custom --method-file bom_method.json "
-                          "--lr 0.5 --steps 6");
+                          "--steps 6");
   INFO(m1.err, m2.err);
   REQUIRE(m1.code == 0);
   CHECK(m2.code == 0);
   CHECK(m2.out == m1.out);
+  CHECK(m1.out == cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6").out);
 }

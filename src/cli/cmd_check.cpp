@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace cesr::cli {
@@ -17,6 +18,7 @@ struct CheckCliOptions {
   double alpha = 1e-3;
   std::optional<double> zmax;
   std::string format, output;
+  ProgressFlags progress;
 };
 
 std::string describe_row(const ObservedCurve& c, const CheckReport& rep, std::size_t i) {
@@ -49,6 +51,9 @@ int run_check(const CheckCliOptions& o) {
     usage_error("--rtol", e);
   }
 
+  ProgressReporter progress("cesr check", "steps", *std::max_element(curve.step.begin(), curve.step.end()),
+                            o.progress.mode());
+  const WorkScope counting(&progress.counter());
   const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
     return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
@@ -145,6 +150,7 @@ const Registrar registrar{
            ->group("Verdict");
        app.add_option("--zmax", o->zmax, "Fixed |z| threshold instead of the Sidak-corrected one")->group("Verdict");
        add_output_options(app, o->format, o->output, "csv|json|table", "table");
+       add_progress_options(app, o->progress);
        app.footer(
            "Columns: step,loss[,stderr],theory,rel_error,z,judged_by,verdict; judged_by is z or rel_error\n"
            "(rows without a positive standard error, where z is written as 0). --format json is an object\n"

@@ -23,6 +23,7 @@ struct LossOptions {
   std::string compare_batches;       // comma-separated batch sizes
   std::string plot, plot_scale = "semilogy";
   const CLI::Option* batch_flag = nullptr;
+  ProgressFlags progress;
 };
 
 /// A method written as NAME[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
@@ -189,6 +190,8 @@ int run_loss(const LossOptions& o) {
   }
 
   std::vector<Curve> curves;
+  ProgressReporter progress("cesr loss", "steps", o.steps * specs.size() * batches.size(), o.progress.mode());
+  const WorkScope counting(&progress.counter());
   for (const MethodSpec& spec : specs)
     for (std::uint64_t batch : batches) {
       NoiseModel noise = base_noise;
@@ -313,6 +316,7 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
       ->group("Compare");
   add_output_options(app, o->format, o->output, "csv|json|table|markdown|latex|pgfplots", "csv");
   add_digits_option(app, o->digits);
+  add_progress_options(app, o->progress);
   add_plot_option(app, o->plot, "the loss curves");
   app.add_option("--plot-scale", o->plot_scale,
                  "Axes of the figure: loglog, semilogy (log loss), semilogx or linear; step 0 is left out "

@@ -24,6 +24,7 @@ struct SimulateOptions {
   std::string format, output;
   std::string plot, plot_scale = "semilogy";  // --plot FILE.svg | FILE.tex
   const CLI::Option* kurtosis_flag = nullptr;  // to tell "--kurtosis given" from its default
+  ProgressFlags progress;
 };
 
 /// Heuristic: warn about heavy tails when the largest run carries more than
@@ -102,7 +103,13 @@ int run_simulate(const SimulateOptions& o) {
   if (o.kurtosis_flag == nullptr || o.kurtosis_flag->count() == 0) problem.kurtosis = fourth_moment(config.covariates);
   const NoiseModel noise = problem.make_noise();
 
-  const SimulationResult result = simulate(spectrum, spec, noise, config, precision);
+  const SimulationResult result = [&] {
+    // Counted in steps: the exact curve's, then every run's (0, unknown, past 2^64).
+    const double total = double(o.steps) * (double(o.runs) + 1);
+    ProgressReporter progress("cesr simulate", "steps", total < 1.8e19 ? std::uint64_t(total) : 0, o.progress.mode());
+    const WorkScope counting(&progress.counter());
+    return simulate(spectrum, spec, noise, config, precision);
+  }();
   if (result.diverged_at) {
     std::cerr << fmt::format("cesr simulate: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
                              divergence_threshold, *result.diverged_at);
@@ -180,6 +187,7 @@ const Registrar registrar{
            ->capture_default_str()
            ->group("Simulation");
        add_output_options(app, o->format, o->output, "csv|json|table|pgfplots", "csv");
+       add_progress_options(app, o->progress);
        add_plot_option(app, o->plot,
                        "the exact curve and the simulated mean with a band of +-2 standard errors");
        app.add_option("--plot-scale", o->plot_scale, "Axes of the figure: loglog, semilogy, semilogx or linear")

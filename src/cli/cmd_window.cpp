@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ struct WindowOptions {
   double kurtosis = 3;
   unsigned threads = 0;
   std::string format, output;
+  ProgressFlags progress;
 };
 
 int run_window(const WindowOptions& o) {
@@ -52,7 +54,12 @@ int run_window(const WindowOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--kurtosis", e);
   }
-  const bool tty = isatty(fileno(stderr));
+  // SIGINT/SIGTERM stop after the rows in progress; the kappas finished are
+  // written (marked incomplete) before the process ends by the signal.
+  const InterruptScope interrupt;
+  bool complete = true;
+  std::optional<ProgressReporter> progress;
+  progress.emplace("cesr window", "kappas", kappas.size(), o.progress.mode());
   Table t{{"kappa", "sqrt_kappa", "trace_over_max", "critical_batch_sgd", "critical_batch_hb", "window_ratio",
            "window_over_sqrt_kappa"},
           {}};
@@ -69,13 +76,15 @@ int run_window(const WindowOptions& o) {
     const auto top = static_cast<std::uint64_t>(std::exp2(std::ceil(std::log2(reach))));
     fo.batches = parse_batches(fmt::format("1:{}:x2", top));
     fo.threads = o.threads;
-    if (tty)
-      fo.progress = [&](std::size_t done, std::size_t total) {
-        std::cerr << fmt::format("\rcesr window: kappa {} ({}/{}): {}/{} tuned", kappas[i], i + 1, kappas.size(),
-                                 done, total)
-                  << std::flush;
-      };
-    const Frontier f = compute_frontier(s, noise, fo);
+    progress->set(i, kappas.size());
+    Frontier f;
+    try {
+      f = compute_frontier(s, noise, fo);
+    } catch (const Stopped&) {
+      complete = false;
+      progress->mark_stopped();
+      break;
+    }
     for (const auto& r : f.rows)
       if (r.tuned.confirm_failed)
         std::cerr << fmt::format(
@@ -93,10 +102,22 @@ int run_window(const WindowOptions& o) {
                       Cell::number(format_real(f.summary.trace_over_max, 17)), cell(sgd.critical_batch),
                       cell(hb.critical_batch), cell(f.summary.window_ratio), cell(over)});
   }
-  if (tty) std::cerr << "\r\033[K" << std::flush;
+  progress.reset();
   RenderOptions ro;
   if (format != Format::Csv && format != Format::Json) ro.digits = 4;
-  write_output(o.output, render(t, format, ro));
+  std::string out = render(t, format, ro);
+  if (!complete) {
+    const std::string note =
+        fmt::format("incomplete: interrupted after {} of {} kappas", t.rows.size(), kappas.size());
+    if (format == Format::Json)
+      out = fmt::format("{{\"complete\": false, \"note\": {}, \"rows\": {}}}\n", json_quote(note), out);
+    else if (format == Format::Csv) out += "# " + note + "\n";
+    else if (format == Format::Latex) out += "% " + note + "\n";
+    else out += "\n(" + note + ")\n";
+    std::cerr << fmt::format("cesr window: {}; writing them\n", note);
+  }
+  write_output(o.output, out);
+  if (!complete) interrupt.end_as_interrupted();
   return Exit::ok;
 }
 
@@ -112,6 +133,7 @@ const Registrar registrar{{"window", "The heavy-ball window B_crit(hb)/B_crit(sg
       ->group("Problem");
   app.add_option("--threads", o->threads, "Worker threads (0: all cores)")->capture_default_str()->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex", "table");
+  add_progress_options(app, o->progress);
   app.footer(
       "For each kappa: tuned sgd and hb frontiers (rate objective) over batches 1, 2, 4, ... up to\n"
       "~256 sqrt(kappa) tr(H)/lambda_max; critical batch = where CE falls to half its best.\n"

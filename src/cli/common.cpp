@@ -333,6 +333,55 @@ void add_digits_option(CLI::App& app, int& digits) {
       ->group("Output");
 }
 
+ProgressReporter::Mode ProgressFlags::mode() const {
+  if (progress && quiet) throw UsageError("--progress and --quiet: give one of them");
+  return progress ? ProgressReporter::Mode::Always : quiet ? ProgressReporter::Mode::Never
+                                                           : ProgressReporter::Mode::Auto;
+}
+
+void add_progress_options(CLI::App& app, ProgressFlags& flags) {
+  app.add_flag("--progress", flags.progress,
+               "Show progress (elapsed, estimated time left) on stderr after 2 s, also when stderr is not a "
+               "terminal (default: only on a terminal)")
+      ->group("Output");
+  app.add_flag("--quiet", flags.quiet, "No progress line")->group("Output");
+}
+
+namespace {
+std::atomic<bool> interrupt_flag{false};
+volatile std::sig_atomic_t interrupt_signal = 0;
+
+extern "C" void on_interrupt(int sig) {
+  interrupt_signal = sig;
+  interrupt_flag.store(true, std::memory_order_relaxed);  // lock-free: async-signal-safe
+}
+}  // namespace
+
+InterruptScope::InterruptScope() : stop_(&interrupt_flag) {
+  struct sigaction on {};
+  on.sa_handler = on_interrupt;
+  sigemptyset(&on.sa_mask);
+  on.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+  ::sigaction(SIGINT, nullptr, &old_int_);
+  ::sigaction(SIGTERM, nullptr, &old_term_);
+  if (old_int_.sa_handler != SIG_IGN) ::sigaction(SIGINT, &on, nullptr);
+  if (old_term_.sa_handler != SIG_IGN) ::sigaction(SIGTERM, &on, nullptr);
+}
+
+InterruptScope::~InterruptScope() {
+  ::sigaction(SIGINT, &old_int_, nullptr);
+  ::sigaction(SIGTERM, &old_term_, nullptr);
+}
+
+int InterruptScope::signal() const { return interrupt_signal; }
+
+void InterruptScope::end_as_interrupted() const {
+  const int sig = interrupt_signal ? interrupt_signal : SIGINT;
+  std::signal(sig, SIG_DFL);
+  ::raise(sig);
+  std::_Exit(128 + sig);  // not reached
+}
+
 Format parse_json_or_table(const std::string& name) {
   Format format = Format::Csv;
   try {

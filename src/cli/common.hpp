@@ -6,14 +6,18 @@
 
 #include "cesr/dynamics.hpp"
 #include "cesr/method.hpp"
+#include "cesr/progress.hpp"
 #include "cesr/real.hpp"
 #include "cesr/report.hpp"
 #include "cesr/spectrum.hpp"
+#include "cesr/stop.hpp"
 #include "cesr/tune.hpp"
 
 #include <map>
 #include <optional>
 #include <string>
+
+#include <csignal>
 
 namespace cesr::cli {
 
@@ -105,6 +109,35 @@ void check_digits(int digits, Precision precision);
 
 /// Adds --digits (group Output, default 3); check it with check_digits.
 void add_digits_option(CLI::App& app, int& digits);
+
+/// --progress and --quiet (group Output): the progress line of a long run.
+struct ProgressFlags {
+  bool progress = false, quiet = false;
+  /// Always with --progress, Never with --quiet, else Auto (a terminal, after 2 s).
+  ProgressReporter::Mode mode() const;
+};
+void add_progress_options(CLI::App& app, ProgressFlags& flags);
+
+/// While in scope, SIGINT and SIGTERM set a stop flag (installed with
+/// StopScope for this thread) instead of ending the process at once, so that a
+/// command can keep what it finished; a second signal ends the process as
+/// before. After the command has written its partial output, end_as_interrupted()
+/// ends the process by the signal received (the exit status of an interrupt).
+class InterruptScope {
+ public:
+  InterruptScope();
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  /// The signal received (0: none).
+  int signal() const;
+  /// Restores the default action of the signal received and raises it.
+  [[noreturn]] void end_as_interrupted() const;
+
+ private:
+  StopScope stop_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
 
 /// --format for the commands that print one JSON object or a small table:
 /// json or table, anything else a UsageError naming --format.

@@ -165,7 +165,8 @@ int main(int argc, char** argv) {
     // (transform() puts a check first: this one runs before the number check)
     if (CLI::Option* batch = sub->get_option_no_throw("--batch")) {
       const CLI::Option* list = sub->get_option_no_throw("--batches");
-      batch->transform(list_given_for_one(list && list != batch ? "--batches" : ""));
+      // (frontier's --batch is its list option --batches: nothing to add)
+      if (batch->get_lnames().front() == "batch") batch->transform(list_given_for_one(list != batch ? "--batches" : ""));
     }
     if (CLI::Option* method = sub->get_option_no_throw("--method")) {
       const CLI::Option* list = sub->get_option_no_throw("--methods");
