@@ -324,11 +324,12 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
       ->capture_default_str()
       ->group("Output");
   app.footer(
-      "Output: CSV step,loss for one curve; with --compare or --compare-batches one row per curve and step,\n"
-      "method,batch,step,loss. --format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
+      "Output: CSV step,loss for one curve; with --compare or --batches one row per curve and step,\n"
+      "method,batch,step,loss, then one column per hyperparameter (empty where a method has none).\n"
+      "--format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
       "Examples:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.2 --momentum 0.9 "
       "--batch 8 --steps 1000 --every 100\n"
-      "  cesr loss --method sgd --lr 0.1 --compare hb:lr=0.01,momentum=0.9 --compare-batches 1,8,64 "
+      "  cesr loss --method sgd --lr 0.1 --compare hb:lr=0.01,momentum=0.9 --batches 1,8,64 "
       "--steps 2000 --every 10 --plot loss.svg --output loss.csv");
   return [o] { return run_loss(*o); };
 }}};

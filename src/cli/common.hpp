@@ -103,7 +103,7 @@ void write_plot(const std::string& path, const std::string& content);
 
 /// The one rule for --digits (significant digits of markdown and LaTeX
 /// tables): 1 up to the digits the values carry in `precision` (17 for
-/// double, 21 long, 36 quad, 52 mp50), so that rounding never pads digits the
+/// double, 21 long, 36 quad, 53 mp50), so that rounding never pads digits the
 /// arithmetic did not compute; a UsageError naming --digits and the limit.
 void check_digits(int digits, Precision precision);
 
