@@ -218,3 +218,18 @@ TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplet
   CHECK(doc.at("rows").size() >= 1);
   CHECK(doc.at("rows").size() < 63);
 }
+
+TEST_CASE("an interrupted window writes the kappas it finished, marked incomplete") {
+  // tens of seconds of work; SIGTERM after 4 s
+  const Run r = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 3000 --threads 1 --format csv "
+                                   "--output window.csv");
+  INFO(r.err);
+  CHECK(r.code == 124);
+  REQUIRE(fs::exists("window.csv"));
+  const std::string text = cesr_test::slurp("window.csv");
+  CHECK(text.rfind("kappa,sqrt_kappa,", 0) == 0);
+  const std::size_t rows = lines(text) - 2;
+  CHECK(rows < 6);
+  CHECK(has(text, "# incomplete: interrupted after " + std::to_string(rows) + " of 6 kappas\n"));
+  CHECK(has(r.err, "cesr window: incomplete: interrupted after " + std::to_string(rows) + " of 6 kappas"));
+}
