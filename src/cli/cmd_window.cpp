@@ -12,6 +12,7 @@
 #include <cmath>
 #include <iostream>
 #include <optional>
+#include <vector>
 
 #include <unistd.h>
 
@@ -58,25 +59,33 @@ int run_window(const WindowOptions& o) {
   // written (marked incomplete) before the process ends by the signal.
   const InterruptScope interrupt;
   bool complete = true;
-  std::optional<ProgressReporter> progress;
-  progress.emplace("cesr window", "kappas", kappas.size(), o.progress.mode());
-  Table t{{"kappa", "sqrt_kappa", "trace_over_max", "critical_batch_sgd", "critical_batch_hb", "window_ratio",
-           "window_over_sqrt_kappa"},
-          {}};
-  for (std::size_t i = 0; i < kappas.size(); ++i) {
-    const std::string spec = fmt::format("loguniform:d={},kappa={}", o.d, kappas[i]);
+  // The spectra and batch lists first (cheap), so that progress counts rows.
+  std::vector<Spectrum> spectra;
+  std::vector<std::vector<std::uint64_t>> batch_lists;
+  std::size_t all_rows = 0;
+  for (const double kappa : kappas) {
     ProblemOptions po;
-    po.spectrum = spec;
-    const Spectrum s = po.make_spectrum();
-    FrontierOptions fo;
-    fo.methods = {"sgd", "hb"};
+    po.spectrum = fmt::format("loguniform:d={},kappa={}", o.d, kappa);
+    const Spectrum& s = spectra.emplace_back(po.make_spectrum());
     // Batches 1, 2, 4, ... far enough past the expected heavy-ball critical
     // batch ~ sqrt(kappa) tr(H)/lambda_max that both methods' CE halves.
     const double reach = 256 * std::sqrt(s.kappa()) * std::max(1.0, s.trace() / s.lambda_max());
     const auto top = static_cast<std::uint64_t>(std::exp2(std::ceil(std::log2(reach))));
-    fo.batches = parse_batches(fmt::format("1:{}:x2", top));
+    all_rows += 2 * batch_lists.emplace_back(parse_batches(fmt::format("1:{}:x2", top))).size();
+  }
+  std::optional<ProgressReporter> progress;
+  progress.emplace("cesr window", "rows tuned", all_rows, o.progress.mode());
+  std::size_t rows_before = 0;
+  Table t{{"kappa", "sqrt_kappa", "trace_over_max", "critical_batch_sgd", "critical_batch_hb", "window_ratio",
+           "window_over_sqrt_kappa"},
+          {}};
+  for (std::size_t i = 0; i < kappas.size(); ++i) {
+    const Spectrum& s = spectra[i];
+    FrontierOptions fo;
+    fo.methods = {"sgd", "hb"};
+    fo.batches = batch_lists[i];
     fo.threads = o.threads;
-    progress->set(i, kappas.size());
+    fo.progress = [&](std::size_t done, std::size_t) { progress->set(rows_before + done, all_rows); };
     Frontier f;
     try {
       f = compute_frontier(s, noise, fo);
@@ -85,6 +94,7 @@ int run_window(const WindowOptions& o) {
       progress->mark_stopped();
       break;
     }
+    rows_before += f.rows.size();
     for (const auto& r : f.rows)
       if (r.tuned.confirm_failed)
         std::cerr << fmt::format(
