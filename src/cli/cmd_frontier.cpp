@@ -260,7 +260,8 @@ int run_frontier(const FrontierCliOptions& o) {
   const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
   write_output(o.output, out);
   write_plot(o.plot, figure);
-  if (!complete) interrupt.end_as_interrupted();
+  // (a signal after the last row: the output is complete, the exit still an interrupt's)
+  if (!complete || interrupt.signal() != 0) interrupt.end_as_interrupted();
   // A method none of whose rows is usable has no frontier: say so, exit 1.
   std::string unusable;
   for (const Frontier& f : results)

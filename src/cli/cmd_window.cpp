@@ -127,7 +127,8 @@ int run_window(const WindowOptions& o) {
     std::cerr << fmt::format("cesr window: {}; writing them\n", note);
   }
   write_output(o.output, out);
-  if (!complete) interrupt.end_as_interrupted();
+  // (a signal after the last row: the output is complete, the exit still an interrupt's)
+  if (!complete || interrupt.signal() != 0) interrupt.end_as_interrupted();
   return Exit::ok;
 }
 
