@@ -23,6 +23,7 @@ struct SimulateOptions {
   unsigned threads = 0;
   std::string format, output;
   std::string plot, plot_scale = "semilogy";  // --plot FILE.svg | FILE.tex
+  FigureOptions figure;
   const CLI::Option* kurtosis_flag = nullptr;  // to tell "--kurtosis given" from its default
 };
 
@@ -57,6 +58,7 @@ int run_simulate(const SimulateOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
+  check_figure_options(o.figure, 1);
   SimulationConfig config;
   try {
     config.covariates = parse_covariates(o.covariates);
@@ -85,9 +87,10 @@ int run_simulate(const SimulateOptions& o) {
     return Exit::diverged;
   }
   // The exact curve, the simulated mean and its +-2 standard-error band.
-  const plot::Figure figure = plot::simulation_figure(
+  plot::Figure figure = plot::simulation_figure(
       std::vector<double>(result.step.begin(), result.step.end()), result.theory, result.mean, result.std_error,
-      fmt::format("{}, B = {}, {} runs", describe(spec), noise.batch, result.runs), scales);
+      fmt::format("{}, B = {}, {} runs", method_label(spec), noise.batch, result.runs), scales);
+  apply_figure_options(figure, o.figure);
   const std::string plot_text = o.plot.empty() ? "" : plot::render_for_file(figure, o.plot);
   write_output(o.output, pgfplots ? plot::to_pgfplots(figure) : render(simulation_table(result), format));
   write_plot(o.plot, plot_text);
@@ -154,6 +157,7 @@ const Registrar registrar{
        app.add_option("--plot-scale", o->plot_scale, "Axes of the figure: loglog, semilogy, semilogx or linear")
            ->capture_default_str()
            ->group("Output");
+       add_figure_options(app, o->figure);
        app.footer(
            "Columns: step,theory,mean,stderr,z with z = (mean - theory)/stderr (empty where stderr = 0).\n"
            "A summary (points within 3 standard errors, largest |z|, verdict) goes to stderr.\n\n"
