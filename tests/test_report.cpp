@@ -83,7 +83,7 @@ TEST_CASE("LaTeX: a booktabs table with paper names, scientific numbers and esca
   for (const auto& l : lines)
     if (l.rfind("\\", 0) == 0 && l.find(" & ") == std::string::npos) skeleton.push_back(l);
   CHECK(skeleton == std::vector<std::string>{"\\begin{table}[t]", "\\centering",
-                                             "\\caption{Tuned frontier: 100\\% of d\\_eff \\& more}",
+                                             "\\caption{Tuned frontier: 100\\% of d\\_eff \\& more}", "\\setlength{\\tabcolsep}{4pt}",
                                              "\\begin{tabular}{lrrrrr}", "\\toprule", "\\midrule", "\\bottomrule",
                                              "\\end{tabular}", "\\end{table}"});
   const auto at = [&](const std::string& l) { return std::find(lines.begin(), lines.end(), l) - lines.begin(); };
