@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cesr::plot {
@@ -93,6 +94,8 @@ LegendPlace parse_legend_place(std::string_view name);
 /// (the union of the panels' named entries) placed by `legend`, and an
 /// optional title above all panels.
 struct Figure {
+  Figure() = default;
+  Figure(std::vector<Panel> panels_, int columns_ = 2) : panels(std::move(panels_)), columns(columns_) {}
   std::vector<Panel> panels;
   int columns = 2;
   std::string title;  ///< plain text above the grid (empty: none)
@@ -129,9 +132,9 @@ struct FrontierCurve {
   std::vector<double> batch;              ///< batch sizes
   std::vector<double> serial;             ///< serial runtime (steps or 1/gap); non-finite: not drawn
   std::vector<double> ce;                 ///< compute efficiency; <= 0 (unstable): not drawn
+  std::optional<double> critical_batch;   ///< drawn as a vertical line when set
   /// Steps to the target (the table's steps column); non-finite: not drawn.
   std::vector<double> steps;
-  std::optional<double> critical_batch;   ///< drawn as a vertical line when set
 };
 
 /// Two log-log panels: serial runtime against batch (with a slope -1 line for
