@@ -260,6 +260,15 @@ TEST_CASE("figure options: --title, --xlabel/--ylabel once or per column, --lege
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.err.find(std::string(bad).substr(1, 8)) != std::string::npos);
   }
+  // Without a figure they have nothing to apply to.
+  for (const char* cmd : {"frontier --spectrum loguniform:d=30,kappa=1e3 --methods sgd --batches 1,16 --title T",
+                          "loss --method sgd --lr 0.1 --steps 5 --legend none",
+                          "simulate --method sgd --lr 0.1 --steps 5 --runs 2 --xlabel x"}) {
+    const Run r = cesr(cmd);
+    CAPTURE(cmd);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("applies to the figure") != std::string::npos);
+  }
   // One panel: --title is its title; loss and simulate take the same options.
   const Run loss = cesr("loss --spectrum " + a + " --method hb --lr 0.1 --momentum 0.5 --steps 20 --format pgfplots "
                         "--title 'My run' --legend northeast");

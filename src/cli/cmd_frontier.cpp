@@ -219,7 +219,7 @@ int run_frontier(const FrontierCliOptions& o) {
                                  o.inits.size(), problems.size()));
   for (std::size_t i = 0; i < problems.size(); ++i)
     if (!o.inits.empty()) problems[i].init = o.inits[o.inits.size() == 1 ? 0 : i];
-  check_figure_options(o.figure, figure_columns(tradeoff, problems.size() * budgets.size()));
+  check_figure_options(o.figure, figure_columns(tradeoff, problems.size() * budgets.size()), pgfplots || !o.plot.empty());
   // Parse every problem before computing anything, so bad input fails at once.
   std::vector<Spectrum> spectra;
   for (const auto& p : problems) {

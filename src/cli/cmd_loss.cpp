@@ -176,7 +176,7 @@ int run_loss(const LossOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
-  check_figure_options(o.figure, 1);
+  check_figure_options(o.figure, 1, pgfplots || !o.plot.empty());
   std::vector<std::uint64_t> batches{base_noise.batch};
   if (!o.compare_batches.empty()) {
     if (o.batch_flag && o.batch_flag->count() > 0)

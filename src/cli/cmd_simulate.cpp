@@ -58,7 +58,7 @@ int run_simulate(const SimulateOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
-  check_figure_options(o.figure, 1);
+  check_figure_options(o.figure, 1, pgfplots || !o.plot.empty());
   SimulationConfig config;
   try {
     config.covariates = parse_covariates(o.covariates);

@@ -73,7 +73,16 @@ void add_figure_options(CLI::App& app, FigureOptions& o) {
       ->group("Output");
 }
 
-void check_figure_options(const FigureOptions& o, int columns) {
+void check_figure_options(const FigureOptions& o, int columns, bool figure) {
+  if (!figure) {
+    const char* given = !o.title.empty()    ? "--title"
+                        : !o.xlabel.empty() ? "--xlabel"
+                        : !o.ylabel.empty() ? "--ylabel"
+                        : o.legend != "outside" ? "--legend"
+                                                : nullptr;
+    if (given)
+      throw UsageError(fmt::format("{} applies to the figure: give --plot FILE.svg|FILE.tex or --format pgfplots", given));
+  }
   for (const auto& [given, flag] : {std::pair{&o.xlabel, "--xlabel"}, std::pair{&o.ylabel, "--ylabel"}})
     if (given->size() > 1 && given->size() != static_cast<std::size_t>(columns))
       throw UsageError(fmt::format("{}: given {} times; give it once (every panel) or once per column of panels ({} "

@@ -111,8 +111,9 @@ struct FigureOptions {
 void add_figure_options(CLI::App& app, FigureOptions& o);
 
 /// Checks the options against a figure with `columns` panel columns before
-/// any work (a UsageError naming --xlabel / --ylabel).
-void check_figure_options(const FigureOptions& o, int columns);
+/// any work (a UsageError naming --xlabel / --ylabel), and that there is a
+/// figure (`figure`: --plot or --format pgfplots) when one of them is given.
+void check_figure_options(const FigureOptions& o, int columns, bool figure);
 
 /// Applies the options to a figure (the user's words replace the defaults).
 void apply_figure_options(plot::Figure& figure, const FigureOptions& o);
