@@ -503,7 +503,11 @@ class FrontierResult(_Result):
             import pandas as pd
         except ImportError as e:  # pragma: no cover - pandas is optional
             raise ImportError("FrontierResult.to_pandas needs pandas (Debian: python3-pandas)") from e
-        return pd.DataFrame.from_records(records)
+        df = pd.DataFrame.from_records(records)
+        for col in df.columns:  # null numbers as NaN, as pandas reads the CLI's "nan"
+            if col not in ("spectrum", "init", "method"):
+                df[col] = pd.to_numeric(df[col])
+        return df
 
     def to_pandas(self):
         """Every problem's rows as one DataFrame, the columns of `cesr frontier --format csv`: problem (1, 2, ...),

@@ -132,6 +132,9 @@ def test_every_frontier_and_window_csv_loads_in_numpy_and_pandas_without_options
         "final": cli("frontier", "--spectrum", "loguniform:d=30,kappa=1e3", "--methods", "sgd,hb", "--batches", "1,64",
                      "--objective", "final", "--samples", "1000,10000", "--format", "csv").stdout,
         "window": cli("window", "--kappas", "1e2,1e4", "--d", "30", "--format", "csv").stdout,
+        # Columns with no value at all (no window without hb, CE never halves on two batches).
+        "nulls": cli("frontier", "--spectrum", "loguniform:d=30,kappa=1e3", "--methods", "sgd", "--batches", "1,2",
+                     "--format", "csv", "--table", "summary").stdout,
     }
     for name, text in outputs.items():
         header = text.splitlines()[0].split(",")
@@ -145,7 +148,9 @@ def test_every_frontier_and_window_csv_loads_in_numpy_and_pandas_without_options
                 continue
             assert np.issubdtype(arr.dtype[col], np.number), (name, col)
             assert pd.api.types.is_numeric_dtype(df[col]), (name, col)
-    final = pd.read_csv(io.StringIO(outputs["final"]))
+    nulls = np.genfromtxt(io.StringIO(outputs["nulls"]), delimiter=",", names=True, dtype=None, encoding=None)
+    assert np.isnan(nulls["window_ratio"]) and np.isnan(nulls["critical_batch"])  # null, never False or 0
+        final = pd.read_csv(io.StringIO(outputs["final"]))
     assert sorted(set(final["samples"])) == [1000, 10000]
 
 

@@ -67,6 +67,16 @@ std::string csv_name(std::string text) {
   return text;
 }
 
+/// The table with every null cell (all of them numbers here) as "nan": an
+/// empty CSV field where a number is expected reads as False in numpy's
+/// genfromtxt(dtype=None) when a whole column is empty.
+Table with_nan(Table t) {
+  for (auto& row : t.rows)
+    for (Cell& c : row)
+      if (c.kind == Cell::Kind::Null) c = Cell::number("nan");
+  return t;
+}
+
 /// A problem in a figure's words: its spectrum, and its initial moments when
 /// they are not isotropic.
 std::string figure_title(const Frontier& f) {
@@ -311,7 +321,7 @@ int run_frontier(const FrontierCliOptions& o) {
         all.rows.push_back(std::move(row));
       }
     }
-    out = render(all, Format::Csv);
+    out = render(with_nan(all), Format::Csv);
   } else {
     for (std::size_t i = 0; i < results.size(); ++i) {
       std::string title =

@@ -96,6 +96,10 @@ int run_window(const WindowOptions& o) {
   if (tty) std::cerr << "\r\033[K" << std::flush;
   RenderOptions ro;
   if (format != Format::Csv && format != Format::Json) ro.digits = 4;
+  if (format == Format::Csv)  // a null number as nan, as in frontier's CSV (numpy reads a column of empty fields as False)
+    for (auto& row : t.rows)
+      for (Cell& c : row)
+        if (c.kind == Cell::Kind::Null) c = Cell::number("nan");
   write_output(o.output, render(t, format, ro));
   return Exit::ok;
 }
