@@ -150,7 +150,7 @@ def test_every_frontier_and_window_csv_loads_in_numpy_and_pandas_without_options
             assert pd.api.types.is_numeric_dtype(df[col]), (name, col)
     nulls = np.genfromtxt(io.StringIO(outputs["nulls"]), delimiter=",", names=True, dtype=None, encoding=None)
     assert np.isnan(nulls["window_ratio"]) and np.isnan(nulls["critical_batch"])  # null, never False or 0
-        final = pd.read_csv(io.StringIO(outputs["final"]))
+    final = pd.read_csv(io.StringIO(outputs["final"]))
     assert sorted(set(final["samples"])) == [1000, 10000]
 
 
