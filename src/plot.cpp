@@ -815,6 +815,7 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
     s.name = c.name;
     s.color = c.color;
     s.markers = true;
+    s.stroke = c.stroke;
     s.x = c.batch;
     s.y = c.serial;
     serial.series.push_back(s);
@@ -870,6 +871,7 @@ Panel tradeoff_panel(const std::vector<FrontierCurve>& curves, const std::string
     Series s;
     s.name = c.name;
     s.color = c.color;
+    s.stroke = c.stroke;
     s.markers = true;
     for (std::size_t i = 0; i < std::min(c.batch.size(), c.steps.size()); ++i) {
       s.x.push_back(c.batch[i] * c.steps[i]);

@@ -298,3 +298,25 @@ TEST_CASE("loss figure: 3+ batch sizes differ in dash as well as colour") {
   std::sort(sorted.begin(), sorted.end());
   CHECK(std::unique(sorted.begin(), sorted.end()) == sorted.end());
 }
+
+TEST_CASE("frontier figure: methods differ in dash as well as colour, the same in every panel") {
+  const Run tex = cesr("frontier --spectrum " + a + " --spectrum " + b +
+                       " --methods sgd,hb,asgd --batches 1,16 --threads 1 --format pgfplots");
+  REQUIRE(tex.code == 0);
+  std::vector<std::string> styles;
+  for (const char* name : {"SGD", "HB", "AccSGD"}) {
+    const std::regex entry(std::string(R"(\\addlegendimage\{color=cesr\d, ([a-z]+),[^\n]*\}\n\\addlegendentry\{)") +
+                           name + "\\}");
+    std::smatch m;
+    REQUIRE(std::regex_search(tex.out, m, entry));
+    styles.push_back(m[1]);
+  }
+  CHECK(styles == std::vector<std::string>{"solid", "dashed", "dotted"});
+  // Every drawn curve of a method carries its dash (4 panels: serial and CE of two problems).
+  std::size_t dashed = 0;
+  for (auto at = tex.out.find("% HB\n"); at != std::string::npos; at = tex.out.find("% HB\n", at + 1)) {
+    CHECK(tex.out.compare(tex.out.find("color=", at), 21, "color=cesr1, dashed, ") == 0);
+    ++dashed;
+  }
+  CHECK(dashed == 4);
+}

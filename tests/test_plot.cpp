@@ -343,8 +343,8 @@ TEST_CASE("figures need a panel; grids place panels row by row; --plot names end
 
 TEST_CASE("frontier panels: serial runtime and CE against batch, critical batches, slope -1 reference") {
   std::vector<plot::FrontierCurve> curves(2);
-  curves[0] = {"SGD", 0, {1, 4, 16, 64}, {1000, 260, 90, 60}, {1e-3, 9.6e-4, 6.9e-4, 2.6e-4}, 12.0, {}};
-  curves[1] = {"HB", 1, {1, 4, 16, 64}, {1000, 250, 64, inf_v}, {1e-3, 1e-3, 9.8e-4, 0}, std::nullopt, {}};
+  curves[0] = {"SGD", 0, {1, 4, 16, 64}, {1000, 260, 90, 60}, {1e-3, 9.6e-4, 6.9e-4, 2.6e-4}, 12.0, {}, plot::Stroke::Solid};
+  curves[1] = {"HB", 1, {1, 4, 16, 64}, {1000, 250, 64, inf_v}, {1e-3, 1e-3, 9.8e-4, 0}, std::nullopt, {}, plot::Stroke::Dashed};
   const auto panels = plot::frontier_panels(curves, "kappa = 1e4", "steps", "CE");
   REQUIRE(panels.size() == 2);
   CHECK(panels[0].title == "kappa = 1e4: serial runtime");

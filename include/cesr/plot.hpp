@@ -135,6 +135,7 @@ struct FrontierCurve {
   std::optional<double> critical_batch;   ///< drawn as a vertical line when set
   /// Steps to the target (the table's steps column); non-finite: not drawn.
   std::vector<double> steps;
+  Stroke stroke = Stroke::Solid;  ///< keep it fixed per method too (curves stay apart in gray)
 };
 
 /// Two log-log panels: serial runtime against batch (with a slope -1 line for

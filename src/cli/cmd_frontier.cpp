@@ -103,6 +103,10 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results, bool tradeoff
       plot::FrontierCurve c;
       c.name = paper_method_name(m.method);
       c.color = static_cast<int>(method_index(m.method));  // the same colour for a method in every figure
+      // and a dash by its place in the run, so that the curves stay apart in gray (solid,
+      // dashed, dotted; dash-dot marks the critical batches)
+      constexpr plot::Stroke strokes[] = {plot::Stroke::Solid, plot::Stroke::Dashed, plot::Stroke::Dotted};
+      c.stroke = strokes[curves.size() % 3];
       c.critical_batch = m.critical_batch;
       for (const FrontierRow& r : f.rows) {
         if (r.method != m.method) continue;
