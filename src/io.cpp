@@ -36,7 +36,7 @@ struct FileDescriptor {
 
 }  // namespace
 
-std::string read_text_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
+std::string read_binary_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
   const auto refuse = [&](const std::string& problem) {
     return std::invalid_argument(fmt::format("{} ({})", problem, what));
   };
@@ -78,6 +78,14 @@ std::string read_text_file(const std::string& path, std::string_view what, std::
       throw refuse(fmt::format("'{}' has more than the limit of {}", path, size_text(max_bytes)));
     text.append(buffer, static_cast<std::size_t>(n));
   }
+  return text;
+}
+
+std::string read_text_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
+  const auto refuse = [&](const std::string& problem) {
+    return std::invalid_argument(fmt::format("{} ({})", problem, what));
+  };
+  std::string text = read_binary_file(path, what, max_bytes);
   // Named as such rather than echoed into a one-line message.
   if (const auto nul = text.find('\0'); nul != std::string::npos)
     throw refuse(fmt::format("'{}' is a binary file, not text: a NUL byte at byte {}", path, nul + 1));

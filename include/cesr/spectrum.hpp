@@ -13,18 +13,39 @@
 
 namespace cesr {
 
+//
+// A weighted spectrum (a spectral measure) gives each line i a weight w_i > 0:
+// w_i directions with eigenvalue lambda_i and initial moment init_i each.
+// Weights need not be whole (stochastic Lanczos quadrature produces such
+// measures); for whole weights every result equals that of the expanded
+// spectrum. An empty `weight` means every line is one direction.
 struct Spectrum {
   std::vector<double> lambda;  ///< eigenvalues of H, each > 0 (any order)
-  std::vector<double> init;    ///< E[e_{0,i}^2] >= 0, same length and order
+  std::vector<double> init;    ///< E[e_{0,i}^2] >= 0 of each direction of line i
+  std::vector<double> weight;  ///< w_i > 0 directions per line; empty: all 1
 
+  /// Number of lines (entries of lambda).
   std::size_t dim() const { return lambda.size(); }
+  bool weighted() const { return !weight.empty(); }
+  double weight_at(std::size_t i) const { return weight.empty() ? 1.0 : weight[i]; }
+  /// Number of directions, sum_i w_i (= dim() when unweighted).
+  double directions() const;
+  /// Some weight is not a whole number (the problem is a spectral measure, not a finite d).
+  bool fractional() const;
   double lambda_max() const;
   double lambda_min() const;
   double kappa() const { return lambda_max() / lambda_min(); }
+  /// tr(H) = sum_i w_i lambda_i.
   double trace() const;
-  /// Initial loss L_0 = 1/2 sum_i lambda_i E[e_{0,i}^2].
+  /// Initial loss L_0 = 1/2 sum_i w_i lambda_i E[e_{0,i}^2].
   double initial_loss() const;
 };
+
+/// The spectrum with each line of whole weight w repeated w times (weight
+/// dropped); throws std::invalid_argument for a fractional weight (naming the
+/// line and `what`, the computation that needs whole directions) or when the
+/// expansion would exceed max_dimension.
+Spectrum expand_weights(const Spectrum& s, std::string_view what);
 
 /// Largest dimension accepted (memory: a few tens of bytes per direction).
 inline constexpr std::size_t max_dimension = std::size_t{1} << 31;
@@ -33,16 +54,29 @@ inline constexpr std::size_t max_dimension = std::size_t{1} << 31;
 /// in this machine's physical memory.
 void check_fits_in_memory(std::size_t d, std::string_view what);
 
-/// Eigenvalues from a SPEC string:
+/// Eigenvalues and weights from a SPEC string (init left empty):
 ///   powerlaw:d=N,alpha=A[,scale=S]    lambda_i = S i^-A, i = 1..N
 ///   loguniform:d=N,kappa=K[,scale=S]  lambda_i = S K^(-(i-1)/(N-1))
-///   file:PATH                         one positive value per line, '#' comments
+///   file:PATH                         per line one positive value, or two:
+///                                     lambda w (w > 0 directions); '#' comments
+///   npy:PATH                          a 1-D float64/float32 .npy array
+/// Weights are kept only when some weight differs from 1.
 /// Throws std::invalid_argument with a one-line message naming the problem.
+Spectrum read_spectrum(std::string_view spec);
+
+/// The eigenvalues of an unweighted SPEC (as read_spectrum); a weighted file
+/// is refused (use read_spectrum).
 std::vector<double> parse_spectrum(std::string_view spec);
 
-/// Initial second moments from an INIT string for d directions:
-///   isotropic | powerlaw:beta=b | file:PATH
+/// Initial second moments from an INIT string for d spectrum lines:
+///   isotropic | powerlaw:beta=b (counts lines) | file:PATH | npy:PATH
 std::vector<double> parse_init(std::string_view init, std::size_t d);
+
+/// The values of a .npy file holding a 1-D little-endian float64 or float32
+/// array (read through read_binary_file, so bounded), as doubles. Anything
+/// else (another dtype, a shape that is not (n,), Fortran order, a truncated
+/// file) is refused with one line naming the file and `what`.
+std::vector<double> read_npy(const std::string& path, std::string_view what);
 
 /// Both of the above, validated together.
 Spectrum make_spectrum(std::string_view spec, std::string_view init = "isotropic");

@@ -890,7 +890,7 @@ PYBIND11_MODULE(_cesr, mod) {
           [](const std::string& text, const std::string& init) {
             SpectrumObject s;
             try {
-              s.spectrum.lambda = parse_spectrum(text);
+              s.spectrum = read_spectrum(text);
             } catch (const std::invalid_argument& e) {
               fail("spectrum: " + python_message(e));
             }

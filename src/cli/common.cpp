@@ -81,7 +81,7 @@ void usage_error(std::string_view flag, const std::exception& e) {
 Spectrum ProblemOptions::make_spectrum() const {
   Spectrum s;
   try {
-    s.lambda = parse_spectrum(spectrum);
+    s = read_spectrum(spectrum);
   } catch (const std::invalid_argument& e) {
     usage_error("--spectrum", e);
   }
