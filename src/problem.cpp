@@ -2,6 +2,7 @@
 
 #include "cesr/error.hpp"
 #include "cesr/io.hpp"
+#include "cesr/spectrum.hpp"
 #include "cesr/stop.hpp"
 
 #include <Eigen/Dense>
@@ -123,12 +124,31 @@ std::vector<double> parse_labels_csv(std::string_view text, std::string_view nam
 
 DataSet read_data(const std::string& path) {
   if (ends_with(path, ".csv")) return parse_data_csv(read_text_file(path, "data file"), path);
-  throw std::invalid_argument(fmt::format("'{}': the data file must end in .csv (data file)", path));
+  if (ends_with(path, ".npy")) {
+    NpyArray a = read_npy_array(path, "data file");
+    if (a.shape.size() != 2)
+      throw std::invalid_argument(
+          fmt::format("'{}': shape ({},) is one-dimensional, the data need (n, d) (data file)", path, a.shape[0]));
+    DataSet s;
+    s.n = a.shape[0];
+    s.d = a.shape[1];
+    s.x = std::move(a.values);
+    s.columns.assign(s.d, "");
+    return s;
+  }
+  throw std::invalid_argument(fmt::format("'{}': the data file must end in .csv or .npy (data file)", path));
 }
 
 std::vector<double> read_labels(const std::string& path) {
   if (ends_with(path, ".csv")) return parse_labels_csv(read_text_file(path, "labels file"), path);
-  throw std::invalid_argument(fmt::format("'{}': the labels file must end in .csv (labels file)", path));
+  if (ends_with(path, ".npy")) {
+    NpyArray a = read_npy_array(path, "labels file");
+    if (a.shape.size() == 2 && a.shape[1] != 1)
+      throw std::invalid_argument(fmt::format("'{}': shape ({}, {}), labels need (n,) or (n, 1) (labels file)", path,
+                                              a.shape[0], a.shape[1]));
+    return std::move(a.values);
+  }
+  throw std::invalid_argument(fmt::format("'{}': the labels file must end in .csv or .npy (labels file)", path));
 }
 
 DataProblem fit_problem(const DataSet& data, const std::vector<double>& labels, bool center) {

@@ -36,7 +36,7 @@ inline constexpr double max_data_work = 1e11;
 
 /// The covariates from a CSV file (a header row naming the d columns, then one
 /// row of d finite numbers per line; blank lines and '#' lines skipped) or a
-/// 2-D float64/float32 .npy array (by the file name's extension). Reads through
+/// 2-D C-order float64/float32 .npy array (by the file name's extension). Reads through
 /// read_text_file / read_binary_file (bounded, regular files only). Errors name
 /// the file and line (std::invalid_argument).
 DataSet read_data(const std::string& path);

@@ -55,10 +55,10 @@ int run_problem(const ProblemCommandOptions& o) {
 const Registrar registrar{{"problem", "A problem (spectrum, init, noise, kurtosis) from a data set X, y", 8,
                            [](CLI::App& app) {
   auto o = std::make_shared<ProblemCommandOptions>();
-  app.add_option("--data", o->data, "Covariates X: a CSV file (header row, n rows of d numbers)")
+  app.add_option("--data", o->data, "Covariates X: a CSV file (header row, n rows of d numbers) or a 2-D float64/float32 .npy array (n, d)")
       ->required()
       ->group("Data");
-  app.add_option("--labels", o->labels, "Labels y: a CSV file (header row, n numbers)")->required()->group("Data");
+  app.add_option("--labels", o->labels, "Labels y: a CSV file (header row, n numbers) or a 1-D .npy array")->required()->group("Data");
   app.add_flag("--center", o->center,
                "Subtract the column means of X and the mean of y (a fit with an intercept); H still divides by n")
       ->group("Data");
