@@ -157,13 +157,13 @@ DataProblem fit_problem(const DataSet& data, const std::vector<double>& labels, 
   const std::size_t n = data.n, d = data.d;
   if (d < 1) data_error("no columns");
   if (n < 2) data_error(fmt::format("{} row{}, at least 2 are needed", n, n == 1 ? "" : "s"));
-  if (data.x.size() != n * d) data_error(fmt::format("{} values for {} rows of {} columns", data.x.size(), n, d));
   if (d > max_data_dimension)
     data_error(fmt::format("d = {} columns exceeds the limit of {} (the eigendecomposition costs O(d^3) time)", d,
                            max_data_dimension));
   if (double(n) * double(d) * double(d) > max_data_work)
     data_error(fmt::format("n d^2 = {} x {}^2 = {:.3g} exceeds the limit of {:.0e} (forming H costs O(n d^2) time)", n,
                            d, double(n) * double(d) * double(d), max_data_work));
+  if (data.x.size() != n * d) data_error(fmt::format("{} values for {} rows of {} columns", data.x.size(), n, d));
   if (labels.size() != n)
     throw FieldError("labels", fmt::format("labels: {} values, the data has {} rows", labels.size(), n));
   for (std::size_t i = 0; i < data.x.size(); ++i)
