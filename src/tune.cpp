@@ -599,6 +599,10 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     } else {
       steps_ev({});
     }
+    // With label noise the loss has a floor that grows with the step size:
+    // at and near the rate optimum it can lie above the target while smaller
+    // steps reach it. Then the whole box is searched on the step count.
+    if (n > 0 && !(steps_ev.best <= static_cast<double>(options.target.max_steps))) search(steps_ev, space);
     out.evaluations += steps_ev.evaluations;
     if (steps_ev.best_x.size() == n && std::isfinite(steps_ev.best)) best_x = steps_ev.best_x;
     steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps);
