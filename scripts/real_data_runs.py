@@ -16,7 +16,7 @@ with g = (1/B) sum_b x_b (x_b . w - y_b). Only numpy is needed.
 
 Usage: scripts/real_data_runs.py --data X.csv --labels y.csv [--center]
          --method sgd|hb --lr LR [--momentum M] --batch B --steps T [--every K]
-         --runs R [--seed S] --output OUT.csv
+         --runs R [--seed S] [--no-label-noise] --output OUT.csv
 """
 import argparse
 import sys
@@ -33,6 +33,8 @@ def main(argv=None):
     ap.add_argument("--data", required=True)
     ap.add_argument("--labels", required=True)
     ap.add_argument("--center", action="store_true")
+    ap.add_argument("--no-label-noise", action="store_true",
+                    help="replace the labels by the fitted values X w* (residuals 0: only the covariates are real)")
     ap.add_argument("--method", choices=["sgd", "hb"], required=True)
     ap.add_argument("--lr", type=float, required=True)
     ap.add_argument("--momentum", type=float, default=0.0)
@@ -59,6 +61,8 @@ def main(argv=None):
     n, d = X.shape
     H = X.T @ X / n
     w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+    if a.no_label_noise:
+        y = X @ w_star
 
     rows = list(range(0, a.steps + 1, a.every))
     total = np.zeros(len(rows))
@@ -91,7 +95,8 @@ def main(argv=None):
     stderr = np.sqrt(var / a.runs)
     with open(a.output, "w") as f:
         f.write(f"# {a.method} lr={a.lr!r}" + (f" momentum={a.momentum!r}" if a.method == "hb" else "")
-                + f" batch={a.batch} on the rows of {a.data}{' (centred)' if a.center else ''}:"
+                + f" batch={a.batch} on the rows of {a.data}{' (centred)' if a.center else ''}"
+                + (", labels X w* (no label noise)" if a.no_label_noise else "") + ":"
                 f" {a.runs} runs, seed {a.seed} (scripts/real_data_runs.py)\n")
         f.write("step,loss,stderr\n")
         for t, l, s in zip(rows, mean, stderr):

@@ -52,6 +52,22 @@ TEST_CASE("steps objective with a noise floor above the target at the rate optim
     const cesr::TuneResult at_rate = cesr::tune(s, "sgd", noise, rate);
     CHECK(exact_steps(s, at_rate.method, noise, 0.1) == std::numeric_limits<std::uint64_t>::max());
   }
+  SUBCASE("sgd at a large batch: the best step size lies far below the rate optimum") {
+    const cesr::NoiseModel large{1024, 3.9, 2900.0};
+    cesr::TuneOptions tight = o;
+    tight.target.eps = 0.01;
+    const cesr::TuneResult r = cesr::tune(s, "sgd", large, tight);
+    REQUIRE(r.steps.has_value());
+    std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+    for (int k = 0; k <= 600; ++k) {
+      cesr::MethodSpec m;
+      m.name = "sgd";
+      m.values["lr"] = std::pow(10.0, -3 + 2.5 * k / 600);
+      best = std::min(best, exact_steps(s, m, large, 0.01));
+    }
+    INFO("tuned ", *r.steps, ", scan ", best);
+    CHECK(*r.steps <= best);
+  }
   SUBCASE("hb") {
     const cesr::TuneResult r = cesr::tune(s, "hb", noise, o);
     REQUIRE(r.steps.has_value());
