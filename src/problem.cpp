@@ -246,7 +246,7 @@ DataProblem fit_problem(const DataSet& data, const std::vector<double>& labels, 
   for (Index k = 0; k < r; ++k) p.init[std::size_t(k)] = c(k) * c(k);
 
   // Residuals and fourth moments of the whitened coordinates, by blocks.
-  Eigen::ArrayXd fourth = Eigen::ArrayXd::Zero(r);
+  Eigen::ArrayXd fourth = Eigen::ArrayXd::Zero(r), coupled = Eigen::ArrayXd::Zero(r);
   const Eigen::MatrixXd W = U * lam.cwiseSqrt().cwiseInverse().asDiagonal();  // z = W^T x
   double rss = 0;
   for (Index r0 = 0; r0 < Index(n); r0 += block) {
@@ -257,6 +257,7 @@ DataProblem fit_problem(const DataSet& data, const std::vector<double>& labels, 
     rss += res.squaredNorm();
     const Eigen::ArrayXXd Z = (Xb * W).array();
     fourth += Z.square().square().colwise().sum().transpose();
+    coupled += (Z.square().colwise() * res.array().square()).colwise().sum().transpose();
   }
   p.rss = rss;
   fourth /= double(n);
@@ -264,6 +265,14 @@ DataProblem fit_problem(const DataSet& data, const std::vector<double>& labels, 
   p.kurtosis_mean = fourth.mean();
   p.kurtosis_min = fourth.minCoeff();
   p.kurtosis_max = fourth.maxCoeff();
+  // E[r^2 z_i^2] / E[r^2]: 1 for each direction when the residual is
+  // independent of x (the model's label noise), 0 when there is no residual.
+  if (rss > 0) {
+    coupled /= rss;  // the 1/n of both means cancels
+    p.noise_coupling.assign(coupled.data(), coupled.data() + r);
+  } else {
+    p.noise_coupling.assign(p.rank, 0.0);
+  }
 
   // sigma^2: RSS over the residual degrees of freedom (n - rank, one fewer
   // for the intercept a centred fit estimates).
@@ -332,6 +341,7 @@ std::string problem_json(const DataProblem& p, const std::string& spectrum_name,
   j["spectrum"] = "file:" + spectrum_name;
   j["init"] = "file:" + init_name;
   j["kurtosis_directions"] = p.kurtosis;
+  j["noise_coupling"] = p.noise_coupling;
   j["w_star"] = p.w_star;
   j["intercept"] = p.intercept;
   return j.dump(2) + "\n";

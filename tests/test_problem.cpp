@@ -87,6 +87,9 @@ TEST_CASE("a rotated two-level design: H, w*, init, sigma^2 and K = 1 in closed 
   CHECK(p.noise == doctest::Approx(12 * c * c / 10).epsilon(1e-13));  // n - d = 10
   CHECK(p.noise_estimated);
   for (const double k : p.kurtosis) CHECK(k == doctest::Approx(1.0).epsilon(1e-13));
+  // r^2 = c^2 on every row and z_i^2 = 1: E[r^2 z_i^2] / E[r^2] = 1 exactly.
+  REQUIRE(p.noise_coupling.size() == 2);
+  for (const double v : p.noise_coupling) CHECK(v == doctest::Approx(1.0).epsilon(1e-13));
   CHECK(p.kappa == doctest::Approx(4.0).epsilon(1e-14));
   CHECK(p.trace == doctest::Approx(5.0).epsilon(1e-14));
   CHECK(p.null_directions == 0);

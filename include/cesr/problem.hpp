@@ -65,6 +65,12 @@ struct DataProblem {
   /// direction (E[z_i^2] = 1 by construction).
   std::vector<double> kurtosis;
   double kurtosis_mean = 0, kurtosis_min = 0, kurtosis_max = 0;
+  /// E[r^2 z_i^2] / E[r^2] per direction, r the residual: 1 when the label
+  /// noise is independent of x as the model assumes (its noise term in
+  /// direction i is then sigma^2 lambda_i / B); a value above 1 means more
+  /// gradient noise in that direction than the model puts there (all 0 when
+  /// RSS = 0).
+  std::vector<double> noise_coupling;
   /// w* in the original coordinates (minimum norm: 0 in the null directions),
   /// and the intercept (label mean - column means . w*; 0 uncentred).
   std::vector<double> w_star;

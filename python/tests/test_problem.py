@@ -20,8 +20,9 @@ def numpy_reference(X, y, center=False):
     w = np.linalg.lstsq(X, y, rcond=None)[0]
     rss = float(np.sum((y - X @ w) ** 2))
     z = (X @ U) / np.sqrt(lam)
+    r2 = (y - X @ w) ** 2
     return dict(eigenvalues=lam, init=(U.T @ w) ** 2, w=w, rss=rss, noise=rss / (n - d - (1 if center else 0)),
-                kurtosis=np.mean(z ** 4, axis=0))
+                kurtosis=np.mean(z ** 4, axis=0), coupling=np.mean(r2[:, None] * z ** 2, axis=0) / np.mean(r2))
 
 
 def gaussian_rows(rng, n, lam, rotate=True):
@@ -50,6 +51,7 @@ def test_problem_against_numpy_and_truth(rows):
     np.testing.assert_allclose(r.w_star, ref["w"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(r.init, ref["init"], rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(r.kurtosis, ref["kurtosis"], rtol=1e-10)
+    np.testing.assert_allclose(r.summary["noise_coupling"], ref["coupling"], rtol=1e-10)
     s = r.summary
     assert s["rss"] == pytest.approx(ref["rss"], rel=1e-10)
     assert s["noise"] == pytest.approx(ref["noise"], rel=1e-10)
@@ -67,6 +69,7 @@ def test_problem_against_numpy_and_truth(rows):
     np.testing.assert_allclose(r.w_star, w_true, atol=0.05)
     np.testing.assert_allclose(r.eigenvalues, lam, rtol=0.05)
     np.testing.assert_allclose(r.kurtosis, true_kurtosis, atol=0.15)
+    np.testing.assert_allclose(s["noise_coupling"], 1.0, atol=0.06)  # noise independent of x
     assert r.summary["initial_loss"] == pytest.approx(0.5 * r.w_star @ (X.T @ X / n) @ r.w_star, rel=1e-10)
 
 
@@ -87,6 +90,17 @@ def test_centered_fit_is_lstsq_with_an_intercept():
     assert r.summary["centered"] is True
     # Uncentred, H holds the means: its largest eigenvalue is about |mean|^2.
     assert cesr.problem(X, y).eigenvalues[0] > 100
+
+
+def test_noise_coupling_sees_heteroscedastic_noise():
+    # Noise whose size grows with |x_1|: more gradient noise along x_1 than sigma^2 lambda_1.
+    rng = np.random.default_rng(9)
+    n = 50_000
+    X = rng.standard_normal((n, 2)) * np.array([2.0, 0.5])
+    y = X @ np.array([1.0, 1.0]) + np.abs(X[:, 0]) * rng.standard_normal(n)
+    c = cesr.problem(X, y).summary["noise_coupling"]
+    # E[x1^2 x1^2] / (E[x1^2] E[x1^2]) = 3 along x_1, 1 along x_2 (independent coordinates).
+    assert c[0] == pytest.approx(3.0, rel=0.05) and c[1] == pytest.approx(1.0, rel=0.05)
 
 
 def test_null_direction_left_out_and_counted():
