@@ -2,11 +2,13 @@
 known truth of generated data (Gaussian and Rademacher rows, known w*, sigma^2
 and fourth moment)."""
 import json
+import subprocess
 
 import numpy as np
 import pytest
 
 import cesr
+import conftest
 
 
 def numpy_reference(X, y, center=False):
@@ -190,3 +192,30 @@ def test_cli_writes_what_python_computes(cli, tmp_path):
                "--method", "sgd", "--lr", "0.1", "--steps", "0", "--noise", repr(report["noise"]),
                "--kurtosis", repr(report["kurtosis_mean"]))
     assert float(loss.stdout.splitlines()[1].split(",")[1]) == pytest.approx(L0, rel=1e-12)
+
+
+def test_cli_npy_float32_and_refusals(cli, tmp_path):
+    rng = np.random.default_rng(10)
+    X = gaussian_rows(rng, 300, np.array([1.0, 0.5, 0.2]))
+    y = X @ np.array([1.0, 2.0, 3.0]) + 0.1 * rng.standard_normal(300)
+    np.save(tmp_path / "X32.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    out = json.loads(cli("problem", "--data", str(tmp_path / "X32.npy"), "--labels", str(tmp_path / "y.npy"),
+                         "--output", str(tmp_path / "p")).stdout)
+    ref = cesr.problem(X.astype(np.float32).astype(np.float64), y)
+    assert out["kappa"] == ref.summary["kappa"] and out["noise"] == ref.summary["noise"]
+    np.save(tmp_path / "X3.npy", np.ones((2, 2, 2)))
+    np.save(tmp_path / "Xf.npy", np.asfortranarray(X))
+    np.save(tmp_path / "y2.npy", np.ones((300, 2)))
+    for data, labels, message in [
+        ("X3.npy", "y.npy", "--data: 'X3.npy': shape (2, 2, 2) is not one-dimensional (expected (n,)) nor two-dimensional"),
+        ("Xf.npy", "y.npy", "--data: 'Xf.npy': Fortran-order arrays are not read"),
+        ("y.npy", "y.npy", "--data: 'y.npy': shape (300,) is one-dimensional, the data need (n, d)"),
+        ("X32.npy", "y2.npy", "--labels: 'y2.npy': shape (300, 2), labels need (n,) or (n, 1)"),
+    ]:
+        r = subprocess.run([str(conftest.cli_binary()), "problem", "--data", data, "--labels", labels, "--output", "q"],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith("cesr problem: error: " + message), r.stderr
+        assert r.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("q.*"))
