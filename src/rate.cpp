@@ -93,9 +93,13 @@ class Secular {
  public:
   Secular(const Spectrum& spectrum, const Coefficients<Real>& c, const NoiseModel& noise)
       : c_(c),
-        kb_(Real(noise.kurtosis) - 2),
-        inv_batch_(Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {}
+        // The additive model has no iterate-dependent noise: T = D = the
+        // deterministic blocks M_i (no self-noise, no coupling), so g = 0 and
+        // rho(T) = rho(D) = max_i rho(A_i)^2.
+        kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
+        inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
+        weight_(spectrum.weight.begin(), spectrum.weight.end()) {}
 
   /// g at z = 1 - x. A direction is accepted when z > rho(M_i) (checked by
   /// signs: z > |det A_i|, C_i increasing at z, C_i(z) > 0), N_i(z) >= 0 and
@@ -107,41 +111,57 @@ class Secular {
     int rejected = 0;
     const std::size_t d = lambda_.size();
     const Real* lam = lambda_.data();
+    // A weighted line (w_i directions) injects w_i times the coupling into
+    // its block and is read as before: its term of g is w_i times the
+    // unweighted one (the poles do not move). The unweighted loops are
+    // separate instances, unchanged.
+    const Real* wt = weight_.data();
     // For the built-in floating types the loop is vectorized (the sums are
     // reordered into SIMD lanes, which changes rounding only).
-    if (c_.k == 1) {
-      const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
-      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
-        const Real l = lam[i];
-        const Real y = tr_e + l * qr;
-        const Real u = l * l * ib;
-        const Real cc = y * (2 - y) - x;  // z - A^2
-        const Real chi = cc - kb * u * n;
-        bad += !(cc > 0) | !(chi > 0);
-        const Real h = u * n / chi;
-        acc += h;
-        dacc += h / chi;  // d chi / dx = -1
-      };
-      if constexpr (std::is_floating_point_v<Real>) {
+    const auto run = [&](auto weighted) {
+      constexpr bool W = decltype(weighted)::value;
+      if (c_.k == 1) {
+        const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
+        const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
+          const Real l = lam[i];
+          const Real y = tr_e + l * qr;
+          const Real u = l * l * ib;
+          const Real cc = y * (2 - y) - x;  // z - A^2
+          const Real chi = cc - kb * u * n;
+          bad += !(cc > 0) | !(chi > 0);
+          Real h = u * n / chi;
+          if constexpr (W) h *= wt[i];
+          acc += h;
+          dacc += h / chi;  // d chi / dx = -1
+        };
+        if constexpr (std::is_floating_point_v<Real>) {
 #pragma omp simd reduction(+ : sum, dsum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+        } else {
+          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+        }
       } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      }
-    } else {
-      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
-        const Terms t = terms(lam[i], x);
-        bad += !t.ok;
-        acc += t.h;
-        dacc += t.dh;
-      };
-      if constexpr (std::is_floating_point_v<Real>) {
+        const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
+          const Terms t = terms(lam[i], x);
+          bad += !t.ok;
+          if constexpr (W) {
+            acc += wt[i] * t.h;
+            dacc += wt[i] * t.dh;
+          } else {
+            acc += t.h;
+            dacc += t.dh;
+          }
+        };
+        if constexpr (std::is_floating_point_v<Real>) {
 #pragma omp simd reduction(+ : sum, dsum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+        } else {
+          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
+        }
       }
-    }
+    };
+    if (weight_.empty()) run(std::false_type{});
+    else run(std::true_type{});
     Evaluation<Real> out;
     out.accepted = rejected == 0 && is_finite(sum) && is_finite(dsum);
     out.g = sum;
@@ -282,6 +302,7 @@ class Secular {
   Coefficients<Real> c_;
   Real kb_, inv_batch_;
   std::vector<Real> lambda_;
+  std::vector<Real> weight_;  // w_i, empty when unweighted
   mutable int evaluations_ = 0;
 };
 
@@ -464,9 +485,13 @@ class GenericSecular {
  public:
   GenericSecular(const Spectrum& spectrum, const Method<Real>& m, const NoiseModel& noise)
       : m_(m),
-        kb_(Real(noise.kurtosis) - 2),
-        inv_batch_(Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+        // The additive model has no iterate-dependent noise: T = D = the
+        // deterministic blocks M_i (no self-noise, no coupling), so g = 0 and
+        // rho(T) = rho(D) = max_i rho(A_i)^2.
+        kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
+        inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
+        weight_(spectrum.weight.begin(), spectrum.weight.end()) {
     const int k = m.k;
     for (int a = 0; a < k; ++a)
       for (int b = a; b < k; ++b) {
@@ -493,7 +518,8 @@ class GenericSecular {
       ident[e] = pairs_[e].first == pairs_[e].second ? Real(1) : Real(0);
     }
     Real A[max_states][max_states];
-    for (const Real& l : lambda_) {
+    for (std::size_t i = 0; i < lambda_.size(); ++i) {
+      const Real& l = lambda_[i];
       for (int a = 0; a < k; ++a)
         for (int b = 0; b < k; ++b) A[a][b] = m_.P[a][b] - l * m_.q[a] * m_.r[b];
       const Real u = l * l * inv_batch_;
@@ -521,7 +547,9 @@ class GenericSecular {
       }
       const Real den = 1 - kb_ * u * phi;
       if (!(phi >= 0) || !(dphi >= 0) || !(den > 0)) return out;
-      const Real h = u * phi / den, dh = u * dphi / (den * den);
+      // A weighted line: w_i times the term (its injection is w_i u_i).
+      const Real w = weight_.empty() ? Real(1) : weight_[i];
+      const Real h = w * u * phi / den, dh = w * u * dphi / (den * den);
       sum += h;
       dsum += dh;
     }
@@ -537,6 +565,7 @@ class GenericSecular {
   Method<Real> m_;
   Real kb_, inv_batch_;
   std::vector<Real> lambda_;
+  std::vector<Real> weight_;  // w_i, empty when unweighted
   std::vector<std::pair<int, int>> pairs_;
   std::vector<Real> w_, qq_;
   int evaluations_ = 0;

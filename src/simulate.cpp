@@ -173,6 +173,14 @@ class RunSimulator {
         sampler_(config.covariates) {
     lambda_ = Eigen::Map<const Vector>(spectrum.lambda.data(), static_cast<Eigen::Index>(d_));
     sqrt_lambda_ = lambda_.sqrt();
+    if (noise.additive()) {
+      // The NQM: gradient H z + zeta, zeta ~ N(0, C / B) independent of everything else.
+      const Vector c = spectrum.noise_covariance.empty()
+                           ? Vector(noise.noise_scale * lambda_)
+                           : Vector(Eigen::Map<const Vector>(spectrum.noise_covariance.data(),
+                                                             static_cast<Eigen::Index>(d_)));
+      noise_sd_ = c.sqrt();
+    }
     e0_ = Eigen::Map<const Vector>(spectrum.init.data(), static_cast<Eigen::Index>(d_)).sqrt();
     // Covariates are drawn in chunks of rows (at most ~128 KiB), so memory
     // stays O(d) whatever B is: g only needs sum_b x_b a_b.
@@ -212,13 +220,20 @@ class RunSimulator {
       }
       if (t == config_.steps) break;
       if ((t & 15) == 0) throw_if_stopped();  // a step costs O(B d): poll often
+      const std::uint64_t batch = noise_.batch_at(t);
+      const double inv_b = 1.0 / static_cast<double>(batch);
+      if (noise_.additive()) {
+        // g = H z + zeta with zeta_i = sqrt(C_ii / B) N(0, 1).
+        u = m.r[0] * s[0];
+        for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
+        const double sd = std::sqrt(inv_b);
+        for (std::size_t i = 0; i < d_; ++i) g[i] = lambda_[i] * u[i] + sd * noise_sd_[i] * sampler_.normal(eng);
+      } else {
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
       u = m.r[0] * s[0];
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
       u *= sqrt_lambda_;
       g.setZero();
-      const std::uint64_t batch = noise_.batch_at(t);
-      const double inv_b = 1.0 / static_cast<double>(batch);
       for (std::uint64_t b0 = 0; b0 < batch; b0 += chunk_) {
         const auto rows = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch - b0));
         sampler_.fill(x_.data(), static_cast<std::size_t>(rows) * d_, eng);
@@ -230,6 +245,7 @@ class RunSimulator {
       }
       // g = H^{1/2} (1/B) sum_b xi_b (xi_b^T u - eps_b), the mini-batch gradient at z.
       g *= sqrt_lambda_ * inv_b;
+      }
       // s' = P s - q (x) g
       for (int a = 0; a < k; ++a) {
         next[a] = -m.q[a] * g;
@@ -253,6 +269,7 @@ class RunSimulator {
   double sigma_;
   CovariateSampler sampler_;
   Vector lambda_, sqrt_lambda_, e0_;
+  Vector noise_sd_;  // additive model: sqrt(C_ii)
   std::size_t chunk_ = 1;
   RowMatrix x_;
   Vector a_;
@@ -269,10 +286,12 @@ std::vector<std::uint64_t> recorded_steps(std::uint64_t steps, std::uint64_t eve
 
 }  // namespace
 
-MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
+MonteCarloCurve monte_carlo_loss(const Spectrum& weighted, const MethodPath<double>& method, const NoiseModel& noise,
                                  const SimulationConfig& config) {
   config.validate();
   noise.validate();
+  // The real iteration needs whole directions: a weighted line of weight w is w of them.
+  const Spectrum spectrum = expand_weights(weighted, "the Monte Carlo simulation");
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
   const std::vector<std::uint64_t> record = recorded_steps(config.steps, config.every);

@@ -60,6 +60,7 @@ Spectrum expand_weights(const Spectrum& s, std::string_view what) {
     for (double n = 0; n < s.weight[i]; ++n) {
       out.lambda.push_back(s.lambda[i]);
       out.init.push_back(s.init.empty() ? 1.0 : s.init[i]);
+      if (!s.noise_covariance.empty()) out.noise_covariance.push_back(s.noise_covariance[i]);
     }
   if (s.init.empty()) out.init.clear();
   return out;
@@ -412,6 +413,50 @@ std::vector<double> parse_init(std::string_view init, std::size_t d) {
   }
   throw std::invalid_argument(
       fmt::format("'{}': unknown init (expected isotropic, powerlaw:beta=B, file:PATH or npy:PATH)", init));
+}
+
+std::vector<double> parse_noise_covariance(std::string_view text, std::size_t d) {
+  const auto colon = text.find(':');
+  const auto kind = text.substr(0, colon);
+  const auto body = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
+  std::vector<double> v;
+  if (kind == "file" && !body.empty()) v = read_values_file(std::string(body), false, "noise-covariance file");
+  else if (kind == "npy" && !body.empty()) v = checked_npy(std::string(body), false, "noise-covariance file");
+  else
+    throw std::invalid_argument(fmt::format("'{}': expected file:PATH or npy:PATH (one C_ii >= 0 per spectrum line)", text));
+  if (v.size() != d)
+    throw std::invalid_argument(fmt::format("'{}' holds {} values but the spectrum has {}", body, v.size(), d));
+  return v;
+}
+
+double parse_precondition(std::string_view text) {
+  if (text == "none") return 0;
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos || text.substr(0, colon) != "power")
+    throw std::invalid_argument(fmt::format("'{}': unknown preconditioner (expected none or power:p=GAMMA)", text));
+  const auto kv = parse_keyvals(text.substr(colon + 1), text);
+  check_keys(kv, {"p"}, {}, text);
+  const double gamma = parse_finite(kv.at("p"), fmt::format("'{}': p", text));
+  if (!(gamma >= 0 && gamma <= 1))
+    throw std::invalid_argument(fmt::format("'{}': p must be in [0, 1] (0: none, 1: every direction at lambda_max)", text));
+  return gamma;
+}
+
+Spectrum precondition(const Spectrum& s, double gamma) {
+  if (gamma == 0) return s;
+  Spectrum out = s;
+  const double top = s.lambda_max();
+  for (std::size_t i = 0; i < s.dim(); ++i) {
+    // p_i = (lambda_i / lambda_max)^-gamma >= 1; p_i lambda_i = lambda_i^(1-gamma) lambda_max^gamma.
+    const double p = std::pow(s.lambda[i] / top, -gamma);
+    if (!std::isfinite(p) || !(p > 0))
+      throw std::invalid_argument(fmt::format(
+          "power:p={}: the step multiplier of eigenvalue {} overflows ({})", gamma, s.lambda[i], p));
+    out.lambda[i] = s.lambda[i] * p;
+    if (i < out.init.size()) out.init[i] = s.init[i] / p;
+    if (i < out.noise_covariance.size()) out.noise_covariance[i] = s.noise_covariance[i] * p;
+  }
+  return out;
 }
 
 Spectrum make_spectrum(std::string_view spec, std::string_view init) {

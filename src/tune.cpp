@@ -59,6 +59,10 @@ double fractional_steps(const Spectrum& spectrum, const MethodPath<double>& meth
   const double goal = target.relative ? target.eps * dyn.loss() : target.eps;
   double previous = dyn.loss();
   if (previous <= goal) return 0;
+  // The additive model's loss floor: a goal at or below it is never reached.
+  if (noise.additive() && method.constant() && noise.batch_schedule.constant() &&
+      !(loss_floor(spectrum, method.initial, noise) < goal))
+    return lost;
   cap = std::min(cap, target.max_steps);
   // Steps needed at the average decrease since `mark` (robust to the
   // oscillation of momentum methods, unlike a one-step decrease).
@@ -527,6 +531,21 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
                                               "so it has no contraction rate; use the steps objective",
                                               describe(probe)));
   if (!has_rate) return tune_steps_only(spectrum, space, noise, options);
+  if (noise.additive() && options.objective == Objective::Steps) {
+    // Under additive noise the rate optimum (the noiseless one) is no start
+    // for the steps search: its loss floor may lie above the target. Search
+    // the steps themselves over the whole box, then report the rate there.
+    TuneResult out = tune_steps_only(spectrum, space, noise, options);
+    out.has_rate = true;
+    const AutoRate r = contraction_rate_auto(spectrum, out.method, noise);
+    out.rate_evaluations += r.evaluations;
+    out.gap = r.gap;
+    out.rho = r.rho;
+    out.gap_text = r.gap_text;
+    out.gap_precision = r.precision;
+    out.stable = out.steps.has_value() && r.stable;
+    return out;
+  }
 
   // Rate objective: minimise -gap (unstable points have gap <= 0 and lose).
   // The search runs in double. If double finds no stable point at all (at
@@ -653,6 +672,12 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
   if (options.objective == Objective::Steps && !steps_reached) {
     out.steps.reset();  // no point reached the target within max_steps
   } else if (options.objective == Objective::Steps) {
+    const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
+                                             options.target.relative, options.target.max_steps);
+    if (!res.diverged_at) out.steps = res.steps;
+  } else if (noise.additive()) {
+    // The additive model's loss tends to a floor, not to 0: the rate alone
+    // does not tell the steps to a target (or whether it is reached at all).
     const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
                                              options.target.relative, options.target.max_steps);
     if (!res.diverged_at) out.steps = res.steps;

@@ -5,6 +5,9 @@
 //   S_i' = A_i S_i A_i^T + (1/B) q q^T [ (K-2) lambda_i^2 r^T S_i r
 //                                        + lambda_i psi + sigma^2 lambda_i ],
 //   psi  = sum_j lambda_j r^T S_j r,      L = 1/2 sum_i lambda_i o^T S_i o.
+// A weighted spectrum (line i standing for w_i directions) carries
+// M_i = w_i S_i: the same recursion with w_i lambda_i in the psi and label-noise
+// injection, M_i(0) = w_i E[e_{0,i}^2] s0 s0^T, psi and L unchanged in form.
 // The state is the k(k+1)/2 unique entries of S_i per direction (k = 1..4
 // state vectors), so one step costs O(d); the coefficients may change with the
 // step (MethodPath). Derivation: docs/theory.md.
@@ -21,22 +24,41 @@
 
 namespace cesr {
 
-/// Sampling noise: batch size, fourth moment of the whitened covariates, label noise.
+/// Which gradient noise: the data-sampling noise of least squares on Gaussian
+/// (or independent-coordinate) covariates, or the noisy quadratic model's
+/// (Zhang et al. 2019) noise independent of the iterate, of covariance C / B.
+enum class NoiseKind { Multiplicative, Additive };
+
+/// Sampling noise: batch size, fourth moment of the whitened covariates, label
+/// noise; or, for the additive model, the scale of C = c H (unless the spectrum
+/// carries its own diagonal C, Spectrum::noise_covariance).
 struct NoiseModel {
   NoiseModel() = default;
   NoiseModel(std::uint64_t b, double k = 3, double sigma2 = 0) : batch(b), kurtosis(k), label_noise(sigma2) {}
   std::uint64_t batch = 1;  ///< B >= 1 fresh samples per step
   double kurtosis = 3;      ///< K = E[xi^4] of whitened coordinates (3 Gaussian, 1 Rademacher)
   double label_noise = 0;   ///< sigma^2 >= 0
+  NoiseKind model = NoiseKind::Multiplicative;
+  double noise_scale = 1;   ///< additive model: c in C = c H
+  bool additive() const { return model == NoiseKind::Additive; }
   /// Batch size at step t when not constant (replaces `batch`).
   Schedule batch_schedule;
   /// The batch size of step t.
   std::uint64_t batch_at(std::uint64_t t) const {
     return batch_schedule.constant() ? batch : static_cast<std::uint64_t>(batch_schedule.at(t));
   }
-  /// Throws std::invalid_argument naming --batch, --kurtosis or --noise.
+  /// Throws std::invalid_argument naming --batch, --kurtosis or --noise; a
+  /// FieldError for noise_scale, and for kurtosis / noise under the additive
+  /// model (which has no data-sampling term).
   void validate() const;
 };
+
+/// The additive model's stationary loss: L_inf = 1/2 sum_i lambda_i o^T S_i o
+/// with S_i = A_i S_i A_i^T + (w_i C_ii / B) q q^T (one small linear solve per
+/// line); +infinity when some A_i has spectral radius >= 1, 0 for the
+/// multiplicative model. Needs constant coefficients and batch size.
+template <class Real>
+Real loss_floor(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
 
 /// The loss reported as diverging once it exceeds this (the largest double),
 /// in every precision, so that all precisions agree on when a run diverges.
@@ -61,7 +83,7 @@ class Dynamics {
   Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
            Kernel kernel = Kernel::Auto);
 
-  /// Back to S_i(0) = E[e_{0,i}^2] s0 s0^T, t = 0.
+  /// Back to S_i(0) = E[e_{0,i}^2] s0 s0^T (times w_i for a weighted spectrum), t = 0.
   void reset();
   /// Advances one step.
   void step();
@@ -84,12 +106,18 @@ class Dynamics {
   void measure();  // recomputes the scaled loss and psi from the state
   void rescale();  // keeps the scaled loss near 1 (exact powers of two)
   void publish();  // loss_ = scaled loss 2^e, psi_ likewise
-  template <int K>
+  template <int K, bool Weighted>
   void generic_step(const Method<Real>& next, Real& psi, Real& loss);
+  template <bool Weighted>
   void step_k1(const Method<Real>& next, Real& psi, Real& loss);
+  template <bool Weighted>
   void step_k2(const Method<Real>& next, Real& psi, Real& loss);
 
   void set_batch(std::uint64_t batch);  // inv_batch_ and excess_kurtosis_over_batch_ of a batch size
+  // (psi + sigma^2) / B, or for the additive model the constant forcing / B.
+  Real coupling() const {
+    return (noise_.additive() ? scaled_label_noise_ : scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  }
 
   MethodPath<Real> path_;
   Method<Real> method_, next_;   // coefficients of steps t and t + 1
@@ -97,7 +125,14 @@ class Dynamics {
   Kernel kernel_;
   Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
   std::vector<Real> lambda_;
-  std::vector<Real> init_;       // E[e_{0,i}^2]
+  std::vector<Real> init_;       // w_i E[e_{0,i}^2]
+  // The factor of coupling() injected into line i (empty: lambda_i). For a
+  // weighted spectrum w_i lambda_i: the state of line i is M_i = w_i S_i, whose
+  // injection is w_i lambda_i (psi + sigma^2) / B while the kurtosis term and
+  // the sums psi, L read M_i as they read S_i. For the additive model with its
+  // own covariance w_i C_ii (and coupling() = 1 / B; with C = c H it is
+  // c / B and the factor w_i lambda_i as above).
+  std::vector<Real> weighted_lambda_;
   // The unique entries S_i(a, b), a <= b, in row order ((0,0), (0,1), ...,
   // (1,1), ...), entry e of direction i at state_[e d + i], times 2^(-scale_exp_).
   std::vector<Real> state_;
@@ -129,6 +164,9 @@ struct StepsResult {
   Real initial_loss{};                 ///< L_0
   std::uint64_t steps_run = 0;         ///< steps taken
   std::optional<std::uint64_t> diverged_at;
+  /// Additive model with constant coefficients: the loss floor L_inf. A goal
+  /// at or below it is never reached, and nothing is run (steps_run = 0).
+  std::optional<Real> floor;
 };
 
 /// First t <= max_steps with L_t <= target (or <= target * L_0 when relative).

@@ -23,6 +23,10 @@ struct Spectrum {
   std::vector<double> lambda;  ///< eigenvalues of H, each > 0 (any order)
   std::vector<double> init;    ///< E[e_{0,i}^2] >= 0 of each direction of line i
   std::vector<double> weight;  ///< w_i > 0 directions per line; empty: all 1
+  /// The additive (NQM) noise model's gradient-noise covariance C_ii >= 0 per
+  /// line (each of its directions); empty: C = c H (NoiseModel::noise_scale).
+  /// Unused by the multiplicative model.
+  std::vector<double> noise_covariance;
 
   /// Number of lines (entries of lambda).
   std::size_t dim() const { return lambda.size(); }
@@ -88,6 +92,25 @@ std::vector<double> read_npy(const std::string& path, std::string_view what);
 
 /// Both of the above, validated together.
 Spectrum make_spectrum(std::string_view spec, std::string_view init = "isotropic");
+
+/// Additive-noise covariance C_ii from a COVARIANCE string for d spectrum
+/// lines: file:PATH (one value >= 0 per line) or npy:PATH.
+std::vector<double> parse_noise_covariance(std::string_view text, std::size_t d);
+
+/// The exponent gamma of a PRECONDITION string: "none" (0) or power:p=gamma,
+/// 0 <= gamma <= 1; throws std::invalid_argument otherwise.
+double parse_precondition(std::string_view text);
+
+/// The problem of a diagonal preconditioner p_i = (lambda_i / lambda_max)^-gamma
+/// applied to the whole stochastic gradient (noise included), rewritten as an
+/// unpreconditioned one: in the coordinates f = p^(-1/2) e the update of any
+/// linear method is the plain one with covariates p^(1/2) x ~ N(0, pH), so
+///   lambda_i -> p_i lambda_i,  init_i -> init_i / p_i,  C_ii -> p_i C_ii,
+/// weights and the whitened covariates (hence K) unchanged, and the loss
+/// 1/2 e^T H e = 1/2 f^T (pH) f is the same at every step. lambda_max keeps
+/// p = 1, so a step size keeps its meaning at the top of the spectrum.
+/// gamma = 0 returns the spectrum unchanged. (docs/theory.md, section 7.)
+Spectrum precondition(const Spectrum& s, double gamma);
 
 /// Reads one finite number per non-empty, non-comment line of a text file
 /// (through read_text_file: a regular text file within its size limit; `what`

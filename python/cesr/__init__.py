@@ -55,16 +55,42 @@ class Spectrum:
     remember the CLI's text for them (.text, e.g. "powerlaw:d=100,alpha=1.5").
     """
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "_recipe")
 
-    def __init__(self, eigenvalues, init=None, *, name=None):
-        self._native = _cesr.NativeSpectrum.from_arrays(eigenvalues, init, name or "")
+    def __init__(self, eigenvalues, init=None, *, weights=None, name=None):
+        self._native = _cesr.NativeSpectrum.from_arrays(eigenvalues, init, name or "", "", weights)
+        self._recipe = None
 
     @classmethod
-    def _wrap(cls, native):
+    def _wrap(cls, native, recipe=None):
         obj = cls.__new__(cls)
         obj._native = native
+        obj._recipe = recipe  # (base spectrum, noise model, scale, covariance, precondition) or None
         return obj
+
+    def with_noise_model(self, model="additive", *, scale=1.0, covariance=None):
+        """The same problem under another gradient-noise model (the CLI's --noise-model,
+        --noise-scale, --noise-covariance): 'additive' is the noisy quadratic model,
+        gradient noise of covariance C/B with C = scale * H, or the diagonal
+        `covariance` (an array or 'file:PATH' / 'npy:PATH', one C_ii per eigenvalue).
+        Every function run on the result uses it; kurtosis and noise do not apply."""
+        base, _, _, _, gamma = self._recipe or (self, None, None, None, 0.0)
+        if isinstance(covariance, str) or covariance is None:
+            cov = covariance
+        else:
+            cov = _np.array(covariance, dtype=float)
+        native = base._native.with_problem(str(model), float(scale), cov, float(gamma))
+        return Spectrum._wrap(native, (base, str(model), float(scale), cov, float(gamma)))
+
+    def preconditioned(self, gamma):
+        """The problem with the gradient multiplied by (lambda_i/lambda_max)^-gamma in
+        direction i (the CLI's --precondition power:p=gamma, 0 <= gamma <= 1), as the
+        equivalent problem lambda_i -> p_i lambda_i, init_i -> init_i / p_i."""
+        base, model, scale, cov, old = self._recipe or (self, "multiplicative", 1.0, None, 0.0)
+        if old:
+            raise ValueError("precondition: the spectrum is already preconditioned")
+        native = base._native.with_problem(model, scale, cov, float(gamma))
+        return Spectrum._wrap(native, (base, model, scale, cov, float(gamma)))
 
     @classmethod
     def parse(cls, text, init=None):
@@ -73,8 +99,8 @@ class Spectrum:
             raise TypeError(f"spectrum text must be a str, got {type(text).__name__}")
         if init is None or isinstance(init, str):
             return cls._wrap(_cesr.NativeSpectrum.from_text(text, init or "isotropic"))
-        eig = _cesr.NativeSpectrum.from_text(text, "isotropic").eigenvalues
-        return cls._wrap(_cesr.NativeSpectrum.from_arrays(eig, init, text))
+        plain = _cesr.NativeSpectrum.from_text(text, "isotropic")
+        return cls._wrap(_cesr.NativeSpectrum.from_arrays(plain.eigenvalues, init, text, "", plain.weights))
 
     @classmethod
     def powerlaw(cls, d, alpha, scale=None, init=None):
@@ -94,14 +120,25 @@ class Spectrum:
 
     @classmethod
     def file(cls, path, init=None):
-        """One eigenvalue per line of a text file ('#' comments), as the CLI's file:PATH."""
+        """One eigenvalue per line of a text file ('#' comments), or 'lambda w' (w directions), as the CLI's file:PATH."""
         return cls.parse(f"file:{path}", init)
+
+    @classmethod
+    def npy(cls, path, init=None):
+        """A 1-D float64/float32 .npy array of eigenvalues, as the CLI's npy:PATH."""
+        return cls.parse(f"npy:{path}", init)
 
     def with_init(self, init):
         """The same eigenvalues with other initial moments (array or CLI text)."""
+        if self._recipe is not None:
+            base, model, scale, cov, gamma = self._recipe
+            out = base.with_init(init)
+            if gamma:
+                out = out.preconditioned(gamma)
+            return out.with_noise_model(model, scale=scale, covariance=cov) if model == "additive" else out
         if isinstance(init, str) and not self.text.startswith("array:"):
             return Spectrum.parse(self.text, init)
-        return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(self.eigenvalues, init, self.text))
+        return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(self.eigenvalues, init, self.text, "", self.weights))
 
     eigenvalues = property(lambda self: self._native.eigenvalues, doc="eigenvalues of H (read-only numpy view)")
     init = property(lambda self: self._native.init, doc="E[e_0,i^2] (read-only numpy view)")
@@ -112,7 +149,15 @@ class Spectrum:
     lambda_min = property(lambda self: self._native.lambda_min)
     kappa = property(lambda self: self._native.kappa, doc="lambda_max / lambda_min")
     trace = property(lambda self: self._native.trace, doc="tr H")
-    initial_loss = property(lambda self: self._native.initial_loss, doc="L_0 = 1/2 sum_i lambda_i init_i")
+    initial_loss = property(lambda self: self._native.initial_loss, doc="L_0 = 1/2 sum_i w_i lambda_i init_i")
+    weights = property(lambda self: self._native.weights,
+                       doc="directions per eigenvalue (file lines 'lambda w'), None when all are 1")
+    directions = property(lambda self: self._native.directions, doc="sum of the weights (= d when unweighted)")
+    fractional = property(lambda self: self._native.fractional, doc="some weight is not whole (a spectral measure)")
+    noise_model = property(lambda self: self._native.noise_model, doc="'multiplicative' or 'additive'")
+    noise_scale = property(lambda self: self._native.noise_scale, doc="additive model: c in C = c H")
+    noise_covariance = property(lambda self: self._native.noise_covariance, doc="additive model: diagonal C, or None")
+    precondition = property(lambda self: self._native.precondition, doc="gamma of the preconditioner applied (0: none)")
 
     def __len__(self):
         return self.d
@@ -130,11 +175,20 @@ class Spectrum:
         if not isinstance(other, Spectrum):
             return NotImplemented
         return (self.text == other.text and self.init_text == other.init_text
-                and _np.array_equal(self.eigenvalues, other.eigenvalues) and _np.array_equal(self.init, other.init))
+                and _np.array_equal(self.eigenvalues, other.eigenvalues) and _np.array_equal(self.init, other.init)
+                and _np.array_equal(self.weights, other.weights) and self.noise_model == other.noise_model
+                and self.noise_scale == other.noise_scale and self.precondition == other.precondition
+                and _np.array_equal(self.noise_covariance, other.noise_covariance))
 
     __hash__ = None
 
     def __reduce__(self):
+        if self._recipe is not None:
+            base, model, scale, cov, gamma = self._recipe
+            return (_spectrum_from_recipe, (base, model, scale, cov, gamma))
+        if self.weights is not None:
+            return (_spectrum_from_arrays, (_np.array(self.eigenvalues), _np.array(self.init), self.text, self.init_text,
+                                            _np.array(self.weights)))
         # Generated spectra travel as their text (they regenerate bit for bit);
         # arrays and files travel as their values (a worker may not see the file).
         generated = self.text.startswith(("powerlaw:", "loguniform:"))
@@ -143,8 +197,12 @@ class Spectrum:
         return (_spectrum_from_arrays, (_np.array(self.eigenvalues), _np.array(self.init), self.text, self.init_text))
 
 
-def _spectrum_from_arrays(eigenvalues, init, text, init_text):
-    return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(eigenvalues, init, text, init_text))
+def _spectrum_from_arrays(eigenvalues, init, text, init_text, weights=None):
+    return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(eigenvalues, init, text, init_text, weights))
+
+
+def _spectrum_from_recipe(base, model, scale, cov, gamma):
+    return Spectrum._wrap(base._native.with_problem(model, scale, cov, gamma), (base, model, scale, cov, gamma))
 
 
 def _count_text(name, v):

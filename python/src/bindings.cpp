@@ -170,6 +170,11 @@ struct SpectrumObject {
   Spectrum spectrum;
   std::string text;       // "powerlaw:d=100,alpha=1.5", "file:PATH", "array:d=N"
   std::string init_text;  // "isotropic", "powerlaw:beta=1", "array"
+  // The noise model the problem is run with (Spectrum.with_noise_model) and
+  // the preconditioner already applied to `spectrum` (Spectrum.preconditioned).
+  NoiseKind model = NoiseKind::Multiplicative;
+  double noise_scale = 1;
+  double precondition = 0;
 };
 
 std::vector<double> to_vector(const py::array_t<double, py::array::c_style | py::array::forcecast>& a,
@@ -384,9 +389,11 @@ py::dict params_of(const MethodSpec& spec, bool all) {
 // ---------------------------------------------------------------------------
 // Shared arguments.
 /// batch (None: 1) or batch_schedule (the CLI's text; it replaces batch).
-NoiseModel noise_model(std::optional<long long> batch, double kurtosis, double noise,
+NoiseModel noise_model(const SpectrumObject& sp, std::optional<long long> batch, double kurtosis, double noise,
                        const std::optional<std::string>& batch_schedule = std::nullopt) {
   NoiseModel n{1, kurtosis, noise};
+  n.model = sp.model;
+  n.noise_scale = sp.noise_scale;
   if (batch_schedule) {
     if (batch) fail("batch_schedule replaces batch: give one of them");
     n.batch_schedule = Schedule::batch(*batch_schedule);  // FieldError naming batch_schedule
@@ -458,7 +465,7 @@ std::map<std::string, Box, std::less<>> boxes_arg(const py::dict& search) {
 py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, long long steps,
                  long long every, double kurtosis, double noise, const std::string& precision,
                  const std::optional<std::string>& batch_schedule) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const std::uint64_t T = count("steps", steps, 0), E = count("every", every, 1);
   const MethodSpec spec = spec_for_run(m.spec, T);
   const Precision p = *parse_precision_arg(precision, false);
@@ -497,7 +504,7 @@ py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<
 py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double target,
                   bool relative, long long max_steps, double kurtosis, double noise, const std::string& precision,
                   const std::optional<std::string>& batch_schedule) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, 0);
   if (!(std::isfinite(target) && target > 0)) fail(fmt::format("target must be a finite number > 0, got {}", target));
   const std::uint64_t cap = count("max_steps", max_steps, 0);
@@ -537,7 +544,7 @@ py::dict rate_dict(const AutoRate& r) {
 
 py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double kurtosis,
                  double noise, const std::string& precision, double rtol) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise);
   if (!m.spec.lr_schedule.constant() || !m.spec.momentum_schedule.constant())
     fail("method: a method with a schedule has no contraction rate (use loss or steps)");
   const std::optional<Precision> p = parse_precision_arg(precision, true);
@@ -562,7 +569,7 @@ py::dict stability_fn(const SpectrumObject& sp, const std::string& method, const
   spec.values["lr"] = 1;  // replaced by stability_limits (as cesr stability does)
   spec.average = average_arg(average);
   spec.validate();
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise);
   const std::optional<Precision> p = parse_precision_arg(precision, true);
   check_escalation_rtol(rtol);
   AutoStability s;
@@ -618,7 +625,7 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
                  const std::optional<std::string>& momentum_schedule, const std::optional<std::string>& batch_schedule,
                  double kurtosis, double noise) {
   const MethodInfo& row = row_of(method);
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   TuneOptions t;
   t.objective = objective_arg(objective);
   if (t.objective == Objective::Final) {
@@ -699,7 +706,12 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
   if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
   fo.threads = static_cast<unsigned>(threads);
   NoiseModel n{1, kurtosis, noise};
+  n.model = sp.model;
+  n.noise_scale = sp.noise_scale;
   n.validate();
+  if (n.additive() && fo.tune.objective == Objective::Rate)
+    fail("objective: the rate objective does not apply to the additive noise model (its rate is the noiseless one "
+         "at every batch size); use objective='steps' or 'final'");
   if (fo.tune.objective != Objective::Final) fo.tune.target.validate(sp.spectrum.initial_loss());
   // After each row: stop on Ctrl-C, then progress(done, total) (called from
   // the worker threads, one at a time); an exception it raises stops the sweep
@@ -755,7 +767,7 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, std::optio
   config.threads = static_cast<unsigned>(threads);
   config.validate();
   // The theory uses the fourth moment of the simulated law unless kurtosis is given (as cesr simulate).
-  const NoiseModel n = noise_model(batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, config.steps);
   const Precision p = *parse_precision_arg(precision, false);
   SimulationResult r;
@@ -805,7 +817,7 @@ py::dict check_fn(const py::object& step_obj, const py::object& loss_obj, const 
       se[i] = s[i];
     }
   }
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, 0);
   const Precision p = *parse_precision_arg(precision, false);
   CheckOptions options;
@@ -936,10 +948,19 @@ PYBIND11_MODULE(_cesr, mod) {
       .def_static(
           "from_arrays",
           [](const py::array_t<double, py::array::c_style | py::array::forcecast>& eigenvalues,
-             const py::object& init, const std::string& text, const std::string& init_text) {
+             const py::object& init, const std::string& text, const std::string& init_text, const py::object& weights) {
             SpectrumObject s;
             s.spectrum.lambda = to_vector(eigenvalues, "eigenvalues");
             check_eigenvalues(s.spectrum.lambda);
+            if (!weights.is_none()) {
+              auto w = to_vector(py::array_t<double, py::array::c_style | py::array::forcecast>(weights), "weights");
+              if (w.size() != s.spectrum.lambda.size())
+                fail(fmt::format("weights must have {} entries (one per eigenvalue), got {}", s.spectrum.lambda.size(), w.size()));
+              for (std::size_t i = 0; i < w.size(); ++i)
+                if (!(std::isfinite(w[i]) && w[i] > 0))
+                  fail(fmt::format("weights must be finite and > 0, got {} at index {}", w[i], i));
+              if (std::any_of(w.begin(), w.end(), [](double x) { return x != 1; })) s.spectrum.weight = std::move(w);
+            }
             if (init.is_none()) {
               s.spectrum.init.assign(s.spectrum.lambda.size(), 1.0);
               s.init_text = "isotropic";
@@ -955,7 +976,61 @@ PYBIND11_MODULE(_cesr, mod) {
             s.text = text.empty() ? fmt::format("array:d={}", s.spectrum.lambda.size()) : text;
             return s;
           },
-          "eigenvalues"_a, "init"_a = py::none(), "text"_a = "", "init_text"_a = "")
+          "eigenvalues"_a, "init"_a = py::none(), "text"_a = "", "init_text"_a = "", "weights"_a = py::none())
+      .def(
+          "with_problem",
+          [](const SpectrumObject& self, const std::string& model, double scale, const py::object& covariance,
+             double gamma) {
+            SpectrumObject s = self;
+            if (model == "additive") s.model = NoiseKind::Additive;
+            else if (model == "multiplicative") s.model = NoiseKind::Multiplicative;
+            else fail(fmt::format("noise_model must be 'multiplicative' or 'additive', got '{}'", model));
+            if (!(std::isfinite(scale) && scale >= 0)) fail(fmt::format("noise_scale must be finite and >= 0, got {}", scale));
+            s.noise_scale = scale;
+            if (!covariance.is_none()) {
+              if (s.model != NoiseKind::Additive) fail("noise_covariance applies only to noise_model='additive'");
+              if (py::isinstance<py::str>(covariance)) {
+                try {
+                  s.spectrum.noise_covariance = parse_noise_covariance(covariance.cast<std::string>(), s.spectrum.dim());
+                } catch (const std::invalid_argument& e) {
+                  fail("noise_covariance: " + python_message(e));
+                }
+              } else {
+                auto c = to_vector(py::array_t<double, py::array::c_style | py::array::forcecast>(covariance), "noise_covariance");
+                if (c.size() != s.spectrum.dim())
+                  fail(fmt::format("noise_covariance must have {} entries (one per eigenvalue), got {}", s.spectrum.dim(), c.size()));
+                for (std::size_t i = 0; i < c.size(); ++i)
+                  if (!(std::isfinite(c[i]) && c[i] >= 0))
+                    fail(fmt::format("noise_covariance must be finite and >= 0, got {} at index {}", c[i], i));
+                s.spectrum.noise_covariance = std::move(c);
+              }
+            }
+            if (gamma != 0) {
+              if (self.precondition != 0) fail("precondition: the spectrum is already preconditioned");
+              if (!(gamma >= 0 && gamma <= 1)) fail(fmt::format("precondition must be in [0, 1], got {}", gamma));
+              s.spectrum = precondition(s.spectrum, gamma);
+              s.precondition = gamma;
+            }
+            return s;
+          },
+          "model"_a, "scale"_a, "covariance"_a, "precondition"_a)
+      .def_property_readonly("weights", [](py::object self) -> py::object {
+        const auto& s = self.cast<const SpectrumObject&>().spectrum;
+        if (!s.weighted()) return py::none();
+        return read_only_view(s.weight, self);
+      })
+      .def_property_readonly("noise_covariance", [](py::object self) -> py::object {
+        const auto& s = self.cast<const SpectrumObject&>().spectrum;
+        if (s.noise_covariance.empty()) return py::none();
+        return read_only_view(s.noise_covariance, self);
+      })
+      .def_property_readonly("noise_model", [](const SpectrumObject& s) {
+        return std::string(s.model == NoiseKind::Additive ? "additive" : "multiplicative");
+      })
+      .def_readonly("noise_scale", &SpectrumObject::noise_scale)
+      .def_readonly("precondition", &SpectrumObject::precondition)
+      .def_property_readonly("directions", [](const SpectrumObject& s) { return s.spectrum.directions(); })
+      .def_property_readonly("fractional", [](const SpectrumObject& s) { return s.spectrum.fractional(); })
       .def_property_readonly("eigenvalues", [](py::object self) {
         return read_only_view(self.cast<const SpectrumObject&>().spectrum.lambda, self);
       })

@@ -30,6 +30,7 @@ struct FrontierCliOptions {
   bool relative = false;
   double kurtosis = 3;
   double noise = 0;
+  NoiseModelOptions nqm;
   std::uint64_t max_steps = 100'000'000;
   unsigned threads = 0;
   std::string format, output;
@@ -140,6 +141,10 @@ int run_frontier(const FrontierCliOptions& o) {
     throw UsageError("--samples applies only to --objective final");
   }
   NoiseModel noise{1, o.kurtosis, o.noise};
+  o.nqm.apply(noise);
+  if (noise.additive() && fo.tune.objective == Objective::Rate)
+    throw UsageError("--objective rate does not apply to --noise-model additive: its rate is the noiseless one at "
+                     "every batch size (use --objective steps with a --target above the loss floor, or final)");
   try {
     noise.validate();
   } catch (const std::invalid_argument& e) {
@@ -155,6 +160,7 @@ int run_frontier(const FrontierCliOptions& o) {
     ProblemOptions po;
     po.spectrum = p.spectrum;
     po.init = o.init;
+    po.nqm = o.nqm;
     spectra.push_back(po.make_spectrum());
     try {
       if (fo.tune.objective != Objective::Final) fo.tune.target.validate(spectra.back().initial_loss());
@@ -262,17 +268,19 @@ const Registrar registrar{{"frontier",
                            [](CLI::App& app) {
   auto o = std::make_shared<FrontierCliOptions>();
   app.add_option("--spectrum", o->spectrum,
-                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S] or "
-                 "file:PATH. Without it: the embedded default (loguniform:d=1000,kappa=1e4, "
+                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S], "
+                 "file:PATH (lambda or lambda w per line) or npy:PATH. Without it: the embedded default (loguniform:d=1000,kappa=1e4, "
                  "powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
       ->group("Problem");
-  app.add_option("--init", o->init, "Initial second moments: isotropic, powerlaw:beta=B or file:PATH")
+  app.add_option("--init", o->init, "Initial second moments: isotropic, powerlaw:beta=B, file:PATH or npy:PATH")
       ->capture_default_str()
       ->group("Problem");
-  app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
+  o->nqm.kurtosis_option = app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
       ->capture_default_str()
       ->group("Problem");
-  app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o->nqm.noise_option =
+      app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o->nqm.add(app);
   app.add_option("--methods", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");

@@ -32,12 +32,17 @@ int run_steps(const StepsOptions& o) {
                                divergence_threshold, *res.diverged_at);
       return Exit::diverged;
     }
+    // The additive model adds its loss floor (the loss as t -> infinity).
+    const std::string floor = res.floor ? fmt::format(", \"loss_floor\": {}", is_finite(*res.floor) ? format_real(*res.floor) : "null") : "";
     const std::string json = fmt::format(
-        "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}}}\n",
+        "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}{}}}\n",
         res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", format_real(res.loss),
-        format_real(res.initial_loss));
+        format_real(res.initial_loss), floor);
     write_output(o.output, json);
-    if (!res.steps)
+    if (!res.steps && res.floor && res.steps_run == 0)
+      std::cerr << fmt::format("cesr steps: the target is at or below the loss floor {} of the additive noise: never reached\n",
+                               format_real(*res.floor, 6));
+    else if (!res.steps)
       std::cerr << fmt::format("cesr steps: target not reached within --max-steps {} (loss {} at the last step)\n",
                                o.max_steps, format_real(res.loss, 6));
     return res.steps ? Exit::ok : Exit::not_reached;

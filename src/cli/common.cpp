@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 
 #include <unistd.h>
 
@@ -90,7 +91,79 @@ Spectrum ProblemOptions::make_spectrum() const {
   } catch (const std::invalid_argument& e) {
     usage_error("--init", e);
   }
+  nqm.apply(s);
+  note_weights(s);
   return s;
+}
+
+void note_weights(const Spectrum& s) {
+  if (s.fractional())
+    std::cerr << fmt::format(
+        "cesr: note: the spectrum has fractional weights: a spectral measure of total weight {:g} over {} lines, "
+        "not a finite dimension\n",
+        s.directions(), s.dim());
+}
+
+void NoiseModelOptions::add(CLI::App& app) {
+  app.add_option("--noise-model", model,
+                 "Gradient noise: multiplicative (sampled Gaussian data: --kurtosis, --noise) or additive "
+                 "(the noisy quadratic model: noise of covariance C/B independent of the iterate)")
+      ->capture_default_str()
+      ->group("Problem");
+  scale_option = app.add_option("--noise-scale", scale, "Additive model: C = c H with this c")
+                     ->capture_default_str()
+                     ->group("Problem");
+  app.add_option("--noise-covariance", covariance,
+                 "Additive model: diagonal C from file:PATH or npy:PATH, one C_ii per spectrum line (replaces c H)")
+      ->group("Problem");
+  app.add_option("--precondition", precondition,
+                 "none or power:p=GAMMA: step multiplier (lambda_i/lambda_max)^-GAMMA on the whole stochastic "
+                 "gradient, 0 <= GAMMA <= 1")
+      ->capture_default_str()
+      ->group("Problem");
+}
+
+NoiseKind NoiseModelOptions::kind() const {
+  NoiseKind k = NoiseKind::Multiplicative;
+  if (model == "additive") k = NoiseKind::Additive;
+  else if (model != "multiplicative")
+    throw UsageError(fmt::format("--noise-model: '{}' is not one of multiplicative, additive", model));
+  const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
+  if (k == NoiseKind::Additive) {
+    if (given(kurtosis_option))
+      throw UsageError("--kurtosis does not apply to --noise-model additive (no data-sampling term)");
+    if (given(noise_option))
+      throw UsageError("--noise does not apply to --noise-model additive (its noise is C/B: --noise-scale, "
+                       "--noise-covariance)");
+  } else {
+    if (given(scale_option)) throw UsageError("--noise-scale applies only to --noise-model additive");
+    if (!covariance.empty()) throw UsageError("--noise-covariance applies only to --noise-model additive");
+  }
+  return k;
+}
+
+void NoiseModelOptions::apply(Spectrum& s) const {
+  (void)kind();
+  if (!covariance.empty()) {
+    try {
+      s.noise_covariance = parse_noise_covariance(covariance, s.dim());
+    } catch (const std::invalid_argument& e) {
+      usage_error("--noise-covariance", e);
+    }
+  }
+  try {
+    // Without a preconditioner the spectrum is left as it is (no copy: a
+    // freed copy of a large spectrum would move glibc's mmap threshold and
+    // leave the engine's arrays at a cache-line offset, 15-25% slower at d = 1e6).
+    if (const double gamma = parse_precondition(precondition); gamma != 0) s = cesr::precondition(s, gamma);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--precondition", e);
+  }
+}
+
+void NoiseModelOptions::apply(NoiseModel& n) const {
+  n.model = kind();
+  n.noise_scale = scale;
 }
 
 namespace {
@@ -177,6 +250,7 @@ MethodSpec ProblemOptions::make_method() const {
 
 NoiseModel ProblemOptions::make_noise() const {
   NoiseModel n{batch, kurtosis, noise};
+  nqm.apply(n);
   try {
     n.batch_schedule = Schedule::batch(batch_schedule);
   } catch (const std::invalid_argument& e) {
@@ -216,19 +290,22 @@ Precision ProblemOptions::make_precision() const {
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags) {
   app.add_option("--spectrum", o.spectrum,
                  "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S] (S i^-A), "
-                 "loguniform:d=N,kappa=K[,scale=S] (S K^(-(i-1)/(N-1))) or file:PATH "
-                 "(one value per line, # comments)")
+                 "loguniform:d=N,kappa=K[,scale=S] (S K^(-(i-1)/(N-1))), file:PATH "
+                 "(per line lambda, or lambda w for w directions; # comments) or npy:PATH (1-D float64/float32)")
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--init", o.init,
-                 "Initial second moments E[e_0,i^2]: isotropic, powerlaw:beta=B (i^-B) or file:PATH")
+                 "Initial second moments E[e_0,i^2], one per spectrum line: isotropic, powerlaw:beta=B (i^-B), "
+                 "file:PATH or npy:PATH")
       ->capture_default_str()
       ->group("Problem");
-  app.add_option("--kurtosis", o.kurtosis,
-                 "Fourth moment K of the whitened covariates (3 Gaussian, 1 Rademacher)")
-      ->capture_default_str()
-      ->group("Problem");
-  app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o.nqm.kurtosis_option = app.add_option("--kurtosis", o.kurtosis,
+                                         "Fourth moment K of the whitened covariates (3 Gaussian, 1 Rademacher)")
+                              ->capture_default_str()
+                              ->group("Problem");
+  o.nqm.noise_option =
+      app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o.nqm.add(app);
   o.batch_option = app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
                        ->capture_default_str()
                        ->group("Problem");

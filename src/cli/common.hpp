@@ -20,6 +20,29 @@ namespace cesr::cli {
 /// The default problem used when --spectrum is not given.
 inline constexpr const char* default_spectrum = "loguniform:d=100,kappa=1e4";
 
+/// The noise model and the preconditioner (--noise-model, --noise-scale,
+/// --noise-covariance, --precondition), shared by every command that takes a
+/// problem; frontier has its own copy.
+struct NoiseModelOptions {
+  std::string model = "multiplicative";
+  double scale = 1;
+  std::string covariance;
+  std::string precondition = "none";
+  const CLI::Option* scale_option = nullptr;
+  const CLI::Option* kurtosis_option = nullptr;  ///< set by the command: refused under additive
+  const CLI::Option* noise_option = nullptr;     ///< likewise (--noise, label noise)
+  /// Adds the four options (group Problem).
+  void add(CLI::App& app);
+  /// The kind (a UsageError naming --noise-model otherwise); refuses --kurtosis
+  /// and --noise under additive, --noise-scale and --noise-covariance under multiplicative.
+  NoiseKind kind() const;
+  /// Loads the noise covariance into `s` and applies the preconditioner (one
+  /// place for the whole CLI: cesr::precondition).
+  void apply(Spectrum& s) const;
+  /// Sets the model and scale of `n`.
+  void apply(NoiseModel& n) const;
+};
+
 struct ProblemOptions {
   std::string spectrum = default_spectrum;
   std::string init = "isotropic";
@@ -39,8 +62,10 @@ struct ProblemOptions {
   double kurtosis = 3;
   double noise = 0;
   std::string precision = "double";
+  NoiseModelOptions nqm;
 
-  /// Spectrum and init (validated).
+  /// Spectrum and init (validated), with the noise covariance and the
+  /// preconditioner applied.
   Spectrum make_spectrum() const;
   /// Method and hyperparameters (validated).
   MethodSpec make_method() const;
@@ -55,6 +80,10 @@ struct ProblemOptions {
   /// For commands with automatic precision: empty for "auto", else the fixed one.
   std::optional<Precision> make_auto_precision() const;
 };
+
+/// One line on stderr when the spectrum has fractional weights (a spectral
+/// measure, not a finite d); nothing otherwise.
+void note_weights(const Spectrum& s);
 
 struct ProblemFlags {
   bool method = true;            ///< --method and hyperparameters
