@@ -67,8 +67,10 @@ CsvTable parse_csv_numbers(std::string_view text, std::string_view name) {
           throw std::invalid_argument(fmt::format("{} line {}: more than the {} fields of the header (line {})", name,
                                                   lineno, t.header.size(), header_line));
         double x = 0;
-        const auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), x);
-        if (f.empty() || ec != std::errc{} || p != f.data() + f.size() || !std::isfinite(x))
+        // A leading '+' reads as on the command line (from_chars takes none).
+        const std::string_view digits = f.size() > 1 && f[0] == '+' && f[1] != '-' ? f.substr(1) : f;
+        const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), x);
+        if (f.empty() || digits.empty() || ec != std::errc{} || p != digits.data() + digits.size() || !std::isfinite(x))
           throw std::invalid_argument(
               fmt::format("{} line {} field {}: '{}' is not a finite number", name, lineno, field, f));
         t.values.push_back(x);

@@ -168,7 +168,7 @@ TEST_CASE("limits and bad data name the field") {
 }
 
 TEST_CASE("CSV: a header row, then rows of numbers; errors name the line") {
-  const cesr::DataSet s = cesr::parse_data_csv("a, b\n# comment\n1,2\n\n3,4.5\n", "X.csv");
+  const cesr::DataSet s = cesr::parse_data_csv("a, b\n# comment\n1,+2\n\n3,4.5\n", "X.csv");
   CHECK(s.n == 2);
   CHECK(s.d == 2);
   CHECK(s.x == std::vector<double>{1, 2, 3, 4.5});
@@ -178,6 +178,7 @@ TEST_CASE("CSV: a header row, then rows of numbers; errors name the line") {
   CHECK_INVALID(cesr::parse_data_csv("a,b\n1,2,3\n", "X.csv"), "X.csv line 2: more than the 2 fields");
   CHECK_INVALID(cesr::parse_data_csv("a,b\n1,x\n", "X.csv"), "X.csv line 2 field 2: 'x' is not a finite number");
   CHECK_INVALID(cesr::parse_data_csv("a,b\n1,nan\n", "X.csv"), "'nan' is not a finite number");
+  CHECK_INVALID(cesr::parse_data_csv("a,b\n1,+-2\n", "X.csv"), "'+-2' is not a finite number");
   CHECK_INVALID(cesr::parse_data_csv("a,b\n", "X.csv"), "X.csv: no data rows");
   CHECK_INVALID(cesr::parse_data_csv("", "X.csv"), "X.csv: empty file");
   CHECK(cesr::parse_labels_csv("y\n1\n2\n", "y.csv") == std::vector<double>{1, 2});
