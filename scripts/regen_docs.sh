@@ -13,6 +13,10 @@
 #   ...                          "$ cesr ARGS"
 #   <!-- /cesr -->
 #
+#   <!-- cesr-code[N]: ARGS -->  a command expected to exit with status N (0, or
+#   ...                          1 when cesr check disagrees); its standard
+#   <!-- /cesr -->               output, then its standard error in the block
+#
 # ARGS are split at blanks (no quoting); they run in the folder of the page, so
 # `--plot figures/NAME.svg` (or `--output figures/NAME.csv`) writes a file next
 # to the docs. In check mode everything in docs/figures/ is regenerated too, and
@@ -46,7 +50,7 @@ docs=$(cd "$docs" && pwd)
 
 # Regenerates the marked regions of one page in place.
 regen_page() {
-  local page=$1 dir out line args status kind
+  local page=$1 dir out line args status kind expected show_err
   dir=$(dirname "$page")
   out=$(mktemp)
   local in_region=0 in_fence=0 lineno=0
@@ -65,23 +69,30 @@ regen_page() {
       in_fence=$((1 - in_fence))
       continue
     fi
-    if ((!in_fence)) && [[ $line =~ ^'<!-- cesr'(-code)?': '(.*)' -->'$ ]]; then
+    if ((!in_fence)) && [[ $line =~ ^'<!-- cesr'(-code)?(\[([0-9]+)\])?': '(.*)' -->'$ ]]; then
       kind=${BASH_REMATCH[1]}
-      args=${BASH_REMATCH[2]}
+      expected=${BASH_REMATCH[3]:-0}
+      show_err=${BASH_REMATCH[2]:+1}
+      args=${BASH_REMATCH[4]}
+      if [[ -n ${BASH_REMATCH[2]} && $kind != -code ]]; then
+        echo "regen_docs: ${page#"$docs"/}:$lineno: an expected exit status needs cesr-code[N]" >&2
+        rm -f "$out"
+        return 1
+      fi
       local -a argv
       read -ra argv <<<"$args"
       local result
       result=$(mktemp)
       status=0
       (cd "$dir" && "$cesr" "${argv[@]}") </dev/null >"$result" 2>"$result.err" || status=$?
-      if ((status != 0)); then
-        echo "regen_docs: ${page#"$docs"/}:$lineno: 'cesr $args' failed (exit $status):" >&2
+      if ((status != expected)); then
+        echo "regen_docs: ${page#"$docs"/}:$lineno: 'cesr $args' exited $status, expected $expected:" >&2
         cat "$result.err" >&2
         rm -f "$result" "$result.err" "$out"
         return 1
       fi
       if [[ $kind == -code ]]; then
-        { printf '```\n$ cesr %s\n' "$args"; cat "$result"; printf '```\n'; } >>"$out"
+        { printf '```\n$ cesr %s\n' "$args"; cat "$result"; [[ -z $show_err ]] || cat "$result.err"; printf '```\n'; } >>"$out"
       else
         cat "$result" >>"$out"
       fi

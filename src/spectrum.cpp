@@ -245,7 +245,7 @@ std::string_view npy_field(std::string_view header, std::string_view key, const 
 
 }  // namespace
 
-std::vector<double> read_npy(const std::string& path, std::string_view what) {
+NpyArray read_npy_array(const std::string& path, std::string_view what) {
   const std::string bytes = read_binary_file(path, what);
   const auto refuse = [&](const std::string& problem) {
     return std::invalid_argument(fmt::format("'{}': {} ({})", path, problem, what));
@@ -267,32 +267,56 @@ std::vector<double> read_npy(const std::string& path, std::string_view what) {
   if (descr == "<f8") item = 8;
   else if (descr == "<f4") item = 4;
   else throw refuse(fmt::format("dtype '{}' is not little-endian float64 ('<f8') or float32 ('<f4')", descr));
-  if (fortran != "False") throw refuse("Fortran-order arrays are not read (save a C-order 1-D array)");
-  // shape "(n,)": one whole number and one comma.
+  if (fortran != "False") throw refuse("Fortran-order arrays are not read (save a C-order array)");
+  // shape "(n,)" or "(n, m)": one or two whole numbers, comma-separated.
+  NpyArray a;
   std::string_view inner = trim(shape.substr(1, shape.size() - 2));
   if (!inner.empty() && inner.back() == ',') inner = trim(inner.substr(0, inner.size() - 1));
-  std::size_t n = 0;
-  const auto [end, ec] = std::from_chars(inner.data(), inner.data() + inner.size(), n);
-  if (inner.empty() || ec != std::errc{} || end != inner.data() + inner.size() || shape.find(',') == std::string_view::npos)
-    throw refuse(fmt::format("shape {} is not one-dimensional (expected (n,))", shape));
-  if (n == 0) throw refuse("the array is empty");
-  if (n > max_dimension) throw refuse(fmt::format("{} values exceed the maximum {}", n, max_dimension));
+  for (int dims = 0; dims < 3 && !inner.empty(); ++dims) {
+    const auto comma = inner.find(',');
+    const std::string_view item_text = trim(inner.substr(0, comma));
+    std::size_t len = 0;
+    const auto [end, ec] = std::from_chars(item_text.data(), item_text.data() + item_text.size(), len);
+    if (item_text.empty() || ec != std::errc{} || end != item_text.data() + item_text.size()) {
+      a.shape.clear();
+      break;
+    }
+    a.shape.push_back(len);
+    inner = comma == std::string_view::npos ? std::string_view{} : trim(inner.substr(comma + 1));
+  }
+  if (a.shape.empty() || a.shape.size() > 2 || !inner.empty() || shape.find(',') == std::string_view::npos)
+    throw refuse(fmt::format("shape {} is not one-dimensional (expected (n,)) nor two-dimensional ((n, d))", shape));
+  std::size_t n = 1;
+  for (const std::size_t len : a.shape) {
+    if (len == 0) throw refuse("the array is empty");
+    if (len > max_dimension || n > max_dimension / len)
+      throw refuse(fmt::format("shape {} exceeds the maximum of {} values", shape, max_dimension));
+    n *= len;
+  }
   const std::size_t have = bytes.size() - data_at;
   if (have != n * item)
-    throw refuse(fmt::format("shape ({},) of {} needs {} data bytes, the file has {}", n, descr, n * item, have));
+    throw refuse(fmt::format("shape {} of {} needs {} data bytes, the file has {}", shape, descr, n * item, have));
   static_assert(std::endian::native == std::endian::little, "the .npy reader assumes a little-endian machine");
-  std::vector<double> out(n);
+  a.values.resize(n);
   const char* data = bytes.data() + data_at;
   for (std::size_t i = 0; i < n; ++i) {
     if (item == 8) {
-      std::memcpy(&out[i], data + 8 * i, 8);
+      std::memcpy(&a.values[i], data + 8 * i, 8);
     } else {
       float f;
       std::memcpy(&f, data + 4 * i, 4);
-      out[i] = f;
+      a.values[i] = f;
     }
   }
-  return out;
+  return a;
+}
+
+std::vector<double> read_npy(const std::string& path, std::string_view what) {
+  NpyArray a = read_npy_array(path, what);
+  if (a.shape.size() != 1)
+    throw std::invalid_argument(fmt::format("'{}': shape ({}, {}) is not one-dimensional (expected (n,)) ({})", path,
+                                            a.shape[0], a.shape[1], what));
+  return std::move(a.values);
 }
 
 namespace {

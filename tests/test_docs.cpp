@@ -99,6 +99,17 @@ TEST_CASE("the script regenerates regions, and --check catches stale ones and fa
   // An unterminated region is an error.
   spit(docs / "bad.md", "<!-- cesr: loss --method sgd --lr 0.1 --steps 3 -->\nno end\n");
   CHECK(regen("--docs " + docs.string(), scratch).status != 0);
+
+  // cesr-code[N]: a command expected to exit N, its standard error in the block.
+  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-30 --max-steps 3 -->\n<!-- /cesr -->\n");
+  r = regen("--docs " + docs.string(), scratch);
+  REQUIRE(r.status == 0);
+  CHECK(slurp(docs / "bad.md").find("\"reached\": false") != std::string::npos);
+  CHECK(slurp(docs / "bad.md").find("cesr steps: target not reached within --max-steps 3") != std::string::npos);
+  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-3 --relative -->\n<!-- /cesr -->\n");
+  r = regen("--docs " + docs.string(), scratch);
+  CHECK(r.status != 0);
+  CHECK(r.err.find("exited 0, expected 1") != std::string::npos);
   fs::remove_all(scratch);
 }
 

@@ -76,6 +76,14 @@ std::vector<double> parse_spectrum(std::string_view spec);
 ///   isotropic | powerlaw:beta=b (counts lines) | file:PATH | npy:PATH
 std::vector<double> parse_init(std::string_view init, std::size_t d);
 
+/// A C-order little-endian float64/float32 .npy array of one or two
+/// dimensions: its shape and values (row-major), read as read_npy does.
+struct NpyArray {
+  std::vector<std::size_t> shape;
+  std::vector<double> values;
+};
+NpyArray read_npy_array(const std::string& path, std::string_view what);
+
 /// The values of a .npy file holding a 1-D little-endian float64 or float32
 /// array (read through read_binary_file, so bounded), as doubles. Anything
 /// else (another dtype, a shape that is not (n,), Fortran order, a truncated

@@ -24,9 +24,9 @@ __version__ = _cesr.__version__
 
 __all__ = [
     "Spectrum", "Method", "method", "custom", "methods",
-    "loss", "steps", "rate", "stability", "tune", "frontier", "simulate", "check",
+    "loss", "steps", "rate", "stability", "tune", "frontier", "simulate", "check", "problem",
     "LossCurve", "StepsResult", "RateResult", "StabilityResult", "TuneResult", "FrontierResult",
-    "SimulationResult", "CheckResult",
+    "SimulationResult", "CheckResult", "ProblemResult",
 ]
 
 
@@ -628,6 +628,30 @@ class CheckResult(_Result):
     _repr_fields = ("agree", "failed", "max_abs_z", "max_abs_rel_error", "zmax", "diverged_at")
 
 
+class ProblemResult(_Result):
+    """A problem from a data set (cesr.problem, as cesr problem).
+
+    .eigenvalues (decreasing, null directions left out), .init = (u_i^T w*)^2
+    for w_0 = 0 and .kurtosis = E[z_i^4] per direction; the weighted lines of
+    PREFIX.spectrum (.line_eigenvalues, .line_weights, .line_init); .w_star and
+    .intercept in the original coordinates; .summary, the dict of PREFIX.json
+    (d, n, kappa, trace, noise, kurtosis_mean, kurtosis_min, kurtosis_max,
+    null_directions, ...); .spectrum, a cesr.Spectrum of the eigenvalues and
+    init, and .noise, .kurtosis_mean for the other functions' noise= and
+    kurtosis=."""
+
+    _fields = ("eigenvalues", "init", "kurtosis", "line_eigenvalues", "line_weights", "line_init", "w_star",
+               "intercept", "summary")
+    _repr_fields = ("eigenvalues", "init", "summary")
+
+    @property
+    def spectrum(self):
+        return Spectrum(self.eigenvalues, self.init, name=f"problem:d={len(self.eigenvalues)}")
+
+    noise = property(lambda self: self.summary["noise"], doc="label-noise variance sigma^2 = RSS / (n - rank)")
+    kurtosis_mean = property(lambda self: self.summary["kurtosis_mean"], doc="mean of .kurtosis over directions")
+
+
 # --------------------------------------------------------------------------
 # Functions
 
@@ -771,3 +795,27 @@ def check(step, loss, stderr=None, *, spectrum, method, batch=None, kurtosis=3.0
     if r.get("rows") is None:  # the exact loss diverges
         return CheckResult(agree=False, worst=[], rows=[], theory=_np.empty(0), failed=0, diverged_at=r["diverged_at"])
     return CheckResult(**r)
+
+
+def problem(X, y, center=False):
+    """A problem from a data set (cesr problem): X (n rows, d columns) and labels y.
+
+    H = X^T X / n (center=True: of the centred columns, with y centred too, a
+    fit with an intercept), its eigendecomposition, w* by least squares in the
+    eigenbasis (eigenvalues within a rounding bound of 0 are null directions,
+    left out and counted), init = (u_i^T w*)^2 for w_0 = 0, sigma^2 = RSS / (n -
+    rank [- 1 centred]) and the fourth moments of z_i = u_i^T x / sqrt(lambda_i).
+    Returns a ProblemResult; r.spectrum, r.noise and r.kurtosis_mean go to
+    the other functions.
+    """
+    X = _np.asarray(X, dtype=float)
+    y = _np.asarray(y, dtype=float)
+    if not isinstance(center, (bool, _np.bool_)):
+        raise TypeError(f"center must be True or False, got {center!r}")
+    r = _cesr.problem(X, y, bool(center))
+    summary = _json.loads(r.pop("json"))
+    for key in ("spectrum", "init"):
+        summary.pop(key, None)
+    r.pop("spectrum_text")
+    r.pop("init_text")
+    return ProblemResult(summary=summary, **r)

@@ -14,6 +14,7 @@
 #include "cesr/error.hpp"
 #include "cesr/frontier.hpp"
 #include "cesr/method.hpp"
+#include "cesr/problem.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/schedule.hpp"
 #include "cesr/real.hpp"
@@ -60,6 +61,8 @@ const std::map<std::string, std::string, std::less<>> python_names{
     {"method_file", "method"},  // a custom method's (P, q, r, o) come from cesr.custom(...)
     {"spectrum", "spectrum"},
     {"init", "init"},
+    {"data", "X"},  // cesr.problem(X, y)
+    {"labels", "y"},
 };
 
 std::string python_name(std::string_view field) {
@@ -880,6 +883,35 @@ py::list methods_fn() {
   return out;
 }
 
+// cesr.problem(X, y, center): the library's fit_problem (as cesr problem).
+py::dict problem_fn(const py::array_t<double, py::array::c_style | py::array::forcecast>& X,
+                    const py::array_t<double, py::array::c_style | py::array::forcecast>& y, bool center) {
+  if (X.ndim() != 2) fail(fmt::format("X must be a 2-D array (n rows, d columns), got {} dimensions", X.ndim()));
+  if (y.ndim() != 1 && !(y.ndim() == 2 && y.shape(1) == 1))
+    fail(fmt::format("y must be a 1-D array of n labels, got shape with {} dimensions", y.ndim()));
+  DataSet data;
+  data.n = static_cast<std::size_t>(X.shape(0));
+  data.d = static_cast<std::size_t>(X.shape(1));
+  data.x.assign(X.data(), X.data() + X.size());
+  const std::vector<double> labels(y.data(), y.data() + y.size());
+  DataProblem p;
+  {
+    std::atomic<bool> stop{false};
+    p = run_interruptible(
+        [&] {
+          const StopScope scope(&stop);
+          return fit_problem(data, labels, center);
+        },
+        stop);
+  }
+  const auto array = [](const std::vector<double>& v) { return py::array_t<double>(py::ssize_t(v.size()), v.data()); };
+  return py::dict("eigenvalues"_a = array(p.lambda), "init"_a = array(p.init), "kurtosis"_a = array(p.kurtosis),
+                  "line_eigenvalues"_a = array(p.line_lambda), "line_weights"_a = array(p.line_weight),
+                  "line_init"_a = array(p.line_init), "w_star"_a = array(p.w_star), "intercept"_a = p.intercept,
+                  "json"_a = problem_json(p, "PREFIX.spectrum", "PREFIX.init"),
+                  "spectrum_text"_a = spectrum_file_text(p), "init_text"_a = init_file_text(p));
+}
+
 }  // namespace
 }  // namespace cesr::python
 
@@ -1055,6 +1087,7 @@ PYBIND11_MODULE(_cesr, mod) {
           "threads"_a, "progress"_a);
   mod.def("simulate", &simulate_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "runs"_a, "seed"_a, "every"_a,
           "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a, "batch_schedule"_a);
+  mod.def("problem", &problem_fn, "X"_a, "y"_a, "center"_a);
   mod.def("check", &check_fn, "step"_a, "loss"_a, "stderr"_a, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a,
           "noise"_a, "precision"_a, "rtol"_a, "alpha"_a, "zmax"_a, "batch_schedule"_a);
 }
