@@ -290,6 +290,20 @@ TEST_CASE("asymptotic steps: the first t with L_0 rho^t <= goal, by counting; ab
   // A gap of 1e-7: rho is not exactly 1 - gap in double; the count follows the gap.
   const double gap = 1e-7;
   CHECK(*asymptotic_steps(1 - gap, gap, 1.0, rel) == count(1 - 1e-7L, 1, 1e-6L));
+  // A gap of 1e-12 (1.4e13 steps): by bisection on powl(1 - gap, t) <= eps in long
+  // double, whose rounding of 1 - gap moves t by ~5e-8 relative (-log(1 - gap)
+  // in double would move it by 5e-5).
+  {
+    const long double g = 1e-12L, rho = 1 - g;
+    std::uint64_t lo = 0, hi = std::uint64_t{1} << 50;  // powl(rho, lo) > eps >= powl(rho, hi)
+    while (hi - lo > 1) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      (std::pow(rho, static_cast<long double>(mid)) <= 1e-6L ? hi : lo) = mid;
+    }
+    const auto t = asymptotic_steps(1 - 1e-12, 1e-12, 1.0, rel);
+    REQUIRE(t);
+    CHECK(std::abs(static_cast<double>(*t) - static_cast<double>(hi)) <= 1e-6 * static_cast<double>(hi));
+  }
   CHECK(*asymptotic_steps(0.9, 0.1, 1e-4, abs) == 0);  // already below the target
   CHECK_FALSE(asymptotic_steps(1.0, 0.0, 1.0, rel).has_value());
 }
