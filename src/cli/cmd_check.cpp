@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <iostream>
 
 namespace cesr::cli {
@@ -78,7 +80,9 @@ int run_check(const CheckCliOptions& o) {
     std::vector<Cell> cells{Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))};
     if (se) cells.push_back(curve.std_error[i] ? Cell::number(format_real(*curve.std_error[i])) : Cell::null());
     cells.push_back(Cell::number(format_real(row.theory)));
-    cells.push_back(Cell::number(format_real(row.rel_error, 6)));
+    // Beyond the double range (a loss of 1e308 against theory 0.3, or theory 0):
+    // no number, never inf in a table.
+    cells.push_back(std::isfinite(row.rel_error) ? Cell::number(format_real(row.rel_error, 6)) : Cell::null());
     if (se) cells.push_back(row.z ? Cell::number(format_real(*row.z, 6)) : Cell::null());
     cells.push_back(Cell::string(row.pass ? "ok" : "FAIL"));
     t.rows.push_back(std::move(cells));
