@@ -11,7 +11,9 @@ sprinkled among ordinary values. Every case must
   - on exit 2 print exactly one line on stderr, nothing on stdout, and write no
     --output / --plot file (files are written atomically, nothing partial);
   - print no nan or inf in its output (stdout and the --output file);
-  - finish within --timeout seconds (the process group is killed and the case fails).
+  - use at most --timeout seconds of CPU time (ulimit -t: the machine is shared,
+    so CPU time, not wall time, is what a case costs) and finish within 4 times
+    that in wall time (a read that blocks); otherwise it is killed and fails.
 
 The cases are a pure function of (seed, case number): `--case N` reruns one.
 A failure prints the case number, the command line and the generated files.
@@ -437,11 +439,13 @@ def run_case(cesr, seed, number, timeout, keep):
         case = Case(number, rng, folder)
         args = case.build()
         started = time.monotonic()
-        proc = subprocess.Popen([cesr] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=folder, start_new_session=True)
+        cpu = max(1, int(round(timeout)))
+        proc = subprocess.Popen(["/bin/sh", "-c", 'ulimit -t {}; exec "$0" "$@"'.format(cpu), cesr] + args,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=folder, start_new_session=True)
         try:
-            out, err = proc.communicate(timeout=timeout)
-            timed_out = False
+            out, err = proc.communicate(timeout=4 * timeout)
+            timed_out = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
@@ -452,7 +456,7 @@ def run_case(cesr, seed, number, timeout, keep):
         text_out = out.decode("utf-8", "replace")
         text_err = err.decode("utf-8", "replace")
         if timed_out:
-            problems.append("took more than {} s (killed)".format(timeout))
+            problems.append("used more than {} s of CPU or {} s of wall time (killed)".format(cpu, 4 * timeout))
         elif code not in ALLOWED_EXITS:
             problems.append("exit {} (allowed: 0, 1, 2, 3, 5)".format(code if code >= 0 else "signal %d" % -code))
         if not timed_out and code == 2:
@@ -501,7 +505,7 @@ def main():
     ap.add_argument("--cesr", required=True)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--cases", type=int, default=300)
-    ap.add_argument("--timeout", type=float, default=20.0, help="seconds per case")
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per case (wall: 4 times that)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--case", type=int, default=None, help="run only this case")
     ap.add_argument("--keep", action="store_true", help="keep the case folders")
