@@ -14,7 +14,8 @@ with R the relative tolerance (--rtol, default 1e-9), A = 1e-12 (--atol: a
 number that small in the docs is rounding noise, such as the relative error of
 a row that matches to the last bit; no page shows a meaningful number below
 it) and u(x) one unit in the last digit x is printed with (a number shown to 3
-digits can round either way when its 16th digit moves). So the last bits of a
+digits can round either way when its 16th digit moves; 0 for an integer, which
+is a count and compared exactly). So the last bits of a
 double, which differ between the portable and the -march=native build (fused
 multiply-adds, vector reductions, and a tuner that stops a few ulps
 elsewhere), do not matter, while any change in a shown digit beyond rounding
@@ -47,9 +48,10 @@ BLANKS = re.compile(r"[ \t]+")
 
 
 def last_digit_unit(text):
-    """One unit in the last printed digit: 6.66e-04 -> 1e-06, 2000 -> 1, 0.25 -> 0.01."""
+    """One unit in the last printed digit: 6.66e-04 -> 1e-06, 0.25 -> 0.01; 0 for an
+    integer (2000: a count such as steps or a batch size is exact, not rounded)."""
     m = re.fullmatch(r"[-+]?(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d+))?", text)
-    if not m:
+    if not m or (m.group(2) is None and m.group(3) is None):
         return 0.0
     decimals = len(m.group(2) or "")
     exponent = int(m.group(3) or 0)

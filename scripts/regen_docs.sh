@@ -21,9 +21,9 @@
 # cesr's output). --check compares with scripts/compare_docs.py: the text must
 # be identical up to the width of blank runs, and two numbers a, b agree when
 # |a - b| <= max(1e-9 max(|a|, |b|), 1e-12, one unit in the last printed digit)
-# (--rtol sets the 1e-9), so a portable (-DCESR_NATIVE=OFF) and a native build,
-# whose doubles differ in the 16th-17th digit, both pass. Regeneration writes
-# what the binary prints.
+# (integers, which are counts, exactly; --rtol sets the 1e-9), so a portable
+# (-DCESR_NATIVE=OFF) and a native build, whose doubles differ in the 16th-17th
+# digit, both pass. Regeneration writes what the binary prints.
 #
 # Usage: scripts/regen_docs.sh [--check] [--rtol R] [--cesr PATH] [--docs DIR]
 #   --rtol R      the relative tolerance of --check (default 1e-9)
