@@ -96,6 +96,8 @@ int run_check(const CheckCliOptions& o) {
     t.rows.push_back(std::move(cells));
   }
   if (format == Format::Json) {
+    // A relative error or |z| beyond the double range is null (JSON has no inf).
+    const auto json_number = [](double v) { return std::isfinite(v) ? format_real(v, 17) : std::string("null"); };
     // The verdict and its rule with the rows, not only on stderr.
     std::string worst;
     for (const std::size_t i : rep.worst) worst += (worst.empty() ? "" : ", ") + std::to_string(curve.step[i]);
@@ -109,8 +111,8 @@ int run_check(const CheckCliOptions& o) {
                     json_quote(o.input), json_quote(o.problem.spectrum), json_quote(describe(spec)), noise.batch,
                     rep.agree ? "agree" : "disagree", curve.step.size(), rep.failed, rep.z_rows, rep.rtol_rows,
                     rep.z_rows > 0 ? format_real(rep.zmax, 17) : "null", o.zmax ? "fixed" : "sidak",
-                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), format_real(rep.max_abs_z, 17),
-                    format_real(rep.max_abs_rel_error, 17), worst, rep.z_rows == 0 ? "true" : "false",
+                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), json_number(rep.max_abs_z),
+                    json_number(rep.max_abs_rel_error), worst, rep.z_rows == 0 ? "true" : "false",
                     render(t, Format::Json)));
   } else {
     write_output(o.output, render(t, format));
