@@ -113,10 +113,13 @@ class CovariateSampler {
   boost::random::normal_distribution<double> normal_;
 };
 
-/// Welford/Chan accumulator of mean and sum of squared deviations per point.
+/// Welford/Chan accumulator of mean and sum of squared deviations per point,
+/// in long double: a run's loss may be any finite double, and the squared
+/// deviations of losses above 1e154 overflow a double (the standard error came
+/// out inf next to a finite mean).
 struct Moments {
   std::uint64_t n = 0;
-  std::vector<double> mean, m2;
+  std::vector<long double> mean, m2;
   std::vector<double> lo, hi;            // smallest and largest run (order-independent)
   std::optional<std::size_t> first_bad;  // first point where some run overflowed
 
@@ -128,9 +131,9 @@ struct Moments {
 
   void add_run(const std::vector<double>& x, std::optional<std::size_t> bad) {
     ++n;
-    const double inv_n = 1.0 / static_cast<double>(n);
+    const long double inv_n = 1.0L / static_cast<long double>(n);
     for (std::size_t p = 0; p < x.size(); ++p) {
-      const double delta = x[p] - mean[p];
+      const long double delta = x[p] - mean[p];
       mean[p] += delta * inv_n;
       m2[p] += delta * (x[p] - mean[p]);
       lo[p] = std::min(lo[p], x[p]);
@@ -142,9 +145,9 @@ struct Moments {
   /// Chan et al.'s pairwise update: combines two disjoint sets of runs.
   void merge(const Moments& o) {
     if (o.n == 0) return;
-    const double na = static_cast<double>(n), nb = static_cast<double>(o.n), nt = na + nb;
+    const long double na = static_cast<long double>(n), nb = static_cast<long double>(o.n), nt = na + nb;
     for (std::size_t p = 0; p < mean.size(); ++p) {
-      const double delta = o.mean[p] - mean[p];
+      const long double delta = o.mean[p] - mean[p];
       mean[p] += delta * (nb / nt);
       m2[p] += o.m2[p] + delta * delta * (na * nb / nt);
       lo[p] = std::min(lo[p], o.lo[p]);
@@ -362,15 +365,16 @@ MonteCarloCurve monte_carlo_loss(const Spectrum& weighted, const MethodPath<doub
   out.runs = total.n;
   const std::size_t good = total.first_bad ? *total.first_bad : record.size();
   if (total.first_bad) out.diverged_at = record[*total.first_bad];
-  const double r = static_cast<double>(total.n);
+  const long double r = static_cast<long double>(total.n);
   for (std::size_t p = 0; p < good; ++p) {
     out.step.push_back(record[p]);
-    out.mean.push_back(total.mean[p]);
-    const double m2 = std::max(0.0, total.m2[p]);
-    out.std_error.push_back(std::sqrt(m2 / (r - 1) / r));
+    out.mean.push_back(static_cast<double>(total.mean[p]));
+    const long double m2 = std::max(0.0L, total.m2[p]);
+    // At most the largest loss, so a finite double.
+    out.std_error.push_back(static_cast<double>(std::sqrt(m2 / (r - 1) / r)));
     // Share of the summed loss carried by the largest run (losses are >= 0).
-    const double sum = total.mean[p] * r;
-    out.largest_share.push_back(sum > 0 ? std::min(1.0, total.hi[p] / sum) : 0.0);
+    const long double sum = total.mean[p] * r;
+    out.largest_share.push_back(sum > 0 ? static_cast<double>(std::min(1.0L, total.hi[p] / sum)) : 0.0);
   }
   return out;
 }

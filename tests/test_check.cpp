@@ -239,3 +239,18 @@ TEST_CASE("check_curve: a standard error below the curves' resolution does not f
   // A real error with a tiny standard error is still caught (by the relative error).
   CHECK_FALSE(cesr::check_curve({1.2, 0.5005}, se, theory, opt).agree);
 }
+
+TEST_CASE("cesr check: a relative error beyond the double range is no number, never inf (found by fuzz_cli)") {
+  // A loss of 1.7e308 at step 20, where theory is ~0.1: (loss - theory) / theory overflows.
+  const std::string p = with_lr(problem("sgd"), 0.5);
+  write("check_huge.csv", "step,loss\n20,1.7e308\n");
+  for (const char* format : {"table", "csv", "json"}) {
+    const Run r = cesr_run(std::string("check --input check_huge.csv --format ") + format + " " + p);
+    INFO(format, ": ", r.out, r.err);
+    CHECK(r.code == 1);
+    CHECK(r.out.find("inf") == std::string::npos);
+    CHECK(r.out.find("FAIL") != std::string::npos);
+  }
+  const Run json = cesr_run("check --input check_huge.csv --format json " + p);
+  CHECK(json.out.find("\"rel_error\": null") != std::string::npos);
+}

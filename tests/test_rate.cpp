@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -161,8 +162,9 @@ TEST_CASE("rho from the secular equation equals the dense operator's spectral ra
       CHECK(rate.rho == doctest::Approx(dense).epsilon(1e-7));
       if (std::abs(dense - 1) > 1e-6) CHECK(rate.stable == (dense < 1));
       (dense < 1 ? stable : unstable)++;
-      // gap is 1 - rho
-      CHECK(rate.gap == doctest::Approx(1 - rate.rho).epsilon(1e-12));
+      // The gap against 1 - the dense radius (absolute: 1 - dense cancels in
+      // double; the small gaps are tested below against 50 digits).
+      CHECK(std::abs(rate.gap - (1 - dense)) <= 1e-7 * std::max(1.0, dense));
     }
   }
   // The sample covers both sides of the stability boundary.
@@ -182,6 +184,48 @@ TEST_CASE("rho in 50 digits equals the dense operator's spectral radius in 50 di
       CHECK(abs(rate.rho - dense) <= mp50("1e-40") * dense);
     }
   }
+}
+
+TEST_CASE("small gaps: double to a few ulps absolute (SGD: relative), auto to rtol, against the 50-digit dense operator") {
+  // Step sizes 1e-4 .. 1e-9 of 1/lambda_max: gaps of 1e-4 .. 1e-12. Momenta k/64,
+  // so that 1 + beta is an exact double. In double the gap of SGD is formed
+  // without cancellation (relative accuracy); with two states the gap carries
+  // an absolute error of a few ulps of 1 (as 1 - rho would: the resolution the
+  // automatic precision escalates past); auto meets its rtol.
+  std::mt19937_64 rng(41);
+  std::uniform_real_distribution<double> U(0, 1);
+  double worst_double = 0, worst_auto = 0;
+  int cases = 0;
+  for (const std::string kind : {"sgd", "hb", "nag", "asgd"}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      RandomCase c = random_case(rng, kind, 2 + trial % 2);
+      const double lmax = *std::max_element(c.spectrum.lambda.begin(), c.spectrum.lambda.end());
+      const double lr = std::pow(10.0, -4 - 5 * U(rng)) / lmax;
+      c.spec.set("lr", lr);
+      if (kind == "hb" || kind == "nag") c.spec.set("momentum", double(1 + rng() % 60) / 64);
+      if (kind == "asgd") c.spec.set("kappa", 1 + 10 * U(rng)).set("xi", 1.0);
+      const auto exact = dense_rho(c.spectrum, cesr::make_method<mp50>(c.spec), c.noise);
+      const double gap = static_cast<double>(1 - exact);
+      const auto rate = cesr::contraction_rate<double>(c.spectrum, cesr::make_method<double>(c.spec), c.noise);
+      const cesr::AutoRate a = cesr::contraction_rate_auto(c.spectrum, c.spec, c.noise, 1e-10);
+      INFO("method ", cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis, " gap ", gap,
+           " double ", rate.gap, " auto ", a.gap);
+      REQUIRE(gap > 0);
+      REQUIRE(gap < 1e-3);
+      const double eps = std::numeric_limits<double>::epsilon();
+      if (kind == "sgd") CHECK(std::abs(rate.gap - gap) <= 1e-12 * gap);
+      CHECK(std::abs(rate.gap - gap) <= 8 * eps);
+      CHECK(rate.stable);
+      const double err = std::abs(a.gap - gap) / gap;
+      CHECK(err <= 1e-10);
+      CHECK(a.stable);
+      worst_double = std::max(worst_double, std::abs(rate.gap - gap) / eps);
+      worst_auto = std::max(worst_auto, err);
+      ++cases;
+    }
+  }
+  MESSAGE("small gaps: ", cases, " cases; worst double error ", worst_double, " ulps of 1; worst auto ", worst_auto,
+          " relative");
 }
 
 TEST_CASE("d = 1 SGD: rho = (1 - eta lambda)^2 + (K - 1) eta^2 lambda^2 / B") {

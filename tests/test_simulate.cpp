@@ -301,3 +301,36 @@ TEST_CASE("cesr simulate warns when one run dominates the mean (heavy tails)") {
   const Run light = cesr_run(sim_args + " --seed 5");
   CHECK(light.err.find("warning") == std::string::npos);
 }
+
+TEST_CASE("cesr simulate: losses above 1e154 keep a finite standard error (squared deviations overflowed a double)") {
+  // Found by tests/fuzz_cli.py: a diverging torch-sgd whose runs stay finite
+  // up to 1e222 printed stderr inf (the moments were summed in double).
+  const Run r = cesr_run("simulate --spectrum loguniform:d=19,kappa=4.97642 --method torch-sgd --lr 1.88398 "
+                         "--momentum 0.9529798802 --steps 197 --runs 41 --seed 180325 --threads 1");
+  REQUIRE(r.code == 0);
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  REQUIRE(line.rfind("step,theory,mean,stderr,", 0) == 0);
+  int rows = 0, huge = 0;
+  const double R = 41;
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::string step, theory, mean, se;
+    std::getline(cells, step, ',');
+    std::getline(cells, theory, ',');
+    std::getline(cells, mean, ',');
+    std::getline(cells, se, ',');
+    INFO(line);
+    const double m = std::stod(mean), s = std::stod(se);
+    CHECK(std::isfinite(m));
+    CHECK(std::isfinite(s));
+    // Losses are >= 0: the sample standard deviation is at most sqrt(R) times the
+    // mean, so stderr <= mean sqrt(R / (R - 1)).
+    CHECK(s <= m * std::sqrt(R / (R - 1)) * (1 + 1e-12));
+    huge += m > 1e200;
+    ++rows;
+  }
+  CHECK(rows == 198);
+  CHECK(huge > 10);
+}

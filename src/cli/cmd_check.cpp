@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 
 namespace cesr::cli {
@@ -72,7 +73,8 @@ int run_check(const CheckCliOptions& o) {
         o.rtol);
 
   // Every field a number (pandas and numpy read the CSV as is), except
-  // stderr where the input row has none (empty: NaN) and the two text columns:
+  // stderr where the input row has none (empty: NaN), rel_error where it is
+  // beyond the double range (empty: NaN, never inf) and the two text columns:
   // judged_by says which test judged the row ("z", or "rel_error" where there
   // is no positive standard error; z is then undefined and written as 0).
   const bool se = curve.has_std_error_column;
@@ -85,13 +87,17 @@ int run_check(const CheckCliOptions& o) {
     std::vector<Cell> cells{Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))};
     if (se) cells.push_back(curve.std_error[i] ? Cell::number(format_real(*curve.std_error[i])) : Cell::null());
     cells.push_back(Cell::number(format_real(row.theory)));
-    cells.push_back(Cell::number(format_real(row.rel_error, 6)));
+    // Beyond the double range (a loss of 1e308 against theory 0.3, or theory 0):
+    // no number, never inf in a table.
+    cells.push_back(std::isfinite(row.rel_error) ? Cell::number(format_real(row.rel_error, 6)) : Cell::null());
     cells.push_back(Cell::number(row.z ? format_real(*row.z, 6) : std::string("0")));
     cells.push_back(Cell::string(row.z ? "z" : "rel_error"));
     cells.push_back(Cell::string(row.pass ? "ok" : "FAIL"));
     t.rows.push_back(std::move(cells));
   }
   if (format == Format::Json) {
+    // A relative error or |z| beyond the double range is null (JSON has no inf).
+    const auto json_number = [](double v) { return std::isfinite(v) ? format_real(v, 17) : std::string("null"); };
     // The verdict and its rule with the rows, not only on stderr.
     std::string worst;
     for (const std::size_t i : rep.worst) worst += (worst.empty() ? "" : ", ") + std::to_string(curve.step[i]);
@@ -105,8 +111,8 @@ int run_check(const CheckCliOptions& o) {
                     json_quote(o.input), json_quote(o.problem.spectrum), json_quote(describe(spec)), noise.batch,
                     rep.agree ? "agree" : "disagree", curve.step.size(), rep.failed, rep.z_rows, rep.rtol_rows,
                     rep.z_rows > 0 ? format_real(rep.zmax, 17) : "null", o.zmax ? "fixed" : "sidak",
-                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), format_real(rep.max_abs_z, 17),
-                    format_real(rep.max_abs_rel_error, 17), worst, rep.z_rows == 0 ? "true" : "false",
+                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), json_number(rep.max_abs_z),
+                    json_number(rep.max_abs_rel_error), worst, rep.z_rows == 0 ? "true" : "false",
                     render(t, Format::Json)));
   } else {
     write_output(o.output, render(t, format));
