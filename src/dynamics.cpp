@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace cesr {
@@ -54,6 +56,7 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
     throw std::invalid_argument("spectrum and initial moments differ in length");
   if (method.initial.k < 1 || method.initial.k > max_states)
     throw std::invalid_argument(fmt::format("a method has 1..{} states, got {}", max_states, method.initial.k));
+  choose_units(spectrum);
   state_.resize(static_cast<std::size_t>(unique_entries(method.initial.k)) * lambda_.size());
   init_.assign(spectrum.init.begin(), spectrum.init.end());
   reset();
@@ -72,9 +75,57 @@ constexpr int max_scale_exp = 1 << 20;
 }  // namespace
 
 template <class Real>
+void Dynamics<Real>::choose_units(const Spectrum& spectrum) {
+  using std::frexp;
+  using std::ldexp;
+  // lambda_max / 2^e in [1/2, 1), unless that would push lambda_min below
+  // the normal range of Real (kappa > 2^1021 in double): then as far as
+  // keeps it normal. Powers of two: the rescaling itself is exact.
+  double top = 0, bottom = std::numeric_limits<double>::infinity();
+  for (const double l : spectrum.lambda)
+    if (l > 0) {
+      top = std::max(top, l);
+      bottom = std::min(bottom, l);
+    }
+  if (!(top > 0) || !std::isfinite(top)) return;
+  int e_top = 0, e_bottom = 0;
+  std::frexp(top, &e_top);
+  std::frexp(bottom, &e_bottom);
+  lambda_exp_ = std::min(e_top, e_bottom - std::numeric_limits<Real>::min_exponent);
+  for (Real& l : lambda_) l = ldexp(l, -lambda_exp_);
+  // A state vector that starts at 0 and whose gradient injection q_a is
+  // nearer 1 in the original units than in the rescaled ones (q_a = O(1)
+  // where a parameter's is O(lr) = O(1/lambda)) carries gradients: it is
+  // measured in units of 2^e. One that starts at s0_a e_0 != 0 is in the
+  // units of e_0. Any choice is exact; this one keeps every entry near 1.
+  const Method<Real>& m = path_.initial;
+  for (int a = 0; a < m.k; ++a) {
+    if (m.s0[a] != 0 || m.q[a] == 0 || !is_finite(m.q[a])) continue;
+    int eq = 0;
+    frexp(m.q[a], &eq);
+    if (std::abs(eq) < std::abs(eq + lambda_exp_)) unit_exp_[a] = lambda_exp_;
+  }
+}
+
+template <class Real>
+void Dynamics<Real>::to_units(Method<Real>& m) const {
+  using std::ldexp;
+  if (lambda_exp_ == 0) return;
+  for (int a = 0; a < m.k; ++a) {
+    for (int b = 0; b < m.k; ++b) m.P[a][b] = ldexp(m.P[a][b], unit_exp_[b] - unit_exp_[a]);
+    m.q[a] = ldexp(m.q[a], lambda_exp_ - unit_exp_[a]);
+    m.r[a] = ldexp(m.r[a], unit_exp_[a]);
+    m.o[a] = ldexp(m.o[a], unit_exp_[a]);
+    m.s0[a] = ldexp(m.s0[a], -unit_exp_[a]);
+  }
+}
+
+template <class Real>
 void Dynamics<Real>::reset() {
+  using std::ldexp;
   // S_i(0) = E[e_{0,i}^2] s0 s0^T: state vector a starts at s0[a] e_0.
   method_ = path_.coefficients(0);
+  to_units(method_);
   const int k = method_.k;
   const std::size_t d = lambda_.size();
   Real* out = state_.data();
@@ -84,8 +135,9 @@ void Dynamics<Real>::reset() {
       for (std::size_t i = 0; i < d; ++i) *out++ = w * init_[i];
     }
   t_ = 0;
-  scale_exp_ = 0;
-  scaled_label_noise_ = label_noise_;
+  // L = 2^e L~ in the rescaled units (and psi likewise), sigma^2 -> sigma^2 / 2^e.
+  scale_exp_ = lambda_exp_;
+  scaled_label_noise_ = ldexp(label_noise_, -scale_exp_);
   measure();
   rescale();
   publish();
@@ -317,6 +369,7 @@ void Dynamics<Real>::step() {
   if (!path_.constant()) {
     next_ = path_.initial;
     path_.at(t_ + 1, next_);
+    to_units(next_);
     next = &next_;
   }
   if ((t_ & 1023) == 0) throw_if_stopped();  // a front end may ask long runs to stop

@@ -180,6 +180,8 @@ KronOperator kron_operator(const Spectrum& sp, const Method<double>& method, con
   const auto d = static_cast<Eigen::Index>(sp.dim());
   const Mat qq = m.q * m.q.transpose(), rr = m.r * m.r.transpose(), oo = m.o * m.o.transpose();
   const Vec vqq = qq.reshaped(), vrr = rr.reshaped(), voo = oo.reshaped();
+  Vec s0(k);  // S_i(0) = init_i s0 s0^T
+  for (int a = 0; a < k; ++a) s0(a) = method.s0[a];
   const long double K = noise.kurtosis, B = static_cast<long double>(noise.batch), s2 = noise.label_noise;
   KronOperator op{Mat::Zero(k2 * d, k2 * d), Vec::Zero(k2 * d), Vec::Zero(k2 * d), Vec::Zero(k2 * d)};
   for (Eigen::Index i = 0; i < d; ++i) {
@@ -189,7 +191,7 @@ KronOperator kron_operator(const Spectrum& sp, const Method<double>& method, con
     for (Eigen::Index j = 0; j < d; ++j)  // rank-one coupling through psi
       op.T.block(i * k2, j * k2, k2, k2) += (l / B) * vqq * (static_cast<long double>(sp.lambda[j]) * vrr.transpose());
     op.f.segment(i * k2, k2) = (s2 * l / B) * vqq;
-    op.x0.segment(i * k2, k2) = static_cast<long double>(sp.init[i]) * Mat::Ones(k, k).reshaped();
+    op.x0.segment(i * k2, k2) = static_cast<long double>(sp.init[i]) * (s0 * s0.transpose()).reshaped();
     op.loss_row.segment(i * k2, k2) = 0.5L * l * voo;
   }
   return op;
@@ -471,4 +473,103 @@ TEST_CASE("the noise model rejects what has no meaning") {
   CHECK_THROWS_WITH_AS(NoiseModel({1, 3.0, -1.0}).validate(), doctest::Contains("--noise"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(NoiseModel({1, 3.0, INFINITY}).validate(), doctest::Contains("--noise"),
                        std::invalid_argument);
+}
+
+namespace {
+// The spectrum times `scale`, initial moments unchanged.
+Spectrum scaled(const Spectrum& sp, double scale) {
+  Spectrum out = sp;
+  for (double& l : out.lambda) l *= scale;
+  return out;
+}
+// A k = 2 custom method in the units of a spectrum scaled by `scale`: what is
+// a step size (P entries that multiply a gradient buffer, q of parameter-like
+// states) is divided by it; a state that carries gradients keeps q = O(1).
+// (The buffer starts at 0, as in PyTorch: a buffer starting at e_0 would mix
+// units, and at scale 1e-200 start 1e200 times larger than any gradient.)
+Method<double> qhm_scaled(double scale) {
+  Method<double> m = qhm(0.5 / scale, 0.8, 0.7);
+  m.s0 = {1.0, 0.0, 0.0, 0.0};
+  return m;
+}
+Method<double> random_scaled(unsigned seed, double scale) {
+  Method<double> m = random_method(seed);
+  for (double& q : m.q) q /= scale;
+  return m;
+}
+}  // namespace
+
+TEST_CASE("spectra scaled by 1e+-200 and 2^+-664 give the dense oracle's losses (no lr^2 lambda^2 overflow)") {
+  // The Kronecker oracle runs in long double (exponent range 1e+-4932), so at
+  // these scales it forms lr^2 lambda^2 and q q^T without overflow or
+  // underflow; the engine in double must agree to rounding. (At 1e-300 the
+  // loss itself soon falls below the normal range of double, which is the
+  // limit of the printed number, not of the recursion.)
+  const Spectrum base = small_spectrum(5, 42);
+  constexpr int steps = 200;
+  for (const double scale : {1e200, 1e-200, std::ldexp(1.0, 664), std::ldexp(1.0, -664), 1e300, 1e-250}) {
+    const std::vector<Case> cases{
+        {"sgd", cesr::make_method<double>(spec_of("sgd", 0.6 / scale))},
+        {"hb", cesr::make_method<double>(spec_of("hb", 0.3 / scale, 0.6))},
+        {"nag", cesr::make_method<double>(spec_of("nag", 0.3 / scale, 0.6))},
+        {"asgd", cesr::make_method<double>(asgd_spec(0.3 / scale, 10, 2))},
+        {"qhm (gradient buffer)", qhm_scaled(scale)},
+        {"random k=2", random_scaled(7, scale)},
+    };
+    const Spectrum sp = scaled(base, scale);
+    for (const auto& c : cases)
+      for (const double s2 : {0.0, 0.3}) {
+        CAPTURE(scale);
+        CAPTURE(std::string(c.name));
+        CAPTURE(s2);
+        const NoiseModel noise{4, 3.0, s2};
+        const auto curve = cesr::loss_curve<double>(sp, c.method, noise, steps, 1);
+        REQUIRE_FALSE(curve.diverged_at);
+        const auto want = kron_losses(kron_operator(sp, c.method, noise), steps);
+        CHECK(std::abs(want.back() / want.front() - 1) > 0.1L);
+        CHECK(max_relative_error(curve.loss, want) <= 1e-12);
+      }
+  }
+}
+
+TEST_CASE("every method row, schedule and average is invariant under lambda -> s lambda, lr -> lr / s") {
+  // L_t(s lambda, lr / s) = s L_t(lambda, lr) without label noise: the
+  // unscaled run (lambda_max < 1) needs no rescaling, the scaled ones do.
+  const Spectrum base = cesr::make_spectrum("loguniform:d=40,kappa=100", "isotropic");
+  std::vector<MethodSpec> specs{
+      cesr::method_spec("torch-sgd", {{"lr", 0.2}, {"momentum", 0.9}, {"dampening", 0.5}}),
+      cesr::method_spec("torch-sgd", {{"lr", 0.2}, {"momentum", 0.9}, {"nesterov", 1}}),
+      cesr::method_spec("qhm", {{"lr", 0.5}, {"momentum", 0.9}, {"nu", 0.7}}),
+      cesr::method_spec("schedule-free", {{"lr", 0.5}, {"momentum", 0.9}}),
+      cesr::method_spec("lookahead", {{"lr", 0.5}, {"sync", 5}, {"slow_step", 0.5}}),
+      cesr::method_spec("lookahead", {{"lr", 0.2}, {"sync", 3}, {"slow_step", 0.5}, {"inner", 1}, {"momentum", 0.9}}),
+      spec_of("hb", 0.2, 0.9),
+      spec_of("sgd", 0.8),
+  };
+  specs[6].average = cesr::parse_average("polyak");
+  specs[7].average = cesr::parse_average("ema:decay=0.9");
+  MethodSpec cosine = spec_of("nag", 0.3, 0.9);
+  cosine.lr_schedule = cesr::Schedule::learning_rate("cosine:steps=300,warmup=30,final=0.1");
+  specs.push_back(cosine);
+  constexpr int steps = 300;
+  NoiseModel noise{8, 3.0, 0.0};
+  noise.batch_schedule = cesr::Schedule::batch("ramp:start=8,every=50,max=64");
+  for (const auto& spec : specs) {
+    CAPTURE(cesr::describe(spec));
+    spec.validate();
+    const auto ref = cesr::loss_curve<double>(base, cesr::make_path<double>(spec), noise, steps, 10);
+    REQUIRE_FALSE(ref.diverged_at);
+    CHECK(ref.loss.back() < ref.loss.front() / 10);
+    for (const double s : {1e250, 1e-250, std::ldexp(1.0, 664)}) {
+      CAPTURE(s);
+      MethodSpec m = spec;
+      m.set("lr", spec.value("lr") / s);
+      const auto got = cesr::loss_curve<double>(scaled(base, s), cesr::make_path<double>(m), noise, steps, 10);
+      REQUIRE_FALSE(got.diverged_at);
+      REQUIRE(got.loss.size() == ref.loss.size());
+      double worst = 0;
+      for (std::size_t i = 0; i < got.loss.size(); ++i) worst = std::max(worst, std::abs(got.loss[i] / (s * ref.loss[i]) - 1));
+      CHECK(worst <= 1e-13);
+    }
+  }
 }

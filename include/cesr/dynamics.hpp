@@ -15,6 +15,7 @@
 #include "cesr/schedule.hpp"
 #include "cesr/spectrum.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -50,6 +51,16 @@ inline constexpr double divergence_threshold = std::numeric_limits<double>::max(
 /// so a diverging double-precision run overflows in loss() (when L_t itself
 /// passes the largest double), not earlier inside the state, and reports its
 /// divergence at the same step as a 50-digit run.
+///
+/// The problem itself is solved in units where the largest eigenvalue is
+/// about 1: lambda -> lambda / 2^e, and each state vector a is measured in
+/// units of 2^(e u_a) (u_a = 1 for a state that carries gradients, such as
+/// PyTorch's momentum buffer, 0 for one that carries parameters), which maps
+/// (P, q, r, o, s0) to (D^-1 P D, 2^e D^-1 q, D r, D o, D^-1 s0) with
+/// D = diag(2^(e u_a)), sigma^2 to sigma^2 / 2^e and L to L / 2^e. This is a
+/// diagonal similarity by powers of two, so every rounded operation is the
+/// same up to that power of two (exactly the same digits), but lr^2 lambda^2
+/// and q q^T never overflow or underflow on a spectrum scaled by 1e+-300.
 /// Which per-direction kernel Dynamics runs: the hand-specialised k = 1 and
 /// k = 2 ones where they apply (Auto), or the generic one for any k (tests
 /// hold the two against each other).
@@ -77,8 +88,10 @@ class Dynamics {
   bool diverged() const;
 
   std::size_t dim() const { return lambda_.size(); }
-  /// The coefficients of the current step.
+  /// The coefficients of the current step, in the rescaled units (see above).
   const Method<Real>& method() const { return method_; }
+  /// The exponent e of the rescaling lambda -> lambda / 2^e.
+  int lambda_exponent() const { return lambda_exp_; }
 
  private:
   void measure();  // recomputes the scaled loss and psi from the state
@@ -90,6 +103,8 @@ class Dynamics {
   void step_k2(const Method<Real>& next, Real& psi, Real& loss);
 
   void set_batch(std::uint64_t batch);  // inv_batch_ and excess_kurtosis_over_batch_ of a batch size
+  void choose_units(const Spectrum& spectrum);  // lambda_exp_, unit_exp_ and lambda_
+  void to_units(Method<Real>& m) const;  // coefficients in the rescaled units
 
   MethodPath<Real> path_;
   Method<Real> method_, next_;   // coefficients of steps t and t + 1
@@ -104,6 +119,8 @@ class Dynamics {
   Real loss_{}, psi_{};          // unscaled L_t and psi_t
   Real scaled_loss_{}, scaled_psi_{}, scaled_label_noise_{};
   int scale_exp_ = 0;
+  int lambda_exp_ = 0;                      // lambda is stored as lambda / 2^lambda_exp_
+  std::array<int, max_states> unit_exp_{};  // state vector a in units of 2^unit_exp_[a]
   std::uint64_t t_ = 0;
 };
 
