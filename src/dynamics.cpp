@@ -29,6 +29,10 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
 }
 }  // namespace
 
+namespace {
+constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
+}  // namespace
+
 void NoiseModel::validate() const {
   if (batch < 1) throw std::invalid_argument(fmt::format("--batch must be >= 1, got {}", batch));
   if (!std::isfinite(kurtosis) || !(kurtosis >= 1))
@@ -37,9 +41,6 @@ void NoiseModel::validate() const {
     throw std::invalid_argument(fmt::format("--noise must be a finite number >= 0, got {}", label_noise));
 }
 
-namespace {
-constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
-}  // namespace
 
 template <class Real>
 Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
@@ -50,12 +51,17 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
       kernel_(kernel),
       inv_batch_(Real(1) / Real(noise.batch)),
       excess_kurtosis_over_batch_((Real(noise.kurtosis) - 2) / Real(noise.batch)),
-      label_noise_(noise.label_noise),
-      lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+      label_noise_(noise.label_noise) {
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
   if (method.initial.k < 1 || method.initial.k > max_states)
     throw std::invalid_argument(fmt::format("a method has 1..{} states, got {}", max_states, method.initial.k));
+  // Memory per direction: the spectrum's two doubles, then lambda, the
+  // initial moments and k(k+1)/2 state entries in Real (checked before
+  // allocating: 56 bytes for double k = 2, 336 for mp50, as measured).
+  check_fits_in_memory(spectrum.dim(), "spectrum",
+                       2.0 * sizeof(double) + double(2 + unique_entries(method.initial.k)) * sizeof(Real));
+  lambda_.assign(spectrum.lambda.begin(), spectrum.lambda.end());
   choose_units(spectrum);
   state_.resize(static_cast<std::size_t>(unique_entries(method.initial.k)) * lambda_.size());
   init_.assign(spectrum.init.begin(), spectrum.init.end());

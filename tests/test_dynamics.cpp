@@ -22,7 +22,11 @@
 
 #include <Eigen/Dense>
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <fstream>
 #include <random>
 #include <vector>
 
@@ -572,4 +576,47 @@ TEST_CASE("every method row, schedule and average is invariant under lambda -> s
       CHECK(worst <= 1e-13);
     }
   }
+}
+
+namespace {
+// Resident memory of this process in bytes (Linux /proc/self/statm).
+double resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  double size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+template <class Real>
+double measured_bytes_per_direction(const Spectrum& sp, const cesr::MethodSpec& spec) {
+  const auto path = cesr::make_path<Real>(spec);
+  const double before = resident_bytes();
+  const cesr::Dynamics<Real> dyn(sp, path, NoiseModel{1});
+  return (resident_bytes() - before) / static_cast<double>(sp.dim());
+}
+}  // namespace
+
+TEST_CASE("the memory check's bytes per direction are the measured ones, per precision and k") {
+  // Dynamics refuses d when 16 + (2 + k(k+1)/2) sizeof(Real) bytes per
+  // direction exceed memory; the engine's own share (all but the spectrum's
+  // 16) is measured here as resident memory (mp50, k = 2: about 320 bytes,
+  // not the 64 once assumed).
+  // Large blocks from mmap and back to the system when freed, so that each
+  // measurement sees its own pages (glibc would otherwise raise the threshold
+  // after the first free and reuse resident heap memory).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  const Spectrum sp = cesr::make_spectrum("loguniform:d=400000,kappa=10", "isotropic");
+  const auto hb = spec_of("hb", 0.1, 0.5), sgd = spec_of("sgd", 0.1);
+  const auto check = [&](double measured, double model) {
+    CAPTURE(measured);
+    CAPTURE(model);
+    CHECK(measured > 0.8 * model);
+    CHECK(measured < 1.25 * model);
+  };
+  check(measured_bytes_per_direction<double>(sp, hb), 5 * sizeof(double));
+  check(measured_bytes_per_direction<double>(sp, sgd), 3 * sizeof(double));
+  check(measured_bytes_per_direction<long double>(sp, hb), 5 * sizeof(long double));
+  check(measured_bytes_per_direction<cesr::mp50>(sp, hb), 5 * sizeof(cesr::mp50));
+  MESSAGE("sizeof(mp50) = " << sizeof(cesr::mp50) << ", mp50 k = 2: " << measured_bytes_per_direction<cesr::mp50>(sp, hb)
+                            << " bytes per direction");
 }
