@@ -620,3 +620,62 @@ TEST_CASE("the memory check's bytes per direction are the measured ones, per pre
   MESSAGE("sizeof(mp50) = " << sizeof(cesr::mp50) << ", mp50 k = 2: " << measured_bytes_per_direction<cesr::mp50>(sp, hb)
                             << " bytes per direction");
 }
+
+TEST_CASE("loss and steps in automatic precision meet --rtol where double loses 7 digits") {
+  const Spectrum sp = cesr::make_spectrum("loguniform:d=50,kappa=1e4", "isotropic");
+  const NoiseModel noise{100};
+  const auto spec = spec_of("nag", 0.0005, 0.999);
+  constexpr std::uint64_t steps = 20000, every = 5000;
+  const auto ref = cesr::loss_curve<cesr::mp50>(sp, cesr::make_path<cesr::mp50>(spec), noise, steps, every);
+  const auto dbl = cesr::loss_curve_in(cesr::Precision::Double, sp, spec, noise, steps, every);
+  const auto aut = cesr::loss_curve_auto(sp, spec, noise, steps, every, 1e-10);
+  REQUIRE(ref.loss.size() == 5);
+  REQUIRE(aut.loss.size() == 5);
+  double err_double = 0, err_auto = 0;
+  for (std::size_t i = 0; i < ref.loss.size(); ++i) {
+    const double want = cesr::to_double(ref.loss[i]);
+    err_double = std::max(err_double, std::abs(dbl.loss[i] / want - 1));
+    err_auto = std::max(err_auto, std::abs(aut.loss[i] / want - 1));
+    CHECK(std::abs(std::stod(aut.loss_text[i]) / aut.loss[i] - 1) <= 3e-16);
+  }
+  CHECK(err_double > 1e-8);  // the hard case: double alone is off by ~1e-7
+  CHECK(err_auto <= 1e-10);
+  CHECK(aut.agreed);
+  CHECK(aut.precision != cesr::Precision::Double);
+  MESSAGE("nag beta = 0.999, 2e4 steps: double " << err_double << ", auto (" << cesr::to_string(aut.precision)
+                                                 << ") " << err_auto);
+
+  // steps: the same step as 50 digits, the loss to rtol.
+  const double target = 1e-4;
+  const auto want = cesr::steps_to_target<cesr::mp50>(sp, cesr::make_path<cesr::mp50>(spec), noise, cesr::mp50(target),
+                                                      true, steps);
+  const auto got = cesr::steps_to_target_auto(sp, spec, noise, target, true, steps, 1e-10);
+  REQUIRE(want.steps);
+  CHECK(got.steps == want.steps);
+  CHECK(std::abs(got.loss / cesr::to_double(want.loss) - 1) <= 1e-10);
+
+  // An ordinary case stops at the first pair (double agrees with long double).
+  const auto easy = cesr::loss_curve_auto(sp, spec_of("hb", 0.5, 0.5), noise, 200, 50, 1e-10);
+  CHECK(easy.precision == cesr::Precision::Long);
+  CHECK(easy.agreed);
+  CHECK(easy.disagreement < 1e-12);
+}
+
+TEST_CASE("automatic precision escalates when the loss falls below double's normal range") {
+  // Scale 1e-300: after a few hundred steps L_t < 2.2e-308 is subnormal in
+  // double (few digits left); long double still holds it. Auto must not take
+  // two tiny numbers as agreeing.
+  Spectrum sp = small_spectrum(5, 3);
+  for (double& l : sp.lambda) l *= 1e-300;
+  const auto spec = spec_of("sgd", 0.6e300);
+  const NoiseModel noise{4};
+  const auto ref = cesr::loss_curve<cesr::mp50>(sp, cesr::make_path<cesr::mp50>(spec), noise, 300, 10);
+  const auto aut = cesr::loss_curve_auto(sp, spec, noise, 300, 10, 1e-10);
+  REQUIRE(aut.loss.size() == ref.loss.size());
+  CHECK(cesr::to_double(ref.loss.back()) < 1e-310);
+  CHECK(aut.precision != cesr::Precision::Double);
+  double worst = 0;
+  for (std::size_t i = 0; i < ref.loss.size(); ++i)
+    worst = std::max(worst, cesr::to_double(cesr::mp50(abs(cesr::mp50(aut.loss_text[i]) / ref.loss[i] - 1))));
+  CHECK(worst <= 1e-10);
+}

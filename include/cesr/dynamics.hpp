@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace cesr {
@@ -153,5 +154,50 @@ template <class Real>
 StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Real>& method,
                                   const NoiseModel& noise, const Real& target, bool relative,
                                   std::uint64_t max_steps);
+
+/// A loss curve in automatic precision: computed in double, then long double,
+/// quad and mp50 until two successive precisions agree to `rtol` (relative)
+/// at every reported step and on the divergence step; the values reported are
+/// those of the higher of the two (loss_curve_auto). The mp50 curve is
+/// reported when no two agree (agreed = false; mp50 against 100 digits: see
+/// docs/loss.md).
+struct AutoLossCurve {
+  std::vector<std::uint64_t> step;
+  std::vector<double> loss;              ///< rounded to double
+  std::vector<std::string> loss_text;    ///< 17 digits (auto), every digit of a forced precision
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;  ///< whose values are reported
+  bool agreed = true;                    ///< false: mp50's, with nothing to compare it to
+  double disagreement = 0;               ///< largest relative difference of the last pair compared
+};
+
+/// Relative difference of two losses, 0 when both are 0 (two curves that both
+/// underflow agree).
+double relative_difference(double a, double b);
+
+AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                              std::uint64_t steps, std::uint64_t every, double rtol = 1e-10);
+
+/// steps_to_target in automatic precision: two successive precisions must
+/// find the same step (or both none), the same divergence, and losses that
+/// agree to `rtol`.
+struct AutoSteps {
+  std::optional<std::uint64_t> steps;
+  std::string loss_text, initial_loss_text;
+  double loss = 0, initial_loss = 0;
+  std::uint64_t steps_run = 0;
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;
+  bool agreed = true;
+};
+
+AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                               double target, bool relative, std::uint64_t max_steps, double rtol = 1e-10);
+
+/// The same in one fixed precision, reported alike.
+AutoLossCurve loss_curve_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                            const NoiseModel& noise, std::uint64_t steps, std::uint64_t every);
+AutoSteps steps_to_target_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise, double target, bool relative, std::uint64_t max_steps);
 
 }  // namespace cesr
