@@ -12,6 +12,7 @@
 #include <boost/multiprecision/eigen.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -433,4 +434,29 @@ TEST_CASE("heavy ball with beta = 0 (3x3 blocks) has the rate of SGD (1x1 blocks
     CHECK(abs(h.rho - sgd.rho) <= mp50("1e-40") * sgd.rho);
     CHECK(h.stable == sgd.stable);
   }
+}
+
+TEST_CASE("a gap below the double range (kappa = 1e300, lr 1e-10): the closed form 2 lr lambda_min / (1 - beta)") {
+  // Heavy ball on lambda = (1, 1e-300): the slow direction's deterministic
+  // second-moment radius is (1 - lr lambda/(1 - beta) + O((lr lambda)^2))^2,
+  // its noise (lambda^2 / B = 1e-600) and the fast direction's share of the
+  // secular function (~1e-11) move the root by far less than 1e-20 relative,
+  // so gap = 2 lr lambda_min / (1 - beta) to ~1e-20. It used to come out as
+  // -0, "unstable", in every precision (the bracket's resolution was eps
+  // times 1 - beta, 0.1, not eps times the gap).
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=2,kappa=1e300", "isotropic");
+  const auto spec = cesr::method_spec("hb", {{"lr", 1e-10}, {"momentum", 0.9}});
+  const cesr::NoiseModel noise{1};
+  const mp50 lmin(*std::min_element(sp.lambda.begin(), sp.lambda.end()));
+  const mp50 want = 2 * mp50("1e-10") * lmin / (1 - mp50("0.9"));
+  for (const auto p : {cesr::Precision::Long, cesr::Precision::Quad, cesr::Precision::Mp50}) {
+    CAPTURE(cesr::to_string(p));
+    const cesr::AutoRate r = cesr::contraction_rate_in(p, sp, spec, noise);
+    CHECK(r.stable);
+    CHECK(cesr::to_double(mp50(abs(mp50(r.gap_text) / want - 1))) <= 1e-15);
+  }
+  const cesr::AutoRate a = cesr::contraction_rate_auto(sp, spec, noise, 1e-10);
+  CHECK(a.stable);
+  CHECK(a.precision != cesr::Precision::Double);
+  CHECK(cesr::to_double(mp50(abs(mp50(a.gap_text) / want - 1))) <= 1e-10);
 }
