@@ -15,6 +15,7 @@ struct StepsOptions {
   std::uint64_t max_steps = 100'000'000;
   double rtol = 1e-10;
   std::string output;
+  ProgressFlags progress;
 };
 
 int run_steps(const StepsOptions& o) {
@@ -25,6 +26,10 @@ int run_steps(const StepsOptions& o) {
   check_escalation_rtol(o.rtol);
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
+  // The steps needed are not known in advance: the line shows those done
+  // (summed over the precisions that automatic precision runs).
+  ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
+  const WorkScope counting(&progress.counter());
   {
     const AutoSteps res =
         precision ? steps_to_target_in(*precision, spectrum, spec, noise, o.target, o.relative, o.max_steps)
@@ -68,6 +73,7 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
   app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
       ->check(writable_output())
       ->group("Output");
+  add_progress_options(app, o->progress);
   app.footer(
       "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0}; exit 1 when the\n"
       "target is not reached within --max-steps, 3 when the method diverges.\n"
