@@ -375,17 +375,20 @@ TEST_CASE("escalation: where double is off by more than rtol, auto goes on and m
 TEST_CASE("escalation: a gap that rounds to 0 in double and long double is not taken as an answer") {
   // kappa = 1e50: the slowest direction of heavy ball contracts its second
   // moment by 1 - 2 eta lambda_min / (1 - beta) + O((eta lambda_min)^2), a gap
-  // of 2e-51, far below the resolution of rho in double and long double (both
-  // return gap 0). Two zeros must not "agree": auto goes on to a precision that
-  // resolves the gap.
+  // of 2e-51, far below the resolution of rho in double and long double. The
+  // bracket is now relative to the base, so both resolve it; before, both
+  // returned gap 0, and two zeros must never "agree" (auto went on to quad).
   const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=2,kappa=1e50");
   const double lr = 0.01, beta = 0.9;
   const cesr::AutoRate a = cesr::contraction_rate_auto(s, hb(lr, beta), cesr::NoiseModel{1, 3, 0}, 1e-10);
   const double expected = 2 * lr * s.lambda_min() / (1 - beta);
   INFO("gap ", a.gap, " expected ", expected);
   CHECK(a.stable);
-  CHECK(a.precision >= cesr::Precision::Quad);
+  CHECK(a.precision >= cesr::Precision::Long);
   CHECK(std::abs(a.gap - expected) <= 1e-12 * expected);
+  const cesr::AutoRate d = cesr::contraction_rate_in(cesr::Precision::Double, s, hb(lr, beta), cesr::NoiseModel{1, 3, 0});
+  CHECK(d.stable);
+  CHECK(std::abs(d.gap - expected) <= 1e-12 * expected);
 }
 
 TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 and B from 1 to 1e9") {
