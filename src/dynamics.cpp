@@ -9,7 +9,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace cesr {
@@ -32,6 +34,10 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
 }
 }  // namespace
 
+namespace {
+constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
+}  // namespace
+
 void NoiseModel::validate() const {
   if (batch < 1) throw std::invalid_argument(fmt::format("--batch must be >= 1, got {}", batch));
   if (!std::isfinite(noise_scale) || !(noise_scale >= 0))
@@ -50,9 +56,6 @@ void NoiseModel::validate() const {
     throw std::invalid_argument(fmt::format("--noise must be a finite number >= 0, got {}", label_noise));
 }
 
-namespace {
-constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
-}  // namespace
 
 template <class Real>
 Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
@@ -67,12 +70,18 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
       // c for C = c H, 1 when the spectrum gives C_ii (folded into the injection).
       label_noise_(!noise.additive()                    ? Real(noise.label_noise)
                    : spectrum.noise_covariance.empty() ? Real(noise.noise_scale)
-                                                        : Real(1)),
-      lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+                                                        : Real(1)) {
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
   if (method.initial.k < 1 || method.initial.k > max_states)
     throw std::invalid_argument(fmt::format("a method has 1..{} states, got {}", max_states, method.initial.k));
+  // Memory per direction: the spectrum's two doubles, then lambda, the
+  // initial moments and k(k+1)/2 state entries in Real (checked before
+  // allocating: 56 bytes for double k = 2, 336 for mp50, as measured).
+  check_fits_in_memory(spectrum.dim(), "spectrum",
+                       2.0 * sizeof(double) + double(2 + unique_entries(method.initial.k)) * sizeof(Real));
+  lambda_.assign(spectrum.lambda.begin(), spectrum.lambda.end());
+  choose_units(spectrum);
   state_.resize(static_cast<std::size_t>(unique_entries(method.initial.k)) * lambda_.size());
   init_.assign(spectrum.init.begin(), spectrum.init.end());
   if (spectrum.weighted() && spectrum.weight.size() != spectrum.lambda.size())
@@ -81,11 +90,15 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
   if (own_covariance && spectrum.noise_covariance.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and noise covariance differ in length");
   if (spectrum.weighted() || own_covariance) {
+    using std::ldexp;
     weighted_lambda_.resize(lambda_.size());
     for (std::size_t i = 0; i < lambda_.size(); ++i) {
       const Real w(spectrum.weight_at(i));
       init_[i] *= w;
-      weighted_lambda_[i] = w * (own_covariance ? Real(spectrum.noise_covariance[i]) : lambda_[i]);
+      // In the rescaled units (lambda / 2^e, lr 2^e, sigma^2 / 2^e) C_ii is C_ii / 2^(2e):
+      // one 2^-e here, the other in the forcing's sigma^2 slot.
+      weighted_lambda_[i] =
+          w * (own_covariance ? ldexp(Real(spectrum.noise_covariance[i]), -lambda_exp_) : lambda_[i]);
     }
   }
   reset();
@@ -104,9 +117,57 @@ constexpr int max_scale_exp = 1 << 20;
 }  // namespace
 
 template <class Real>
+void Dynamics<Real>::choose_units(const Spectrum& spectrum) {
+  using std::frexp;
+  using std::ldexp;
+  // lambda_max / 2^e in [1/2, 1), unless that would push lambda_min below
+  // the normal range of Real (kappa > 2^1021 in double): then as far as
+  // keeps it normal. Powers of two: the rescaling itself is exact.
+  double top = 0, bottom = std::numeric_limits<double>::infinity();
+  for (const double l : spectrum.lambda)
+    if (l > 0) {
+      top = std::max(top, l);
+      bottom = std::min(bottom, l);
+    }
+  if (!(top > 0) || !std::isfinite(top)) return;
+  int e_top = 0, e_bottom = 0;
+  std::frexp(top, &e_top);
+  std::frexp(bottom, &e_bottom);
+  lambda_exp_ = std::min(e_top, e_bottom - std::numeric_limits<Real>::min_exponent);
+  for (Real& l : lambda_) l = ldexp(l, -lambda_exp_);
+  // A state vector that starts at 0 and whose gradient injection q_a is
+  // nearer 1 in the original units than in the rescaled ones (q_a = O(1)
+  // where a parameter's is O(lr) = O(1/lambda)) carries gradients: it is
+  // measured in units of 2^e. One that starts at s0_a e_0 != 0 is in the
+  // units of e_0. Any choice is exact; this one keeps every entry near 1.
+  const Method<Real>& m = path_.initial;
+  for (int a = 0; a < m.k; ++a) {
+    if (m.s0[a] != 0 || m.q[a] == 0 || !is_finite(m.q[a])) continue;
+    int eq = 0;
+    frexp(m.q[a], &eq);
+    if (std::abs(eq) < std::abs(eq + lambda_exp_)) unit_exp_[a] = lambda_exp_;
+  }
+}
+
+template <class Real>
+void Dynamics<Real>::to_units(Method<Real>& m) const {
+  using std::ldexp;
+  if (lambda_exp_ == 0) return;
+  for (int a = 0; a < m.k; ++a) {
+    for (int b = 0; b < m.k; ++b) m.P[a][b] = ldexp(m.P[a][b], unit_exp_[b] - unit_exp_[a]);
+    m.q[a] = ldexp(m.q[a], lambda_exp_ - unit_exp_[a]);
+    m.r[a] = ldexp(m.r[a], unit_exp_[a]);
+    m.o[a] = ldexp(m.o[a], unit_exp_[a]);
+    m.s0[a] = ldexp(m.s0[a], -unit_exp_[a]);
+  }
+}
+
+template <class Real>
 void Dynamics<Real>::reset() {
+  using std::ldexp;
   // S_i(0) = E[e_{0,i}^2] s0 s0^T: state vector a starts at s0[a] e_0.
   method_ = path_.coefficients(0);
+  to_units(method_);
   const int k = method_.k;
   const std::size_t d = lambda_.size();
   Real* out = state_.data();
@@ -116,8 +177,9 @@ void Dynamics<Real>::reset() {
       for (std::size_t i = 0; i < d; ++i) *out++ = w * init_[i];
     }
   t_ = 0;
-  scale_exp_ = 0;
-  scaled_label_noise_ = label_noise_;
+  // L = 2^e L~ in the rescaled units (and psi likewise), sigma^2 -> sigma^2 / 2^e.
+  scale_exp_ = lambda_exp_;
+  scaled_label_noise_ = ldexp(label_noise_, -scale_exp_);
   measure();
   rescale();
   publish();
@@ -360,6 +422,7 @@ void Dynamics<Real>::step() {
   if (!path_.constant()) {
     next_ = path_.initial;
     path_.at(t_ + 1, next_);
+    to_units(next_);
     next = &next_;
   }
   if ((t_ & 1023) == 0) {

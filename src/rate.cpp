@@ -274,8 +274,14 @@ class Secular {
   Real self_pole(const Real& l, const Real& x_hi) const {
     using std::abs;
     using std::max;
+    using std::ldexp;
+    using std::min;
     const auto chi = [&](const Real& x) { return terms(l, x).chi; };
-    Real step = max(abs(x_hi), Real(1)) * epsilon<Real>() * 16;
+    // Relative to x_hi when it is small (a pole at 2e-309 must not be
+    // bracketed, and rounded, on a grid of eps), but not below 1100 binades
+    // under 1 (x_hi = 0).
+    const Real floor = ldexp(epsilon<Real>(), -1100);
+    Real step = max(min(abs(x_hi), Real(1)) * epsilon<Real>() * 16, floor);
     Real x_lo = x_hi - step;
     Real f_lo = chi(x_lo);
     int guard = 0;
@@ -289,11 +295,11 @@ class Secular {
     const Real f_hi = chi(x_hi);
     if (f_hi == 0) return x_hi;
     boost::uintmax_t iters = 200;
-    const auto tol = [](const Real& a, const Real& b) {
+    const auto tol = [floor](const Real& a, const Real& b) {
       using std::abs;
       using std::min;
       const Real eps = epsilon<Real>();
-      return abs(a - b) <= 4 * eps * max(min(abs(a), abs(b)), eps);  // relative, or 4 eps^2 near 0
+      return abs(a - b) <= 4 * eps * max(min(abs(a), abs(b)), floor);  // relative, or absolute near 0
     };
     const auto r = boost::math::tools::toms748_solve(chi, x_lo, x_hi, f_lo, f_hi, tol, iters);
     return r.first;  // the side where chi > 0: accepted
@@ -334,9 +340,17 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   const Real xb = base.x;
   if (!is_finite(xb) || !is_finite(base.scale)) throw Overflow{};
   const Real scale = base.scale != 0 ? base.scale : Real(1);
-  // Never 0: with subnormal small quantities (lr 1e-320) 4 eps scale underflows,
-  // and the steps below that grow from it would stay 0 for ever.
-  const Real resolution = max(Real(4 * eps * scale), std::numeric_limits<Real>::denorm_min());
+  // Relative to the base itself when it is far smaller than the direction's
+  // small quantities (kappa = 1e300, lr 1e-10: 1 - rho(D) = 2e-309 next to
+  // 1 - beta = 0.1), or the bracket could not resolve the gap and rounds it to
+  // 0; but at most 1100 binades below them (a base of 0 would otherwise start
+  // at mp50's denorm_min and step up from there for ever). Never 0: with
+  // subnormal small quantities (lr 1e-320) 4 eps scale underflows, and the
+  // steps below that grow from it would stay 0 for ever.
+  using std::ldexp;
+  const Real size = xb > 0 && xb < scale ? xb : scale;
+  const Real resolution =
+      max(max(Real(4 * eps * size), ldexp(Real(4 * eps * scale), -1100)), std::numeric_limits<Real>::denorm_min());
   Real x_hi = xb;
   Evaluation<Real> e_hi = g(x_hi);
   Real x_rej = xb;

@@ -120,11 +120,13 @@ std::size_t parse_dimension(const std::string& text, std::string_view whole) {
 
 }  // namespace
 
-void check_fits_in_memory(std::size_t d, std::string_view what) {
-  // A double-precision run keeps about 7 doubles per direction (spectrum,
-  // initial moments, 1 or 3 state entries and a copy of lambda).
-  constexpr double bytes_per_direction = 64;
+double physical_memory() {
   const double physical = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+  return physical > 0 ? physical : 0;
+}
+
+void check_fits_in_memory(std::size_t d, std::string_view what, double bytes_per_direction) {
+  const double physical = physical_memory();
   if (physical > 0 && double(d) * bytes_per_direction > 0.8 * physical)
     throw std::invalid_argument(fmt::format("'{}': d = {} needs about {:.1f} GiB, more than this machine's memory ({:.1f} GiB)",
                                             what, d, double(d) * bytes_per_direction / (1u << 30), physical / (1u << 30)));

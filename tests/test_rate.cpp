@@ -12,6 +12,7 @@
 #include <boost/multiprecision/eigen.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -418,17 +419,20 @@ TEST_CASE("escalation: where double is off by more than rtol, auto goes on and m
 TEST_CASE("escalation: a gap that rounds to 0 in double and long double is not taken as an answer") {
   // kappa = 1e50: the slowest direction of heavy ball contracts its second
   // moment by 1 - 2 eta lambda_min / (1 - beta) + O((eta lambda_min)^2), a gap
-  // of 2e-51, far below the resolution of rho in double and long double (both
-  // return gap 0). Two zeros must not "agree": auto goes on to a precision that
-  // resolves the gap.
+  // of 2e-51, far below the resolution of rho in double and long double. The
+  // bracket is now relative to the base, so both resolve it; before, both
+  // returned gap 0, and two zeros must never "agree" (auto went on to quad).
   const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=2,kappa=1e50");
   const double lr = 0.01, beta = 0.9;
   const cesr::AutoRate a = cesr::contraction_rate_auto(s, hb(lr, beta), cesr::NoiseModel{1, 3, 0}, 1e-10);
   const double expected = 2 * lr * s.lambda_min() / (1 - beta);
   INFO("gap ", a.gap, " expected ", expected);
   CHECK(a.stable);
-  CHECK(a.precision >= cesr::Precision::Quad);
+  CHECK(a.precision >= cesr::Precision::Long);
   CHECK(std::abs(a.gap - expected) <= 1e-12 * expected);
+  const cesr::AutoRate d = cesr::contraction_rate_in(cesr::Precision::Double, s, hb(lr, beta), cesr::NoiseModel{1, 3, 0});
+  CHECK(d.stable);
+  CHECK(std::abs(d.gap - expected) <= 1e-12 * expected);
 }
 
 TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 and B from 1 to 1e9") {
@@ -477,4 +481,29 @@ TEST_CASE("heavy ball with beta = 0 (3x3 blocks) has the rate of SGD (1x1 blocks
     CHECK(abs(h.rho - sgd.rho) <= mp50("1e-40") * sgd.rho);
     CHECK(h.stable == sgd.stable);
   }
+}
+
+TEST_CASE("a gap below the double range (kappa = 1e300, lr 1e-10): the closed form 2 lr lambda_min / (1 - beta)") {
+  // Heavy ball on lambda = (1, 1e-300): the slow direction's deterministic
+  // second-moment radius is (1 - lr lambda/(1 - beta) + O((lr lambda)^2))^2,
+  // its noise (lambda^2 / B = 1e-600) and the fast direction's share of the
+  // secular function (~1e-11) move the root by far less than 1e-20 relative,
+  // so gap = 2 lr lambda_min / (1 - beta) to ~1e-20. It used to come out as
+  // -0, "unstable", in every precision (the bracket's resolution was eps
+  // times 1 - beta, 0.1, not eps times the gap).
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=2,kappa=1e300", "isotropic");
+  const auto spec = cesr::method_spec("hb", {{"lr", 1e-10}, {"momentum", 0.9}});
+  const cesr::NoiseModel noise{1};
+  const mp50 lmin(*std::min_element(sp.lambda.begin(), sp.lambda.end()));
+  const mp50 want = 2 * mp50("1e-10") * lmin / (1 - mp50("0.9"));
+  for (const auto p : {cesr::Precision::Long, cesr::Precision::Quad, cesr::Precision::Mp50}) {
+    CAPTURE(cesr::to_string(p));
+    const cesr::AutoRate r = cesr::contraction_rate_in(p, sp, spec, noise);
+    CHECK(r.stable);
+    CHECK(cesr::to_double(mp50(abs(mp50(r.gap_text) / want - 1))) <= 1e-15);
+  }
+  const cesr::AutoRate a = cesr::contraction_rate_auto(sp, spec, noise, 1e-10);
+  CHECK(a.stable);
+  CHECK(a.precision != cesr::Precision::Double);
+  CHECK(cesr::to_double(mp50(abs(mp50(a.gap_text) / want - 1))) <= 1e-10);
 }

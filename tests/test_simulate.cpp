@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -333,4 +334,31 @@ TEST_CASE("cesr simulate: losses above 1e154 keep a finite standard error (squar
   }
   CHECK(rows == 198);
   CHECK(huge > 10);
+TEST_CASE("simulate refuses up front a run whose recorded points exceed memory, saying what it would need") {
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=10,kappa=10", "isotropic");
+  cesr::SimulationConfig config;
+  config.steps = 1000000000;
+  config.runs = 2;
+  const cesr::NoiseModel noise{1};
+  const auto cost = cesr::simulation_cost(sp, noise, config);
+  CHECK(cost.points > 1e9);
+  CHECK(cost.bytes > 5e11);  // about 550 bytes per recorded point, as measured
+  if (cesr::physical_memory() > 0 && cost.bytes > 0.8 * cesr::physical_memory()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(cesr::simulate(sp, cesr::method_spec("sgd", {{"lr", 0.1}}), noise, config, cesr::Precision::Double),
+                    cesr::FieldError);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+    const Run r = cesr_run("simulate --spectrum loguniform:d=10,kappa=10 --method sgd --lr 0.1 --steps 1e9 --runs 2 "
+                           "--output never_written.csv");
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--steps") != std::string::npos);
+    CHECK(r.err.find("GiB") != std::string::npos);
+    CHECK(r.err.find("core-hours") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(std::ifstream("never_written.csv").good());
+  }
+  // Recording every 1e6-th step needs little memory: not refused.
+  config.every = 1000000;
+  CHECK_NOTHROW(cesr::check_simulation_size(sp, noise, config));
 }

@@ -18,8 +18,10 @@
 #include "cesr/schedule.hpp"
 #include "cesr/spectrum.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace cesr {
@@ -72,6 +74,16 @@ inline constexpr double divergence_threshold = std::numeric_limits<double>::max(
 /// so a diverging double-precision run overflows in loss() (when L_t itself
 /// passes the largest double), not earlier inside the state, and reports its
 /// divergence at the same step as a 50-digit run.
+///
+/// The problem itself is solved in units where the largest eigenvalue is
+/// about 1: lambda -> lambda / 2^e, and each state vector a is measured in
+/// units of 2^(e u_a) (u_a = 1 for a state that carries gradients, such as
+/// PyTorch's momentum buffer, 0 for one that carries parameters), which maps
+/// (P, q, r, o, s0) to (D^-1 P D, 2^e D^-1 q, D r, D o, D^-1 s0) with
+/// D = diag(2^(e u_a)), sigma^2 to sigma^2 / 2^e and L to L / 2^e. This is a
+/// diagonal similarity by powers of two, so every rounded operation is the
+/// same up to that power of two (exactly the same digits), but lr^2 lambda^2
+/// and q q^T never overflow or underflow on a spectrum scaled by 1e+-300.
 /// Which per-direction kernel Dynamics runs: the hand-specialised k = 1 and
 /// k = 2 ones where they apply (Auto), or the generic one for any k (tests
 /// hold the two against each other).
@@ -99,8 +111,10 @@ class Dynamics {
   bool diverged() const;
 
   std::size_t dim() const { return lambda_.size(); }
-  /// The coefficients of the current step.
+  /// The coefficients of the current step, in the rescaled units (see above).
   const Method<Real>& method() const { return method_; }
+  /// The exponent e of the rescaling lambda -> lambda / 2^e.
+  int lambda_exponent() const { return lambda_exp_; }
 
  private:
   void measure();  // recomputes the scaled loss and psi from the state
@@ -118,6 +132,8 @@ class Dynamics {
   Real coupling() const {
     return (noise_.additive() ? scaled_label_noise_ : scaled_psi_ + scaled_label_noise_) * inv_batch_;
   }
+  void choose_units(const Spectrum& spectrum);  // lambda_exp_, unit_exp_ and lambda_
+  void to_units(Method<Real>& m) const;  // coefficients in the rescaled units
 
   MethodPath<Real> path_;
   Method<Real> method_, next_;   // coefficients of steps t and t + 1
@@ -139,6 +155,8 @@ class Dynamics {
   Real loss_{}, psi_{};          // unscaled L_t and psi_t
   Real scaled_loss_{}, scaled_psi_{}, scaled_label_noise_{};
   int scale_exp_ = 0;
+  int lambda_exp_ = 0;                      // lambda is stored as lambda / 2^lambda_exp_
+  std::array<int, max_states> unit_exp_{};  // state vector a in units of 2^unit_exp_[a]
   std::uint64_t t_ = 0;
 };
 
@@ -175,5 +193,51 @@ template <class Real>
 StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Real>& method,
                                   const NoiseModel& noise, const Real& target, bool relative,
                                   std::uint64_t max_steps);
+
+/// A loss curve in automatic precision: computed in double, then long double,
+/// quad and mp50 until two successive precisions agree to `rtol` (relative)
+/// at every reported step and on the divergence step; the values reported are
+/// those of the higher of the two (loss_curve_auto). The mp50 curve is
+/// reported when no two agree (agreed = false; mp50 against 100 digits: see
+/// docs/loss.md).
+struct AutoLossCurve {
+  std::vector<std::uint64_t> step;
+  std::vector<double> loss;              ///< rounded to double
+  std::vector<std::string> loss_text;    ///< 17 digits (auto), every digit of a forced precision
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;  ///< whose values are reported
+  bool agreed = true;                    ///< false: mp50's, with nothing to compare it to
+  double disagreement = 0;               ///< largest relative difference of the last pair compared
+};
+
+/// Relative difference of two losses, 0 when both are 0 (two curves that both
+/// underflow agree).
+double relative_difference(double a, double b);
+
+AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                              std::uint64_t steps, std::uint64_t every, double rtol = 1e-10);
+
+/// steps_to_target in automatic precision: two successive precisions must
+/// find the same step (or both none), the same divergence, and losses that
+/// agree to `rtol`.
+struct AutoSteps {
+  std::optional<std::uint64_t> steps;
+  std::string loss_text, initial_loss_text;
+  double loss = 0, initial_loss = 0;
+  std::uint64_t steps_run = 0;
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;
+  bool agreed = true;
+  std::optional<double> floor;  ///< the additive model's loss floor (StepsResult::floor), rounded to double
+};
+
+AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                               double target, bool relative, std::uint64_t max_steps, double rtol = 1e-10);
+
+/// The same in one fixed precision, reported alike.
+AutoLossCurve loss_curve_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                            const NoiseModel& noise, std::uint64_t steps, std::uint64_t every);
+AutoSteps steps_to_target_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise, double target, bool relative, std::uint64_t max_steps);
 
 }  // namespace cesr

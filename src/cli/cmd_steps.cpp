@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iostream>
 
 namespace cesr::cli {
@@ -13,6 +14,7 @@ struct StepsOptions {
   double target = 0;
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
+  double rtol = 1e-10;
   std::string output;
   ProgressFlags progress;
 };
@@ -21,27 +23,33 @@ int run_steps(const StepsOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const MethodSpec spec = o.problem.make_method();
   const NoiseModel noise = o.problem.make_noise();
-  const Precision precision = o.problem.make_precision();
+  const std::optional<Precision> precision = o.problem.make_auto_precision();
+  check_escalation_rtol(o.rtol);
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
-  // The steps needed are not known in advance: the line shows those done.
+  // The steps needed are not known in advance: the line shows those done
+  // (summed over the precisions that automatic precision runs).
   ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
   const WorkScope counting(&progress.counter());
-  return with_precision(precision, [&](auto zero) -> int {
-    using Real = decltype(zero);
-    const auto res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, static_cast<Real>(o.target),
-                                           o.relative, o.max_steps);
+  {
+    const AutoSteps res =
+        precision ? steps_to_target_in(*precision, spectrum, spec, noise, o.target, o.relative, o.max_steps)
+                  : steps_to_target_auto(spectrum, spec, noise, o.target, o.relative, o.max_steps, o.rtol);
+    if (!res.agreed)
+      std::cerr << fmt::format("cesr steps: warning: quad and mp50 do not agree to --rtol {:g}; mp50's answer "
+                               "is printed\n",
+                               o.rtol);
     if (res.diverged_at) {
       std::cerr << fmt::format("cesr steps: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
                                divergence_threshold, *res.diverged_at);
       return Exit::diverged;
     }
     // The additive model adds its loss floor (the loss as t -> infinity).
-    const std::string floor = res.floor ? fmt::format(", \"loss_floor\": {}", is_finite(*res.floor) ? format_real(*res.floor) : "null") : "";
+    const std::string floor = res.floor ? fmt::format(", \"loss_floor\": {}", std::isfinite(*res.floor) ? format_real(*res.floor) : "null") : "";
     const std::string json = fmt::format(
         "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}{}}}\n",
-        res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", format_real(res.loss),
-        format_real(res.initial_loss), floor);
+        res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", res.loss_text,
+        res.initial_loss_text, floor);
     write_output(o.output, json);
     if (!res.steps && res.floor && res.steps_run == 0)
       std::cerr << fmt::format("cesr steps: the target is at or below the loss floor {} of the additive noise: never reached\n",
@@ -50,12 +58,19 @@ int run_steps(const StepsOptions& o) {
       std::cerr << fmt::format("cesr steps: target not reached within --max-steps {} (loss {} at the last step)\n",
                                o.max_steps, format_real(res.loss, 6));
     return res.steps ? Exit::ok : Exit::not_reached;
-  });
+  }
 }
 
 const Registrar registrar{{"steps", "Steps until the exact expected loss reaches a target", 20, [](CLI::App& app) {
   auto o = std::make_shared<StepsOptions>();
-  add_problem_options(app, o->problem);
+  ProblemFlags flags;
+  flags.auto_precision = true;
+  add_problem_options(app, o->problem, flags);
+  app.add_option("--rtol", o->rtol,
+                 "With --precision auto: relative agreement of the losses required between two successive "
+                 "precisions (which must also find the same step)")
+      ->capture_default_str()
+      ->group("Numerics");
   app.add_option("--target", o->target, "Target loss EPS (absolute, or relative to L_0 with --relative)")
       ->required()
       ->group("Run");
