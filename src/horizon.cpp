@@ -437,11 +437,83 @@ namespace {
 
 enum class Verdict { Below, Above, Unsure };
 
+// The first t with L_t <= goal. Outer empty: undecided in this precision
+// (`why` says why); inner empty: never (the goal is below what L_t reaches).
+// A comparison is decided when the error bound separates L_t from the goal;
+// one that is not but whose bound is within rtol |L_t| is decided by the
+// value and flagged in `near` (the target is within the tolerance of L at
+// that step, where time stepping in any precision may decide either way).
 template <class W>
-Verdict compare(const Bounded<W>& v, const W& goal) {
-  if (v.value + v.error <= goal) return Verdict::Below;
-  if (v.value - v.error > goal) return Verdict::Above;
-  return Verdict::Unsure;
+std::optional<std::optional<std::uint64_t>> first_crossing(const SpectralLoss<W>& sl, const W& goal, double rtol,
+                                                           std::string& why, bool& near) {
+  using Out = std::optional<std::optional<std::uint64_t>>;
+  bool undecided = false;
+  std::uint64_t undecided_at = 0;
+  const auto below = [&](std::uint64_t t) {
+    const auto v = sl.at(t);
+    using std::abs;
+    if (v.value + v.error <= goal) return true;
+    if (v.value - v.error > goal) return false;
+    if (v.error <= W(rtol) * abs(v.value)) {
+      near = true;
+      return v.value <= goal;
+    }
+    undecided = true;
+    undecided_at = t;
+    return false;
+  };
+  const auto give_up = [&]() -> Out {
+    why = fmt::format("L at step {} is not separated from the target in {}", undecided_at,
+                      to_string(precision_of<W>()));
+    return std::nullopt;
+  };
+  // t = 0 is L_0 itself (as time stepping measures it).
+  if (sl.initial_loss() <= goal) return Out{std::uint64_t{0}};
+  // An end: a step already below the goal, or one after which the lower
+  // bound stays above it for ever.
+  std::uint64_t end = 0;
+  bool never_after = false;
+  for (std::uint64_t t = 1;; t = t > forever / 2 ? forever : 2 * t) {
+    if (below(t)) {
+      end = t;
+      break;
+    }
+    if (undecided) return give_up();
+    if (sl.lower_bound(t, forever) > goal) {
+      end = t;
+      never_after = true;
+      break;
+    }
+    if (t == forever) {
+      why = "the target is neither reached nor excluded at any step (it is within the tolerance of the floor)";
+      return std::nullopt;
+    }
+  }
+  // First t in [1, end] with L_t <= goal, depth first, left to right: a range
+  // whose lower bound stays above the goal is skipped, the rest is split.
+  int nodes = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> stack{{1, end}};
+  while (!stack.empty()) {
+    if (++nodes > max_search_nodes) {
+      why = "the first-crossing search needs too many steps to separate";
+      return std::nullopt;
+    }
+    if ((nodes & 255) == 0) throw_if_stopped();
+    const auto [lo, hi] = stack.back();
+    stack.pop_back();
+    if (lo > hi || sl.lower_bound(lo, hi) > goal) continue;
+    if (below(lo)) return Out{lo};
+    if (undecided) return give_up();
+    if (lo == hi) continue;
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    stack.push_back({mid + 1, hi});
+    stack.push_back({lo + 1, mid});
+  }
+  if (!never_after) {
+    why = "the first-crossing search lost the crossing it had found";
+    return std::nullopt;
+  }
+  return Out{std::optional<std::uint64_t>{}};
 }
 
 }  // namespace
@@ -455,91 +527,44 @@ std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const M
       precision_of<Real>(), spectrum, spec, noise, report,
       [&](const auto& sl, std::string& why) -> std::optional<StepsResult<Real>> {
         using W = std::decay_t<decltype(sl.initial_loss())>;
-        const W goal = relative ? W(convert<W>(target)) * sl.initial_loss() : W(convert<W>(target));
+        const W goal = relative ? convert<W>(target) * sl.initial_loss() : convert<W>(target);
+        bool near = false;
+        const auto first = first_crossing(sl, goal, rtol, why, near);
+        if (!first) return std::nullopt;
         StepsResult<Real> out;
         out.initial_loss = convert<Real>(sl.initial_loss());
-        // A point must be decided with certainty and to the tolerance.
-        bool unsure = false;
-        std::uint64_t unsure_at = 0;
-        const auto below = [&](std::uint64_t t) {
-          const auto v = sl.at(t);
-          using std::abs;
-          const Verdict verdict = compare(v, goal);
-          if (verdict == Verdict::Unsure || !(v.error <= W(rtol) * abs(v.value))) {
-            unsure = true;
-            unsure_at = t;
-          }
-          return verdict == Verdict::Below;
-        };
-        const auto unsure_reason = [&] {
-          why = fmt::format("L at step {} is within its error bound of the target in {}", unsure_at,
-                            to_string(precision_of<W>()));
-        };
-        // t = 0 is L_0 itself (as time stepping measures it).
-        if (sl.initial_loss() <= goal) {
-          out.steps = 0;
-          out.loss = out.initial_loss;
+        if (!*first) {
+          out.loss = convert<Real>(sl.floor().value);  // never reached: the floor it tends to
           return out;
         }
-        // An end: a step already below the goal, or one after which the
-        // lower bound stays above it for ever.
-        std::uint64_t end = 0;
-        bool never_after = false;
-        for (std::uint64_t t = 1;; t = t > forever / 2 ? forever : 2 * t) {
-          if (below(t)) {
-            end = t;
-            break;
-          }
-          if (unsure) return unsure_reason(), std::optional<StepsResult<Real>>{};
-          if (sl.lower_bound(t, forever) > goal) {
-            end = t;
-            never_after = true;
-            break;
-          }
-          if (t == forever) {
-            why = "neither reached nor excluded at any horizon (the target is within the tolerance of the floor)";
-            return std::nullopt;
-          }
-        }
-        // First t in [1, end] with L_t <= goal: ranges whose lower bound stays
-        // above the goal are skipped; the rest are split down to single steps.
-        int nodes = 0;
-        std::optional<std::uint64_t> first;
-        // Iterative depth-first search, left to right.
-        std::vector<std::pair<std::uint64_t, std::uint64_t>> stack{{1, end}};
-        while (!stack.empty() && !first) {
-          if (++nodes > max_search_nodes) {
-            why = "the first-crossing search needs too many steps to separate";
-            return std::nullopt;
-          }
-          if ((nodes & 255) == 0) throw_if_stopped();
-          const auto [lo, hi] = stack.back();
-          stack.pop_back();
-          if (lo > hi) continue;
-          if (sl.lower_bound(lo, hi) > goal) continue;
-          if (below(lo)) {
-            first = lo;
-            break;
-          }
-          if (unsure) return unsure_reason(), std::optional<StepsResult<Real>>{};
-          if (lo == hi) continue;
-          const std::uint64_t mid = lo + (hi - lo) / 2;
-          stack.push_back({mid + 1, hi});
-          stack.push_back({lo + 1, mid});
-        }
-        if (!first) {
-          if (!never_after) {
-            why = "the first-crossing search lost the crossing it had found";
-            return std::nullopt;
-          }
-          out.loss = convert<Real>(sl.floor().value);
-          out.steps_run = 0;
-          return out;
-        }
-        out.steps = *first;
-        out.steps_run = *first;
-        out.loss = convert<Real>(sl.at(*first).value);
+        const std::uint64_t t = **first;
+        out.steps = t;
+        out.steps_run = t;
+        out.loss = t == 0 ? out.initial_loss : convert<Real>(sl.at(t).value);
+        report.near_target = near;
         return out;
+      });
+}
+
+std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const MethodSpec& spec,
+                                               const NoiseModel& noise, double target, bool relative, double rtol,
+                                               HorizonReport& report) {
+  report.rtol = rtol;
+  return escalate<double>(
+      Precision::Double, spectrum, spec, noise, report, [&](const auto& sl, std::string& why) -> std::optional<double> {
+        using W = std::decay_t<decltype(sl.initial_loss())>;
+        using std::log;
+        const W goal = relative ? W(target) * sl.initial_loss() : W(target);
+        bool near = false;
+        const auto first = first_crossing(sl, goal, rtol, why, near);
+        if (!first) return std::nullopt;
+        if (!*first) return std::numeric_limits<double>::infinity();
+        const std::uint64_t t = **first;
+        if (t == 0) return 0.0;
+        const W before = t == 1 ? sl.initial_loss() : sl.at(t - 1).value, now = sl.at(t).value;
+        // ln L linear between t - 1 and t (tune.hpp, fractional_steps).
+        const double frac = to_double(log(before / goal) / log(before / now));
+        return static_cast<double>(t - 1) + std::clamp(frac, 0.0, 1.0);
       });
 }
 

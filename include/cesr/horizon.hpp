@@ -105,6 +105,9 @@ struct HorizonReport {
   std::string reason;                       ///< why it did not answer (when !exact)
   double rtol = default_horizon_rtol;
   std::size_t modes = 0;
+  /// The target was within the error bound (itself within rtol) of L at a
+  /// step the search decided by the value.
+  bool near_target = false;
   /// "exact spectral (double, 1000 modes, rtol 1e-10)" or "time stepping (REASON)".
   std::string describe() const;
 };
@@ -134,5 +137,13 @@ template <class Real>
 std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const MethodSpec& spec,
                                                const NoiseModel& noise, const Real& target, bool relative,
                                                double rtol, HorizonReport& report);
+
+/// The tuner's continuous stand-in for the step count (tune.hpp,
+/// fractional_steps) through the spectral path, with no cap: +infinity when
+/// the target is never reached. Empty when the path does not apply or cannot
+/// decide (report says why).
+std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const MethodSpec& spec,
+                                               const NoiseModel& noise, double target, bool relative, double rtol,
+                                               HorizonReport& report);
 
 }  // namespace cesr

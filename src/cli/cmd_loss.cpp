@@ -22,6 +22,7 @@ struct LossOptions {
   std::string compare_batches;       // comma-separated batch sizes
   std::string plot, plot_scale = "semilogy";
   const CLI::Option* batch_flag = nullptr;
+  HorizonOptions horizon;
 };
 
 /// A method written as NAME[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
@@ -141,6 +142,7 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
 }
 
 int run_loss(const LossOptions& o) {
+  o.horizon.make_mode();  // a bad --horizon fails before any work
   const Spectrum spectrum = o.problem.make_spectrum();
   ProblemOptions problem = o.problem;
   problem.horizon = o.steps;  // for schedules that leave out steps=
@@ -197,7 +199,7 @@ int run_loss(const LossOptions& o) {
       noise.batch = batch;
       const bool ok = with_precision(precision, [&](auto zero) -> bool {
         using Real = decltype(zero);
-        const auto curve = loss_curve<Real>(spectrum, make_path<Real>(spec), noise, o.steps, o.every);
+        const auto curve = horizon_curve<Real>("loss", spectrum, spec, noise, o.steps, o.every, o.horizon);
         if (curve.diverged_at) {
           std::cerr << fmt::format("cesr loss: {} diverges at batch {}: the loss exceeds {:.3g} at step {}\n",
                                    describe(spec), batch, divergence_threshold, *curve.diverged_at);
@@ -297,6 +299,7 @@ int run_loss(const LossOptions& o) {
 const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 10, [](CLI::App& app) {
   auto o = std::make_shared<LossOptions>();
   add_problem_options(app, o->problem);
+  add_horizon_options(app, o->horizon);
   o->batch_flag = app.get_option("--batch");
   app.add_option("--steps", o->steps, "Number of steps T")->required()->group("Run");
   app.add_option("--every", o->every, "Print every N-th step (the last step is always printed)")

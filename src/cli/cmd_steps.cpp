@@ -14,6 +14,7 @@ struct StepsOptions {
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
   std::string output;
+  HorizonOptions horizon;
 };
 
 int run_steps(const StepsOptions& o) {
@@ -23,21 +24,50 @@ int run_steps(const StepsOptions& o) {
   const Precision precision = o.problem.make_precision();
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
+  const HorizonMode mode = o.horizon.make_mode();
   return with_precision(precision, [&](auto zero) -> int {
     using Real = decltype(zero);
-    const auto res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, static_cast<Real>(o.target),
-                                           o.relative, o.max_steps);
+    const Real target = static_cast<Real>(o.target);
+    // Auto: time stepping while it is cheaper than the spectral set-up
+    // (32 d steps), then the certified spectral path, which no --max-steps
+    // caps; where that does not apply, time stepping up to --max-steps.
+    StepsResult<Real> res;
+    HorizonReport rep;
+    bool done = false;
+    if (mode == HorizonMode::Auto) {
+      const auto cheap = std::min<std::uint64_t>(o.max_steps, 32 * spectrum.dim());
+      res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, target, o.relative, cheap);
+      done = res.steps || res.diverged_at || cheap == o.max_steps && horizon_unsupported(spectrum, spec, noise);
+      rep.reason = "reached by time stepping";
+    }
+    if (!done && mode != HorizonMode::Stepping) {
+      if (auto fast = horizon_steps<Real>(spectrum, spec, noise, target, o.relative, o.horizon.rtol, rep)) {
+        res = *fast;
+        done = true;
+      } else if (mode == HorizonMode::Exact) {
+        throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+      } else {
+        std::cerr << fmt::format("cesr steps: {}: time stepping ({})\n", describe(spec), rep.reason);
+      }
+    }
+    if (!done) {
+      if (mode == HorizonMode::Stepping) rep.reason = "--horizon stepping";
+      res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, target, o.relative, o.max_steps);
+    }
     if (res.diverged_at) {
       std::cerr << fmt::format("cesr steps: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
                                divergence_threshold, *res.diverged_at);
       return Exit::diverged;
     }
     const std::string json = fmt::format(
-        "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}}}\n",
+        "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}, \"horizon\": \"{}\"}}\n",
         res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", format_real(res.loss),
-        format_real(res.initial_loss));
+        format_real(res.initial_loss), rep.exact ? "exact" : "stepping");
     write_output(o.output, json);
-    if (!res.steps)
+    if (!res.steps && rep.exact)
+      std::cerr << fmt::format("cesr steps: the target is below the noise floor (L_inf = {}): never reached\n",
+                               format_real(res.loss, 6));
+    else if (!res.steps)
       std::cerr << fmt::format("cesr steps: target not reached within --max-steps {} (loss {} at the last step)\n",
                                o.max_steps, format_real(res.loss, 6));
     return res.steps ? Exit::ok : Exit::not_reached;
@@ -51,13 +81,16 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
       ->required()
       ->group("Run");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Run");
-  app.add_option("--max-steps", o->max_steps, "Give up after this many steps")->capture_default_str()->group("Run");
+  app.add_option("--max-steps", o->max_steps, "Give up time stepping after this many steps (the exact path has no cap)")
+      ->capture_default_str()
+      ->group("Run");
+  add_horizon_options(app, o->horizon);
   app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
       ->check(writable_output())
       ->group("Output");
   app.footer(
-      "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0}; exit 1 when the\n"
-      "target is not reached within --max-steps, 3 when the method diverges.\n"
+      "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0, \"horizon\": \"exact\"};\n"
+      "exit 1 when the target is not reached (within --max-steps when time stepping), 3 when the method diverges.\n"
       "Example:\n  cesr steps --spectrum loguniform:d=100,kappa=1e4 --method sgd --lr 1 --batch 16 "
       "--target 1e-3 --relative");
   return [o] { return run_steps(*o); };
