@@ -299,6 +299,8 @@ Bounded<Real> SpectralLoss<Real>::at(std::uint64_t t) const {
   using std::abs;
   using std::expm1;
   const Real eps = epsilon<Real>();
+  // L_0 as time stepping measures it (the modes sum to it within rounding).
+  if (t == 0) return {initial_, Real(modes_.size() + 8) * eps * abs(initial_)};
   const Real tt = Real(t);
   Real sum = l_inf_, size = abs(l_inf_), err = l_inf_error_;
   for (const auto& md : modes_) {

@@ -64,6 +64,10 @@ int run_steps(const StepsOptions& o) {
         res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", format_real(res.loss),
         format_real(res.initial_loss), rep.exact ? "exact" : "stepping");
     write_output(o.output, json);
+    if (rep.near_target)
+      std::cerr << fmt::format("cesr steps: note: the target is within the tolerance (--horizon-rtol {:.3g}) of L "
+                               "at a step compared; time stepping may count one step more or fewer\n",
+                               o.horizon.rtol);
     if (!res.steps && rep.exact)
       std::cerr << fmt::format("cesr steps: the target is below the noise floor (L_inf = {}): never reached\n",
                                format_real(res.loss, 6));
