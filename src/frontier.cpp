@@ -233,6 +233,7 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
   std::size_t done = 0;
+  std::vector<char> finished(total, 0);
   std::exception_ptr failure;
   const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
   auto work = [&] {
@@ -265,6 +266,7 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
       }
       std::lock_guard lock(mutex);
       ++done;
+      finished[i] = 1;
       if (options.progress) {
         // An exception from the callback stops the sweep (it is rethrown below);
         // escaping a worker thread it would end the program.
@@ -283,6 +285,19 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t) pool.emplace_back(work);
     for (auto& t : pool) t.join();
+  }
+  if (failure && options.keep_partial) {
+    // Stopped on request: keep the finished rows (any other failure is rethrown).
+    try {
+      std::rethrow_exception(failure);
+    } catch (const Stopped&) {
+      std::vector<FrontierRow> kept;
+      for (std::size_t i = 0; i < total; ++i)
+        if (finished[i]) kept.push_back(std::move(f.rows[i]));
+      f.rows = std::move(kept);
+      f.complete = false;
+      failure = nullptr;
+    }
   }
   if (failure) std::rethrow_exception(failure);
   f.summary = summarize(spectrum, f.rows, options.methods, options.tune.objective);
@@ -423,6 +438,7 @@ std::string frontier_json(const Frontier& f) {
                   {"trace_over_max", f.summary.trace_over_max},
                   {"kappa", f.summary.kappa}};
   json out = {{"problem", problem}, {"rows", rows}, {"summary", summary}};
+  if (!f.complete) out["complete"] = false;  // interrupted: the rows finished before the stop
   return out.dump(2);
 }
 

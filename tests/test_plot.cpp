@@ -510,7 +510,7 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
                            "--every 6 --runs 300 --seed 3 --threads 1";
   const Run csv = run_command("simulate " + args + " --plot " + (dir / "s.svg").string(), dir);
   REQUIRE(csv.code == 0);
-  CHECK(csv.out.rfind("step,theory,mean,stderr,z\n", 0) == 0);
+  CHECK(csv.out.rfind("step,theory,mean,stderr,z,judged_by\n", 0) == 0);
   const std::string svg = slurp(dir / "s.svg");
   CHECK(tag_balance(svg) == "");
   CHECK(count(svg, "<polygon") == 1);

@@ -43,6 +43,9 @@ struct FrontierOptions {
   /// sweep (each worker stops after its current row) and compute_frontier
   /// rethrows it (the Python bindings stop on Ctrl-C this way).
   std::function<void(std::size_t, std::size_t)> progress;
+  /// On a cooperative stop (cesr::Stopped, cesr/stop.hpp) return the rows
+  /// finished so far, with Frontier::complete false, instead of rethrowing.
+  bool keep_partial = false;
 };
 
 struct FrontierRow {
@@ -87,6 +90,9 @@ struct Frontier {
   FrontierOptions options;
   std::vector<FrontierRow> rows;         ///< method-major, batches in the given order
   FrontierSummary summary;
+  /// False when stopped early with FrontierOptions::keep_partial: `rows` are
+  /// the finished ones (in their usual order), the summary is theirs.
+  bool complete = true;
 };
 
 /// Tunes every (method, batch) on `threads` threads (rows come out in the same

@@ -36,6 +36,7 @@ struct FrontierCliOptions {
   std::string format, output;
   int digits = 3;
   std::string plot;  // --plot FILE.svg | FILE.tex
+  ProgressFlags progress;
 };
 
 struct Problem {
@@ -86,6 +87,7 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
 int run_frontier(const FrontierCliOptions& o) {
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Text : parse_format(o.format);
+  check_digits(o.digits, Precision::Double);  // the frontier's values are doubles
   FrontierOptions fo;
   try {
     fo.methods = parse_methods(o.methods);
@@ -166,7 +168,6 @@ int run_frontier(const FrontierCliOptions& o) {
     }
   }
 
-  const bool tty = isatty(fileno(stderr));
   std::vector<Frontier> results;
   // Problems, each at every budget (one budget, 0, unless the objective is final).
   {
@@ -182,21 +183,29 @@ int run_frontier(const FrontierCliOptions& o) {
     problems = std::move(each);
     spectra = std::move(each_spectrum);
   }
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    FrontierOptions opts = fo;
-    opts.samples = problems[i].samples;
-    if (tty)
-      opts.progress = [&, i](std::size_t done, std::size_t total) {
-        std::cerr << fmt::format("\rcesr frontier: problem {}/{} ({}): {}/{} tuned", i + 1, problems.size(),
-                                 problems[i].spectrum, done, total)
-                  << std::flush;
+  // SIGINT/SIGTERM stop the sweep after the rows in progress; the rows
+  // finished are written (marked incomplete) before the process ends by the signal.
+  const InterruptScope interrupt;
+  bool complete = true;
+  {
+    const std::size_t rows_each = fo.methods.size() * fo.batches.size();
+    ProgressReporter progress("cesr frontier", "rows tuned", rows_each * problems.size(), o.progress.mode());
+    for (std::size_t i = 0; i < problems.size() && complete; ++i) {
+      FrontierOptions opts = fo;
+      opts.samples = problems[i].samples;
+      opts.keep_partial = true;
+      opts.progress = [&progress, base = i * rows_each, all = rows_each * problems.size()](std::size_t done,
+                                                                                        std::size_t) {
+        progress.set(base + done, all);
       };
-    Frontier f = compute_frontier(spectra[i], noise, opts);
-    f.spectrum_text = problems[i].spectrum;
-    f.init_text = o.init;
-    results.push_back(std::move(f));
+      Frontier f = compute_frontier(spectra[i], noise, opts);
+      f.spectrum_text = problems[i].spectrum;
+      f.init_text = o.init;
+      complete = f.complete;
+      if (!complete) progress.mark_stopped();
+      results.push_back(std::move(f));
+    }
   }
-  if (tty) std::cerr << "\r\033[K" << std::flush;
   for (const auto& f : results)
     for (const auto& r : f.rows)
       if (r.tuned.confirm_failed)
@@ -241,9 +250,21 @@ int run_frontier(const FrontierCliOptions& o) {
       out += (i ? "\n" : "") + render_frontier(results[i], format, title, o.digits);
     }
   }
+  if (!complete) {
+    std::size_t rows = 0;
+    for (const auto& f : results) rows += f.rows.size();
+    const std::string note = fmt::format("incomplete: interrupted after {} of {} rows", rows,
+                                         fo.methods.size() * fo.batches.size() * problems.size());
+    // JSON says "complete": false in the problem stopped; tables end with a note.
+    if (format == Format::Csv || format == Format::Latex || pgfplots) out += (format == Format::Latex || pgfplots ? "% " : "# ") + note + "\n";
+    else if (format != Format::Json) out += "\n(" + note + ")\n";
+    std::cerr << fmt::format("cesr frontier: {}; writing them\n", note);
+  }
   const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
   write_output(o.output, out);
   write_plot(o.plot, figure);
+  // (a signal after the last row: the output is complete, the exit still an interrupt's)
+  if (!complete || interrupt.signal() != 0) interrupt.end_as_interrupted();
   // A method none of whose rows is usable has no frontier: say so, exit 1.
   std::string unusable;
   for (const Frontier& f : results)
@@ -276,10 +297,10 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  app.add_option("--methods", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
+  app.add_option("--methods,--method", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");
-  app.add_option("--batches", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
+  app.add_option("--batches,--batch", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--objective", o->objective,
@@ -315,10 +336,8 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");
-  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
-      ->check(CLI::Range(1, 17))
-      ->capture_default_str()
-      ->group("Output");
+  add_digits_option(app, o->digits);
+  add_progress_options(app, o->progress);
   add_plot_option(app, o->plot,
                   "serial runtime and compute efficiency against batch size, log-log, critical batch sizes "
                   "marked, slope -1 reference");

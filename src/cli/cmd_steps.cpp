@@ -15,6 +15,7 @@ struct StepsOptions {
   std::uint64_t max_steps = 100'000'000;
   std::string output;
   HorizonOptions horizon;
+  ProgressFlags progress;
 };
 
 int run_steps(const StepsOptions& o) {
@@ -25,6 +26,9 @@ int run_steps(const StepsOptions& o) {
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
   const HorizonMode mode = o.horizon.make_mode();
+  // The steps needed are not known in advance: the line shows those done.
+  ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
+  const WorkScope counting(&progress.counter());
   return with_precision(precision, [&](auto zero) -> int {
     using Real = decltype(zero);
     const Real target = static_cast<Real>(o.target);
@@ -92,6 +96,7 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
   app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
       ->check(writable_output())
       ->group("Output");
+  add_progress_options(app, o->progress);
   app.footer(
       "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0, \"horizon\": \"exact\"};\n"
       "exit 1 when the target is not reached (within --max-steps when time stepping), 3 when the method diverges.\n"

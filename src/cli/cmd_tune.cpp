@@ -22,6 +22,7 @@ struct TuneCliOptions {
   std::vector<std::string> search;  // NAME=LO:HI
   std::uint64_t steps = 0;          // the final objective's horizon
   std::string format, output;
+  ProgressFlags progress;
 };
 
 // 17 significant digits: pasting the value back gives the identical double.
@@ -76,6 +77,9 @@ int run_tune(const TuneCliOptions& o) {
   }
   TuneResult r;
   try {
+    // The points a search tries are not known in advance: the line shows those tried.
+    ProgressReporter progress("cesr tune", "points", 0, o.progress.mode());
+    const WorkScope counting(&progress.counter());
     r = tune(spectrum, row->name, noise, t);
   } catch (const std::invalid_argument& e) {
     usage_error("--method", e);
@@ -178,6 +182,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
       ->group("Tuning");
   add_horizon_options(app, o->horizon);
   add_output_options(app, o->format, o->output, "json|table", "json");
+  add_progress_options(app, o->progress);
   app.footer(
       "Prints {\"method\", \"batch\", \"objective\", \"params\": {...}, \"gap\", \"steps\", \"evaluations\",\n"
       "\"search\": [the box searched: {\"name\", \"coordinate\", \"lo\", \"hi\"}, ...]};\n"

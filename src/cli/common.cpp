@@ -151,6 +151,10 @@ Average ProblemOptions::make_average() const {
 
 MethodSpec ProblemOptions::make_method() const {
   MethodSpec m;
+  if (method.find(',') != std::string::npos)
+    throw UsageError(fmt::format("--method takes one method, got the list '{}' (several methods: cesr frontier "
+                                 "--methods, or cesr loss --compare NAME:key=value)",
+                                 method));
   try {
     const MethodInfo& row = method_info(method);
     m.name = std::string(row.name);
@@ -279,9 +283,14 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  o.batch_option = app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
-                       ->capture_default_str()
-                       ->group("Problem");
+  // One batch size; --batches is the same option unless the command has a
+  // list of batch sizes of its own (loss: --batches = --compare-batches). A
+  // list given to --batch is refused in main.cpp (list_given_for_one).
+  o.batch_option =
+      app.add_option(flags.batch_list_flag.empty() ? "--batch,--batches" : "--batch", o.batch,
+                     "Batch size B (fresh samples per step)")
+          ->capture_default_str()
+          ->group("Problem");
   if (flags.schedules) {
     app.add_option("--lr-schedule", o.lr_schedule,
                    "Factor m_t on --lr at step t: constant, cosine:steps=T[,warmup=W][,final=F], linear:..., "
@@ -300,7 +309,7 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
         ->group("Schedules");
   }
   if (flags.method) {
-    auto* m = app.add_option("--method", o.method, "Method: " + method_names() + " (cesr methods lists them)")
+    auto* m = app.add_option("--method,--methods", o.method, "Method: " + method_names() + " (cesr methods lists them)")
                   ->group("Method");
     if (flags.method_required) m->required();
     if (flags.hyperparameters) {
@@ -357,6 +366,70 @@ std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std
     if (!out.emplace(name, b).second) throw UsageError(fmt::format("--search: {} is given twice", name));
   }
   return out;
+}
+
+void check_digits(int digits, Precision precision) {
+  const int limit = with_precision(precision, [](auto zero) { return round_trip_digits<decltype(zero)>(); });
+  if (digits < 1 || digits > limit)
+    throw UsageError(fmt::format("--digits must be in 1..{} (the significant digits of a value in {}), got {}", limit,
+                                 to_string(precision), digits));
+}
+
+void add_digits_option(CLI::App& app, int& digits) {
+  app.add_option("--digits", digits,
+                 "Significant digits of the markdown and latex tables (at most what the precision holds: 17 in "
+                 "double)")
+      ->capture_default_str()
+      ->group("Output");
+}
+
+ProgressReporter::Mode ProgressFlags::mode() const {
+  if (progress && quiet) throw UsageError("--progress and --quiet: give one of them");
+  return progress ? ProgressReporter::Mode::Always : quiet ? ProgressReporter::Mode::Never
+                                                           : ProgressReporter::Mode::Auto;
+}
+
+void add_progress_options(CLI::App& app, ProgressFlags& flags) {
+  app.add_flag("--progress", flags.progress,
+               "Show progress (elapsed, estimated time left) on stderr after 2 s, also when stderr is not a "
+               "terminal (default: only on a terminal)")
+      ->group("Output");
+  app.add_flag("--quiet", flags.quiet, "No progress line")->group("Output");
+}
+
+namespace {
+std::atomic<bool> interrupt_flag{false};
+volatile std::sig_atomic_t interrupt_signal = 0;
+
+extern "C" void on_interrupt(int sig) {
+  interrupt_signal = sig;
+  interrupt_flag.store(true, std::memory_order_relaxed);  // lock-free: async-signal-safe
+}
+}  // namespace
+
+InterruptScope::InterruptScope() : stop_(&interrupt_flag) {
+  struct sigaction on {};
+  on.sa_handler = on_interrupt;
+  sigemptyset(&on.sa_mask);
+  on.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+  ::sigaction(SIGINT, nullptr, &old_int_);
+  ::sigaction(SIGTERM, nullptr, &old_term_);
+  if (old_int_.sa_handler != SIG_IGN) ::sigaction(SIGINT, &on, nullptr);
+  if (old_term_.sa_handler != SIG_IGN) ::sigaction(SIGTERM, &on, nullptr);
+}
+
+InterruptScope::~InterruptScope() {
+  ::sigaction(SIGINT, &old_int_, nullptr);
+  ::sigaction(SIGTERM, &old_term_, nullptr);
+}
+
+int InterruptScope::signal() const { return interrupt_signal; }
+
+void InterruptScope::end_as_interrupted() const {
+  const int sig = interrupt_signal ? interrupt_signal : SIGINT;
+  std::signal(sig, SIG_DFL);
+  ::raise(sig);
+  std::_Exit(128 + sig);  // not reached
 }
 
 Format parse_json_or_table(const std::string& name) {

@@ -7,14 +7,18 @@
 #include "cesr/dynamics.hpp"
 #include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
+#include "cesr/progress.hpp"
 #include "cesr/real.hpp"
 #include "cesr/report.hpp"
 #include "cesr/spectrum.hpp"
+#include "cesr/stop.hpp"
 #include "cesr/tune.hpp"
 
 #include <map>
 #include <optional>
 #include <string>
+
+#include <csignal>
 
 namespace cesr::cli {
 
@@ -66,6 +70,9 @@ struct ProblemFlags {
   bool schedules = true;         ///< --lr-schedule, --momentum-schedule, --batch-schedule
   bool precision = true;         ///< --precision
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
+  /// The command's option for several batch sizes (loss: --batches), named
+  /// when a list is given to --batch; empty: --batches is an alias of --batch.
+  std::string batch_list_flag;
 };
 
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
@@ -113,6 +120,44 @@ CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string
 /// Writes the rendered figure `content` to `path` (nothing when `path` is
 /// empty); I/O errors name --plot.
 void write_plot(const std::string& path, const std::string& content);
+
+/// The one rule for --digits (significant digits of markdown and LaTeX
+/// tables): 1 up to the digits the values carry in `precision` (17 for
+/// double, 21 long, 36 quad, 53 mp50), so that rounding never pads digits the
+/// arithmetic did not compute; a UsageError naming --digits and the limit.
+void check_digits(int digits, Precision precision);
+
+/// Adds --digits (group Output, default 3); check it with check_digits.
+void add_digits_option(CLI::App& app, int& digits);
+
+/// --progress and --quiet (group Output): the progress line of a long run.
+struct ProgressFlags {
+  bool progress = false, quiet = false;
+  /// Always with --progress, Never with --quiet, else Auto (a terminal, after 2 s).
+  ProgressReporter::Mode mode() const;
+};
+void add_progress_options(CLI::App& app, ProgressFlags& flags);
+
+/// While in scope, SIGINT and SIGTERM set a stop flag (installed with
+/// StopScope for this thread) instead of ending the process at once, so that a
+/// command can keep what it finished; a second signal ends the process as
+/// before. After the command has written its partial output, end_as_interrupted()
+/// ends the process by the signal received (the exit status of an interrupt).
+class InterruptScope {
+ public:
+  InterruptScope();
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  /// The signal received (0: none).
+  int signal() const;
+  /// Restores the default action of the signal received and raises it.
+  [[noreturn]] void end_as_interrupted() const;
+
+ private:
+  StopScope stop_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
 
 /// --format for the commands that print one JSON object or a small table:
 /// json or table, anything else a UsageError naming --format.
