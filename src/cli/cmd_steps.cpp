@@ -50,7 +50,8 @@ int run_steps(const StepsOptions& o) {
         done = true;
       } else if (mode == HorizonMode::Exact) {
         throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
-      } else {
+      } else if (rep.reason.find("does not contract") == std::string::npos) {
+        // (a method that does not contract is left to time stepping, which reports its divergence)
         std::cerr << fmt::format("cesr steps: {}: time stepping ({})\n", describe(spec), rep.reason);
       }
     }

@@ -253,7 +253,8 @@ LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum
     if (auto curve = horizon_loss_curve<Real>(spectrum, spec, noise, steps, every, o.rtol, rep)) return *curve;
     if (mode == HorizonMode::Exact)
       throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
-    std::cerr << fmt::format("cesr {}: {}: time stepping ({})\n", command, describe(spec), rep.reason);
+    if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+      std::cerr << fmt::format("cesr {}: {}: time stepping ({})\n", command, describe(spec), rep.reason);
   } else {
     rep.reason = mode == HorizonMode::Stepping ? "--horizon stepping" : "few steps";
   }
