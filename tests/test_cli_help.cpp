@@ -204,7 +204,7 @@ TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplet
   CHECK(has(csv.err, "cesr frontier: incomplete: interrupted after "));
   REQUIRE(fs::exists("part.csv"));
   const std::string text = cesr_test::slurp("part.csv");
-  CHECK(text.rfind("spectrum,method,batch,", 0) == 0);
+  CHECK(text.rfind("problem,spectrum,init,method,batch,", 0) == 0);
   const std::size_t rows = lines(text) - 2;  // header and the note
   CHECK(rows >= 1);
   CHECK(rows < 63);
@@ -214,7 +214,11 @@ TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplet
 
   const Run json = stopped_after("2", frontier + "part.json --format json");
   CHECK(json.code == 124);
-  const auto doc = nlohmann::json::parse(cesr_test::slurp("part.json"));
+  // one shape for every run: a list of problem objects, the one stopped marked incomplete
+  const auto list = nlohmann::json::parse(cesr_test::slurp("part.json"));
+  REQUIRE(list.is_array());
+  REQUIRE(list.size() == 1);
+  const auto& doc = list.at(0);
   CHECK(doc.at("complete") == false);
   CHECK(doc.at("rows").size() >= 1);
   CHECK(doc.at("rows").size() < 63);

@@ -114,12 +114,22 @@ std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, co
 Table rows_table(const Frontier& f);
 /// Summary as a table (method, best_ce, best_ce_batch, critical_batch, mccandlish_batch).
 Table summary_table(const Frontier& f);
+/// The summary with the problem's window columns on every method row
+/// (window_ratio, sqrt_kappa, trace_over_max, kappa; the final objective has
+/// none): one loadable table, the CSV form of the summary.
+Table summary_csv_table(const Frontier& f);
 /// The normative JSON object {"problem", "rows", "summary"} (pretty, no trailing newline).
 std::string frontier_json(const Frontier& f);
-/// The frontier in a format: csv (rows only), json, table, markdown or latex
-/// (rows, summary table, then the window line). `title` heads the text formats.
-/// Markdown and LaTeX numbers carry `digits` significant digits (the aligned
-/// text table always 4; csv and json every digit).
-std::string render_frontier(const Frontier& f, Format format, const std::string& title = {}, int digits = 3);
+/// Which tables a text rendering shows: the rows, the summary (with the
+/// window line), or both (the default).
+enum class FrontierParts { Both, Rows, Summary };
+
+/// The frontier in a format: csv (rows, or the summary with `parts` Summary),
+/// json, table, markdown or latex (rows, summary table, then the window line;
+/// `parts` keeps one of them). `title` heads the text formats. Markdown and
+/// LaTeX numbers carry `digits` significant digits (the aligned text table
+/// always 4; csv and json every digit).
+std::string render_frontier(const Frontier& f, Format format, const std::string& title = {}, int digits = 3,
+                            FrontierParts parts = FrontierParts::Both);
 
 }  // namespace cesr

@@ -22,6 +22,7 @@ struct LossOptions {
   std::vector<std::string> compare;  // extra methods, KIND:key=value,...
   std::string compare_batches;       // comma-separated batch sizes
   std::string plot, plot_scale = "semilogy";
+  FigureOptions figure;
   const CLI::Option* batch_flag = nullptr;
   HorizonOptions horizon;
   ProgressFlags progress;
@@ -105,12 +106,12 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
   panel.ylabel = "expected loss L_t";
   panel.xlabel_tex = "step $t$";
   panel.ylabel_tex = "expected loss $L_t$";
-  panel.title = o.problem.spectrum;
+  panel.title = spectrum_title(o.problem.spectrum);
   if (!several_batches) panel.title += fmt::format(", B = {}", curves.front().batch);
   std::vector<std::string> methods;
   std::vector<std::uint64_t> batches;
   for (const Curve& c : curves) {
-    const std::string m = describe(c.spec);
+    const std::string m = method_label(c.spec);  // "HB, η = 0.1, β = 0.9": the registry's paper name
     if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
     if (std::find(batches.begin(), batches.end(), c.batch) == batches.end()) batches.push_back(c.batch);
     const auto mi = static_cast<int>(std::find(methods.begin(), methods.end(), m) - methods.begin());
@@ -118,14 +119,18 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
     plot::Series s;
     s.x.assign(c.step.begin(), c.step.end());
     s.y = c.value;
+    // Batch sizes differ in colour and dash (distinguishable in gray too; dots
+    // from the fifth on), methods in colour.
     if (several_methods && several_batches) {
       s.name = fmt::format("{}, B = {}", m, c.batch);
       s.color = mi;
       s.stroke = strokes[bi % 4];
+      s.markers = bi / 4 % 2 == 1;
     } else if (several_batches) {
       s.name = fmt::format("B = {}", c.batch);
       s.color = bi;
-      s.stroke = strokes[(bi / 7) % 4];  // the palette has 7 colours
+      s.stroke = strokes[bi % 4];
+      s.markers = bi / 4 % 2 == 1;
     } else {
       s.name = m;
       s.color = mi;
@@ -133,7 +138,10 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
     }
     panel.series.push_back(std::move(s));
   }
-  return plot::Figure{{std::move(panel)}};
+  plot::Figure fig;
+  fig.panels.push_back(std::move(panel));
+  apply_figure_options(fig, o.figure);
+  return fig;
 }
 
 int run_loss(const LossOptions& o) {
@@ -165,6 +173,7 @@ int run_loss(const LossOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
+  check_figure_options(o.figure, 1, pgfplots || !o.plot.empty());
   std::vector<std::uint64_t> batches{base_noise.batch};
   if (!o.compare_batches.empty()) {
     if (o.batch_flag && o.batch_flag->count() > 0)
@@ -321,6 +330,7 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
   add_digits_option(app, o->digits);
   add_progress_options(app, o->progress);
   add_plot_option(app, o->plot, "the loss curves");
+  add_figure_options(app, o->figure);
   app.add_option("--plot-scale", o->plot_scale,
                  "Axes of the figure: loglog, semilogy (log loss), semilogx or linear; step 0 is left out "
                  "of a log step axis")

@@ -23,6 +23,7 @@ struct SimulateOptions {
   unsigned threads = 0;
   std::string format, output;
   std::string plot, plot_scale = "semilogy";  // --plot FILE.svg | FILE.tex
+  FigureOptions figure;
   const CLI::Option* kurtosis_flag = nullptr;  // to tell "--kurtosis given" from its default
   ProgressFlags progress;
 };
@@ -82,6 +83,7 @@ int run_simulate(const SimulateOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
+  check_figure_options(o.figure, 1, pgfplots || !o.plot.empty());
   SimulationConfig config;
   try {
     config.covariates = parse_covariates(o.covariates);
@@ -138,9 +140,10 @@ int run_simulate(const SimulateOptions& o) {
     heavy_tail = heavy;
 
   // The exact curve, the simulated mean and its +-2 standard-error band.
-  const plot::Figure figure = plot::simulation_figure(
+  plot::Figure figure = plot::simulation_figure(
       std::vector<double>(result.step.begin(), result.step.end()), result.theory, result.mean, result.std_error,
-      fmt::format("{}, B = {}, {} runs", describe(spec), noise.batch, result.runs), scales);
+      fmt::format("{}, B = {}, {} runs", method_label(spec), noise.batch, result.runs), scales);
+  apply_figure_options(figure, o.figure);
   const std::string plot_text = o.plot.empty() ? "" : plot::render_for_file(figure, o.plot);
   write_output(o.output, pgfplots                  ? plot::to_pgfplots(figure)
                          : format == Format::Json ? simulation_json(result, rep, spec, noise, config,
@@ -193,6 +196,7 @@ const Registrar registrar{
        app.add_option("--plot-scale", o->plot_scale, "Axes of the figure: loglog, semilogy, semilogx or linear")
            ->capture_default_str()
            ->group("Output");
+       add_figure_options(app, o->figure);
        app.footer(
            "Columns: step,theory,mean,stderr,z,judged_by with z = (mean - theory)/stderr; where stderr = 0\n"
            "(step 0: every run starts alike) z is undefined, written as 0, and judged_by is rel_error\n"

@@ -154,13 +154,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   flags.precision = false;
   add_problem_options(app, o->problem, flags);
   // The hyperparameter options fix a value; the others are tuned where the method searches them.
-  for (const auto& row : methods())
-    for (const auto& h : row.hyperparameters)
-      if (h.search != Search::None) {
-        CLI::Option* opt = app.get_option(flag_of(h.name));
-        const std::string d = opt->get_description();
-        if (d.find(" -- fixed;") == std::string::npos) opt->description(d + " -- fixed; tuned when absent");
-      }
+  mark_tuned_hyperparameters(app);
   app.add_option("--search", o->search,
                  "Search box of a tuned hyperparameter in its own units, NAME=LO:HI (e.g. xi=1:1e4 widens AccSGD's "
                  "xi beyond sqrt(kappa)); repeatable")

@@ -115,6 +115,10 @@ int run_window(const WindowOptions& o) {
   progress.reset();
   RenderOptions ro;
   if (format != Format::Csv && format != Format::Json) ro.digits = 4;
+  if (format == Format::Csv)  // a null number as nan, as in frontier's CSV (numpy reads a column of empty fields as False)
+    for (auto& row : t.rows)
+      for (Cell& c : row)
+        if (c.kind == Cell::Kind::Null) c = Cell::number("nan");
   std::string out = render(t, format, ro);
   if (!complete) {
     const std::string note =

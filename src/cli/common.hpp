@@ -7,6 +7,7 @@
 #include "cesr/dynamics.hpp"
 #include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
+#include "cesr/plot.hpp"
 #include "cesr/progress.hpp"
 #include "cesr/real.hpp"
 #include "cesr/report.hpp"
@@ -98,6 +99,15 @@ LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum
                               const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
                               const HorizonOptions& o, HorizonReport* report = nullptr);
 
+/// Adds one option per hyperparameter of the registry (--lr, --momentum, ...,
+/// without --lr unless `step_size`), stored in o.hyper / o.switches.
+void add_hyperparameter_options(CLI::App& app, ProblemOptions& o, bool step_size = true,
+                                const std::string& group = "Method");
+
+/// Appends " -- fixed; tuned when absent" to the help of the hyperparameter
+/// options that a tuner searches (tune, frontier).
+void mark_tuned_hyperparameters(CLI::App& app);
+
 /// Adds the problem options to a subcommand.
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags = {});
 
@@ -116,6 +126,35 @@ CLI::Validator writable_output();
 /// a bad path fails at parse time (exit 2, naming --plot and the path). An empty
 /// `path` (the default) means no figure.
 CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string& what);
+
+/// --title, --xlabel, --ylabel and --legend of the commands that plot.
+struct FigureOptions {
+  std::string title;
+  std::vector<std::string> xlabel, ylabel;  ///< once: every panel; once per panel column: in order
+  std::string legend = "outside";
+};
+
+/// Adds --title, --xlabel, --ylabel (repeatable) and --legend (group Output).
+void add_figure_options(CLI::App& app, FigureOptions& o);
+
+/// Checks the options against a figure with `columns` panel columns before
+/// any work (a UsageError naming --xlabel / --ylabel), and that there is a
+/// figure (`figure`: --plot or --format pgfplots) when one of them is given.
+void check_figure_options(const FigureOptions& o, int columns, bool figure);
+
+/// Applies the options to a figure (the user's words replace the defaults).
+void apply_figure_options(plot::Figure& figure, const FigureOptions& o);
+
+/// A spectrum in the words of a paper, for figure titles:
+/// "loguniform:d=100,kappa=1e4" -> "log-uniform spectrum, d = 100, κ = 1e4",
+/// "powerlaw:d=1000,alpha=2" -> "power-law spectrum, d = 1000, α = 2",
+/// "file:data/h.txt" -> "spectrum of h.txt". Unknown forms come back as given.
+std::string spectrum_title(std::string_view text);
+
+/// A method as figures name it: the registry's paper name and the given
+/// hyperparameters in symbols, "HB, η = 0.1, β = 0.9" (schedules and
+/// averaging appended in words).
+std::string method_label(const MethodSpec& spec);
 
 /// Writes the rendered figure `content` to `path` (nothing when `path` is
 /// empty); I/O errors name --plot.
