@@ -440,8 +440,20 @@ namespace {
 
 // The steps objective on `ev`: the fractional step count, each run capped at
 // twice the best count so far (+16), so poor points are cheap.
+// Whether the steps objective of this point goes through the spectral path.
+bool spectral_steps(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise, const Target& target) {
+  return target.horizon != HorizonMode::Stepping && !horizon_unsupported(spectrum, m, noise);
+}
+
 void use_steps_objective(Evaluator& ev, const Spectrum& spectrum, const NoiseModel& noise, const Target& target) {
   ev.value = [&ev, &spectrum, &noise, &target](const MethodSpec& m, int&) {
+    if (spectral_steps(spectrum, m, noise, target)) {
+      // Uncapped and O(d^2) whatever the count; where it cannot certify (or
+      // the method does not contract), time stepping decides as before.
+      HorizonReport rep;
+      if (auto v = horizon_fractional_steps(spectrum, m, noise, target.eps, target.relative, target.horizon_rtol, rep))
+        return *v;
+    }
     const double cap = std::isfinite(ev.best) ? 2 * ev.best + 16 : 1e300;
     const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
     return fractional_steps(spectrum, make_path<double>(m), noise, target, cap_steps);
@@ -631,7 +643,9 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     if (n > 0 && (unreached || noise.label_noise > 0)) search(steps_ev, space);
     out.evaluations += steps_ev.evaluations;
     if (steps_ev.best_x.size() == n && std::isfinite(steps_ev.best)) best_x = steps_ev.best_x;
-    steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps);
+    steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps) ||
+                    (std::isfinite(steps_ev.best) && steps_ev.best_x.size() == n &&
+                     spectral_steps(spectrum, space.decode(steps_ev.best_x), noise, options.target));
   }
 
   out.method = space.decode(best_x);
@@ -675,8 +689,15 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
   if (options.objective == Objective::Steps && !steps_reached) {
     out.steps.reset();  // no point reached the target within max_steps
   } else if (options.objective == Objective::Steps) {
-    const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
-                                             options.target.relative, options.target.max_steps);
+    HorizonReport rep;
+    std::optional<StepsResult<double>> fast;
+    if (spectral_steps(spectrum, out.method, noise, options.target))
+      fast = horizon_steps<double>(spectrum, out.method, noise, options.target.eps, options.target.relative,
+                                   options.target.horizon_rtol, rep);
+    const auto res = fast ? *fast
+                          : steps_to_target<double>(spectrum, make_path<double>(out.method), noise,
+                                                    options.target.eps, options.target.relative,
+                                                    options.target.max_steps);
     if (!res.diverged_at) out.steps = res.steps;
   } else if (noise.additive()) {
     // The additive model's loss tends to a floor, not to 0: the rate alone

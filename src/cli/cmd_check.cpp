@@ -19,6 +19,7 @@ struct CheckCliOptions {
   double alpha = 1e-3;
   std::optional<double> zmax;
   std::string format, output;
+  HorizonOptions horizon;
   ProgressFlags progress;
 };
 
@@ -52,11 +53,28 @@ int run_check(const CheckCliOptions& o) {
     usage_error("--rtol", e);
   }
 
+  // Rows at large steps through the certified spectral path (as in loss).
+  const HorizonMode mode = o.horizon.make_mode();
+  const std::uint64_t last = curve.step.empty() ? 0 : *std::max_element(curve.step.begin(), curve.step.end());
+  const bool spectral =
+      mode == HorizonMode::Exact || (mode == HorizonMode::Auto && double(last) > 32 * double(spectrum.dim()));
   ProgressReporter progress("cesr check", "steps", *std::max_element(curve.step.begin(), curve.step.end()),
                             o.progress.mode());
   const WorkScope counting(&progress.counter());
   const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
+    if (spectral) {
+      HorizonReport rep;
+      if (auto v = horizon_loss_at<Real>(spectrum, spec, noise, curve.step, o.horizon.rtol, rep)) {
+        ExactAtSteps out;
+        for (const Real& x : *v) out.loss.push_back(to_double(x));
+        return out;
+      }
+      if (mode == HorizonMode::Exact)
+        throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+      if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+        std::cerr << fmt::format("cesr check: {}: time stepping ({})\n", describe(spec), rep.reason);
+    }
     return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
   });
   if (exact.diverged_at) {
@@ -146,6 +164,7 @@ const Registrar registrar{
            ->required()
            ->group("Input");
        add_problem_options(app, o->problem);
+       add_horizon_options(app, o->horizon);
        app.add_option("--rtol", o->rtol, "Relative tolerance for rows without a standard error")
            ->capture_default_str()
            ->group("Verdict");

@@ -34,6 +34,7 @@ struct FrontierCliOptions {
   double noise = 0;
   NoiseModelOptions nqm;
   std::uint64_t max_steps = 100'000'000;
+  HorizonOptions horizon;
   unsigned threads = 0;
   std::string format, output;
   int digits = 3;
@@ -183,6 +184,8 @@ int run_frontier(const FrontierCliOptions& o) {
     fo.tune.target.relative = o.relative;
   }
   fo.tune.target.max_steps = o.max_steps;
+  fo.tune.target.horizon = o.horizon.make_mode();
+  fo.tune.target.horizon_rtol = o.horizon.rtol;
   fo.threads = o.threads;
   try {
     fo.tune.lr_schedule = Schedule::learning_rate(o.lr_schedule);
@@ -432,9 +435,10 @@ const Registrar registrar{{"frontier",
                  "Target loss EPS (absolute unless --relative); default 1e-6 relative")
       ->group("Sweep");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Sweep");
-  app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
+  app.add_option("--max-steps", o->max_steps, "Steps objective: give up time stepping beyond this many steps (the exact path has no cap)")
       ->capture_default_str()
       ->group("Sweep");
+  add_horizon_options(app, o->horizon);
   app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
       ->capture_default_str()
       ->group("Sweep");

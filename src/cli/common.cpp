@@ -388,6 +388,56 @@ Precision ProblemOptions::make_precision() const {
   }
 }
 
+HorizonMode HorizonOptions::make_mode() const {
+  if (!std::isfinite(rtol) || !(rtol > 0) || !(rtol < 1))
+    throw UsageError(fmt::format("--horizon-rtol must be in (0, 1), got {}", rtol));
+  try {
+    return parse_horizon(mode);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(cli_message(e));
+  }
+}
+
+void add_horizon_options(CLI::App& app, HorizonOptions& o) {
+  app.add_option("--horizon", o.mode,
+                 "How large steps are reached: exact (certified spectral path, k = 1 constant-coefficient "
+                 "methods), stepping (time stepping), auto (exact where it applies and pays off)")
+      ->capture_default_str()
+      ->group("Run");
+  app.add_option("--horizon-rtol", o.rtol, "Relative tolerance the exact path certifies")
+      ->capture_default_str()
+      ->group("Run");
+}
+
+template <class Real>
+LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum, const MethodSpec& spec,
+                              const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
+                              const HorizonOptions& o, HorizonReport* report) {
+  const HorizonMode mode = o.make_mode();
+  HorizonReport local;
+  HorizonReport& rep = report ? *report : local;
+  rep.exact = false;
+  const double d = static_cast<double>(spectrum.dim());
+  const bool pays = static_cast<double>(steps) > 32 * d;
+  if (mode == HorizonMode::Exact || (mode == HorizonMode::Auto && pays)) {
+    if (auto curve = horizon_loss_curve<Real>(spectrum, spec, noise, steps, every, o.rtol, rep)) return *curve;
+    if (mode == HorizonMode::Exact)
+      throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+    if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+      std::cerr << fmt::format("cesr {}: {}: time stepping ({})\n", command, describe(spec), rep.reason);
+  } else {
+    rep.reason = mode == HorizonMode::Stepping ? "--horizon stepping" : "few steps";
+  }
+  return loss_curve<Real>(spectrum, make_path<Real>(spec), noise, steps, every);
+}
+
+#define CESR_INSTANTIATE(Real)                                                                                \
+  template LossCurve<Real> horizon_curve<Real>(std::string_view, const Spectrum&, const MethodSpec&,         \
+                                               const NoiseModel&, std::uint64_t, std::uint64_t,              \
+                                               const HorizonOptions&, HorizonReport*);
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
+#undef CESR_INSTANTIATE
+
 void add_hyperparameter_options(CLI::App& app, ProblemOptions& o, bool step_size, const std::string& group) {
   // One option per hyperparameter of the registry, described by the first
   // row that has it, with the rows that take it.

@@ -5,6 +5,7 @@
 #include "registry.hpp"
 
 #include "cesr/dynamics.hpp"
+#include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
 #include "cesr/plot.hpp"
 #include "cesr/progress.hpp"
@@ -107,6 +108,25 @@ struct ProblemFlags {
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
 /// (names with '-' or '_'); a UsageError naming --search otherwise.
 std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items);
+
+/// --horizon auto|exact|stepping and --horizon-rtol (loss, steps, check).
+struct HorizonOptions {
+  std::string mode = "auto";
+  double rtol = default_horizon_rtol;
+  /// Parsed and validated (UsageError naming the flag).
+  HorizonMode make_mode() const;
+};
+void add_horizon_options(CLI::App& app, HorizonOptions& o);
+
+/// The loss curve of one method through the certified spectral path where
+/// `o` asks for it and it applies (Auto: only when time stepping would cost
+/// more than the spectral set-up, steps > 32 d), else time stepping; a note
+/// on standard error (prefixed "cesr COMMAND: ") when Auto falls back, an
+/// error (exit 4) when Exact cannot answer.
+template <class Real>
+LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum, const MethodSpec& spec,
+                              const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
+                              const HorizonOptions& o, HorizonReport* report = nullptr);
 
 /// Adds one option per hyperparameter of the registry (--lr, --momentum, ...,
 /// without --lr unless `step_size`), stored in o.hyper / o.switches.
