@@ -170,7 +170,7 @@ TEST_CASE("--progress shows elapsed and time left on stderr only; --quiet and sh
   // about 3-10 s on a loaded machine: long enough for the 2 s delay
   const std::string loss =
       "loss --spectrum loguniform:d=2000,kappa=1e4 --method sgd --lr 0.01 --batch 8 --steps 12000000 --every 6000000 "
-      "--horizon stepping";
+      "--horizon stepping --precision double";  // (automatic precision would add a long-double run)
   const Run quiet = run(loss + " --quiet");
   const Run shown = run(loss + " --progress");
   REQUIRE(quiet.code == 0);

@@ -334,6 +334,8 @@ TEST_CASE("cesr simulate: losses above 1e154 keep a finite standard error (squar
   }
   CHECK(rows == 198);
   CHECK(huge > 10);
+}
+
 TEST_CASE("simulate refuses up front a run whose recorded points exceed memory, saying what it would need") {
   const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=10,kappa=10", "isotropic");
   cesr::SimulationConfig config;

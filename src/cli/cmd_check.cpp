@@ -73,7 +73,7 @@ int run_check(const CheckCliOptions& o) {
       if (mode == HorizonMode::Exact)
         throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
       if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
-        std::cerr << fmt::format("cesr check: {}: time stepping ({})\n", describe(spec), rep.reason);
+        defer_note(fmt::format("cesr check: {}: time stepping ({})\n", describe(spec), rep.reason));
     }
     return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
   });

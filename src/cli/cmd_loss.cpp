@@ -212,10 +212,12 @@ int run_loss(const LossOptions& o) {
       // Far horizons (more than 32 d steps, or --horizon exact): the certified
       // spectral path where it applies (it escalates its own precision);
       // otherwise time stepping in automatic (or the forced) precision.
-      const bool spectral = o.horizon.make_mode() == HorizonMode::Exact ||
-                            (o.horizon.make_mode() == HorizonMode::Auto &&
-                             static_cast<double>(o.steps) > 32 * static_cast<double>(spectrum.dim()) &&
-                             !horizon_unsupported(spectrum, spec, noise));
+      const bool far = o.horizon.make_mode() == HorizonMode::Auto &&
+                       static_cast<double>(o.steps) > 32 * static_cast<double>(spectrum.dim());
+      const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
+      const bool spectral = o.horizon.make_mode() == HorizonMode::Exact || (far && !unsupported);
+      if (far && unsupported)
+        std::cerr << fmt::format("cesr loss: {}: time stepping ({})\n", describe(spec), *unsupported);
       std::optional<std::uint64_t> diverged_at;
       if (spectral) {
         with_precision(precision.value_or(Precision::Double), [&](auto zero) {

@@ -193,12 +193,26 @@ Spectrum ProblemOptions::make_spectrum() const {
   return s;
 }
 
+namespace {
+std::vector<std::string>& pending_notes() {
+  static std::vector<std::string> notes;
+  return notes;
+}
+}  // namespace
+
+void defer_note(std::string line) { pending_notes().push_back(std::move(line)); }
+
+void flush_notes() {
+  for (const std::string& line : pending_notes()) std::cerr << line;
+  pending_notes().clear();
+}
+
 void note_weights(const Spectrum& s) {
   if (s.fractional())
-    std::cerr << fmt::format(
+    defer_note(fmt::format(
         "cesr: note: the spectrum has fractional weights: a spectral measure of total weight {:g} over {} lines, "
         "not a finite dimension\n",
-        s.directions(), s.dim());
+        s.directions(), s.dim()));
 }
 
 void NoiseModelOptions::add(CLI::App& app) {

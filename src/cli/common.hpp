@@ -89,6 +89,11 @@ struct ProblemOptions {
 
 /// One line on stderr when the spectrum has fractional weights (a spectral
 /// measure, not a finite d); nothing otherwise.
+/// A note for standard error, printed when the command has run (flush_notes
+/// in main): a run refused as a usage error prints its one error line only.
+void defer_note(std::string line);
+void flush_notes();
+
 void note_weights(const Spectrum& s);
 
 struct ProblemFlags {
