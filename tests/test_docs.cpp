@@ -136,7 +136,7 @@ TEST_CASE("the script regenerates regions, and --check catches stale ones and fa
   CHECK(regen("--docs " + docs.string(), scratch).status != 0);
 
   // cesr-code[N]: a command expected to exit N, its standard error in the block.
-  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-30 --max-steps 3 -->\n<!-- /cesr -->\n");
+  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-30 --max-steps 3 --horizon stepping -->\n<!-- /cesr -->\n");
   r = regen("--docs " + docs.string(), scratch);
   REQUIRE(r.status == 0);
   CHECK(slurp(docs / "bad.md").find("\"reached\": false") != std::string::npos);
