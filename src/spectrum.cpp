@@ -146,10 +146,11 @@ double parse_finite(std::string_view text, std::string_view what) {
   return x;
 }
 
-std::vector<double> read_values_file(const std::string& path, bool positive, std::string_view what) {
-  const std::string text = read_text_file(path, what);
-  std::string_view rest(text);
-  std::vector<double> values;
+namespace {
+// Calls f(line, lineno) for each line of `text` that holds something once a
+// '#' comment and surrounding blanks are removed (lines counted from 1).
+template <class F>
+void for_each_data_line(std::string_view rest, F&& f) {
   std::size_t lineno = 0;
   while (!rest.empty()) {  // each pass consumes one line
     const auto newline = rest.find('\n');
@@ -158,13 +159,21 @@ std::vector<double> read_values_file(const std::string& path, bool positive, std
     ++lineno;
     if (const auto hash = v.find('#'); hash != std::string_view::npos) v = v.substr(0, hash);
     v = trim(v);
-    if (v.empty()) continue;
+    if (!v.empty()) f(v, lineno);
+  }
+}
+}  // namespace
+
+std::vector<double> read_values_file(const std::string& path, bool positive, std::string_view what) {
+  const std::string text = read_text_file(path, what);
+  std::vector<double> values;
+  for_each_data_line(text, [&](std::string_view v, std::size_t lineno) {
     const double x = parse_finite(v, fmt::format("{} line {}", path, lineno));
     if (positive ? !(x > 0) : !(x >= 0))
       throw std::invalid_argument(
           fmt::format("{} line {}: {} must be {}", path, lineno, v, positive ? "> 0" : ">= 0"));
     values.push_back(x);
-  }
+  });
   if (values.empty()) throw std::invalid_argument(fmt::format("'{}' holds no values", path));
   return values;
 }
@@ -175,19 +184,10 @@ namespace {
 // are kept only when one of them differs from 1.
 Spectrum read_spectrum_file(const std::string& path) {
   const std::string text = read_text_file(path, "spectrum file");
-  std::string_view rest(text);
   Spectrum s;
   std::vector<double> weight;
   bool weighted = false;
-  std::size_t lineno = 0;
-  while (!rest.empty()) {  // each pass consumes one line
-    const auto newline = rest.find('\n');
-    std::string_view v = rest.substr(0, newline);
-    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
-    ++lineno;
-    if (const auto hash = v.find('#'); hash != std::string_view::npos) v = v.substr(0, hash);
-    v = trim(v);
-    if (v.empty()) continue;
+  for_each_data_line(text, [&](std::string_view v, std::size_t lineno) {
     const auto where = [&] { return fmt::format("{} line {}", path, lineno); };
     const auto gap = v.find_first_of(" \t");
     const std::string_view first = v.substr(0, gap);
@@ -205,7 +205,7 @@ Spectrum read_spectrum_file(const std::string& path) {
     weighted |= w != 1;
     s.lambda.push_back(x);
     weight.push_back(w);
-  }
+  });
   if (s.lambda.empty()) throw std::invalid_argument(fmt::format("'{}' holds no values", path));
   if (weighted) s.weight = std::move(weight);
   return s;
