@@ -5,6 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -600,9 +604,34 @@ void add_progress_options(CLI::App& app, ProgressFlags& flags) {
 namespace {
 std::atomic<bool> interrupt_flag{false};
 volatile std::sig_atomic_t interrupt_signal = 0;
+// When the first signal came (CLOCK_MONOTONIC, ns; 0: none yet).
+std::atomic<std::int64_t> interrupt_first_ns{0};
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+std::int64_t monotonic_ns() {
+  timespec now {};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  return std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+// A second stop request ends the process at once, but not one that arrives
+// with the first: `timeout` signals the child and then its process group, and
+// a job scheduler may do the same, so one request often arrives twice within
+// microseconds. Requests within this window of the first count as one.
+constexpr std::int64_t same_request_ns = 100'000'000;
 
 extern "C" void on_interrupt(int sig) {
-  interrupt_signal = sig;
+  const std::int64_t now = monotonic_ns();
+  std::int64_t first = 0;
+  if (!interrupt_first_ns.compare_exchange_strong(first, now) && now - first > same_request_ns) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+    ::raise(sig);  // blocked while this handler runs: ends the process on return
+    return;
+  }
+  if (interrupt_signal == 0) interrupt_signal = sig;
   interrupt_flag.store(true, std::memory_order_relaxed);  // lock-free: async-signal-safe
 }
 }  // namespace
@@ -611,7 +640,7 @@ InterruptScope::InterruptScope() : stop_(&interrupt_flag) {
   struct sigaction on {};
   on.sa_handler = on_interrupt;
   sigemptyset(&on.sa_mask);
-  on.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+  on.sa_flags = 0;  // stays installed: on_interrupt tells a second request from a repeated first
   ::sigaction(SIGINT, nullptr, &old_int_);
   ::sigaction(SIGTERM, nullptr, &old_term_);
   if (old_int_.sa_handler != SIG_IGN) ::sigaction(SIGINT, &on, nullptr);

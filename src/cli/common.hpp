@@ -214,7 +214,8 @@ void add_progress_options(CLI::App& app, ProgressFlags& flags);
 /// While in scope, SIGINT and SIGTERM set a stop flag (installed with
 /// StopScope for this thread) instead of ending the process at once, so that a
 /// command can keep what it finished; a second signal ends the process as
-/// before. After the command has written its partial output, end_as_interrupted()
+/// before (one more than 0.1 s after the first: `timeout` and job schedulers
+/// deliver one request twice, to the process and to its group). After the command has written its partial output, end_as_interrupted()
 /// ends the process by the signal received (the exit status of an interrupt).
 class InterruptScope {
  public:
