@@ -150,7 +150,12 @@ Bounded<Real> operator/(const Bounded<Real>& a, const Bounded<Real>& b) {
 /// positive (a condition "> 0" that fails exactly).
 template <class Real>
 int sign_of(const Bounded<Real>& a) {
-  if (!is_finite(a.v) || !is_finite(a.e)) return 0;
+  using std::isnan;
+  using boost::multiprecision::isnan;
+  // A value that overflowed to +-infinity (an opposite infinity would have
+  // made it NaN) is far beyond its error: rho = 1e400 at lr = 1e200.
+  if (!is_finite(a.v)) return isnan(a.v) ? 0 : (a.v > 0 ? 1 : -1);
+  if (!is_finite(a.e)) return 0;
   if (a.e == 0) return a.v > 0 ? 1 : -1;
   if (a.v > 2 * a.e) return 1;
   if (a.v < -2 * a.e) return -1;
@@ -932,13 +937,13 @@ void certify_fixed(const Spectrum& spectrum, const MethodSpec& method, const Noi
                                   "use --precision auto",
                                   name, to_double(r.gap)));
   };
-  if (!is_finite(r.gap)) return;  // rho beyond the range of Real: reported as such (unstable)
   if (wide_method.k > 2) {
     if constexpr (!std::is_same_v<Real, mp50>) {
       using Next = std::conditional_t<std::is_same_v<Real, double>, long double,
                                       std::conditional_t<std::is_same_v<Real, long double>, quad, mp50>>;
       const Rate<Next> wide = contraction_rate<Next>(spectrum, method, noise);
       if (wide.stable != r.stable) throw undetermined();
+      if (!is_finite(r.gap)) return;  // unstable beyond the range of Real, as the next precision confirms
       if (is_finite(wide.gap) && !(abs(to_double(r.gap) - to_double(wide.gap)) <= abs(to_double(wide.gap)) / 2))
         throw unresolved();
     }
@@ -947,7 +952,13 @@ void certify_fixed(const Spectrum& spectrum, const MethodSpec& method, const Noi
   const Secular<Real> g(spectrum, coefficients<Real, Wide>(wide_method), noise);
   const Side at_one = g.side(Real(0));
   if (at_one == Side::Unknown || (at_one == Side::Below) != r.stable) throw undetermined();
+  // rho beyond the range of Real (reported as infinite): only when z = 1 is
+  // certified unstable (a stable problem whose small quantities underflow, e.g.
+  // sgd at lr 5e-309 on lambda = (1e308, 4e-4), can overflow the bracket too).
+  if (!is_finite(r.gap)) return;
   if (r.gap == 0) return;  // only with a certified unstable verdict (Above at x = 0: rho = 1 exactly)
+  // A subnormal gap has lost digits of its own (sgd at lr 1e-320: 1.93e-322 for 2.0e-322 in double).
+  if (abs(r.gap) < std::numeric_limits<Real>::min()) throw unresolved();
   const Real a = r.gap / 2, b = 3 * r.gap / 2;
   if (g.side(a < b ? a : b) != Side::Below || g.side(a < b ? b : a) != Side::Above) throw unresolved();
 }

@@ -382,3 +382,32 @@ TEST_CASE("measured accuracy of each forced precision (the figures of docs/rate.
   CHECK(worst_auto.wrong_verdict == 0);
   CHECK(worst_auto.relative <= 1e-10);
 }
+
+TEST_CASE("sgd on lambda = (1e308, 4e-4) at lr 5e-309: stable, gap 4e-312; forced double never says unstable") {
+  // In double the slow direction's small quantities are subnormal and the
+  // bracket overflowed: double printed rho = null, "diverges" (exit 3).
+  cesr::Spectrum sp;
+  sp.lambda = {1e308, 4e-4};
+  sp.init = {1.0, 1.0};
+  const auto spec = cesr::method_spec("sgd", {{"lr", 5e-309}});
+  const cesr::NoiseModel noise{1};
+  // SGD's second moments m_i' = (1 - lr l_i)^2 m_i + lr^2 l_i sum_j l_j m_j (1 + (K - 2) d_ij) / B
+  // form a 2 x 2 matrix [[t1, b], [c, e]]; its spectral radius in 250 digits.
+  // The same problem scaled by 2^1000 (lr 2^1000, lambda 2^-1000: exact, and
+  // lr lambda unchanged), so that no subnormal double enters Big.
+  // 1 - rho = 4e-312 needs more than 312 digits: 400 here.
+  using Huge = boost::multiprecision::number<boost::multiprecision::cpp_bin_float<400>>;
+  const Huge lr(std::ldexp(5e-309, 1000)), l1(std::ldexp(1e308, -1000)), l2(std::ldexp(4e-4, -1000)), K(3), B(1);
+  const Huge t1 = (1 - lr * l1) * (1 - lr * l1) + lr * lr * l1 * l1 * (K - 1) / B;
+  const Huge e = (1 - lr * l2) * (1 - lr * l2) + lr * lr * l2 * l2 * (K - 1) / B;
+  const Huge bc = (lr * lr * l1 * l2 / B) * (lr * lr * l1 * l2 / B);
+  const Huge rho = (t1 + e) / 2 + sqrt((t1 - e) * (t1 - e) / 4 + bc);
+  const Big want(1 - rho);
+  CAPTURE(static_cast<double>(want));
+  REQUIRE(want > 0);
+  const cesr::AutoRate a = cesr::contraction_rate_auto(sp, spec, noise, 1e-10);
+  CHECK(a.stable);
+  CHECK(relative_error(a.gap_text, want) <= 1e-10);
+  cesr::AutoRate d;
+  if (!throws_precision_error(cesr::Precision::Double, sp, spec, noise, &d)) CHECK(d.stable);
+}
