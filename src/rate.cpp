@@ -709,6 +709,137 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
       });
 }
 
+// --- Derivatives of the gap with respect to the method (the tuner's gradient) ---
+//
+// At a simple root x* of g(x; c) = 1 (x = 1 - z, c the method's constants of
+// Coefficients), the implicit function theorem gives dx*/dc = -(dg/dc)/(dg/dx).
+// dg/dx is the secular function's own derivative (> 0 above the poles); dg/dc
+// is the sum over directions of the partial derivatives of the terms h_i,
+// written out below from the same formulas as Secular::terms.
+namespace {
+
+/// The constants that the terms depend on, in a fixed order (k = 2: tr_e,
+/// det_e, c_e, qr, b1, 1 - det P; k = 1: tr_e, qr).
+template <class Real>
+std::vector<Real> constants_of(const Coefficients<Real>& c) {
+  if (c.k == 1) return {c.tr_e, c.qr};
+  return {c.tr_e, c.det_e, c.c_e, c.qr, c.b1, c.one_minus_det_p};
+}
+
+/// dg/dc at x, in the order of constants_of (double precision).
+std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coefficients<double>& c,
+                                        const NoiseModel& noise, double x) {
+  const double kb = noise.kurtosis - 2, ib = 1.0 / static_cast<double>(noise.batch);
+  const std::size_t d = spectrum.lambda.size();
+  const double* lam = spectrum.lambda.data();
+  if (c.k == 1) {
+    // h = u n / chi, chi = y (2 - y) - x - kb u n, n = qr^2, y = tr_e + l qr.
+    double s_y = 0, s_ly = 0, s_n = 0;
+    const double qr = c.qr, n = qr * qr, tr_e = c.tr_e;
+#pragma omp simd reduction(+ : s_y, s_ly, s_n)
+    for (std::size_t i = 0; i < d; ++i) {
+      const double l = lam[i];
+      const double y = tr_e + l * qr, u = l * l * ib;
+      const double chi = y * (2 - y) - x - kb * u * n;
+      const double h = u * n / chi;
+      const double h_y = -h * (2 - 2 * y) / chi;          // through chi
+      const double h_qr = 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
+      s_y += h_y;
+      s_ly += l * h_y;
+      s_n += h_qr;
+    }
+    return {s_y, s_ly + s_n};
+  }
+  double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
+  const double tr_e = c.tr_e, det_e = c.det_e, c_e = c.c_e, a0 = c.qr, b1 = c.b1, omdp = c.one_minus_det_p;
+  const double z = 1 - x;
+#pragma omp simd reduction(+ : g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1)
+  for (std::size_t i = 0; i < d; ++i) {
+    const double l = lam[i];
+    const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
+    const double delta = 1 - dd, tau = 2 - s1;
+    const double bq = s1 * (s1 - 2) - 2 * s0;
+    const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
+    const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
+    const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
+    const double u = l * l * ib;
+    const double chi = (dd - x) * q - kb * u * n;
+    const double h = u * n / chi;
+    // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
+    const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
+    const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
+    const double n_s1 = z * (-2 * a0 * b1);
+    const double n_dd = z * (-a0 * a0) - b1 * b1;
+    const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
+    const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
+    const double kbu = kb * u;
+    const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
+    const double chi_s0 = (dd - x) * q_s0;
+    const double chi_dd = q - kbu * n_dd;
+    const double chi_a0 = -kbu * n_a0;
+    const double chi_b1 = -kbu * n_b1;
+    // dh = (u dn - h dchi) / chi.
+    const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
+    const double h_s0 = -h * chi_s0 / chi;
+    const double h_dd = (u * n_dd - h * chi_dd) / chi;
+    const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
+    const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
+    g_s1 += h_s1;
+    g_ls1 += l * h_s1;
+    g_a0 += h_a0;
+    g_s0 += h_s0;
+    g_ls0 += l * h_s0;
+    g_dd += h_dd;
+    g_ldd += l * h_dd;
+    g_b1 += h_b1;
+  }
+  // s1 = tr_e + l qr, s0 = det_e + l c_e, 1 - det A = (1 - det P) - l b1, a0 = qr.
+  return {g_s1, g_s0, g_ls0, g_ls1 + g_a0, g_b1 - g_ldd, g_dd};
+}
+
+}  // namespace
+
+GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
+                                      const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
+                                      double h, const NoiseModel& noise) {
+  require_constant_batch(noise);
+  if (plus.size() != minus.size()) throw std::invalid_argument("contraction_rate_gradient: unpaired directions");
+  if (!(h > 0)) throw std::invalid_argument("contraction_rate_gradient: the difference step must be > 0");
+  GapGradient out;
+  const Method<mp50> wide = make_method<mp50>(method);
+  if (wide.k > 2) {
+    out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
+    return out;
+  }
+  const Coefficients<double> coef = coefficients<double, mp50>(wide);
+  try {
+    out.rate = solve<double>(spectrum, coef, noise);
+  } catch (const std::runtime_error&) {
+    out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
+    return out;  // the generic fallback: no derivative
+  }
+  const double x = out.rate.gap;
+  if (!std::isfinite(x)) return out;
+  // Is x a root of g = 1 (rather than rho(D) with g <= 1 above it)?
+  Secular<double> g(spectrum, coef, noise);
+  const Evaluation<double> e = g(x);
+  if (!e.accepted || !(std::abs(e.g - 1) <= 1e-6) || !(e.dg > 0) || !std::isfinite(e.dg)) return out;
+  const std::vector<double> sens = secular_sensitivity(spectrum, coef, noise, x);
+  for (double s : sens)
+    if (!std::isfinite(s)) return out;
+  const mp50 two_h = 2 * mp50(h);
+  for (std::size_t j = 0; j < plus.size(); ++j) {
+    const auto cp = constants_of(coefficients<mp50, mp50>(make_method<mp50>(plus[j])));
+    const auto cm = constants_of(coefficients<mp50, mp50>(make_method<mp50>(minus[j])));
+    if (cp.size() != sens.size() || cm.size() != sens.size())
+      throw std::invalid_argument("contraction_rate_gradient: the directions change the method's state count");
+    double dg = 0;
+    for (std::size_t k = 0; k < sens.size(); ++k) dg += sens[k] * static_cast<double>((cp[k] - cm[k]) / two_h);
+    out.gradient.push_back(-dg / e.dg);
+  }
+  return out;
+}
+
 #define CESR_INSTANTIATE(Real)                                                                           \
   template Rate<Real> contraction_rate<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&); \
   template Rate<Real> contraction_rate<Real>(const Spectrum&, const MethodSpec&, const NoiseModel&);      \

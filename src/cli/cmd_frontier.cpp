@@ -32,6 +32,7 @@ struct FrontierCliOptions {
   double noise = 0;
   std::uint64_t max_steps = 100'000'000;
   unsigned threads = 0;
+  std::string search_mode = "fast";
   std::string format, output;
   int digits = 3;
   std::string plot;  // --plot FILE.svg | FILE.tex
@@ -106,6 +107,7 @@ int run_frontier(const FrontierCliOptions& o) {
   }
   fo.tune.target.max_steps = o.max_steps;
   fo.threads = o.threads;
+  fo.tune.search_mode = parse_search_mode(o.search_mode);
   try {
     fo.tune.lr_schedule = Schedule::learning_rate(o.lr_schedule);
     fo.tune.average = parse_average(o.average);
@@ -308,6 +310,13 @@ const Registrar registrar{{"frontier",
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--search-mode", o->search_mode,
+                 "fast: each method's batches in order, each starting from the previous optimum (quasi-Newton on "
+                 "the exact gradient of the gap, the global search where that loses the optimum); global: every "
+                 "row by the dense grid and Nelder-Mead (docs/tune.md)")
+      ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");

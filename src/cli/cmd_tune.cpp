@@ -20,6 +20,7 @@ struct TuneCliOptions {
   std::uint64_t max_steps = 100'000'000;
   std::vector<std::string> search;  // NAME=LO:HI
   std::uint64_t steps = 0;          // the final objective's horizon
+  std::string search_mode = "fast";
   std::string format, output;
 };
 
@@ -65,6 +66,7 @@ int run_tune(const TuneCliOptions& o) {
     t.target.relative = o.relative;
   }
   t.target.max_steps = o.max_steps;
+  t.search_mode = parse_search_mode(o.search_mode);
   if (t.objective == Objective::Final) {
     if (o.steps == 0) throw UsageError("--objective final needs --steps T (the horizon)");
     t.horizon = o.steps;
@@ -171,6 +173,12 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   app.add_option("--steps", o->steps, "Final objective: the horizon T (minimise the exact loss L_T)")
       ->group("Tuning");
   app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
+      ->capture_default_str()
+      ->group("Tuning");
+  app.add_option("--search-mode", o->search_mode,
+                 "fast: coarse grid, then quasi-Newton on the exact gradient of the gap; global: the dense grid "
+                 "and Nelder-Mead everywhere (docs/tune.md)")
+      ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Tuning");
   add_output_options(app, o->format, o->output, "json|table", "json");
