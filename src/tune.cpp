@@ -8,7 +8,6 @@
 #include <nlopt.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -658,24 +657,8 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
   }
   std::vector<double> spacing(n);
   for (std::size_t i = 0; i < n; ++i) spacing[i] = (sp.hi[i] - sp.lo[i]) / sp.points[i];
-  constexpr int max_iterations = 100;
-  if (start.size() == n) {
-    std::vector<double> x0(n);
-    for (std::size_t i = 0; i < n; ++i) x0[i] = std::clamp(start[i], sp.lo[i], sp.hi[i]);
-    std::vector<double> scale(n);
-    for (std::size_t i = 0; i < n; ++i) scale[i] = spacing[i] / 4;
-    refine(ev, sp, x0, scale, max_iterations);
-    bool lost = ev.best_x.size() != n || !std::isfinite(ev.best);
-    for (std::size_t i = 0; !lost && i < n; ++i) {
-      const double tol = 1e-6 * (sp.hi[i] - sp.lo[i]);
-      lost |= ev.best_x[i] <= sp.lo[i] + tol || ev.best_x[i] >= sp.hi[i] - tol;
-      lost |= std::abs(ev.best_x[i] - x0[i]) > 2 * spacing[i];
-    }
-    if (!lost) return false;
-    search(ev, sp);
-    return true;
-  }
-  // Coarse grid (cell centres).
+  // The coarse grid of the search without a start (its cells also measure
+  // how far a continuation may move before it counts as lost).
   std::vector<int> points(n);
   const bool has_root_axis = n == 3 && sp.points[2] < sp.points[0];
   for (std::size_t i = 0; i < n; ++i)
@@ -683,6 +666,29 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
                                                                                            : fast_grid_3d_main;
   std::vector<double> cell(n);
   for (std::size_t i = 0; i < n; ++i) cell[i] = (sp.hi[i] - sp.lo[i]) / points[i];
+  constexpr int max_iterations = 100;
+  if (start.size() == n) {
+    std::vector<double> x0(n);
+    for (std::size_t i = 0; i < n; ++i) x0[i] = std::clamp(start[i], sp.lo[i], sp.hi[i]);
+    std::vector<double> scale(n);
+    for (std::size_t i = 0; i < n; ++i) scale[i] = spacing[i] / 4;
+    refine(ev, sp, x0, scale, max_iterations);
+    // Lost: no stable point; an optimum that drifted onto an edge of the box
+    // from inside (an optimum held by an edge the start was already on, such
+    // as AccSGD's xi = sqrt(kappa_a), is a constraint, not a loss); or a jump
+    // of more than two coarse cells.
+    bool lost = ev.best_x.size() != n || !std::isfinite(ev.best);
+    for (std::size_t i = 0; !lost && i < n; ++i) {
+      const double tol = 1e-6 * (sp.hi[i] - sp.lo[i]);
+      const auto on_edge = [&](double v) { return v <= sp.lo[i] + tol || v >= sp.hi[i] - tol; };
+      lost |= on_edge(ev.best_x[i]) && !on_edge(x0[i]);
+      lost |= std::abs(ev.best_x[i] - x0[i]) > 2 * cell[i];
+    }
+    if (!lost) return false;
+    search(ev, sp);
+    return true;
+  }
+  // Coarse grid (cell centres).
   struct Sample {
     double f;
     std::vector<double> x;
