@@ -1,5 +1,6 @@
 #include "cesr/frontier.hpp"
 
+#include "cesr/parallel.hpp"
 #include "cesr/stop.hpp"
 
 #include <fmt/format.h>
@@ -255,8 +256,20 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   std::size_t done = 0;
   std::exception_ptr failure;
   const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
+  // Kernel threads: the cores divided among the workers; a worker that runs
+  // out of work hands its share to the ones still running (the rows do not
+  // depend on it: the kernels reduce in a fixed order).
+  const unsigned cores = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned share = std::max(1u, cores / std::max(1u, threads));
+  std::atomic<unsigned> idle{0};
   auto work = [&] {
     const StopScope scope(stop);
+    const KernelThreads kernels(share, &idle);
+    struct Leave {
+      std::atomic<unsigned>& idle;
+      unsigned share;
+      ~Leave() { idle += share; }
+    } leave{idle, share};
     for (;;) {
       const std::size_t u = next.fetch_add(1);
       if (u >= units.size()) return;

@@ -18,6 +18,8 @@
 // factors instead of a difference of O(1) terms.
 #include "cesr/rate.hpp"
 
+#include "cesr/parallel.hpp"
+
 #include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
 #include <boost/multiprecision/eigen.hpp>
@@ -25,6 +27,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -35,6 +38,46 @@
 namespace cesr {
 
 namespace {
+
+/// sum, dsum and bad accumulated by body(i, sum, dsum, bad) over i < d. Up to
+/// one chunk (include/cesr/parallel.hpp) this is the serial loop, vectorized
+/// for the built-in floating types; longer loops are summed per chunk (on
+/// several threads) and the chunks added in order, so the result does not
+/// depend on the thread count.
+template <class Real, class Body>
+void chunked_sums(std::size_t d, Real& sum, Real& dsum, int& bad, const Body& body) {
+  const auto range = [&](std::size_t begin, std::size_t end, Real& out_sum, Real& out_dsum, int& out_bad) {
+    Real a = 0, b = 0;
+    int r = 0;
+    if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd reduction(+ : a, b, r)
+      for (std::size_t i = begin; i < end; ++i) body(i, a, b, r);
+    } else {
+      for (std::size_t i = begin; i < end; ++i) body(i, a, b, r);
+    }
+    out_sum = a;
+    out_dsum = b;
+    out_bad = r;
+  };
+  const std::size_t chunks = chunk_count(d);
+  if (chunks <= 1) {
+    range(0, d, sum, dsum, bad);
+    return;
+  }
+  std::vector<Real> sums(chunks), dsums(chunks);
+  std::vector<int> bads(chunks);
+  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    range(begin, end, sums[c], dsums[c], bads[c]);
+  });
+  sum = 0;
+  dsum = 0;
+  bad = 0;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    sum += sums[c];
+    dsum += dsums[c];
+    bad += bads[c];
+  }
+}
 
 /// Constants of a method that do not depend on the direction. With E = I - P:
 ///   k = 2: sigma1 = tr_e + lambda qr, sigma0 = det_e + lambda c_e,
@@ -108,7 +151,8 @@ class Secular {
     const std::size_t d = lambda_.size();
     const Real* lam = lambda_.data();
     // For the built-in floating types the loop is vectorized (the sums are
-    // reordered into SIMD lanes, which changes rounding only).
+    // reordered into SIMD lanes, which changes rounding only); long loops are
+    // summed in fixed chunks, on several threads (chunked_sums).
     if (c_.k == 1) {
       const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
       const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
@@ -122,12 +166,7 @@ class Secular {
         acc += h;
         dacc += h / chi;  // d chi / dx = -1
       };
-      if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, dsum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      }
+      chunked_sums(d, sum, dsum, rejected, body);
     } else {
       const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
         const Terms t = terms(lam[i], x);
@@ -135,12 +174,7 @@ class Secular {
         acc += t.h;
         dacc += t.dh;
       };
-      if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, dsum, rejected)
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      } else {
-        for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-      }
+      chunked_sums(d, sum, dsum, rejected, body);
     }
     Evaluation<Real> out;
     out.accepted = rejected == 0 && is_finite(sum) && is_finite(dsum);
@@ -162,12 +196,21 @@ class Secular {
     using std::max;
     const std::size_t d = lambda_.size();
     // Pass 1: rho(M_i) in closed form (and for k = 1 rho(D_i) as well).
+    // Per chunk (on several threads for long loops), then the chunks in
+    // order: the first smallest, as a serial scan finds it.
+    const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
+    std::vector<Real> chunk_best(chunks, std::numeric_limits<Real>::infinity());
+    std::vector<std::size_t> chunk_arg(chunks, 0);
+    for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        const Real x = deterministic_pole(lambda_[i]);
+        if (x < chunk_best[c]) chunk_best[c] = x, chunk_arg[c] = i;
+      }
+    });
     Real best = std::numeric_limits<Real>::infinity();
     std::size_t arg = 0;
-    for (std::size_t i = 0; i < d; ++i) {
-      const Real x = deterministic_pole(lambda_[i]);
-      if (x < best) best = x, arg = i;
-    }
+    for (std::size_t c = 0; c < chunks; ++c)
+      if (chunk_best[c] < best) best = chunk_best[c], arg = chunk_arg[c];
     if (c_.k == 2 && kb_ > 0) {
       // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the
       // current best is accepted there, so its self-noise pole lies below;
@@ -732,67 +775,86 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
   const double kb = noise.kurtosis - 2, ib = 1.0 / static_cast<double>(noise.batch);
   const std::size_t d = spectrum.lambda.size();
   const double* lam = spectrum.lambda.data();
+  // Sums of `terms` partial derivatives per chunk, the chunks added in order.
+  constexpr int max_sums = 8;
+  using Sums = std::array<double, max_sums>;
+  const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
+  std::vector<Sums> partial(chunks, Sums{});
   if (c.k == 1) {
     // h = u n / chi, chi = y (2 - y) - x - kb u n, n = qr^2, y = tr_e + l qr.
-    double s_y = 0, s_ly = 0, s_n = 0;
     const double qr = c.qr, n = qr * qr, tr_e = c.tr_e;
+    for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
+      double s_y = 0, s_ly = 0, s_n = 0;
 #pragma omp simd reduction(+ : s_y, s_ly, s_n)
-    for (std::size_t i = 0; i < d; ++i) {
-      const double l = lam[i];
-      const double y = tr_e + l * qr, u = l * l * ib;
-      const double chi = y * (2 - y) - x - kb * u * n;
-      const double h = u * n / chi;
-      const double h_y = -h * (2 - 2 * y) / chi;          // through chi
-      const double h_qr = 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
-      s_y += h_y;
-      s_ly += l * h_y;
-      s_n += h_qr;
-    }
-    return {s_y, s_ly + s_n};
+      for (std::size_t i = begin; i < end; ++i) {
+        const double l = lam[i];
+        const double y = tr_e + l * qr, u = l * l * ib;
+        const double chi = y * (2 - y) - x - kb * u * n;
+        const double h = u * n / chi;
+        const double h_y = -h * (2 - 2 * y) / chi;          // through chi
+        const double h_qr = 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
+        s_y += h_y;
+        s_ly += l * h_y;
+        s_n += h_qr;
+      }
+      partial[ch] = {s_y, s_ly, s_n};
+    });
+    Sums t{};
+    for (const Sums& p : partial)
+      for (int k = 0; k < max_sums; ++k) t[k] += p[k];
+    return {t[0], t[1] + t[2]};
   }
-  double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
   const double tr_e = c.tr_e, det_e = c.det_e, c_e = c.c_e, a0 = c.qr, b1 = c.b1, omdp = c.one_minus_det_p;
   const double z = 1 - x;
+  for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
+    double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
 #pragma omp simd reduction(+ : g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1)
-  for (std::size_t i = 0; i < d; ++i) {
-    const double l = lam[i];
-    const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
-    const double delta = 1 - dd, tau = 2 - s1;
-    const double bq = s1 * (s1 - 2) - 2 * s0;
-    const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
-    const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
-    const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
-    const double u = l * l * ib;
-    const double chi = (dd - x) * q - kb * u * n;
-    const double h = u * n / chi;
-    // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
-    const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
-    const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
-    const double n_s1 = z * (-2 * a0 * b1);
-    const double n_dd = z * (-a0 * a0) - b1 * b1;
-    const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
-    const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
-    const double kbu = kb * u;
-    const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
-    const double chi_s0 = (dd - x) * q_s0;
-    const double chi_dd = q - kbu * n_dd;
-    const double chi_a0 = -kbu * n_a0;
-    const double chi_b1 = -kbu * n_b1;
-    // dh = (u dn - h dchi) / chi.
-    const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
-    const double h_s0 = -h * chi_s0 / chi;
-    const double h_dd = (u * n_dd - h * chi_dd) / chi;
-    const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
-    const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
-    g_s1 += h_s1;
-    g_ls1 += l * h_s1;
-    g_a0 += h_a0;
-    g_s0 += h_s0;
-    g_ls0 += l * h_s0;
-    g_dd += h_dd;
-    g_ldd += l * h_dd;
-    g_b1 += h_b1;
-  }
+    for (std::size_t i = begin; i < end; ++i) {
+      const double l = lam[i];
+      const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
+      const double delta = 1 - dd, tau = 2 - s1;
+      const double bq = s1 * (s1 - 2) - 2 * s0;
+      const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
+      const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
+      const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
+      const double u = l * l * ib;
+      const double chi = (dd - x) * q - kb * u * n;
+      const double h = u * n / chi;
+      // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
+      const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
+      const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
+      const double n_s1 = z * (-2 * a0 * b1);
+      const double n_dd = z * (-a0 * a0) - b1 * b1;
+      const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
+      const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
+      const double kbu = kb * u;
+      const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
+      const double chi_s0 = (dd - x) * q_s0;
+      const double chi_dd = q - kbu * n_dd;
+      const double chi_a0 = -kbu * n_a0;
+      const double chi_b1 = -kbu * n_b1;
+      // dh = (u dn - h dchi) / chi.
+      const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
+      const double h_s0 = -h * chi_s0 / chi;
+      const double h_dd = (u * n_dd - h * chi_dd) / chi;
+      const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
+      const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
+      g_s1 += h_s1;
+      g_ls1 += l * h_s1;
+      g_a0 += h_a0;
+      g_s0 += h_s0;
+      g_ls0 += l * h_s0;
+      g_dd += h_dd;
+      g_ldd += l * h_dd;
+      g_b1 += h_b1;
+    }
+    partial[ch] = {g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1};
+  });
+  Sums t{};
+  for (const Sums& p : partial)
+    for (int k = 0; k < max_sums; ++k) t[k] += p[k];
+  const double g_s1 = t[0], g_ls1 = t[1], g_a0 = t[2], g_s0 = t[3], g_ls0 = t[4], g_dd = t[5], g_ldd = t[6],
+               g_b1 = t[7];
   // s1 = tr_e + l qr, s0 = det_e + l c_e, 1 - det A = (1 - det P) - l b1, a0 = qr.
   return {g_s1, g_s0, g_ls0, g_ls1 + g_a0, g_b1 - g_ldd, g_dd};
 }

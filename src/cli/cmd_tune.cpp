@@ -148,6 +148,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   ProblemFlags flags;
   flags.precision = false;
   add_problem_options(app, o->problem, flags);
+  add_threads_option(app);
   // The hyperparameter options fix a value; the others are tuned where the method searches them.
   for (const auto& row : methods())
     for (const auto& h : row.hyperparameters)
