@@ -1,49 +1,29 @@
 #include "cesr/dynamics.hpp"
 
-#include "cesr/parallel.hpp"
 #include "cesr/stop.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 #include <stdexcept>
-#include <vector>
 
 namespace cesr {
 
 namespace {
 // Runs body(i, psi, loss) for i < d, accumulating two sums. For the built-in
 // floating types the loop is vectorized (the sums are reordered into SIMD
-// lanes, which changes rounding only); other scalars run it in order. Loops
-// longer than one chunk (include/cesr/parallel.hpp) are summed per chunk, on
-// several threads, and the chunks added in order: the same result for any
-// thread count.
+// lanes, which changes rounding only); other scalars run it in order.
 template <class Real, class Body>
 inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body) {
-  const auto range = [&](std::size_t begin, std::size_t end, Real& out_psi, Real& out_loss) {
-    Real p = 0, l = 0;
-    if constexpr (std::is_floating_point_v<Real>) {
+  Real p = 0, l = 0;
+  if constexpr (std::is_floating_point_v<Real>) {
 #pragma omp simd reduction(+ : p, l)
-      for (std::size_t i = begin; i < end; ++i) body(i, p, l);
-    } else {
-      for (std::size_t i = begin; i < end; ++i) body(i, p, l);
-    }
-    out_psi = p;
-    out_loss = l;
-  };
-  const std::size_t chunks = chunk_count(d);
-  if (chunks <= 1) {
-    range(0, d, psi, loss);
-    return;
+    for (std::size_t i = 0; i < d; ++i) body(i, p, l);
+  } else {
+    for (std::size_t i = 0; i < d; ++i) body(i, p, l);
   }
-  std::vector<Real> psis(chunks), losses(chunks);
-  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { range(begin, end, psis[c], losses[c]); });
-  psi = 0;
-  loss = 0;
-  for (std::size_t c = 0; c < chunks; ++c) {
-    psi += psis[c];
-    loss += losses[c];
-  }
+  psi = p;
+  loss = l;
 }
 }  // namespace
 

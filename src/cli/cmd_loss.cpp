@@ -297,7 +297,6 @@ int run_loss(const LossOptions& o) {
 const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 10, [](CLI::App& app) {
   auto o = std::make_shared<LossOptions>();
   add_problem_options(app, o->problem);
-  add_threads_option(app);
   o->batch_flag = app.get_option("--batch");
   app.add_option("--steps", o->steps, "Number of steps T")->required()->group("Run");
   app.add_option("--every", o->every, "Print every N-th step (the last step is always printed)")

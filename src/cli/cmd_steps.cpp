@@ -47,7 +47,6 @@ int run_steps(const StepsOptions& o) {
 const Registrar registrar{{"steps", "Steps until the exact expected loss reaches a target", 20, [](CLI::App& app) {
   auto o = std::make_shared<StepsOptions>();
   add_problem_options(app, o->problem);
-  add_threads_option(app);
   app.add_option("--target", o->target, "Target loss EPS (absolute, or relative to L_0 with --relative)")
       ->required()
       ->group("Run");

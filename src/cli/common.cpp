@@ -217,7 +217,7 @@ Precision ProblemOptions::make_precision() const {
 void add_threads_option(CLI::App& app) {
   app.add_option_function<unsigned>(
          "--threads", [](unsigned n) { set_default_kernel_threads(n); },
-         "Threads of the O(d) kernels for d >= 65536 (0: all cores); the output does not depend on it")
+         "Threads of the rate's O(d) kernels for d >= 65536 (0: all cores); the output does not depend on it")
       ->check(CLI::Range(0u, 4096u))
       ->group("Problem");
 }

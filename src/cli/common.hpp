@@ -67,8 +67,8 @@ struct ProblemFlags {
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
 };
 
-/// --threads N: the threads of the O(d) kernels (secular function, time
-/// stepping) for spectra of d >= 65536 directions; 0 (default) all cores. The
+/// --threads N: the threads of the rate's O(d) kernels (secular function,
+/// its derivative) for spectra of d >= 65536 directions; 0 (default) all cores. The
 /// output does not depend on it (include/cesr/parallel.hpp).
 void add_threads_option(CLI::App& app);
 
