@@ -1,5 +1,6 @@
 #include "cesr/dynamics.hpp"
 
+#include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
 
 #include <fmt/format.h>
@@ -319,7 +320,10 @@ void Dynamics<Real>::step() {
     path_.at(t_ + 1, next_);
     next = &next_;
   }
-  if ((t_ & 1023) == 0) throw_if_stopped();  // a front end may ask long runs to stop
+  if ((t_ & 1023) == 0) {
+    throw_if_stopped();                // a front end may ask long runs to stop
+    if (t_ > 0) count_work(1024);      // and show their progress
+  }
   if (!noise_.batch_schedule.constant()) set_batch(noise_.batch_at(t_));
   Real psi = 0, loss = 0;
   const bool fast = kernel_ == Kernel::Auto;

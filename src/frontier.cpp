@@ -254,6 +254,7 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
   std::size_t done = 0;
+  std::vector<char> finished(total, 0);
   std::exception_ptr failure;
   const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
   // Kernel threads: the cores divided among the workers; a worker that runs
@@ -302,6 +303,7 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
         }
         std::lock_guard lock(mutex);
         ++done;
+        finished[i] = 1;
         if (options.progress) {
           // An exception from the callback stops the sweep (it is rethrown below);
           // escaping a worker thread it would end the program.
@@ -321,6 +323,19 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t) pool.emplace_back(work);
     for (auto& t : pool) t.join();
+  }
+  if (failure && options.keep_partial) {
+    // Stopped on request: keep the finished rows (any other failure is rethrown).
+    try {
+      std::rethrow_exception(failure);
+    } catch (const Stopped&) {
+      std::vector<FrontierRow> kept;
+      for (std::size_t i = 0; i < total; ++i)
+        if (finished[i]) kept.push_back(std::move(f.rows[i]));
+      f.rows = std::move(kept);
+      f.complete = false;
+      failure = nullptr;
+    }
   }
   if (failure) std::rethrow_exception(failure);
   f.summary = summarize(spectrum, f.rows, options.methods, options.tune.objective);
@@ -402,6 +417,20 @@ Table summary_table(const Frontier& f) {
   return t;
 }
 
+Table summary_csv_table(const Frontier& f) {
+  Table t = summary_table(f);
+  if (f.options.tune.objective == Objective::Final) return t;
+  const auto& s = f.summary;
+  for (const char* c : {"window_ratio", "sqrt_kappa", "trace_over_max", "kappa"}) t.columns.push_back(c);
+  for (auto& row : t.rows) {
+    row.push_back(opt_num(s.window_ratio));
+    row.push_back(num(s.sqrt_kappa));
+    row.push_back(num(s.trace_over_max));
+    row.push_back(num(s.kappa));
+  }
+  return t;
+}
+
 std::string frontier_json(const Frontier& f) {
   using json = nlohmann::ordered_json;  // keys in the order of the normative layout
   const auto opt = [](const std::optional<double>& x) { return x ? json(*x) : json(nullptr); };
@@ -461,12 +490,16 @@ std::string frontier_json(const Frontier& f) {
                   {"trace_over_max", f.summary.trace_over_max},
                   {"kappa", f.summary.kappa}};
   json out = {{"problem", problem}, {"rows", rows}, {"summary", summary}};
+  if (!f.complete) out["complete"] = false;  // interrupted: the rows finished before the stop
   return out.dump(2);
 }
 
-std::string render_frontier(const Frontier& f, Format format, const std::string& title, int digits) {
+std::string render_frontier(const Frontier& f, Format format, const std::string& title, int digits,
+                            FrontierParts parts) {
   if (format == Format::Json) return frontier_json(f) + "\n";
-  if (format == Format::Csv) return render(rows_table(f), Format::Csv);
+  if (format == Format::Csv)
+    return render(parts == FrontierParts::Summary ? summary_csv_table(f) : rows_table(f), Format::Csv);
+  const bool rows = parts != FrontierParts::Summary, summary = parts != FrontierParts::Rows;
   RenderOptions ro;
   ro.digits = format == Format::Text ? 4 : digits;
   const auto window_text = [&] {
@@ -483,19 +516,17 @@ std::string render_frontier(const Frontier& f, Format format, const std::string&
   std::string out;
   if (format == Format::Text) {
     if (!title.empty()) out += "== " + title + " ==\n";
-    out += render(rows_table(f), Format::Text, ro) + "\n";
-    out += render(summary_table(f), Format::Text, ro);
-    out += window_text() + "\n";
+    if (rows) out += render(rows_table(f), Format::Text, ro) + (summary ? "\n" : "");
+    if (summary) out += render(summary_table(f), Format::Text, ro) + window_text() + "\n";
   } else if (format == Format::Markdown) {
     if (!title.empty()) out += "### " + title + "\n\n";
-    out += render(rows_table(f), Format::Markdown, ro) + "\n";
-    out += render(summary_table(f), Format::Markdown, ro) + "\n";
-    out += window_text() + "\n";
+    if (rows) out += render(rows_table(f), Format::Markdown, ro) + (summary ? "\n" : "");
+    if (summary) out += render(summary_table(f), Format::Markdown, ro) + "\n" + window_text() + "\n";
   } else {
     ro.caption = title.empty() ? "Tuned frontier" : "Tuned frontier: " + title;
-    out += render(rows_table(f), Format::Latex, ro);
-    ro.caption = "Summary: " + window_text();
-    out += render(summary_table(f), Format::Latex, ro);
+    if (rows) out += render(rows_table(f), Format::Latex, ro);
+    ro.caption = (title.empty() || rows ? "Summary: " : "Summary, " + title + ": ") + window_text();
+    if (summary) out += render(summary_table(f), Format::Latex, ro);
   }
   return out;
 }

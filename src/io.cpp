@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -78,9 +79,19 @@ std::string read_text_file(const std::string& path, std::string_view what, std::
       throw refuse(fmt::format("'{}' has more than the limit of {}", path, size_text(max_bytes)));
     text.append(buffer, static_cast<std::size_t>(n));
   }
+  // A UTF-8 byte-order mark (written by some Windows editors and by Excel's
+  // "CSV UTF-8") is not part of the content: files read as on the command line.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
   // Named as such rather than echoed into a one-line message.
-  if (const auto nul = text.find('\0'); nul != std::string::npos)
-    throw refuse(fmt::format("'{}' is a binary file, not text: a NUL byte at byte {}", path, nul + 1));
+  // A control byte other than tab, line feed, vertical tab, form feed and
+  // carriage return (NUL, ESC, DEL, ...) does not occur in text.
+  const auto binary = std::find_if(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && !(u >= 0x09 && u <= 0x0D)) || u == 0x7F;
+  });
+  if (binary != text.end())
+    throw refuse(fmt::format("'{}' is a binary file, not text: byte {} is 0x{:02X}", path, binary - text.begin() + 1,
+                             static_cast<unsigned char>(*binary)));
   return text;
 }
 

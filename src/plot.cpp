@@ -32,6 +32,46 @@ std::string_view palette_color(int index) {
   return colors[static_cast<std::size_t>(index) % colors.size()];
 }
 
+LegendPlace parse_legend_place(std::string_view name) {
+  if (name == "outside") return LegendPlace::Outside;
+  if (name == "northeast") return LegendPlace::NorthEast;
+  if (name == "northwest") return LegendPlace::NorthWest;
+  if (name == "southeast") return LegendPlace::SouthEast;
+  if (name == "southwest") return LegendPlace::SouthWest;
+  if (name == "none") return LegendPlace::None;
+  throw std::invalid_argument(fmt::format(
+      "--legend: unknown placement '{}' (outside, northeast, northwest, southeast, southwest or none)", name));
+}
+
+void apply_labels(Figure& fig, const Labels& labels) {
+  const std::size_t columns = std::min(fig.panels.size(), static_cast<std::size_t>(std::max(fig.columns, 1)));
+  const auto check = [&](const std::vector<std::string>& given, std::string_view flag) {
+    if (given.size() > 1 && given.size() != columns)
+      throw std::invalid_argument(fmt::format("{}: given {} times; give it once (every panel) or once per column of "
+                                              "panels ({} here)",
+                                              flag, given.size(), columns));
+  };
+  check(labels.xlabel, "--xlabel");
+  check(labels.ylabel, "--ylabel");
+  for (std::size_t i = 0; i < fig.panels.size(); ++i) {
+    Panel& p = fig.panels[i];
+    const std::size_t c = i % columns;
+    if (!labels.xlabel.empty()) {
+      p.xlabel = labels.xlabel[labels.xlabel.size() == 1 ? 0 : c];
+      p.xlabel_tex.clear();  // the user's text, escaped
+    }
+    if (!labels.ylabel.empty()) {
+      p.ylabel = labels.ylabel[labels.ylabel.size() == 1 ? 0 : c];
+      p.ylabel_tex.clear();
+    }
+  }
+  if (!labels.title.empty()) {
+    if (fig.panels.size() == 1) fig.panels[0].title = labels.title;
+    else fig.title = labels.title;
+  }
+  fig.legend = labels.legend;
+}
+
 bool plottable(double v, Scale scale) { return std::isfinite(v) && (scale == Scale::Linear || v > 0); }
 
 namespace {
@@ -319,6 +359,8 @@ struct LegendEntry {
   Stroke stroke = Stroke::Solid;
   bool markers = false;
   bool band = false;
+  bool ring = false;
+  bool line = true;
   bool operator==(const LegendEntry&) const = default;
 };
 
@@ -328,9 +370,9 @@ std::vector<LegendEntry> legend_entries(const Figure& fig) {
     if (!e.name.empty() && std::find(out.begin(), out.end(), e) == out.end()) out.push_back(std::move(e));
   };
   for (const Panel& p : fig.panels) {
-    for (const Series& s : p.series) add({s.name, s.color, s.stroke, s.markers, !s.upper.empty()});
-    for (const PowerLaw& r : p.references) add({r.name, gray, Stroke::Dashed, false, false});
-    for (const VerticalLine& v : p.vlines) add({v.name, v.color, Stroke::DashDot, false, false});
+    for (const Series& s : p.series) add({s.name, s.color, s.stroke, s.markers, !s.upper.empty(), s.ring, s.line});
+    for (const PowerLaw& r : p.references) add({r.name, gray, Stroke::Dashed, false, false, false, true});
+    for (const VerticalLine& v : p.vlines) add({v.name, v.color, Stroke::DashDot, false, false, false, true});
   }
   return out;
 }
@@ -435,14 +477,21 @@ void svg_panel(std::string& out, const Panel& p, int index, double left0, double
                          f.x(v.x), top, bottom, palette_color(v.color), svg_dash(Stroke::DashDot));
   for (const Series& s : p.series) {
     const auto segments = line_segments(s, f);
-    for (const Segment& seg : segments)
-      out += fmt::format(R"(<polyline points="{}" stroke="{}" stroke-width="2"{}/>)"
-                         "\n",
-                         svg_points(seg, to_px), palette_color(s.color), svg_dash(s.stroke));
+    if (s.line)
+      for (const Segment& seg : segments)
+        out += fmt::format(R"(<polyline points="{}" stroke="{}" stroke-width="2"{}/>)"
+                           "\n",
+                           svg_points(seg, to_px), palette_color(s.color), svg_dash(s.stroke));
     if (s.markers) {
       out += fmt::format(R"(<g fill="{}" stroke="none">)", palette_color(s.color));
       for (const Segment& seg : segments)
         for (const Point& q : seg) out += fmt::format(R"(<circle cx="{:.2f}" cy="{:.2f}" r="3.2"/>)", f.x(q[0]), f.y(q[1]));
+      out += "</g>\n";
+    }
+    if (s.ring) {
+      out += fmt::format(R"(<g fill="none" stroke="{}" stroke-width="2">)", palette_color(s.color));
+      for (const Segment& seg : segments)
+        for (const Point& q : seg) out += fmt::format(R"(<circle cx="{:.2f}" cy="{:.2f}" r="7"/>)", f.x(q[0]), f.y(q[1]));
       out += "</g>\n";
     }
   }
@@ -498,10 +547,14 @@ double legend_width(const std::vector<LegendEntry>& entries) {
   return legend_pad * 3 + legend_swatch + 8 + w;
 }
 
-void svg_legend(std::string& out, const std::vector<LegendEntry>& entries, double x0) {
+double legend_height(const std::vector<LegendEntry>& entries) {
+  return legend_pad * 2 + legend_row * static_cast<double>(entries.size()) - 6;
+}
+
+// The legend box with its top left corner at (x, y).
+void svg_legend(std::string& out, const std::vector<LegendEntry>& entries, double x, double y) {
   if (entries.empty()) return;
-  const double x = x0 + legend_pad, y = margin_top;
-  const double h = legend_pad * 2 + legend_row * static_cast<double>(entries.size()) - 6;
+  const double h = legend_height(entries);
   out += fmt::format(R"(<g font-size="{:g}" fill="#111">)"
                      "\n",
                      legend_font_px);
@@ -516,7 +569,9 @@ void svg_legend(std::string& out, const std::vector<LegendEntry>& entries, doubl
     if (e.band)
       out += fmt::format(R"(<rect x="{:.2f}" y="{:.2f}" width="{:g}" height="12" fill="{}" fill-opacity="0.2"/>)",
                          sx, cy - 6, legend_swatch, color);
-    if (e.stroke == Stroke::DashDot)  // vertical marker line: draw it upright
+    if (!e.line) {
+      // marks only
+    } else if (e.stroke == Stroke::DashDot)  // vertical marker line: draw it upright
       out += fmt::format(R"(<line x1="{0:.2f}" y1="{1:.2f}" x2="{0:.2f}" y2="{2:.2f}" stroke="{3}" stroke-width="1.5"{4}/>)",
                          sx + legend_swatch / 2, cy - 9, cy + 9, color, R"( stroke-dasharray="5 2 2 2")");
     else
@@ -524,6 +579,9 @@ void svg_legend(std::string& out, const std::vector<LegendEntry>& entries, doubl
                          cy, sx + legend_swatch, cy, color, e.color == gray ? 1.5 : 2, svg_dash(e.stroke));
     if (e.markers)
       out += fmt::format(R"(<circle cx="{:.2f}" cy="{:.2f}" r="3.2" fill="{}"/>)", sx + legend_swatch / 2, cy, color);
+    if (e.ring)
+      out += fmt::format(R"(<circle cx="{:.2f}" cy="{:.2f}" r="7" fill="none" stroke="{}" stroke-width="2"/>)",
+                         sx + legend_swatch / 2, cy, color);
     out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" dy="0.35em">{}</text>)"
                        "\n",
                        sx + legend_swatch + 8, cy, xml_escape(e.name));
@@ -568,13 +626,37 @@ std::string tex_coordinates(const Points& pts, Get&& get) {
   return out;
 }
 
-std::string tex_line_style(int color, Stroke stroke, bool markers) {
-  return fmt::format("color={}, {}, {}, {}", color_name(color), tex_dash(stroke), color == gray ? "semithick" : "thick",
-                     markers ? "mark=*, mark size=1.3pt, mark options={solid}" : "mark=none");
+std::string tex_line_style(int color, Stroke stroke, bool markers, bool ring = false, bool line = true) {
+  return fmt::format("color={}, {}, {}, {}{}", color_name(color), tex_dash(stroke), color == gray ? "semithick" : "thick",
+                     ring      ? "mark=o, mark size=3.2pt, mark options={solid}"
+                     : markers ? "mark=*, mark size=1.3pt, mark options={solid}"
+                               : "mark=none",
+                     line ? "" : ", only marks");
 }
 
-void tex_axis(std::string& out, const Panel& p, int index, const std::string& placement, bool last,
-              const std::vector<LegendEntry>& legend) {
+// pgfplots' legend style for a placement (empty: no legend on this axis).
+std::string tex_legend_style(LegendPlace place) {
+  const auto inside = [](const char* at, const char* anchor) {
+    return fmt::format("legend style={{at={{{}}}, anchor={}, font=\\small, cells={{anchor=west}}, "
+                       "fill=white, fill opacity=0.9, text opacity=1}}",
+                       at, anchor);
+  };
+  switch (place) {
+    case LegendPlace::Outside:
+      return "legend style={at={(1.04,1)}, anchor=north west, font=\\small, cells={anchor=west}}";
+    case LegendPlace::NorthEast: return inside("(0.97,0.97)", "north east");
+    case LegendPlace::NorthWest: return inside("(0.03,0.97)", "north west");
+    case LegendPlace::SouthEast: return inside("(0.97,0.03)", "south east");
+    case LegendPlace::SouthWest: return inside("(0.03,0.03)", "south west");
+    case LegendPlace::None: return "";
+  }
+  return "";
+}
+
+// An axis; the legend goes on it when `legend_style` is not empty.
+void tex_axis(std::string& out, const Panel& p, int index, const std::string& placement,
+              const std::string& legend_style, const std::vector<LegendEntry>& legend) {
+  const bool last = !legend_style.empty();
   const Frame f = make_frame(p, 0, 0);
   std::vector<std::string> opt;
   opt.push_back(fmt::format("name=panel{}", index));
@@ -595,8 +677,7 @@ void tex_axis(std::string& out, const Panel& p, int index, const std::string& pl
   if (!xlabel.empty()) opt.push_back(fmt::format("xlabel={{{}}}", xlabel));
   if (!ylabel.empty()) opt.push_back(fmt::format("ylabel={{{}}}", ylabel));
   if (!p.title.empty()) opt.push_back(fmt::format("title={{{}}}", latex_escape(p.title)));
-  if (last && !legend.empty())
-    opt.push_back("legend style={at={(1.04,1)}, anchor=north west, font=\\small, cells={anchor=west}}");
+  if (last && !legend.empty()) opt.push_back(legend_style);
   out += "\\begin{axis}[\n";
   for (std::size_t i = 0; i < opt.size(); ++i) out += "  " + opt[i] + (i + 1 < opt.size() ? ",\n" : "\n");
   out += "]\n";
@@ -622,8 +703,8 @@ void tex_axis(std::string& out, const Panel& p, int index, const std::string& pl
   for (const Series& s : p.series) {
     if (!s.name.empty()) out += "% " + s.name + "\n";
     for (const Segment& seg : line_segments(s, f))
-      out += fmt::format("\\addplot[forget plot, {}] coordinates {{\n{}}};\n", tex_line_style(s.color, s.stroke, s.markers),
-                         tex_coordinates(seg, xy));
+      out += fmt::format("\\addplot[forget plot, {}] coordinates {{\n{}}};\n",
+                         tex_line_style(s.color, s.stroke, s.markers, s.ring, s.line), tex_coordinates(seg, xy));
   }
   if (last)
     for (const LegendEntry& e : legend) {
@@ -631,7 +712,7 @@ void tex_axis(std::string& out, const Panel& p, int index, const std::string& pl
         out += fmt::format("\\addlegendimage{{area legend, draw={0}, thick, fill={0}, fill opacity=0.2}}\n",
                            color_name(e.color));
       else
-        out += fmt::format("\\addlegendimage{{{}}}\n", tex_line_style(e.color, e.stroke, e.markers));
+        out += fmt::format("\\addlegendimage{{{}}}\n", tex_line_style(e.color, e.stroke, e.markers, e.ring, e.line));
       out += fmt::format("\\addlegendentry{{{}}}\n", latex_escape(e.name));
     }
   out += "\\end{axis}\n";
@@ -643,8 +724,10 @@ std::string to_svg(const Figure& fig) {
   check_panels(fig);
   const auto legend = legend_entries(fig);
   const std::size_t columns = grid_columns(fig), rows = grid_rows(fig);
-  const double width = panel_w * static_cast<double>(columns) + legend_width(legend);
-  const double height = panel_h * static_cast<double>(rows);
+  const bool outside = fig.legend == LegendPlace::Outside;
+  const double title_h = fig.title.empty() ? 0 : 34;
+  const double width = panel_w * static_cast<double>(columns) + (outside ? legend_width(legend) : 0);
+  const double height = title_h + panel_h * static_cast<double>(rows);
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format(
@@ -655,10 +738,24 @@ std::string to_svg(const Figure& fig) {
   out += "<desc>Figure made by cesr</desc>\n";
   out += R"(<rect width="100%" height="100%" fill="white"/>)"
          "\n";
+  if (!fig.title.empty())
+    out += fmt::format(R"(<text x="{:.2f}" y="24" text-anchor="middle" font-size="{:g}" font-weight="bold" fill="#111">{}</text>)"
+                       "\n",
+                       panel_w * static_cast<double>(columns) / 2, font_px + 2, xml_escape(fig.title));
   for (std::size_t i = 0; i < fig.panels.size(); ++i)
     svg_panel(out, fig.panels[i], static_cast<int>(i), panel_w * static_cast<double>(i % columns),
-              panel_h * static_cast<double>(i / columns));
-  svg_legend(out, legend, panel_w * static_cast<double>(columns) - margin_right);
+              title_h + panel_h * static_cast<double>(i / columns));
+  if (!legend.empty() && fig.legend != LegendPlace::None) {
+    // Outside: right of the first row; inside: a corner of the first panel's plot area.
+    const double w = legend_width(legend) - legend_pad * 2, h = legend_height(legend), inset = 8;
+    const double left = margin_left, top = title_h + margin_top, right = left + plot_w, bottom = top + plot_h;
+    double x = panel_w * static_cast<double>(columns) - margin_right + legend_pad, y = top;
+    if (fig.legend == LegendPlace::NorthEast || fig.legend == LegendPlace::SouthEast) x = right - inset - w;
+    if (fig.legend == LegendPlace::NorthWest || fig.legend == LegendPlace::SouthWest) x = left + inset;
+    if (fig.legend == LegendPlace::NorthEast || fig.legend == LegendPlace::NorthWest) y = top + inset;
+    if (fig.legend == LegendPlace::SouthEast || fig.legend == LegendPlace::SouthWest) y = bottom - inset - h;
+    svg_legend(out, legend, x, y);
+  }
   out += "</svg>\n";
   return out;
 }
@@ -673,15 +770,19 @@ std::string to_pgfplots(const Figure& fig) {
   out += fmt::format("\\definecolor{{cesrgray}}{{HTML}}{{{}}}\n", palette_color(gray).substr(1));
   const std::size_t columns = grid_columns(fig);
   for (std::size_t i = 0; i < fig.panels.size(); ++i) {
-    // The legend goes with the last panel of the first row.
-    const bool legend_here = i + 1 == columns;
+    // The legend goes with the last panel of the first row (outside) or inside the first.
+    const bool legend_here = fig.legend == LegendPlace::Outside ? i + 1 == columns : i == 0;
     std::string placement;
     if (i % columns != 0)
       placement = fmt::format("at={{(panel{}.outer east)}}, anchor=outer west, xshift=0.4cm", i - 1);
     else if (i > 0)
       placement = fmt::format("at={{(panel{}.outer south west)}}, anchor=outer north west, yshift=-0.2cm", i - columns);
-    tex_axis(out, fig.panels[i], static_cast<int>(i), placement, legend_here, legend);
+    tex_axis(out, fig.panels[i], static_cast<int>(i), placement, legend_here ? tex_legend_style(fig.legend) : "",
+             legend);
   }
+  if (!fig.title.empty())
+    out += fmt::format("\\node[anchor=south, font=\\bfseries] at (current bounding box.north) {{{}}};\n",
+                       latex_escape(fig.title));
   out += "\\end{tikzpicture}\n";
   return out;
 }
@@ -714,6 +815,7 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
     s.name = c.name;
     s.color = c.color;
     s.markers = true;
+    s.stroke = c.stroke;
     s.x = c.batch;
     s.y = c.serial;
     serial.series.push_back(s);
@@ -737,6 +839,59 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
     }
   }
   return {std::move(serial), std::move(ce)};
+}
+
+std::optional<std::array<double, 2>> tradeoff_point(const FrontierCurve& c, double batch) {
+  const std::size_t n = std::min(c.batch.size(), c.steps.size());
+  std::optional<std::size_t> prev;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!(plottable(c.batch[i], Scale::Log) && plottable(c.steps[i], Scale::Log))) {
+      prev.reset();  // the curve is broken here
+      continue;
+    }
+    if (c.batch[i] == batch) return std::array<double, 2>{batch * c.steps[i], c.steps[i]};
+    if (prev && c.batch[*prev] < batch && batch < c.batch[i]) {
+      const double x0 = std::log(c.batch[*prev]), x1 = std::log(c.batch[i]);
+      const double t = (std::log(batch) - x0) / (x1 - x0);
+      const double steps = std::exp(std::log(c.steps[*prev]) + t * (std::log(c.steps[i]) - std::log(c.steps[*prev])));
+      return std::array<double, 2>{batch * steps, steps};
+    }
+    prev = i;
+  }
+  return std::nullopt;
+}
+
+Panel tradeoff_panel(const std::vector<FrontierCurve>& curves, const std::string& title) {
+  Panel p;
+  p.title = title.empty() ? "steps against samples" : title;
+  p.xlabel = "samples processed (B \u00b7 steps)";
+  p.ylabel = "serial runtime (steps)";
+  p.xlabel_tex = "samples processed ($B \\cdot$ steps)";
+  for (const FrontierCurve& c : curves) {
+    Series s;
+    s.name = c.name;
+    s.color = c.color;
+    s.stroke = c.stroke;
+    s.markers = true;
+    for (std::size_t i = 0; i < std::min(c.batch.size(), c.steps.size()); ++i) {
+      s.x.push_back(c.batch[i] * c.steps[i]);
+      s.y.push_back(c.steps[i]);
+    }
+    p.series.push_back(std::move(s));
+  }
+  for (const FrontierCurve& c : curves)
+    if (c.critical_batch)
+      if (const auto q = tradeoff_point(c, *c.critical_batch)) {
+        Series mark;
+        mark.name = "critical batch, " + c.name;
+        mark.color = c.color;
+        mark.ring = true;
+        mark.line = false;
+        mark.x = {(*q)[0]};
+        mark.y = {(*q)[1]};
+        p.series.push_back(std::move(mark));
+      }
+  return p;
 }
 
 Figure simulation_figure(const std::vector<double>& step, const std::vector<double>& exact,
@@ -767,7 +922,10 @@ Figure simulation_figure(const std::vector<double>& step, const std::vector<doub
   ex.y = exact;
   p.series.push_back(std::move(sim));
   p.series.push_back(std::move(ex));
-  return Figure{{std::move(p)}, 1};
+  Figure fig;
+  fig.panels.push_back(std::move(p));
+  fig.columns = 1;
+  return fig;
 }
 
 }  // namespace cesr::plot

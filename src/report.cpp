@@ -197,6 +197,15 @@ constexpr PaperName paper_names[] = {
     {"best_ce_batch", "B at best CE", "$B$ at best CE"},
     {"critical_batch", "B_crit", "$B_{\\mathrm{crit}}$"},
     {"mccandlish_batch", "E_min/S_min", "$E_{\\min}/S_{\\min}$"},
+    // The window (cesr window; the frontier summary's CSV): the same names as the frontier table.
+    {"critical_batch_sgd", "B_crit SGD", "$B_{\\mathrm{crit}}$ SGD"},
+    {"critical_batch_hb", "B_crit HB", "$B_{\\mathrm{crit}}$ HB"},
+    {"window_ratio", "window", "window"},
+    {"window_over_sqrt_kappa", "window/\u221a\u03ba", "window$/\\sqrt{\\kappa}$"},
+    {"sqrt_kappa", "\u221a\u03ba", "$\\sqrt{\\kappa}$"},
+    {"trace_over_max", "tr H/\u03bb_max", "$\\mathrm{tr}\\,H/\\lambda_{\\max}$"},
+    {"best_loss", "best L_T", "best $L_T$"},
+    {"best_batch", "B at best L_T", "$B$ at best $L_T$"},
     {"theory", "exact L_t", "exact $L_t$"},
     {"mean", "simulated mean", "simulated mean"},
     {"std_error", "standard error", "standard error"},
@@ -215,7 +224,39 @@ std::string cell_text(const Cell& c, const RenderOptions& o) {
   return c.text;
 }
 
-// 1.23e-04 -> $1.23\times10^{-4}$; inf -> $\infty$; integers as they are.
+// Scientific text with a decimal exponent in [-2, 4] in fixed notation with the
+// same significant digits, as papers print moderate numbers (3.162e+01 ->
+// 31.62, 5.00e-01 -> 0.500, 1.816e+04 -> 18160); empty when it does not apply.
+std::string fixed_notation(const std::string& mantissa, int exponent) {
+  if (exponent < -2 || exponent > 4) return {};
+  std::string sign, digits;
+  std::size_t i = 0;
+  if (i < mantissa.size() && (mantissa[i] == '-' || mantissa[i] == '+')) {
+    if (mantissa[i] == '-') sign = "-";
+    ++i;
+  }
+  // One digit before the point: d.ddd
+  if (i >= mantissa.size() || !std::isdigit(static_cast<unsigned char>(mantissa[i]))) return {};
+  digits += mantissa[i++];
+  if (i < mantissa.size() && mantissa[i] == '.') ++i;
+  for (; i < mantissa.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(mantissa[i]))) return {};
+    digits += mantissa[i];
+  }
+  if (digits[0] == '0' && digits.find_first_not_of('0') != std::string::npos) return {};  // not normalised
+  std::string out;
+  if (exponent < 0) {
+    out = "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+  } else {
+    const auto whole = static_cast<std::size_t>(exponent) + 1;
+    if (digits.size() <= whole) out = digits + std::string(whole - digits.size(), '0');
+    else out = digits.substr(0, whole) + "." + digits.substr(whole);
+  }
+  return sign + out;
+}
+
+// 1.23e-04 -> $1.23\times10^{-4}$, 3.16e+01 -> $31.6$; inf -> $\infty$;
+// integers as they are.
 std::string latex_number(const std::string& text) {
   if (text == "inf" || text == "+inf") return "$\\infty$";
   if (text == "-inf") return "$-\\infty$";
@@ -224,7 +265,11 @@ std::string latex_number(const std::string& text) {
   if (e == std::string::npos) return "$" + text + "$";
   const int exponent = std::atoi(text.c_str() + e + 1);
   const std::string mantissa = text.substr(0, e);
+  if (const std::string fixed = fixed_notation(mantissa, exponent); !fixed.empty()) return "$" + fixed + "$";
   if (exponent == 0) return "$" + mantissa + "$";
+  // A power of ten: 1.000e+08 -> 10^8.
+  if (mantissa.find_first_not_of("0.", mantissa[0] == '1' ? 1 : 0) == std::string::npos && mantissa[0] == '1')
+    return fmt::format("$10^{{{}}}$", exponent);
   return fmt::format("${}\\times10^{{{}}}$", mantissa, exponent);
 }
 
@@ -359,6 +404,9 @@ std::string render(const Table& t, Format format, const RenderOptions& o) {
       out += "% Needs \\usepackage{booktabs}.\n";
       out += "\\begin{table}[t]\n\\centering\n";
       if (!o.caption.empty()) out += "\\caption{" + latex_escape(o.caption) + "}\n";
+      // Narrower column gaps than LaTeX's 6pt (the tables fit an article's 345pt text width).
+      out += "\\setlength{\\tabcolsep}{4pt}\n";
+      if (ncol > 7) out += "\\small\n";
       out += "\\begin{tabular}{" + align + "}\n\\toprule\n";
       for (std::size_t j = 0; j < ncol; ++j) out += (j ? " & " : "") + paper_column_name(t.columns[j], format);
       out += " \\\\\n\\midrule\n";

@@ -1,5 +1,6 @@
 #include "cesr/simulate.hpp"
 
+#include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
 
 #include <Eigen/Dense>
@@ -210,8 +211,14 @@ class RunSimulator {
         }
         ++point;
       }
-      if (t == config_.steps) break;
-      if ((t & 15) == 0) throw_if_stopped();  // a step costs O(B d): poll often
+      if (t == config_.steps) {
+        count_work(t == 0 ? 0 : (t & 15) == 0 ? 16 : t & 15);  // the steps since the last count
+        break;
+      }
+      if ((t & 15) == 0) {
+        throw_if_stopped();  // a step costs O(B d): poll often
+        if (t > 0) count_work(16);
+      }
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
       u = m.r[0] * s[0];
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
@@ -295,9 +302,11 @@ MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<doub
   std::exception_ptr error;
 
   const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
+  std::atomic<std::uint64_t>* work = work_counter();  // and count into the caller's counter
   auto worker = [&] {
     try {
       const StopScope scope(stop);
+      const WorkScope counting(work);
       RunSimulator sim(spectrum, method, noise, config, record);
       for (;;) {
         const std::uint64_t blk = next_block.fetch_add(1);

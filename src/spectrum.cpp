@@ -91,9 +91,13 @@ void check_fits_in_memory(std::size_t d, std::string_view what) {
 
 double parse_finite(std::string_view text, std::string_view what) {
   text = trim(text);
+  // A leading '+' as on the command line (strtod reads "+1"; from_chars does not).
+  const std::string_view number = text.size() > 1 && text[0] == '+' && text[1] != '-' && text[1] != '+'
+                                      ? text.substr(1)
+                                      : text;
   double x = 0;
-  const auto* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(text.data(), end, x);
+  const auto* end = number.data() + number.size();
+  const auto [p, ec] = std::from_chars(number.data(), end, x);
   if (text.empty() || ec != std::errc{} || p != end || !std::isfinite(x))
     throw std::invalid_argument(fmt::format("{}: '{}' is not a finite number", what, text));
   return x;

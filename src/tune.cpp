@@ -1,6 +1,7 @@
 #include "cesr/tune.hpp"
 
 #include "cesr/rate.hpp"
+#include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
 
 #include <boost/math/tools/minima.hpp>
@@ -299,6 +300,8 @@ struct Evaluator {
 
   double operator()(const std::vector<double>& x) {
     throw_if_stopped();  // each point: a front end may ask a long search to stop
+    count_work(1);       // the progress of a search counts points, not the time steps behind them
+    const WorkScope points_only(nullptr);
     const MethodSpec m = space->decode(x);
     double f = std::numeric_limits<double>::infinity();
     bool valid = true;

@@ -34,7 +34,10 @@ TEST_CASE("cesr frontier --format json has the normative layout") {
   const Run r = cesr("frontier " + problem + " --methods sgd,hb,asgd --batches 1:256:x4 --format json");
   REQUIRE(r.code == 0);
   CHECK(r.err.empty());
-  const auto j = nlohmann::json::parse(r.out);
+  const auto list = nlohmann::json::parse(r.out);
+  REQUIRE(list.is_array());  // one shape for every run: a list of problem objects
+  REQUIRE(list.size() == 1);
+  const auto& j = list[0];
   REQUIRE(j.is_object());
   for (const char* k : {"problem", "rows", "summary"}) CHECK(j.contains(k));
   CHECK(j["problem"]["spectrum"] == "loguniform:d=50,kappa=1e3");
@@ -70,7 +73,7 @@ TEST_CASE("cesr frontier: every format, and the same output whatever the thread 
   REQUIRE(one.code == 0);
   CHECK(one.out == two.out);
   // One column per hyperparameter the methods of the run tune (registry order).
-  CHECK(one.out.rfind("spectrum,method,batch,gap,steps,ce,lr,momentum\n", 0) == 0);
+  CHECK(one.out.rfind("problem,spectrum,init,method,batch,gap,steps,ce,lr,momentum\n", 0) == 0);
   CHECK(std::count(one.out.begin(), one.out.end(), '\n') == 1 + 8);
   const Run table = cesr(base + " --format table");
   REQUIRE(table.code == 0);
@@ -200,7 +203,7 @@ TEST_CASE("--help describes the commands with a working example") {
 TEST_CASE("cesr frontier --digits sets the significant digits of latex and markdown tables") {
   const Run json = cesr("frontier " + problem + " --methods sgd --batches 1,64 --format json");
   REQUIRE(json.code == 0);
-  const auto rows = nlohmann::json::parse(json.out)["rows"];
+  const auto rows = nlohmann::json::parse(json.out)[0]["rows"];
   for (int digits : {2, 5}) {
     const Run md = cesr(fmt::format("frontier {} --methods sgd --batches 1,64 --format markdown --digits {}", problem,
                                     digits));
@@ -224,7 +227,7 @@ TEST_CASE("cesr frontier: a method with no usable row has null best CE and the r
   CHECK(r.code == 1);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(r.err.find("--max-steps") != std::string::npos);
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = nlohmann::json::parse(r.out).at(0);
   for (const auto& row : j["rows"]) {
     CHECK(row["steps"].is_null());
     CHECK(row["ce"].is_null());

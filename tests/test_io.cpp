@@ -314,6 +314,7 @@ TEST_CASE("an input FIFO, /dev/zero, a folder, a symlink loop or a binary file: 
   fs::create_symlink("in_loop_b.txt", "in_loop_a.txt");
   fs::create_symlink("in_loop_a.txt", "in_loop_b.txt");
   write("elf.txt", std::string("\x7f" "ELF\2\1\1\0\0\0\0\0\0\0\0\0secret", 22));
+  write("esc.txt", "1\n\x1b]0;secret\x07\n2\n");
   write("curve.csv", "step,loss\n0,0.9166666666666666\n");  // L_0 = (1 + 1/2 + 1/3) / 2
   const std::string method = " --method sgd --lr 0.5 --steps 3";
   const struct {
@@ -324,7 +325,11 @@ TEST_CASE("an input FIFO, /dev/zero, a folder, a symlink loop or a binary file: 
       {"loss --spectrum powerlaw:d=3,alpha=1 --init file:/dev/zero" + method, "--init: '/dev/zero' is a character"},
       {"loss --spectrum file:in_folder" + method, "'in_folder' is a folder, not a file"},
       {"loss --spectrum file:in_loop_a.txt" + method, "cannot read file 'in_loop_a.txt': a loop of symbolic links"},
-      {"loss --spectrum file:elf.txt" + method, "'elf.txt' is a binary file, not text: a NUL byte at byte 8"},
+      {"loss --spectrum file:elf.txt" + method, "'elf.txt' is a binary file, not text: byte 1 is 0x7F"},
+      // no NUL byte, but a terminal escape sequence: not echoed either
+      {"loss --spectrum file:esc.txt" + method, "'esc.txt' is a binary file, not text: byte 3 is 0x1B"},
+      {"check --input esc.txt --spectrum powerlaw:d=3,alpha=1 --method sgd --lr 0.5",
+       "--input: 'esc.txt' is a binary file, not text: byte 3 is 0x1B"},
       {"check --input in.fifo --spectrum powerlaw:d=3,alpha=1 --method sgd --lr 0.5", "--input: 'in.fifo' is a FIFO"},
       {"check --input in_loop_a.txt --spectrum powerlaw:d=3,alpha=1 --method sgd --lr 0.5", "--input: cannot read"},
       {"check --input /dev/zero --spectrum powerlaw:d=3,alpha=1 --method sgd --lr 0.5", "character device"},
@@ -364,4 +369,58 @@ TEST_CASE("read_text_file: the size limit, also for files whose size reads as 0"
                        std::invalid_argument);
   write("empty.txt", "");
   CHECK(cesr::read_text_file("empty.txt", "x").empty());
+}
+
+TEST_CASE("input files read a UTF-8 byte-order mark and a leading '+' as the command line does") {
+  const std::string bom = "\xEF\xBB\xBF";
+  // spectrum {1, 1/2, 1/4}, init {1, 2, 3}: once plain, once with a BOM and '+' signs
+  write("plain_spec.txt", "1\n0.5\n0.25\n");
+  write("bom_spec.txt", bom + "+1\n+0.5\n+2.5e-1\n");
+  write("plain_init.txt", "1\n2\n3\n");
+  write("bom_init.txt", bom + "+1\n+2\n3\n");
+  const std::string method = " --method sgd --lr 0.5 --batch 2 --steps 6";
+  const Run plain = cesr_run("loss --spectrum file:plain_spec.txt --init file:plain_init.txt" + method);
+  const Run marked = cesr_run("loss --spectrum file:bom_spec.txt --init file:bom_init.txt" + method);
+  REQUIRE(plain.code == 0);
+  CHECK(marked.code == 0);
+  CHECK(marked.err.empty());
+  CHECK(marked.out == plain.out);
+  // L_0 = (1 * 1 + 0.5 * 2 + 0.25 * 3) / 2 = 1.375: the '+' and the BOM did not shift a value
+  CHECK(plain.out.find("0,1.3750000000000000e+00\n") != std::string::npos);
+  // "+-1" and "++1" stay malformed
+  write("bad_sign.txt", "+-1\n");
+  CHECK(cesr_run("loss --spectrum file:bad_sign.txt" + method).code == 2);
+  write("bad_sign2.txt", "++1\n");
+  CHECK(cesr_run("loss --spectrum file:bad_sign2.txt" + method).code == 2);
+
+  // a loss curve (check --input) whose header starts with a BOM and whose steps carry '+'
+  write("bom_curve.csv", bom + "step,loss\n+0,1.375\n");
+  const Run check = cesr_run("check --input bom_curve.csv --spectrum file:plain_spec.txt --init file:plain_init.txt "
+                             "--method sgd --lr 0.5 --format csv");
+  INFO(check.err);
+  CHECK(check.code == 0);
+  CHECK(check.out.find("\n0,1.3750000000000000e+00,") != std::string::npos);
+
+  // a schedule file and a method file with a BOM
+  write("plain_sched.csv", "step,factor\n0,1\n3,0.5\n");
+  write("bom_sched.csv", bom + "step,factor\n0,+1\n3,0.5\n");
+  const Run s1 = cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6 --lr-schedule "
+                          "file:plain_sched.csv");
+  const Run s2 = cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6 --lr-schedule "
+                          "file:bom_sched.csv");
+  REQUIRE(s1.code == 0);
+  CHECK(s2.code == 0);
+  CHECK(s2.out == s1.out);
+  const std::string sgd_json = R"({"P": [[1]], "q": [0.5], "r": [1], "o": [1]})";  // SGD, lr 0.5
+  write("plain_method.json", sgd_json);
+  write("bom_method.json", bom + sgd_json);
+  const Run m1 = cesr_run("loss --spectrum file:plain_spec.txt --method custom --method-file plain_method.json "
+                          "--steps 6");
+  const Run m2 = cesr_run("loss --spectrum file:plain_spec.txt --method custom --method-file bom_method.json "
+                          "--steps 6");
+  INFO(m1.err, m2.err);
+  REQUIRE(m1.code == 0);
+  CHECK(m2.code == 0);
+  CHECK(m2.out == m1.out);
+  CHECK(m1.out == cesr_run("loss --spectrum file:plain_spec.txt --method sgd --lr 0.5 --steps 6").out);
 }

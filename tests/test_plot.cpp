@@ -343,8 +343,8 @@ TEST_CASE("figures need a panel; grids place panels row by row; --plot names end
 
 TEST_CASE("frontier panels: serial runtime and CE against batch, critical batches, slope -1 reference") {
   std::vector<plot::FrontierCurve> curves(2);
-  curves[0] = {"SGD", 0, {1, 4, 16, 64}, {1000, 260, 90, 60}, {1e-3, 9.6e-4, 6.9e-4, 2.6e-4}, 12.0};
-  curves[1] = {"HB", 1, {1, 4, 16, 64}, {1000, 250, 64, inf_v}, {1e-3, 1e-3, 9.8e-4, 0}, std::nullopt};
+  curves[0] = {"SGD", 0, {1, 4, 16, 64}, {1000, 260, 90, 60}, {1e-3, 9.6e-4, 6.9e-4, 2.6e-4}, 12.0, {}, plot::Stroke::Solid};
+  curves[1] = {"HB", 1, {1, 4, 16, 64}, {1000, 250, 64, inf_v}, {1e-3, 1e-3, 9.8e-4, 0}, std::nullopt, {}, plot::Stroke::Dashed};
   const auto panels = plot::frontier_panels(curves, "kappa = 1e4", "steps", "CE");
   REQUIRE(panels.size() == 2);
   CHECK(panels[0].title == "kappa = 1e4: serial runtime");
@@ -437,7 +437,8 @@ TEST_CASE("cesr loss --compare-batches writes a long table and one curve per bat
   REQUIRE(tex.code == 0);
   CHECK(count(tex.out, "\\begin{axis}") == 1);
   CHECK(tex.out.find("xmode=log, ymode=log") != std::string::npos);
-  CHECK(tex.out.find("\\addlegendentry{hb(lr=0.25, momentum=0.5)}") != std::string::npos);
+  // One method naming across figures: the registry's paper name, hyperparameters as symbols.
+  CHECK(tex.out.find("\\addlegendentry{HB, $\\eta$ = 0.25, $\\beta$ = 0.5}") != std::string::npos);
   CHECK_FALSE(has_non_finite_text(tex.out));
   std::filesystem::remove_all(dir);
 }
@@ -473,7 +474,7 @@ TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
       "--spectrum loguniform:d=50,kappa=1e4 --methods sgd,hb --batches 1,16,256,4096 --threads 1";
   const Run json = run_command("frontier " + args + " --format json --plot " + (dir / "f.svg").string(), dir);
   REQUIRE(json.code == 0);
-  const auto parsed = nlohmann::json::parse(json.out);
+  const auto parsed = nlohmann::json::parse(json.out).at(0);
   const std::string svg = slurp(dir / "f.svg");
   CHECK(tag_balance(svg) == "");
   CHECK_FALSE(has_non_finite_text(svg));
@@ -510,7 +511,7 @@ TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-
                            "--every 6 --runs 300 --seed 3 --threads 1";
   const Run csv = run_command("simulate " + args + " --plot " + (dir / "s.svg").string(), dir);
   REQUIRE(csv.code == 0);
-  CHECK(csv.out.rfind("step,theory,mean,stderr,z\n", 0) == 0);
+  CHECK(csv.out.rfind("step,theory,mean,stderr,z,judged_by\n", 0) == 0);
   const std::string svg = slurp(dir / "s.svg");
   CHECK(tag_balance(svg) == "");
   CHECK(count(svg, "<polygon") == 1);
@@ -566,4 +567,73 @@ TEST_CASE("--plot into a missing folder fails at parse time: exit 2, one line na
     CHECK_FALSE(std::filesystem::exists(dir / "f.png"));
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("trade-off panel: (B * steps, steps) per row, the critical batch ringed on the curve") {
+  plot::FrontierCurve c;
+  c.name = "SGD";
+  c.batch = {1, 4, 16, 64};
+  c.steps = {1000, 260, 90, inf_v};  // the last row did not reach the target
+  c.critical_batch = 8.0;
+  const plot::Panel p = plot::tradeoff_panel({c}, "");
+  REQUIRE(p.series.size() == 2);
+  CHECK(p.series[0].x == std::vector<double>{1000, 1040, 1440, inf_v});
+  CHECK(p.series[0].y == std::vector<double>{1000, 260, 90, inf_v});
+  // At B = 8, halfway between 4 and 16 in log B: steps sqrt(260 * 90) (log-linear), samples 8 times that.
+  const auto& ring = p.series[1];
+  CHECK(ring.ring);
+  CHECK_FALSE(ring.line);
+  CHECK(ring.name == "critical batch, SGD");
+  REQUIRE(ring.y.size() == 1);
+  CHECK(ring.y[0] == doctest::Approx(std::sqrt(260.0 * 90.0)).epsilon(1e-14));
+  CHECK(ring.x[0] == doctest::Approx(8 * std::sqrt(260.0 * 90.0)).epsilon(1e-14));
+  // On a row, its own point; beyond the drawable rows, none.
+  CHECK((*plot::tradeoff_point(c, 4))[1] == 260);
+  CHECK_FALSE(plot::tradeoff_point(c, 32).has_value());
+  CHECK_FALSE(plot::tradeoff_point(c, 0.5).has_value());
+  const std::string svg = plot::to_svg(plot::Figure{{p}, 1});
+  CHECK(tag_balance(svg) == "");
+  CHECK(count(svg, R"(r="7")") == 2);  // the ring and its legend entry
+  CHECK_FALSE(has_non_finite_text(svg));
+}
+
+TEST_CASE("labels: title, axis labels once or per column, legend inside a corner or none") {
+  plot::Panel p;
+  p.title = "default";
+  p.xlabel_tex = "step $t$";
+  plot::Series s;
+  s.name = "curve";
+  s.x = {1, 2, 3};
+  s.y = {3, 2, 1};
+  p.series.push_back(s);
+  plot::Figure two{{p, p, p, p}};
+  plot::Labels l;
+  l.title = "Both";
+  l.xlabel = {"left", "right"};
+  l.ylabel = {"y"};
+  l.legend = plot::LegendPlace::NorthWest;
+  plot::apply_labels(two, l);
+  CHECK(two.title == "Both");
+  CHECK(two.panels[0].title == "default");  // several panels keep their own titles
+  CHECK(two.panels[2].xlabel == "left");
+  CHECK(two.panels[3].xlabel == "right");
+  CHECK(two.panels[3].xlabel_tex.empty());  // the user's words replace the LaTeX default
+  CHECK(two.panels[1].ylabel == "y");
+  const std::string svg = plot::to_svg(two);
+  CHECK(tag_balance(svg) == "");
+  CHECK(svg.find(">Both</text>") != std::string::npos);
+  CHECK(svg.find(R"(width="1092")") != std::string::npos);  // no room taken right of the panels
+  plot::Labels three;
+  three.xlabel = {"a", "b", "c"};
+  CHECK_THROWS_AS(plot::apply_labels(two, three), std::invalid_argument);
+  plot::Figure one{{p}, 1};
+  plot::Labels t;
+  t.title = "Mine";
+  t.legend = plot::LegendPlace::None;
+  plot::apply_labels(one, t);
+  CHECK(one.panels[0].title == "Mine");
+  CHECK(plot::to_svg(one).find(">curve</text>") == std::string::npos);
+  CHECK(plot::to_pgfplots(one).find("\\addlegendentry") == std::string::npos);
+  CHECK(plot::parse_legend_place("southeast") == plot::LegendPlace::SouthEast);
+  CHECK_THROWS_AS(plot::parse_legend_place("left"), std::invalid_argument);
 }

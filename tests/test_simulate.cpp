@@ -230,10 +230,13 @@ const std::string sim_args =
 TEST_CASE("cesr simulate: normative CSV, reproducible, thread-independent") {
   const Run a = cesr_run(sim_args + " --seed 5 --threads 1");
   REQUIRE(a.code == 0);
-  CHECK(a.out.rfind("step,theory,mean,stderr,z\n0,", 0) == 0);
-  // z is empty where stderr is 0 (t = 0).
+  CHECK(a.out.rfind("step,theory,mean,stderr,z,judged_by\n0,", 0) == 0);
+  // Where stderr is 0 (t = 0) z is undefined: written as 0, the point judged by its relative error.
   const auto first_row = a.out.substr(a.out.find('\n') + 1, a.out.find('\n', a.out.find('\n') + 1) - a.out.find('\n') - 1);
-  CHECK(first_row.back() == ',');
+  CHECK(first_row.size() > 20);
+  CHECK(first_row.substr(first_row.size() - 12) == ",0,rel_error");
+  CHECK(first_row.find(",0.0000000000000000e+00,0,rel_error") != std::string::npos);  // stderr 0
+  CHECK(a.out.find(",z\n20,") != std::string::npos);  // later rows: by z
   CHECK(a.err.find("points within 3 standard errors") != std::string::npos);
   CHECK(a.err.find("largest |z|") != std::string::npos);
   CHECK(cesr_run(sim_args + " --seed 5 --threads 1").out == a.out);
@@ -241,7 +244,10 @@ TEST_CASE("cesr simulate: normative CSV, reproducible, thread-independent") {
   CHECK(cesr_run(sim_args + " --seed 6 --threads 2").out != a.out);
   const Run j = cesr_run(sim_args + " --seed 5 --format json");
   CHECK(j.code == 0);
-  CHECK(j.out.find("\"z\": null") != std::string::npos);
+  CHECK(j.out.find("\"z\": 0, \"judged_by\": \"rel_error\"") != std::string::npos);
+  CHECK(j.out.find("\"runs\": 300,") != std::string::npos);
+  CHECK(j.out.find("\"seed\": 5,") != std::string::npos);
+  CHECK(j.out.find("\"verdict\": \"agree\"") != std::string::npos);
 }
 
 TEST_CASE("cesr simulate: the theory column uses the law's K unless --kurtosis is given") {

@@ -43,6 +43,9 @@ struct FrontierOptions {
   /// sweep (each worker stops after its current row) and compute_frontier
   /// rethrows it (the Python bindings stop on Ctrl-C this way).
   std::function<void(std::size_t, std::size_t)> progress;
+  /// On a cooperative stop (cesr::Stopped, cesr/stop.hpp) return the rows
+  /// finished so far, with Frontier::complete false, instead of rethrowing.
+  bool keep_partial = false;
 };
 
 struct FrontierRow {
@@ -87,6 +90,9 @@ struct Frontier {
   FrontierOptions options;
   std::vector<FrontierRow> rows;         ///< method-major, batches in the given order
   FrontierSummary summary;
+  /// False when stopped early with FrontierOptions::keep_partial: `rows` are
+  /// the finished ones (in their usual order), the summary is theirs.
+  bool complete = true;
 };
 
 /// Tunes every (method, batch) on `threads` threads (rows come out in the same
@@ -108,12 +114,22 @@ std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, co
 Table rows_table(const Frontier& f);
 /// Summary as a table (method, best_ce, best_ce_batch, critical_batch, mccandlish_batch).
 Table summary_table(const Frontier& f);
+/// The summary with the problem's window columns on every method row
+/// (window_ratio, sqrt_kappa, trace_over_max, kappa; the final objective has
+/// none): one loadable table, the CSV form of the summary.
+Table summary_csv_table(const Frontier& f);
 /// The normative JSON object {"problem", "rows", "summary"} (pretty, no trailing newline).
 std::string frontier_json(const Frontier& f);
-/// The frontier in a format: csv (rows only), json, table, markdown or latex
-/// (rows, summary table, then the window line). `title` heads the text formats.
-/// Markdown and LaTeX numbers carry `digits` significant digits (the aligned
-/// text table always 4; csv and json every digit).
-std::string render_frontier(const Frontier& f, Format format, const std::string& title = {}, int digits = 3);
+/// Which tables a text rendering shows: the rows, the summary (with the
+/// window line), or both (the default).
+enum class FrontierParts { Both, Rows, Summary };
+
+/// The frontier in a format: csv (rows, or the summary with `parts` Summary),
+/// json, table, markdown or latex (rows, summary table, then the window line;
+/// `parts` keeps one of them). `title` heads the text formats. Markdown and
+/// LaTeX numbers carry `digits` significant digits (the aligned text table
+/// always 4; csv and json every digit).
+std::string render_frontier(const Frontier& f, Format format, const std::string& title = {}, int digits = 3,
+                            FrontierParts parts = FrontierParts::Both);
 
 }  // namespace cesr

@@ -28,7 +28,8 @@ inline constexpr std::size_t default_max_input_bytes = std::size_t{256} << 20;
 /// a regular file (a FIFO, /dev/zero or another device is refused without
 /// being read, so reading never blocks nor runs forever), a file larger than
 /// `max_bytes` (the message names the limit) and a binary file (a NUL byte;
-/// its content is not echoed). Throws IoError when reading fails midway.
+/// its content is not echoed). A leading UTF-8 byte-order mark is dropped.
+/// Throws IoError when reading fails midway.
 std::string read_text_file(const std::string& path, std::string_view what,
                            std::size_t max_bytes = default_max_input_bytes);
 

@@ -9,10 +9,12 @@
 // drawn, the tables keep every value.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cesr::plot {
@@ -45,6 +47,10 @@ struct Series {
   int color = 0;  ///< palette index
   Stroke stroke = Stroke::Solid;
   bool markers = false;  ///< a dot at each drawn point
+  /// A larger open circle at each drawn point (e.g. a critical batch on a
+  /// trade-off curve); with `line` false only the marks are drawn.
+  bool ring = false;
+  bool line = true;  ///< false: no line through the points (marks only)
   /// Optional shaded band from lower to upper (both as long as x, or empty),
   /// e.g. a mean +- 2 standard errors. On a log axis a lower edge <= 0 is drawn
   /// at the bottom of the axis.
@@ -76,12 +82,38 @@ struct Panel {
   std::vector<PowerLaw> references;
 };
 
+/// Where the figure's one legend goes: outside (to the right of the first
+/// row, the default), inside the first panel at a corner, or nowhere.
+enum class LegendPlace { Outside, NorthEast, NorthWest, SouthEast, SouthWest, None };
+
+/// Parses outside | northeast | northwest | southeast | southwest | none;
+/// throws std::invalid_argument naming --legend otherwise.
+LegendPlace parse_legend_place(std::string_view name);
+
 /// Panels on a grid, `columns` per row (filled row by row), with one legend
-/// (the union of the panels' named entries) to the right of the first row.
+/// (the union of the panels' named entries) placed by `legend`, and an
+/// optional title above all panels.
 struct Figure {
+  Figure() = default;
+  Figure(std::vector<Panel> panels_, int columns_ = 2) : panels(std::move(panels_)), columns(columns_) {}
   std::vector<Panel> panels;
   int columns = 2;
+  std::string title;  ///< plain text above the grid (empty: none)
+  LegendPlace legend = LegendPlace::Outside;
 };
+
+/// A user's labels for a figure (--title, --xlabel, --ylabel, --legend).
+struct Labels {
+  std::string title;  ///< one panel: its title; several: the figure's title above them
+  /// Axis labels: one value for every panel, or one per grid column (in order);
+  /// empty: the command's defaults.
+  std::vector<std::string> xlabel, ylabel;
+  LegendPlace legend = LegendPlace::Outside;
+};
+
+/// Applies `labels` to a figure. Throws std::invalid_argument naming --xlabel
+/// or --ylabel when they are given neither once nor once per grid column.
+void apply_labels(Figure& figure, const Labels& labels);
 
 /// Self-contained SVG 1.1 document. Throws std::invalid_argument when the
 /// figure has no panel or columns < 1.
@@ -101,6 +133,9 @@ struct FrontierCurve {
   std::vector<double> serial;             ///< serial runtime (steps or 1/gap); non-finite: not drawn
   std::vector<double> ce;                 ///< compute efficiency; <= 0 (unstable): not drawn
   std::optional<double> critical_batch;   ///< drawn as a vertical line when set
+  /// Steps to the target (the table's steps column); non-finite: not drawn.
+  std::vector<double> steps;
+  Stroke stroke = Stroke::Solid;  ///< keep it fixed per method too (curves stay apart in gray)
 };
 
 /// Two log-log panels: serial runtime against batch (with a slope -1 line for
@@ -109,6 +144,16 @@ struct FrontierCurve {
 /// `title` prefixes both panel titles (may be empty).
 std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, const std::string& title,
                                    const std::string& serial_label, const std::string& ce_label);
+
+/// The trade-off of Shallue et al. and McCandlish et al.: steps to the target
+/// against samples B * steps, log-log, one curve per method (its steps), the
+/// critical batch marked with a ring where the curve passes it (steps
+/// interpolated linearly in (log B, log steps) between the neighbouring rows).
+Panel tradeoff_panel(const std::vector<FrontierCurve>& curves, const std::string& title);
+
+/// The point (samples, steps) of a curve at batch size `batch`, interpolated in
+/// (log B, log steps) between its neighbouring drawable rows; empty outside them.
+std::optional<std::array<double, 2>> tradeoff_point(const FrontierCurve& curve, double batch);
 
 /// The exact curve, the simulated mean with a band of +-2 standard errors, on
 /// the given scales (step 0 is dropped on a log step axis).

@@ -439,44 +439,118 @@ class TuneResult(_Result):
 
 
 class FrontierResult(_Result):
-    """Tuned frontier: .rows (list of dicts), .summary (dict), .problem, .to_json() (the CLI's JSON), .to_pandas().
+    """Tuned frontier of one or several problems, in the CLI's one shape.
 
-    rows and summary are those of the JSON (None where it has null).
+    .problems: the JSON list, one dict {"problem", "rows", "summary"} per
+    problem (in the order given); .rows, .summary, .problem: those of the only
+    problem (a ValueError when there are several: use .problems[i]);
+    .to_json() is `cesr frontier ... --format json`; .to_pandas() and
+    .summary_pandas() are the CLI's CSV (--format csv, --table summary) as
+    pandas reads it. None where the JSON has null.
     """
 
-    _fields = ("rows", "summary", "problem", "json", "table")
-    _repr_fields = ("rows", "summary")
+    _fields = ("problems", "json", "table")
+    _repr_fields = ("problems",)
 
     @classmethod
-    def _from_native(cls, r):
-        doc = _json.loads(r["json"])
-        return cls(rows=doc["rows"], summary=doc["summary"], problem=doc["problem"], json=r["json"], table=r["table"])
+    def _from_native(cls, results):
+        docs = [_json.loads(r["json"]) for r in results]
+        # As the CLI prints the list: "[", the objects separated by ",", "]".
+        text = "[\n" + ",\n".join(r["json"].rstrip("\n") for r in results) + "\n]\n"
+        return cls(problems=docs, json=text, table="\n".join(r["table"] for r in results))
+
+    def _only(self, key):
+        if len(self.problems) != 1:
+            raise ValueError(f"this frontier has {len(self.problems)} problems: use .problems[i][{key!r}]")
+        return self.problems[0][key]
+
+    @property
+    def rows(self):
+        """The rows of the only problem (list of dicts: method, batch, gap, steps, ce, params)."""
+        return self._only("rows")
+
+    @property
+    def summary(self):
+        """The summary of the only problem (per method best CE, critical batch, ...; the window)."""
+        return self._only("summary")
+
+    @property
+    def problem(self):
+        """The only problem's description (spectrum, init, d, lambda_max, ..., objective)."""
+        return self._only("problem")
 
     def to_json(self):
-        """The text `cesr frontier --spectrum TEXT ... --format json` prints for the same problem."""
+        """The text `cesr frontier --spectrum A [--spectrum B ...] ... --format json` prints for the same problems."""
         return self.json
 
     def __str__(self):
         return self.table
 
-    def to_pandas(self):
-        """The rows as a pandas DataFrame (one column per tuned hyperparameter); needs pandas."""
+    @staticmethod
+    def _csv_name(text):
+        # As the CLI's CSV writes a problem's spectrum and init: no commas, no '#'.
+        return text.replace(",", ";").replace("#", "_")
+
+    def _lead(self, i, doc):
+        p = doc["problem"]
+        lead = {"problem": i + 1, "spectrum": self._csv_name(p["spectrum"]), "init": self._csv_name(p["init"])}
+        if p.get("objective") == "final":
+            lead["samples"] = p["samples"]
+        return lead
+
+    def _pandas(self, records):
         try:
             import pandas as pd
         except ImportError as e:  # pragma: no cover - pandas is optional
             raise ImportError("FrontierResult.to_pandas needs pandas (Debian: python3-pandas)") from e
+        df = pd.DataFrame.from_records(records)
+        for col in df.columns:  # null numbers as NaN, as pandas reads the CLI's "nan"
+            if col not in ("spectrum", "init", "method"):
+                df[col] = pd.to_numeric(df[col])
+        return df
+
+    def to_pandas(self):
+        """Every problem's rows as one DataFrame, the columns of `cesr frontier --format csv`: problem (1, 2, ...),
+        spectrum, init, method, batch, gap, steps, ce and one column per tuned hyperparameter; needs pandas."""
         records = []
-        for r in self.rows:
-            rec = {k: v for k, v in r.items() if k != "params"}
-            rec.update(r["params"])
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
+        for i, doc in enumerate(self.problems):
+            params = []
+            for r in doc["rows"]:
+                for k in r["params"]:
+                    if k not in params:
+                        params.append(k)
+            for r in doc["rows"]:
+                rec = self._lead(i, doc)
+                rec.update({k: v for k, v in r.items() if k != "params"})
+                rec.update({k: r["params"].get(k) for k in params})
+                records.append(rec)
+        return self._pandas(records)
+
+    def summary_pandas(self):
+        """Every problem's summary as one DataFrame, as `cesr frontier --format csv --table summary`: one row per
+        (problem, method) with best_ce, best_ce_batch, critical_batch, mccandlish_batch and the problem's
+        window_ratio, sqrt_kappa, trace_over_max, kappa (final objective: best_loss, best_batch, critical_batch)."""
+        records = []
+        for i, doc in enumerate(self.problems):
+            s = doc["summary"]
+            final = doc["problem"].get("objective") == "final"
+            for m, v in s["methods"].items():
+                rec = self._lead(i, doc)
+                rec["method"] = m
+                rec.update(v)
+                if not final:
+                    rec.update({k: s[k] for k in ("window_ratio", "sqrt_kappa", "trace_over_max", "kappa")})
+                records.append(rec)
+        return self._pandas(records)
 
     def __repr__(self):
-        key = "best_loss" if self.problem.get("objective") == "final" else "best_ce"
-        best = {m: s.get(key) for m, s in self.summary["methods"].items()}
-        crit = {m: s["critical_batch"] for m, s in self.summary["methods"].items()}
-        return f"FrontierResult(rows={len(self.rows)}, {key}={best}, critical_batch={crit})"
+        parts = []
+        for doc in self.problems:
+            key = "best_loss" if doc["problem"].get("objective") == "final" else "best_ce"
+            best = {m: s.get(key) for m, s in doc["summary"]["methods"].items()}
+            crit = {m: s["critical_batch"] for m, s in doc["summary"]["methods"].items()}
+            parts.append(f"{doc['problem']['spectrum']}: rows={len(doc['rows'])}, {key}={best}, critical_batch={crit}")
+        return f"FrontierResult({'; '.join(parts)})"
 
 
 class SimulationResult(_Result):
@@ -570,6 +644,12 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
     """Every method tuned at every batch size, and per method the best compute
     efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
 
+    spectrum: one problem (a cesr.Spectrum or the CLI's text) or a list of them
+    (one problem each, as the CLI's repeated --spectrum); init: one for every
+    problem or a list with one per spectrum. Hyperparameters given by name
+    (momentum=0.9, lr=0.1, ...) are held fixed for the methods that have them
+    (a ValueError when none has), the rest tuned per batch size.
+
     batches: a list of sizes or the CLI's text "1:65536:x2" (the default).
     objective="final" with samples=N: batch B runs floor(N/B) steps and rows
     hold the tuned loss L_T (one budget per call); lr_schedule (the CLI's text)
@@ -578,13 +658,31 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
     called after each tuned (method, batch); Ctrl-C stops the sweep after the
     rows in progress. threads=0 uses every core; the result does not depend on it.
     """
-    sp = _spectrum_arg(spectrum, init)
+    several = isinstance(spectrum, (list, tuple))
+    spectra = list(spectrum) if several else [spectrum]
+    if not spectra:
+        raise ValueError("spectrum: an empty list (give one spectrum or several)")
+    if isinstance(init, (list, tuple)):
+        if not several or len(init) != len(spectra):
+            raise ValueError(f"init: a list of {len(init)} for {len(spectra)} spectra; give one init for every "
+                             "problem or one per spectrum")
+        inits = list(init)
+    else:
+        inits = [init] * len(spectra)
+    problems = [_spectrum_arg(sp, i) for sp, i in zip(spectra, inits)]  # every problem checked before any work
     if isinstance(methods, str):
         methods = [m for m in methods.split(",") if m]
-    r = _cesr.frontier(sp._native, list(methods), batches, objective, None if target is None else float(target),
-                       relative, max_steps, samples, fixed, search or {}, average, lr_schedule, kurtosis, noise, threads,
-                       progress)
-    return FrontierResult._from_native(r)
+    results = []
+    for k, sp in enumerate(problems):
+        report = progress
+        if progress is not None and len(problems) > 1:
+            # One count over every problem: (done, total) of the whole run.
+            def report(done, total, k=k):
+                progress(k * total + done, len(problems) * total)
+        results.append(_cesr.frontier(sp._native, list(methods), batches, objective,
+                                      None if target is None else float(target), relative, max_steps, samples, fixed,
+                                      search or {}, average, lr_schedule, kurtosis, noise, threads, report))
+    return FrontierResult._from_native(results)
 
 
 def simulate(spectrum, method, *, batch=None, steps, runs, seed=1, every=1, covariates="gaussian", kurtosis=None,

@@ -85,7 +85,8 @@ def test_frontier_final_objective_equals_the_cli(cli):
     assert f.to_json() == out
     assert [r["steps"] for r in f.rows] == [800, 200, 50] * 2
     assert f.summary["methods"]["hb"]["best_loss"] == min(r["loss"] for r in f.rows if r["method"] == "hb")
-    assert list(f.to_pandas().columns) == ["method", "batch", "steps", "loss", "lr", "momentum"]
+    assert list(f.to_pandas().columns) == ["problem", "spectrum", "init", "samples", "method", "batch", "steps", "loss",
+                                           "lr", "momentum"]
     # under warmup + cosine, with a search box
     f = cesr.frontier(sp, methods=["sgd", "hb"], batches=[1, 8], objective="final", samples=400,
                       lr_schedule="cosine:warmup=10%", search={"momentum": (0.0, 0.95)})

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace cesr::cli {
@@ -17,6 +18,7 @@ struct CheckCliOptions {
   double alpha = 1e-3;
   std::optional<double> zmax;
   std::string format, output;
+  ProgressFlags progress;
 };
 
 std::string describe_row(const ObservedCurve& c, const CheckReport& rep, std::size_t i) {
@@ -49,6 +51,9 @@ int run_check(const CheckCliOptions& o) {
     usage_error("--rtol", e);
   }
 
+  ProgressReporter progress("cesr check", "steps", *std::max_element(curve.step.begin(), curve.step.end()),
+                            o.progress.mode());
+  const WorkScope counting(&progress.counter());
   const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
     return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
@@ -66,24 +71,46 @@ int run_check(const CheckCliOptions& o) {
         "dampening); add a stderr column (the standard error of the mean over runs)\n",
         o.rtol);
 
+  // Every field a number (pandas and numpy read the CSV as is), except
+  // stderr where the input row has none (empty: NaN) and the two text columns:
+  // judged_by says which test judged the row ("z", or "rel_error" where there
+  // is no positive standard error; z is then undefined and written as 0).
   const bool se = curve.has_std_error_column;
   Table t;
   t.columns = {"step", "loss"};
   if (se) t.columns.push_back("stderr");
-  for (const char* c : {"theory", "rel_error"}) t.columns.push_back(c);
-  if (se) t.columns.push_back("z");
-  t.columns.push_back("verdict");
+  for (const char* c : {"theory", "rel_error", "z", "judged_by", "verdict"}) t.columns.push_back(c);
   for (std::size_t i = 0; i < curve.step.size(); ++i) {
     const RowCheck& row = rep.rows[i];
     std::vector<Cell> cells{Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))};
     if (se) cells.push_back(curve.std_error[i] ? Cell::number(format_real(*curve.std_error[i])) : Cell::null());
     cells.push_back(Cell::number(format_real(row.theory)));
     cells.push_back(Cell::number(format_real(row.rel_error, 6)));
-    if (se) cells.push_back(row.z ? Cell::number(format_real(*row.z, 6)) : Cell::null());
+    cells.push_back(Cell::number(row.z ? format_real(*row.z, 6) : std::string("0")));
+    cells.push_back(Cell::string(row.z ? "z" : "rel_error"));
     cells.push_back(Cell::string(row.pass ? "ok" : "FAIL"));
     t.rows.push_back(std::move(cells));
   }
-  write_output(o.output, render(t, format));
+  if (format == Format::Json) {
+    // The verdict and its rule with the rows, not only on stderr.
+    std::string worst;
+    for (const std::size_t i : rep.worst) worst += (worst.empty() ? "" : ", ") + std::to_string(curve.step[i]);
+    write_output(
+        o.output,
+        fmt::format("{{\n  \"command\": \"check\",\n  \"input\": {},\n  \"spectrum\": {},\n  \"method\": {},\n"
+                    "  \"batch\": {},\n  \"verdict\": \"{}\",\n  \"rows_total\": {},\n  \"failed\": {},\n"
+                    "  \"z_rows\": {},\n  \"rtol_rows\": {},\n  \"zmax\": {},\n  \"zmax_rule\": \"{}\",\n"
+                    "  \"alpha\": {},\n  \"rtol\": {},\n  \"max_abs_z\": {},\n  \"max_abs_rel_error\": {},\n"
+                    "  \"worst_steps\": [{}],\n  \"weak\": {},\n  \"rows\": {}}}\n",
+                    json_quote(o.input), json_quote(o.problem.spectrum), json_quote(describe(spec)), noise.batch,
+                    rep.agree ? "agree" : "disagree", curve.step.size(), rep.failed, rep.z_rows, rep.rtol_rows,
+                    rep.z_rows > 0 ? format_real(rep.zmax, 17) : "null", o.zmax ? "fixed" : "sidak",
+                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), format_real(rep.max_abs_z, 17),
+                    format_real(rep.max_abs_rel_error, 17), worst, rep.z_rows == 0 ? "true" : "false",
+                    render(t, Format::Json)));
+  } else {
+    write_output(o.output, render(t, format));
+  }
 
   std::string tests;
   if (rep.z_rows > 0)
@@ -123,7 +150,11 @@ const Registrar registrar{
            ->group("Verdict");
        app.add_option("--zmax", o->zmax, "Fixed |z| threshold instead of the Sidak-corrected one")->group("Verdict");
        add_output_options(app, o->format, o->output, "csv|json|table", "table");
+       add_progress_options(app, o->progress);
        app.footer(
+           "Columns: step,loss[,stderr],theory,rel_error,z,judged_by,verdict; judged_by is z or rel_error\n"
+           "(rows without a positive standard error, where z is written as 0). --format json is an object\n"
+           "with the verdict, its rule (z_rows, zmax, rtol, ...; weak: no row has a standard error) and the rows.\n"
            "Exit status: 0 agree, 1 disagree (the worst rows are named on stderr), 2 bad input, 3 the method "
            "diverges.\n\n"
            "Example:\n  cesr simulate --spectrum powerlaw:d=100,alpha=1.5 --method hb --lr 0.5 --momentum 0.6 "

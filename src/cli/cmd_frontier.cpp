@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <iostream>
@@ -18,8 +19,9 @@ namespace cesr::cli {
 namespace {
 
 struct FrontierCliOptions {
-  std::string spectrum;  // empty: the embedded default problems
-  std::string init = "isotropic";
+  std::vector<std::string> spectra;  // none: the embedded default problems
+  std::vector<std::string> inits;    // none: isotropic; one: every problem; one per --spectrum: in order
+  ProblemOptions fixed;              // --lr, --momentum, ...: held fixed, the rest tuned
   std::string methods = "sgd,hb,asgd";
   std::string batches = "1:65536:x2";
   std::string objective = "rate";
@@ -36,10 +38,15 @@ struct FrontierCliOptions {
   std::string format, output;
   int digits = 3;
   std::string plot;  // --plot FILE.svg | FILE.tex
+  ProgressFlags progress;
+  std::string plot_kind = "frontier";
+  std::string table;  // rows | summary | both (empty: both, csv rows)
+  FigureOptions figure;
 };
 
 struct Problem {
   std::string spectrum, title;
+  std::string init = "isotropic";
   std::uint64_t samples = 0;  ///< the final objective's budget
 };
 
@@ -53,10 +60,44 @@ const std::vector<Problem> default_problems{
     {"powerlaw:d=1000,alpha=0.5", "slow power law, alpha = 0.5: the three nearly overlap at small batch"},
 };
 
+/// A problem's spectrum and initial moments as one CSV cell: no commas (they
+/// become ';') and no '#' (numpy's comment character, as '_').
+std::string csv_name(std::string text) {
+  for (char& c : text)
+    if (c == ',') c = ';';
+    else if (c == '#') c = '_';
+  return text;
+}
+
+/// The table with every null cell (all of them numbers here) as "nan": an
+/// empty CSV field where a number is expected reads as False in numpy's
+/// genfromtxt(dtype=None) when a whole column is empty.
+Table with_nan(Table t) {
+  for (auto& row : t.rows)
+    for (Cell& c : row)
+      if (c.kind == Cell::Kind::Null) c = Cell::number("nan");
+  return t;
+}
+
+/// A problem in a figure's words: its spectrum, and its initial moments when
+/// they are not isotropic.
+std::string figure_title(const Frontier& f) {
+  std::string t = spectrum_title(f.spectrum_text);
+  if (f.init_text != "isotropic") t += ", init " + f.init_text;
+  return t;
+}
+
+/// Panel columns of a figure of `problems` problems.
+int figure_columns(bool tradeoff, std::size_t problems) {
+  return tradeoff ? static_cast<int>(std::min<std::size_t>(problems, 2)) : 2;
+}
+
 /// Serial runtime and compute efficiency against batch size, log-log, one
-/// colour per method, critical batches marked: two panels per problem.
-plot::Figure frontier_figure(const std::vector<Frontier>& results) {
+/// colour per method, critical batches marked: two panels per problem; or the
+/// trade-off, steps against samples B * steps: one panel per problem.
+plot::Figure frontier_figure(const std::vector<Frontier>& results, bool tradeoff) {
   plot::Figure fig;
+  fig.columns = figure_columns(tradeoff, results.size());
   for (const Frontier& f : results) {
     const bool rate = f.options.tune.objective == Objective::Rate;
     std::vector<plot::FrontierCurve> curves;
@@ -64,6 +105,10 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
       plot::FrontierCurve c;
       c.name = paper_method_name(m.method);
       c.color = static_cast<int>(method_index(m.method));  // the same colour for a method in every figure
+      // and a dash by its place in the run, so that the curves stay apart in gray (solid,
+      // dashed, dotted; dash-dot marks the critical batches)
+      constexpr plot::Stroke strokes[] = {plot::Stroke::Solid, plot::Stroke::Dashed, plot::Stroke::Dotted};
+      c.stroke = strokes[curves.size() % 3];
       c.critical_batch = m.critical_batch;
       for (const FrontierRow& r : f.rows) {
         if (r.method != m.method) continue;
@@ -72,12 +117,17 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
         if (rate) c.serial.push_back(r.tuned.stable && r.tuned.gap > 0 ? 1 / r.tuned.gap : not_drawn);
         else c.serial.push_back(r.tuned.steps ? static_cast<double>(*r.tuned.steps) : not_drawn);
         c.ce.push_back(r.ce);
+        c.steps.push_back(r.tuned.steps ? static_cast<double>(*r.tuned.steps) : not_drawn);
       }
       curves.push_back(std::move(c));
     }
-    const auto panels =
-        plot::frontier_panels(curves, f.spectrum_text, rate ? "serial runtime 1/gap" : "serial runtime (steps to target)",
-                              rate ? "compute efficiency gap/B" : "compute efficiency 1/(B steps)");
+    if (tradeoff) {
+      fig.panels.push_back(plot::tradeoff_panel(curves, figure_title(f)));
+      continue;
+    }
+    const auto panels = plot::frontier_panels(
+        curves, figure_title(f), rate ? "serial runtime 1/(1 \u2212 \u03c1) (steps)" : "serial runtime (steps to target)",
+        rate ? "compute efficiency (1 \u2212 \u03c1)/B" : "compute efficiency 1/(B \u00b7 steps)");
     fig.panels.insert(fig.panels.end(), panels.begin(), panels.end());
   }
   return fig;
@@ -86,6 +136,8 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results) {
 int run_frontier(const FrontierCliOptions& o) {
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Text : parse_format(o.format);
+  check_digits(o.digits, Precision::Double);  // the frontier's values are doubles
+  const bool tradeoff = o.plot_kind == "tradeoff";
   FrontierOptions fo;
   try {
     fo.methods = parse_methods(o.methods);
@@ -94,6 +146,31 @@ int run_frontier(const FrontierCliOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--methods", e);
   }
+  // Fixed hyperparameters: each applies to the methods that have it, and at
+  // least one of them must.
+  fo.tune.fixed = o.fixed.given_hyperparameters();
+  for (const auto& [field, value] : fo.tune.fixed) {
+    const bool used = std::any_of(fo.methods.begin(), fo.methods.end(),
+                                  [&](const std::string& m) { return method_info(m).find(field) != nullptr; });
+    if (!used)
+      throw UsageError(fmt::format("{} applies to none of --methods {} (a fixed hyperparameter applies to the methods "
+                                   "that have it)",
+                                   flag_of(field), o.methods));
+  }
+  // Which tables: csv holds one (rows unless --table summary), json all of them.
+  FrontierParts parts = FrontierParts::Both;
+  if (o.table == "rows") parts = FrontierParts::Rows;
+  else if (o.table == "summary") parts = FrontierParts::Summary;
+  if (!o.table.empty() && (format == Format::Json || pgfplots))
+    throw UsageError(fmt::format("--table applies to the table, csv, markdown and latex formats (json holds rows and "
+                                 "summary)"));
+  if (format == Format::Csv && parts == FrontierParts::Both) {
+    if (o.table == "both")
+      throw UsageError("--table both: a CSV holds one table; use --table rows (the default) or --table summary");
+    parts = FrontierParts::Rows;
+  }
+  if (tradeoff && o.plot.empty() && !pgfplots)
+    throw UsageError("--plot-kind tradeoff applies to the figure: give --plot FILE.svg|FILE.tex or --format pgfplots");
   if (o.target.empty()) {
     fo.tune.target.eps = 1e-6;
     fo.tune.target.relative = true;
@@ -148,15 +225,25 @@ int run_frontier(const FrontierCliOptions& o) {
     usage_error("--kurtosis", e);
   }
 
+  // The problems: the embedded default, or each --spectrum with its --init
+  // (one --init for all of them, or one per --spectrum in order).
   std::vector<Problem> problems;
-  if (o.spectrum.empty()) problems = default_problems;
-  else problems.push_back({o.spectrum, ""});
+  if (o.spectra.empty()) problems = default_problems;
+  else
+    for (const std::string& s : o.spectra) problems.push_back({s, ""});
+  if (o.inits.size() > 1 && o.inits.size() != problems.size())
+    throw UsageError(fmt::format("--init: given {} times for {} problems; give it once (every problem) or once per "
+                                 "--spectrum (in order)",
+                                 o.inits.size(), problems.size()));
+  for (std::size_t i = 0; i < problems.size(); ++i)
+    if (!o.inits.empty()) problems[i].init = o.inits[o.inits.size() == 1 ? 0 : i];
+  check_figure_options(o.figure, figure_columns(tradeoff, problems.size() * budgets.size()), pgfplots || !o.plot.empty());
   // Parse every problem before computing anything, so bad input fails at once.
   std::vector<Spectrum> spectra;
   for (const auto& p : problems) {
     ProblemOptions po;
     po.spectrum = p.spectrum;
-    po.init = o.init;
+    po.init = p.init;
     spectra.push_back(po.make_spectrum());
     try {
       if (fo.tune.objective != Objective::Final) fo.tune.target.validate(spectra.back().initial_loss());
@@ -165,7 +252,6 @@ int run_frontier(const FrontierCliOptions& o) {
     }
   }
 
-  const bool tty = isatty(fileno(stderr));
   std::vector<Frontier> results;
   // Problems, each at every budget (one budget, 0, unless the objective is final).
   {
@@ -181,21 +267,29 @@ int run_frontier(const FrontierCliOptions& o) {
     problems = std::move(each);
     spectra = std::move(each_spectrum);
   }
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    FrontierOptions opts = fo;
-    opts.samples = problems[i].samples;
-    if (tty)
-      opts.progress = [&, i](std::size_t done, std::size_t total) {
-        std::cerr << fmt::format("\rcesr frontier: problem {}/{} ({}): {}/{} tuned", i + 1, problems.size(),
-                                 problems[i].spectrum, done, total)
-                  << std::flush;
+  // SIGINT/SIGTERM stop the sweep after the rows in progress; the rows
+  // finished are written (marked incomplete) before the process ends by the signal.
+  const InterruptScope interrupt;
+  bool complete = true;
+  {
+    const std::size_t rows_each = fo.methods.size() * fo.batches.size();
+    ProgressReporter progress("cesr frontier", "rows tuned", rows_each * problems.size(), o.progress.mode());
+    for (std::size_t i = 0; i < problems.size() && complete; ++i) {
+      FrontierOptions opts = fo;
+      opts.samples = problems[i].samples;
+      opts.keep_partial = true;
+      opts.progress = [&progress, base = i * rows_each, all = rows_each * problems.size()](std::size_t done,
+                                                                                        std::size_t) {
+        progress.set(base + done, all);
       };
-    Frontier f = compute_frontier(spectra[i], noise, opts);
-    f.spectrum_text = problems[i].spectrum;
-    f.init_text = o.init;
-    results.push_back(std::move(f));
+      Frontier f = compute_frontier(spectra[i], noise, opts);
+      f.spectrum_text = problems[i].spectrum;
+      f.init_text = problems[i].init;
+      complete = f.complete;
+      if (!complete) progress.mark_stopped();
+      results.push_back(std::move(f));
+    }
   }
-  if (tty) std::cerr << "\r\033[K" << std::flush;
   for (const auto& f : results)
     for (const auto& r : f.rows)
       if (r.tuned.confirm_failed)
@@ -205,44 +299,68 @@ int run_frontier(const FrontierCliOptions& o) {
             f.spectrum_text, r.method, r.batch, to_string(r.tuned.gap_precision));
 
   std::string out;
-  const bool single = !o.spectrum.empty() && budgets.size() == 1;
+  plot::Figure fig;
+  if (pgfplots || !o.plot.empty()) {
+    fig = frontier_figure(results, tradeoff);
+    apply_figure_options(fig, o.figure);
+  }
   if (pgfplots) {
-    out = plot::to_pgfplots(frontier_figure(results));
+    out = plot::to_pgfplots(fig);
   } else if (format == Format::Json) {
-    if (single) {
-      out = frontier_json(results[0]) + "\n";
-    } else {
-      out = "[\n";
-      for (std::size_t i = 0; i < results.size(); ++i)
-        out += frontier_json(results[i]) + (i + 1 < results.size() ? ",\n" : "\n");
-      out += "]\n";
-    }
+    // One shape for every run: a list with one problem object each.
+    out = "[\n";
+    for (std::size_t i = 0; i < results.size(); ++i)
+      out += frontier_json(results[i]) + (i + 1 < results.size() ? ",\n" : "\n");
+    out += "]\n";
   } else if (format == Format::Csv) {
-    // One CSV: the rows of each problem with the spectrum as the first column.
+    // One CSV: the rows (or summaries) of every problem, led by the problem's
+    // number (its place in the JSON list), spectrum and initial moments.
     Table all;
-    for (const auto& f : results) {
-      Table t = rows_table(f);
+    const bool final_objective = fo.tune.objective == Objective::Final;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const Frontier& f = results[i];
+      Table t = parts == FrontierParts::Summary ? summary_csv_table(f) : rows_table(f);
+      std::vector<std::string> lead{"problem", "spectrum", "init"};
+      std::vector<Cell> cells{Cell::number(std::to_string(i + 1)), Cell::string(csv_name(f.spectrum_text)),
+                              Cell::string(csv_name(f.init_text))};
+      if (final_objective) {
+        lead.push_back("samples");
+        cells.push_back(Cell::number(std::to_string(f.options.samples)));
+      }
       if (all.columns.empty()) {
-        all.columns = t.columns;
-        all.columns.insert(all.columns.begin(), "spectrum");
+        all.columns = lead;
+        all.columns.insert(all.columns.end(), t.columns.begin(), t.columns.end());
       }
       for (auto& row : t.rows) {
-        row.insert(row.begin(), Cell::string(f.spectrum_text));
+        row.insert(row.begin(), cells.begin(), cells.end());
         all.rows.push_back(std::move(row));
       }
     }
-    out = render(all, Format::Csv);
+    out = render(with_nan(all), Format::Csv);
   } else {
     for (std::size_t i = 0; i < results.size(); ++i) {
       std::string title =
-          o.spectrum.empty() ? fmt::format("{} -- {}", problems[i].spectrum, problems[i].title) : problems[i].spectrum;
+          o.spectra.empty() ? fmt::format("{} -- {}", problems[i].spectrum, problems[i].title) : problems[i].spectrum;
+      if (problems[i].init != "isotropic") title += ", init " + problems[i].init;
       if (problems[i].samples) title += fmt::format(", N = {} samples", problems[i].samples);
-      out += (i ? "\n" : "") + render_frontier(results[i], format, title, o.digits);
+      out += (i ? "\n" : "") + render_frontier(results[i], format, title, o.digits, parts);
     }
   }
-  const std::string figure = o.plot.empty() ? "" : plot::render_for_file(frontier_figure(results), o.plot);
+  if (!complete) {
+    std::size_t rows = 0;
+    for (const auto& f : results) rows += f.rows.size();
+    const std::string note = fmt::format("incomplete: interrupted after {} of {} rows", rows,
+                                         fo.methods.size() * fo.batches.size() * problems.size());
+    // JSON says "complete": false in the problem stopped; tables end with a note.
+    if (format == Format::Csv || format == Format::Latex || pgfplots) out += (format == Format::Latex || pgfplots ? "% " : "# ") + note + "\n";
+    else if (format != Format::Json) out += "\n(" + note + ")\n";
+    std::cerr << fmt::format("cesr frontier: {}; writing them\n", note);
+  }
+  const std::string figure = o.plot.empty() ? "" : plot::render_for_file(fig, o.plot);
   write_output(o.output, out);
   write_plot(o.plot, figure);
+  // (a signal after the last row: the output is complete, the exit still an interrupt's)
+  if (!complete || interrupt.signal() != 0) interrupt.end_as_interrupted();
   // A method none of whose rows is usable has no frontier: say so, exit 1.
   std::string unusable;
   for (const Frontier& f : results)
@@ -263,22 +381,23 @@ const Registrar registrar{{"frontier",
                            "Tuned serial runtime vs compute efficiency across batch sizes (the main job)", 50,
                            [](CLI::App& app) {
   auto o = std::make_shared<FrontierCliOptions>();
-  app.add_option("--spectrum", o->spectrum,
+  app.add_option("--spectrum", o->spectra,
                  "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S] or "
-                 "file:PATH. Without it: the embedded default (loguniform:d=1000,kappa=1e4, "
-                 "powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
+                 "file:PATH; repeatable (one problem each, one table and figure). Without it: the embedded "
+                 "default (loguniform:d=1000,kappa=1e4, powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
       ->group("Problem");
-  app.add_option("--init", o->init, "Initial second moments: isotropic, powerlaw:beta=B or file:PATH")
-      ->capture_default_str()
+  app.add_option("--init", o->inits,
+                 "Initial second moments: isotropic (default), powerlaw:beta=B or file:PATH; once for every "
+                 "problem, or once per --spectrum (in order)")
       ->group("Problem");
   app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  app.add_option("--methods", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
+  app.add_option("--methods,--method", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");
-  app.add_option("--batches", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
+  app.add_option("--batches,--batch", o->batches, "Batch sizes: LO:HI:xF (LO, LO*F, ... up to HI) or a list 1,8,64")
       ->capture_default_str()
       ->group("Sweep");
   app.add_option("--objective", o->objective,
@@ -319,21 +438,36 @@ const Registrar registrar{{"frontier",
       ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Sweep");
+  add_hyperparameter_options(app, o->fixed, true, "Fixed hyperparameters (each applies to the methods that have it)");
+  mark_tuned_hyperparameters(app);
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex|pgfplots", "table");
-  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
-      ->check(CLI::Range(1, 17))
-      ->capture_default_str()
+  app.add_option("--table", o->table,
+                 "Tables shown: rows, summary or both (table, markdown, latex: both by default; csv: rows by "
+                 "default, summary for the critical batches and window as CSV)")
+      ->check(CLI::IsMember({"rows", "summary", "both"}))
       ->group("Output");
+  add_digits_option(app, o->digits);
+  add_progress_options(app, o->progress);
   add_plot_option(app, o->plot,
                   "serial runtime and compute efficiency against batch size, log-log, critical batch sizes "
-                  "marked, slope -1 reference");
+                  "marked, slope -1 reference (or the trade-off: --plot-kind)");
+  app.add_option("--plot-kind", o->plot_kind,
+                 "frontier: serial runtime and compute efficiency against B (two panels per problem); tradeoff: "
+                 "steps against samples B*steps, one curve per method, critical batch ringed (one panel per problem)")
+      ->check(CLI::IsMember({"frontier", "tradeoff"}))
+      ->capture_default_str()
+      ->group("Output");
+  add_figure_options(app, o->figure);
   app.footer(
       "Rows: method, batch, gap, steps, ce and the tuned hyperparameters; then per method the best ce,\n"
       "the critical batch (ce falls to half its best, interpolated in log B / log ce) and McCandlish's\n"
       "E_min/S_min; and the heavy-ball window B_crit(hb)/B_crit(sgd) next to sqrt(kappa).\n"
       "With the rate objective, steps = ceil(ln(L_0/goal) / -ln rho) from the asymptotic rate.\n"
       "Examples:\n  cesr frontier\n"
-      "  cesr frontier --spectrum loguniform:d=100,kappa=1e4 --methods sgd,hb --batches 1:4096:x4 --format json");
+      "  cesr frontier --spectrum loguniform:d=100,kappa=1e4 --methods sgd,hb --batches 1:4096:x4 --format json\n"
+      "  cesr frontier --spectrum powerlaw:d=100,alpha=2 --spectrum powerlaw:d=100,alpha=0.5 --momentum 0.9 "
+      "--methods sgd,hb\n"
+      "  cesr frontier --spectrum loguniform:d=100,kappa=1e4 --objective steps --plot tradeoff.svg --plot-kind tradeoff");
   return [o] { return run_frontier(*o); };
 }}};
 

@@ -2,6 +2,7 @@
 // or batch sizes at once, as a table and/or a figure.
 #include "common.hpp"
 
+#include "cesr/frontier.hpp"
 #include "cesr/plot.hpp"
 
 #include <fmt/format.h>
@@ -21,7 +22,9 @@ struct LossOptions {
   std::vector<std::string> compare;  // extra methods, KIND:key=value,...
   std::string compare_batches;       // comma-separated batch sizes
   std::string plot, plot_scale = "semilogy";
+  FigureOptions figure;
   const CLI::Option* batch_flag = nullptr;
+  ProgressFlags progress;
 };
 
 /// A method written as NAME[:key=value,...], e.g. hb:lr=0.5,momentum=0.9 or
@@ -71,21 +74,14 @@ MethodSpec parse_compare(const std::string& text) {
   }
 }
 
-std::vector<std::uint64_t> parse_batches(const std::string& text) {
-  std::vector<std::uint64_t> out;
-  std::string_view rest = text;
-  while (true) {
-    const auto comma = rest.find(',');
-    const std::string item(rest.substr(0, comma));
-    char* end = nullptr;
-    const unsigned long long b = item.empty() || item[0] == '-' ? 0 : std::strtoull(item.c_str(), &end, 10);
-    if (b < 1 || end != item.c_str() + item.size())
-      throw UsageError(fmt::format("--compare-batches: '{}' is not a batch size >= 1 (in '{}')", item, text));
-    out.push_back(b);
-    if (comma == std::string_view::npos) break;
-    rest = rest.substr(comma + 1);
-  }
-  return out;
+/// A hyperparameter for the long-format table: the shortest text that reads
+/// back as the same double, always with a '.' or an exponent, so that numpy's
+/// genfromtxt reads the column as floats and an empty cell (a method without
+/// this hyperparameter) as NaN; in an integer column it would read -1.
+std::string float_text(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
 }
 
 /// One computed curve: values as printed (full precision) and as plotted.
@@ -109,12 +105,12 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
   panel.ylabel = "expected loss L_t";
   panel.xlabel_tex = "step $t$";
   panel.ylabel_tex = "expected loss $L_t$";
-  panel.title = o.problem.spectrum;
+  panel.title = spectrum_title(o.problem.spectrum);
   if (!several_batches) panel.title += fmt::format(", B = {}", curves.front().batch);
   std::vector<std::string> methods;
   std::vector<std::uint64_t> batches;
   for (const Curve& c : curves) {
-    const std::string m = describe(c.spec);
+    const std::string m = method_label(c.spec);  // "HB, η = 0.1, β = 0.9": the registry's paper name
     if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
     if (std::find(batches.begin(), batches.end(), c.batch) == batches.end()) batches.push_back(c.batch);
     const auto mi = static_cast<int>(std::find(methods.begin(), methods.end(), m) - methods.begin());
@@ -122,14 +118,18 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
     plot::Series s;
     s.x.assign(c.step.begin(), c.step.end());
     s.y = c.value;
+    // Batch sizes differ in colour and dash (distinguishable in gray too; dots
+    // from the fifth on), methods in colour.
     if (several_methods && several_batches) {
       s.name = fmt::format("{}, B = {}", m, c.batch);
       s.color = mi;
       s.stroke = strokes[bi % 4];
+      s.markers = bi / 4 % 2 == 1;
     } else if (several_batches) {
       s.name = fmt::format("B = {}", c.batch);
       s.color = bi;
-      s.stroke = strokes[(bi / 7) % 4];  // the palette has 7 colours
+      s.stroke = strokes[bi % 4];
+      s.markers = bi / 4 % 2 == 1;
     } else {
       s.name = m;
       s.color = mi;
@@ -137,7 +137,10 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
     }
     panel.series.push_back(std::move(s));
   }
-  return plot::Figure{{std::move(panel)}};
+  plot::Figure fig;
+  fig.panels.push_back(std::move(panel));
+  apply_figure_options(fig, o.figure);
+  return fig;
 }
 
 int run_loss(const LossOptions& o) {
@@ -162,19 +165,24 @@ int run_loss(const LossOptions& o) {
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);
   if (o.every < 1) throw UsageError(fmt::format("--every must be >= 1, got {}", o.every));
-  if (o.digits < 1 || o.digits > 40) throw UsageError(fmt::format("--digits must be in 1..40, got {}", o.digits));
+  check_digits(o.digits, precision);
   try {
     plot::parse_scales(o.plot_scale);
   } catch (const std::invalid_argument& e) {
     usage_error("--plot-scale", e);
   }
+  check_figure_options(o.figure, 1, pgfplots || !o.plot.empty());
   std::vector<std::uint64_t> batches{base_noise.batch};
   if (!o.compare_batches.empty()) {
     if (o.batch_flag && o.batch_flag->count() > 0)
-      throw UsageError("--compare-batches replaces --batch: give one of them");
+      throw UsageError("--batches replaces --batch: give one of them");
     if (!base_noise.batch_schedule.constant())
-      throw UsageError("--compare-batches and --batch-schedule: give one of them");
-    batches = parse_batches(o.compare_batches);
+      throw UsageError("--batches and --batch-schedule: give one of them");
+    try {
+      batches = parse_batches(o.compare_batches);  // the one batch-list rule (as frontier --batches)
+    } catch (const std::invalid_argument& e) {
+      usage_error("--batches", e);
+    }
   }
   const bool several_methods = specs.size() > 1, several_batches = !o.compare_batches.empty();
   {
@@ -191,6 +199,8 @@ int run_loss(const LossOptions& o) {
   }
 
   std::vector<Curve> curves;
+  ProgressReporter progress("cesr loss", "steps", o.steps * specs.size() * batches.size(), o.progress.mode());
+  const WorkScope counting(&progress.counter());
   for (const MethodSpec& spec : specs)
     for (std::uint64_t batch : batches) {
       NoiseModel noise = base_noise;
@@ -262,9 +272,9 @@ int run_loss(const LossOptions& o) {
         std::vector<Cell> tail;
         for (const auto& p : params) {
           const auto v = c.spec.get(p);
-          tail.push_back(v ? Cell::number(fmt::format("{}", *v)) : Cell::null());  // shortest round trip
+          tail.push_back(v ? Cell::number(float_text(*v)) : Cell::null());
         }
-        if (any_average) tail.push_back(Cell::string(to_string(c.spec.average)));
+        if (any_average) tail.push_back(Cell::string(c.spec.average.given() ? to_string(c.spec.average) : "none"));
         for (std::size_t i = 0; i < c.step.size(); ++i) {
           t.rows.push_back({Cell::string(c.spec.name), Cell::number(std::to_string(c.batch)),
                             Cell::number(std::to_string(c.step[i])), Cell::number(c.text[i])});
@@ -296,7 +306,9 @@ int run_loss(const LossOptions& o) {
 
 const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 10, [](CLI::App& app) {
   auto o = std::make_shared<LossOptions>();
-  add_problem_options(app, o->problem);
+  ProblemFlags flags;
+  flags.batch_list_flag = "--batches";
+  add_problem_options(app, o->problem, flags);
   o->batch_flag = app.get_option("--batch");
   app.add_option("--steps", o->steps, "Number of steps T")->required()->group("Run");
   app.add_option("--every", o->every, "Print every N-th step (the last step is always printed)")
@@ -307,25 +319,27 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
                  "(keys: its hyperparameters, e.g. hb:lr=0.1,momentum=0.9; average=ema:decay=0.9; "
                  "custom:file=PATH); repeatable")
       ->group("Compare");
-  app.add_option("--compare-batches", o->compare_batches,
-                 "One curve per batch size in this comma-separated list (replaces --batch), e.g. 1,8,64")
+  app.add_option("--batches,--compare-batches", o->compare_batches,
+                 "One curve per batch size (replaces --batch): a list 1,8,64 or LO:HI:xF, as in cesr frontier "
+                 "(each size once)")
       ->group("Compare");
   add_output_options(app, o->format, o->output, "csv|json|table|markdown|latex|pgfplots", "csv");
-  app.add_option("--digits", o->digits, "Significant digits of the markdown and latex tables")
-      ->capture_default_str()
-      ->group("Output");
+  add_digits_option(app, o->digits);
+  add_progress_options(app, o->progress);
   add_plot_option(app, o->plot, "the loss curves");
+  add_figure_options(app, o->figure);
   app.add_option("--plot-scale", o->plot_scale,
                  "Axes of the figure: loglog, semilogy (log loss), semilogx or linear; step 0 is left out "
                  "of a log step axis")
       ->capture_default_str()
       ->group("Output");
   app.footer(
-      "Output: CSV step,loss for one curve; with --compare or --compare-batches one row per curve and step,\n"
-      "method,batch,step,loss. --format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
+      "Output: CSV step,loss for one curve; with --compare or --batches one row per curve and step,\n"
+      "method,batch,step,loss, then one column per hyperparameter (empty where a method has none).\n"
+      "--format pgfplots writes the figure (LaTeX) instead of a table.\n\n"
       "Examples:\n  cesr loss --spectrum powerlaw:d=1000,alpha=1.5 --method hb --lr 0.2 --momentum 0.9 "
       "--batch 8 --steps 1000 --every 100\n"
-      "  cesr loss --method sgd --lr 0.1 --compare hb:lr=0.01,momentum=0.9 --compare-batches 1,8,64 "
+      "  cesr loss --method sgd --lr 0.1 --compare hb:lr=0.01,momentum=0.9 --batches 1,8,64 "
       "--steps 2000 --every 10 --plot loss.svg --output loss.csv");
   return [o] { return run_loss(*o); };
 }}};

@@ -14,6 +14,7 @@ struct StepsOptions {
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
   std::string output;
+  ProgressFlags progress;
 };
 
 int run_steps(const StepsOptions& o) {
@@ -23,6 +24,9 @@ int run_steps(const StepsOptions& o) {
   const Precision precision = o.problem.make_precision();
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
+  // The steps needed are not known in advance: the line shows those done.
+  ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
+  const WorkScope counting(&progress.counter());
   return with_precision(precision, [&](auto zero) -> int {
     using Real = decltype(zero);
     const auto res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, static_cast<Real>(o.target),
@@ -55,6 +59,7 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
   app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
       ->check(writable_output())
       ->group("Output");
+  add_progress_options(app, o->progress);
   app.footer(
       "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0}; exit 1 when the\n"
       "target is not reached within --max-steps, 3 when the method diverges.\n"

@@ -22,6 +22,7 @@ struct TuneCliOptions {
   std::uint64_t steps = 0;          // the final objective's horizon
   std::string search_mode = "fast";
   std::string format, output;
+  ProgressFlags progress;
 };
 
 // 17 significant digits: pasting the value back gives the identical double.
@@ -75,6 +76,9 @@ int run_tune(const TuneCliOptions& o) {
   }
   TuneResult r;
   try {
+    // The points a search tries are not known in advance: the line shows those tried.
+    ProgressReporter progress("cesr tune", "points", 0, o.progress.mode());
+    const WorkScope counting(&progress.counter());
     r = tune(spectrum, row->name, noise, t);
   } catch (const std::invalid_argument& e) {
     usage_error("--method", e);
@@ -150,13 +154,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   add_problem_options(app, o->problem, flags);
   add_threads_option(app);
   // The hyperparameter options fix a value; the others are tuned where the method searches them.
-  for (const auto& row : methods())
-    for (const auto& h : row.hyperparameters)
-      if (h.search != Search::None) {
-        CLI::Option* opt = app.get_option(flag_of(h.name));
-        const std::string d = opt->get_description();
-        if (d.find(" -- fixed;") == std::string::npos) opt->description(d + " -- fixed; tuned when absent");
-      }
+  mark_tuned_hyperparameters(app);
   app.add_option("--search", o->search,
                  "Search box of a tuned hyperparameter in its own units, NAME=LO:HI (e.g. xi=1:1e4 widens AccSGD's "
                  "xi beyond sqrt(kappa)); repeatable")
@@ -183,6 +181,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
       ->capture_default_str()
       ->group("Tuning");
   add_output_options(app, o->format, o->output, "json|table", "json");
+  add_progress_options(app, o->progress);
   app.footer(
       "Prints {\"method\", \"batch\", \"objective\", \"params\": {...}, \"gap\", \"steps\", \"evaluations\",\n"
       "\"search\": [the box searched: {\"name\", \"coordinate\", \"lo\", \"hi\"}, ...]};\n"

@@ -11,6 +11,8 @@
 
 #include <cmath>
 #include <iostream>
+#include <optional>
+#include <vector>
 
 #include <unistd.h>
 
@@ -23,6 +25,7 @@ struct WindowOptions {
   double kurtosis = 3;
   unsigned threads = 0;
   std::string format, output;
+  ProgressFlags progress;
 };
 
 int run_window(const WindowOptions& o) {
@@ -52,30 +55,46 @@ int run_window(const WindowOptions& o) {
   } catch (const std::invalid_argument& e) {
     usage_error("--kurtosis", e);
   }
-  const bool tty = isatty(fileno(stderr));
-  Table t{{"kappa", "sqrt_kappa", "trace_over_max", "critical_batch_sgd", "critical_batch_hb", "window_ratio",
-           "window_over_sqrt_kappa"},
-          {}};
-  for (std::size_t i = 0; i < kappas.size(); ++i) {
-    const std::string spec = fmt::format("loguniform:d={},kappa={}", o.d, kappas[i]);
+  // SIGINT/SIGTERM stop after the rows in progress; the kappas finished are
+  // written (marked incomplete) before the process ends by the signal.
+  const InterruptScope interrupt;
+  bool complete = true;
+  // The spectra and batch lists first (cheap), so that progress counts rows.
+  std::vector<Spectrum> spectra;
+  std::vector<std::vector<std::uint64_t>> batch_lists;
+  std::size_t all_rows = 0;
+  for (const double kappa : kappas) {
     ProblemOptions po;
-    po.spectrum = spec;
-    const Spectrum s = po.make_spectrum();
-    FrontierOptions fo;
-    fo.methods = {"sgd", "hb"};
+    po.spectrum = fmt::format("loguniform:d={},kappa={}", o.d, kappa);
+    const Spectrum& s = spectra.emplace_back(po.make_spectrum());
     // Batches 1, 2, 4, ... far enough past the expected heavy-ball critical
     // batch ~ sqrt(kappa) tr(H)/lambda_max that both methods' CE halves.
     const double reach = 256 * std::sqrt(s.kappa()) * std::max(1.0, s.trace() / s.lambda_max());
     const auto top = static_cast<std::uint64_t>(std::exp2(std::ceil(std::log2(reach))));
-    fo.batches = parse_batches(fmt::format("1:{}:x2", top));
+    all_rows += 2 * batch_lists.emplace_back(parse_batches(fmt::format("1:{}:x2", top))).size();
+  }
+  std::optional<ProgressReporter> progress;
+  progress.emplace("cesr window", "rows tuned", all_rows, o.progress.mode());
+  std::size_t rows_before = 0;
+  Table t{{"kappa", "sqrt_kappa", "trace_over_max", "critical_batch_sgd", "critical_batch_hb", "window_ratio",
+           "window_over_sqrt_kappa"},
+          {}};
+  for (std::size_t i = 0; i < kappas.size(); ++i) {
+    const Spectrum& s = spectra[i];
+    FrontierOptions fo;
+    fo.methods = {"sgd", "hb"};
+    fo.batches = batch_lists[i];
     fo.threads = o.threads;
-    if (tty)
-      fo.progress = [&](std::size_t done, std::size_t total) {
-        std::cerr << fmt::format("\rcesr window: kappa {} ({}/{}): {}/{} tuned", kappas[i], i + 1, kappas.size(),
-                                 done, total)
-                  << std::flush;
-      };
-    const Frontier f = compute_frontier(s, noise, fo);
+    fo.progress = [&](std::size_t done, std::size_t) { progress->set(rows_before + done, all_rows); };
+    Frontier f;
+    try {
+      f = compute_frontier(s, noise, fo);
+    } catch (const Stopped&) {
+      complete = false;
+      progress->mark_stopped();
+      break;
+    }
+    rows_before += f.rows.size();
     for (const auto& r : f.rows)
       if (r.tuned.confirm_failed)
         std::cerr << fmt::format(
@@ -93,10 +112,27 @@ int run_window(const WindowOptions& o) {
                       Cell::number(format_real(f.summary.trace_over_max, 17)), cell(sgd.critical_batch),
                       cell(hb.critical_batch), cell(f.summary.window_ratio), cell(over)});
   }
-  if (tty) std::cerr << "\r\033[K" << std::flush;
+  progress.reset();
   RenderOptions ro;
   if (format != Format::Csv && format != Format::Json) ro.digits = 4;
-  write_output(o.output, render(t, format, ro));
+  if (format == Format::Csv)  // a null number as nan, as in frontier's CSV (numpy reads a column of empty fields as False)
+    for (auto& row : t.rows)
+      for (Cell& c : row)
+        if (c.kind == Cell::Kind::Null) c = Cell::number("nan");
+  std::string out = render(t, format, ro);
+  if (!complete) {
+    const std::string note =
+        fmt::format("incomplete: interrupted after {} of {} kappas", t.rows.size(), kappas.size());
+    if (format == Format::Json)
+      out = fmt::format("{{\"complete\": false, \"note\": {}, \"rows\": {}}}\n", json_quote(note), out);
+    else if (format == Format::Csv) out += "# " + note + "\n";
+    else if (format == Format::Latex) out += "% " + note + "\n";
+    else out += "\n(" + note + ")\n";
+    std::cerr << fmt::format("cesr window: {}; writing them\n", note);
+  }
+  write_output(o.output, out);
+  // (a signal after the last row: the output is complete, the exit still an interrupt's)
+  if (!complete || interrupt.signal() != 0) interrupt.end_as_interrupted();
   return Exit::ok;
 }
 
@@ -112,6 +148,7 @@ const Registrar registrar{{"window", "The heavy-ball window B_crit(hb)/B_crit(sg
       ->group("Problem");
   app.add_option("--threads", o->threads, "Worker threads (0: all cores)")->capture_default_str()->group("Sweep");
   add_output_options(app, o->format, o->output, "table|csv|json|markdown|latex", "table");
+  add_progress_options(app, o->progress);
   app.footer(
       "For each kappa: tuned sgd and hb frontiers (rate objective) over batches 1, 2, 4, ... up to\n"
       "~256 sqrt(kappa) tr(H)/lambda_max; critical batch = where CE falls to half its best.\n"

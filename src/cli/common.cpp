@@ -56,6 +56,103 @@ CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string
       ->group("Output");
 }
 
+void add_figure_options(CLI::App& app, FigureOptions& o) {
+  app.add_option("--title", o.title,
+                 "Figure title (one panel: its title; several: a title above them); default: the problem in words")
+      ->group("Output");
+  app.add_option("--xlabel", o.xlabel,
+                 "Label of the x axis: once for every panel, or once per column of panels (in order)")
+      ->group("Output");
+  app.add_option("--ylabel", o.ylabel,
+                 "Label of the y axis: once for every panel, or once per column of panels (in order)")
+      ->group("Output");
+  app.add_option("--legend", o.legend,
+                 "Legend placement: outside (right of the panels), northeast, northwest, southeast, southwest "
+                 "(inside the first panel) or none")
+      ->check(CLI::IsMember({"outside", "northeast", "northwest", "southeast", "southwest", "none"}))
+      ->capture_default_str()
+      ->group("Output");
+}
+
+void check_figure_options(const FigureOptions& o, int columns, bool figure) {
+  if (!figure) {
+    const char* given = !o.title.empty()    ? "--title"
+                        : !o.xlabel.empty() ? "--xlabel"
+                        : !o.ylabel.empty() ? "--ylabel"
+                        : o.legend != "outside" ? "--legend"
+                                                : nullptr;
+    if (given)
+      throw UsageError(fmt::format("{} applies to the figure: give --plot FILE.svg|FILE.tex or --format pgfplots", given));
+  }
+  for (const auto& [given, flag] : {std::pair{&o.xlabel, "--xlabel"}, std::pair{&o.ylabel, "--ylabel"}})
+    if (given->size() > 1 && given->size() != static_cast<std::size_t>(columns))
+      throw UsageError(fmt::format("{}: given {} times; give it once (every panel) or once per column of panels ({} "
+                                   "here)",
+                                   flag, given->size(), columns));
+}
+
+void apply_figure_options(plot::Figure& figure, const FigureOptions& o) {
+  plot::Labels labels;
+  labels.title = o.title;
+  labels.xlabel = o.xlabel;
+  labels.ylabel = o.ylabel;
+  try {
+    labels.legend = plot::parse_legend_place(o.legend);
+    plot::apply_labels(figure, labels);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--legend", e);
+  }
+}
+
+std::string spectrum_title(std::string_view text) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) return std::string(text);
+  const std::string_view kind = text.substr(0, colon), rest = text.substr(colon + 1);
+  if (kind == "file" || kind == "npy") {
+    const auto slash = rest.find_last_of('/');
+    return fmt::format("spectrum of {}", slash == std::string_view::npos ? rest : rest.substr(slash + 1));
+  }
+  std::string out;
+  if (kind == "loguniform") out = "log-uniform spectrum";
+  else if (kind == "powerlaw") out = "power-law spectrum";
+  else return std::string(text);
+  // Parameters as symbols: d = 1000, alpha = 2 -> α = 2, kappa = 1e4 -> κ = 1e4.
+  std::size_t pos = 0;
+  while (pos <= rest.size()) {
+    const auto comma = rest.find(',', pos);
+    const std::string_view item = rest.substr(pos, comma == std::string_view::npos ? comma : comma - pos);
+    const auto eq = item.find('=');
+    if (eq != std::string_view::npos) {
+      const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+      const std::string symbol = key == "alpha" ? "\u03b1" : key == "kappa" ? "\u03ba" : std::string(key);
+      out += fmt::format(", {} = {}", symbol, value);
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::string method_label(const MethodSpec& s) {
+  const MethodInfo& row = s.info();
+  std::string out = paper_method_name(row.name);
+  if (row.hyperparameters.empty()) out += fmt::format(" (k = {})", s.custom.k);
+  for (const auto& h : row.hyperparameters) {
+    const auto v = s.get(h.name);
+    if (!v) continue;
+    std::string value;
+    if (!h.choices.empty() && *v >= 0 && *v < static_cast<double>(h.choices.size()))
+      value = std::string(h.choices[static_cast<std::size_t>(*v)]);
+    else if (h.flag) value = *v != 0 ? "true" : "false";
+    else value = fmt::format("{}", *v);
+    out += fmt::format(", {} = {}", paper_column_name(h.name, Format::Markdown), value);
+  }
+  if (s.average.given()) out += ", average " + to_string(s.average);
+  if (!s.lr_schedule.constant()) out += ", lr schedule " + s.lr_schedule.text();
+  if (!s.momentum_schedule.constant()) out += ", momentum schedule " + s.momentum_schedule.text();
+  return out;
+}
+
 void write_plot(const std::string& path, const std::string& content) {
   if (!path.empty()) write_output(path, content, "--plot");
 }
@@ -151,6 +248,10 @@ Average ProblemOptions::make_average() const {
 
 MethodSpec ProblemOptions::make_method() const {
   MethodSpec m;
+  if (method.find(',') != std::string::npos)
+    throw UsageError(fmt::format("--method takes one method, got the list '{}' (several methods: cesr frontier "
+                                 "--methods, or cesr loss --compare NAME:key=value)",
+                                 method));
   try {
     const MethodInfo& row = method_info(method);
     m.name = std::string(row.name);
@@ -222,6 +323,33 @@ void add_threads_option(CLI::App& app) {
       ->group("Problem");
 }
 
+void add_hyperparameter_options(CLI::App& app, ProblemOptions& o, bool step_size, const std::string& group) {
+  // One option per hyperparameter of the registry, described by the first
+  // row that has it, with the rows that take it.
+  for (const Hyperparameter* h : all_hyperparameters()) {
+    const std::string name(h->name);
+    if (name == "lr" && !step_size) continue;
+    const std::string help = fmt::format("{} ({})", h->description, rows_with(name));
+    if (h->flag) {
+      app.add_flag(flag_of(name), o.switches[name], help)->group(group);
+    } else {
+      app.add_option(flag_of(name), o.hyper[name], help)
+          ->type_name(!h->choices.empty() ? "NAME" : h->integer ? "UINT" : "FLOAT")
+          ->group(group);
+    }
+  }
+}
+
+void mark_tuned_hyperparameters(CLI::App& app) {
+  for (const auto& row : methods())
+    for (const auto& h : row.hyperparameters)
+      if (h.search != Search::None)
+        if (CLI::Option* opt = app.get_option_no_throw(flag_of(h.name))) {
+          const std::string d = opt->get_description();
+          if (d.find(" -- fixed;") == std::string::npos) opt->description(d + " -- fixed; tuned when absent");
+        }
+}
+
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags) {
   app.add_option("--spectrum", o.spectrum,
                  "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S] (S i^-A), "
@@ -238,9 +366,14 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
-  o.batch_option = app.add_option("--batch", o.batch, "Batch size B (fresh samples per step)")
-                       ->capture_default_str()
-                       ->group("Problem");
+  // One batch size; --batches is the same option unless the command has a
+  // list of batch sizes of its own (loss: --batches = --compare-batches). A
+  // list given to --batch is refused in main.cpp (list_given_for_one).
+  o.batch_option =
+      app.add_option(flags.batch_list_flag.empty() ? "--batch,--batches" : "--batch", o.batch,
+                     "Batch size B (fresh samples per step)")
+          ->capture_default_str()
+          ->group("Problem");
   if (flags.schedules) {
     app.add_option("--lr-schedule", o.lr_schedule,
                    "Factor m_t on --lr at step t: constant, cosine:steps=T[,warmup=W][,final=F], linear:..., "
@@ -259,25 +392,10 @@ void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& f
         ->group("Schedules");
   }
   if (flags.method) {
-    auto* m = app.add_option("--method", o.method, "Method: " + method_names() + " (cesr methods lists them)")
+    auto* m = app.add_option("--method,--methods", o.method, "Method: " + method_names() + " (cesr methods lists them)")
                   ->group("Method");
     if (flags.method_required) m->required();
-    if (flags.hyperparameters) {
-      // One option per hyperparameter of the registry, described by the first
-      // row that has it, with the rows that take it.
-      for (const Hyperparameter* h : all_hyperparameters()) {
-        const std::string name(h->name);
-        if (name == "lr" && !flags.step_size) continue;
-        const std::string help = fmt::format("{} ({})", h->description, rows_with(name));
-        if (h->flag) {
-          app.add_flag(flag_of(name), o.switches[name], help)->group("Method");
-        } else {
-          app.add_option(flag_of(name), o.hyper[name], help)
-              ->type_name(!h->choices.empty() ? "NAME" : h->integer ? "UINT" : "FLOAT")
-              ->group("Method");
-        }
-      }
-    }
+    if (flags.hyperparameters) add_hyperparameter_options(app, o, flags.step_size);
     app.add_option("--method-file", o.method_file,
                    "JSON file {\"P\": [[..],..], \"q\": [..], \"r\": [..], \"o\": [..], \"s0\": [..]} "
                    "with k <= 4 states (custom; s0 optional, default all ones)")
@@ -316,6 +434,70 @@ std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std
     if (!out.emplace(name, b).second) throw UsageError(fmt::format("--search: {} is given twice", name));
   }
   return out;
+}
+
+void check_digits(int digits, Precision precision) {
+  const int limit = with_precision(precision, [](auto zero) { return round_trip_digits<decltype(zero)>(); });
+  if (digits < 1 || digits > limit)
+    throw UsageError(fmt::format("--digits must be in 1..{} (the significant digits of a value in {}), got {}", limit,
+                                 to_string(precision), digits));
+}
+
+void add_digits_option(CLI::App& app, int& digits) {
+  app.add_option("--digits", digits,
+                 "Significant digits of the markdown and latex tables (at most what the precision holds: 17 in "
+                 "double)")
+      ->capture_default_str()
+      ->group("Output");
+}
+
+ProgressReporter::Mode ProgressFlags::mode() const {
+  if (progress && quiet) throw UsageError("--progress and --quiet: give one of them");
+  return progress ? ProgressReporter::Mode::Always : quiet ? ProgressReporter::Mode::Never
+                                                           : ProgressReporter::Mode::Auto;
+}
+
+void add_progress_options(CLI::App& app, ProgressFlags& flags) {
+  app.add_flag("--progress", flags.progress,
+               "Show progress (elapsed, estimated time left) on stderr after 2 s, also when stderr is not a "
+               "terminal (default: only on a terminal)")
+      ->group("Output");
+  app.add_flag("--quiet", flags.quiet, "No progress line")->group("Output");
+}
+
+namespace {
+std::atomic<bool> interrupt_flag{false};
+volatile std::sig_atomic_t interrupt_signal = 0;
+
+extern "C" void on_interrupt(int sig) {
+  interrupt_signal = sig;
+  interrupt_flag.store(true, std::memory_order_relaxed);  // lock-free: async-signal-safe
+}
+}  // namespace
+
+InterruptScope::InterruptScope() : stop_(&interrupt_flag) {
+  struct sigaction on {};
+  on.sa_handler = on_interrupt;
+  sigemptyset(&on.sa_mask);
+  on.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+  ::sigaction(SIGINT, nullptr, &old_int_);
+  ::sigaction(SIGTERM, nullptr, &old_term_);
+  if (old_int_.sa_handler != SIG_IGN) ::sigaction(SIGINT, &on, nullptr);
+  if (old_term_.sa_handler != SIG_IGN) ::sigaction(SIGTERM, &on, nullptr);
+}
+
+InterruptScope::~InterruptScope() {
+  ::sigaction(SIGINT, &old_int_, nullptr);
+  ::sigaction(SIGTERM, &old_term_, nullptr);
+}
+
+int InterruptScope::signal() const { return interrupt_signal; }
+
+void InterruptScope::end_as_interrupted() const {
+  const int sig = interrupt_signal ? interrupt_signal : SIGINT;
+  std::signal(sig, SIG_DFL);
+  ::raise(sig);
+  std::_Exit(128 + sig);  // not reached
 }
 
 Format parse_json_or_table(const std::string& name) {

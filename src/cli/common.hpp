@@ -6,14 +6,19 @@
 
 #include "cesr/dynamics.hpp"
 #include "cesr/method.hpp"
+#include "cesr/plot.hpp"
+#include "cesr/progress.hpp"
 #include "cesr/real.hpp"
 #include "cesr/report.hpp"
 #include "cesr/spectrum.hpp"
+#include "cesr/stop.hpp"
 #include "cesr/tune.hpp"
 
 #include <map>
 #include <optional>
 #include <string>
+
+#include <csignal>
 
 namespace cesr::cli {
 
@@ -65,6 +70,9 @@ struct ProblemFlags {
   bool schedules = true;         ///< --lr-schedule, --momentum-schedule, --batch-schedule
   bool precision = true;         ///< --precision
   bool auto_precision = false;   ///< --precision also takes auto (the default): see make_auto_precision
+  /// The command's option for several batch sizes (loss: --batches), named
+  /// when a list is given to --batch; empty: --batches is an alias of --batch.
+  std::string batch_list_flag;
 };
 
 /// --threads N: the threads of the rate's O(d) kernels (secular function,
@@ -75,6 +83,15 @@ void add_threads_option(CLI::App& app);
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
 /// (names with '-' or '_'); a UsageError naming --search otherwise.
 std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items);
+
+/// Adds one option per hyperparameter of the registry (--lr, --momentum, ...,
+/// without --lr unless `step_size`), stored in o.hyper / o.switches.
+void add_hyperparameter_options(CLI::App& app, ProblemOptions& o, bool step_size = true,
+                                const std::string& group = "Method");
+
+/// Appends " -- fixed; tuned when absent" to the help of the hyperparameter
+/// options that a tuner searches (tune, frontier).
+void mark_tuned_hyperparameters(CLI::App& app);
 
 /// Adds the problem options to a subcommand.
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags = {});
@@ -95,9 +112,76 @@ CLI::Validator writable_output();
 /// `path` (the default) means no figure.
 CLI::Option* add_plot_option(CLI::App& app, std::string& path, const std::string& what);
 
+/// --title, --xlabel, --ylabel and --legend of the commands that plot.
+struct FigureOptions {
+  std::string title;
+  std::vector<std::string> xlabel, ylabel;  ///< once: every panel; once per panel column: in order
+  std::string legend = "outside";
+};
+
+/// Adds --title, --xlabel, --ylabel (repeatable) and --legend (group Output).
+void add_figure_options(CLI::App& app, FigureOptions& o);
+
+/// Checks the options against a figure with `columns` panel columns before
+/// any work (a UsageError naming --xlabel / --ylabel), and that there is a
+/// figure (`figure`: --plot or --format pgfplots) when one of them is given.
+void check_figure_options(const FigureOptions& o, int columns, bool figure);
+
+/// Applies the options to a figure (the user's words replace the defaults).
+void apply_figure_options(plot::Figure& figure, const FigureOptions& o);
+
+/// A spectrum in the words of a paper, for figure titles:
+/// "loguniform:d=100,kappa=1e4" -> "log-uniform spectrum, d = 100, κ = 1e4",
+/// "powerlaw:d=1000,alpha=2" -> "power-law spectrum, d = 1000, α = 2",
+/// "file:data/h.txt" -> "spectrum of h.txt". Unknown forms come back as given.
+std::string spectrum_title(std::string_view text);
+
+/// A method as figures name it: the registry's paper name and the given
+/// hyperparameters in symbols, "HB, η = 0.1, β = 0.9" (schedules and
+/// averaging appended in words).
+std::string method_label(const MethodSpec& spec);
+
 /// Writes the rendered figure `content` to `path` (nothing when `path` is
 /// empty); I/O errors name --plot.
 void write_plot(const std::string& path, const std::string& content);
+
+/// The one rule for --digits (significant digits of markdown and LaTeX
+/// tables): 1 up to the digits the values carry in `precision` (17 for
+/// double, 21 long, 36 quad, 53 mp50), so that rounding never pads digits the
+/// arithmetic did not compute; a UsageError naming --digits and the limit.
+void check_digits(int digits, Precision precision);
+
+/// Adds --digits (group Output, default 3); check it with check_digits.
+void add_digits_option(CLI::App& app, int& digits);
+
+/// --progress and --quiet (group Output): the progress line of a long run.
+struct ProgressFlags {
+  bool progress = false, quiet = false;
+  /// Always with --progress, Never with --quiet, else Auto (a terminal, after 2 s).
+  ProgressReporter::Mode mode() const;
+};
+void add_progress_options(CLI::App& app, ProgressFlags& flags);
+
+/// While in scope, SIGINT and SIGTERM set a stop flag (installed with
+/// StopScope for this thread) instead of ending the process at once, so that a
+/// command can keep what it finished; a second signal ends the process as
+/// before. After the command has written its partial output, end_as_interrupted()
+/// ends the process by the signal received (the exit status of an interrupt).
+class InterruptScope {
+ public:
+  InterruptScope();
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  /// The signal received (0: none).
+  int signal() const;
+  /// Restores the default action of the signal received and raises it.
+  [[noreturn]] void end_as_interrupted() const;
+
+ private:
+  StopScope stop_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
 
 /// --format for the commands that print one JSON object or a small table:
 /// json or table, anything else a UsageError naming --format.

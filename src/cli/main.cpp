@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 namespace cesr::cli {
 std::vector<Command>& commands() {
@@ -72,6 +74,18 @@ CLI::Validator finite_number() {
       "");
 }
 
+// A list (1,8,64 or 1:64:x2) given to an option of one value: refused before
+// the number checks, naming the option of the command that takes a list.
+CLI::Validator list_given_for_one(std::string list_flag) {
+  return CLI::Validator(
+      [list_flag](std::string& text) -> std::string {
+        if (text.find_first_of(",:") == std::string::npos) return {};
+        return fmt::format("takes one value, got the list '{}'{}", text,
+                           list_flag.empty() ? "" : fmt::format(" (for several: {} {})", list_flag, text));
+      },
+      "");
+}
+
 void add_number_checks(CLI::App& app) {
   for (CLI::Option* opt : app.get_options()) {
     const std::string type = opt->get_type_name();
@@ -79,6 +93,53 @@ void add_number_checks(CLI::App& app) {
     else if (type.rfind("INT", 0) == 0) opt->transform(whole_number(true));
     else if (type.rfind("FLOAT", 0) == 0) opt->check(finite_number());
   }
+}
+
+/// Edit distance (insertions, deletions, substitutions, adjacent swaps)
+/// between two short option names.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+/// The message for an argument that `sub` does not take: an unknown option
+/// with the nearest option names ("did you mean --lr?"), or a stray value.
+std::string unexpected_argument(const CLI::App& sub, const std::string& arg) {
+  if (arg.size() < 2 || arg[0] != '-')
+    return fmt::format("unexpected argument '{}' (every value follows its option, e.g. --steps 100)", arg);
+  const std::string name = arg.substr(0, arg.find('='));
+  const std::string bare = name.substr(name.find_first_not_of('-'));
+  std::vector<std::string> all;
+  for (const CLI::Option* opt : sub.get_options()) {
+    for (const auto& l : opt->get_lnames()) all.push_back("--" + l);
+    for (const auto& s : opt->get_snames()) all.push_back("-" + s);
+  }
+  // Close names: within a third of the length (at least 2 edits), or the typed
+  // name as a prefix (--spec for --spectrum).
+  std::size_t best = std::string::npos;
+  std::vector<std::string> near;
+  for (const auto& candidate : all) {
+    const std::string cbare = candidate.substr(candidate.find_first_not_of('-'));
+    std::size_t dist = edit_distance(bare, cbare);
+    if (bare.size() >= 3 && cbare.rfind(bare, 0) == 0) dist = 1;
+    if (dist > std::max<std::size_t>(2, bare.size() / 3)) continue;
+    if (dist < best) {
+      best = dist;
+      near.clear();
+    }
+    if (dist == best && std::find(near.begin(), near.end(), candidate) == near.end()) near.push_back(candidate);
+  }
+  std::string hint;
+  for (std::size_t i = 0; i < near.size() && i < 3; ++i) hint += (i ? " or " : "") + near[i];
+  return fmt::format("unknown option {}{} (see cesr {} --help)", name,
+                     hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint), sub.get_name());
 }
 
 }  // namespace
@@ -101,6 +162,18 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     runners.emplace_back(sub, c.setup(*sub));
     add_number_checks(*sub);
+    // (transform() puts a check first: this one runs before the number check)
+    if (CLI::Option* batch = sub->get_option_no_throw("--batch")) {
+      const CLI::Option* list = sub->get_option_no_throw("--batches");
+      // (frontier's --batch is its list option --batches: nothing to add)
+      if (batch->get_lnames().front() == "batch") batch->transform(list_given_for_one(list != batch ? "--batches" : ""));
+    }
+    if (CLI::Option* method = sub->get_option_no_throw("--method")) {
+      const CLI::Option* list = sub->get_option_no_throw("--methods");
+      if (list != method) method->transform(list_given_for_one(list ? "--methods" : ""));
+    }
+    sub->allow_extras();  // reported below, with the nearest option names
+
   }
   // Error messages name the command being run: the first argument that is a
   // command name (options of `cesr` itself come before it).
@@ -117,7 +190,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     for (auto& [sub, run] : runners)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        if (const auto extra = sub->remaining(); !extra.empty()) {
+          std::cerr << fmt::format("{}: error: {}\n", command, unexpected_argument(*sub, extra.front()));
+          return Exit::usage;
+        }
+        return run();
+      }
     return Exit::usage;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -126,6 +205,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // An unknown option explains a missing required one (--step for --steps): name it first.
+    for (auto& [sub, run] : runners)
+      if (const auto extra = sub->remaining(); !extra.empty()) {
+        std::cerr << fmt::format("{}: error: {}\n", command, unexpected_argument(*sub, extra.front()));
+        return Exit::usage;
+      }
     std::string msg = e.what();
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     std::cerr << fmt::format("{}: error: {}\n", command, msg);
