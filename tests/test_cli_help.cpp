@@ -196,7 +196,7 @@ TEST_CASE("--progress shows elapsed and time left on stderr only; --quiet and sh
 TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplete, and ends by the signal") {
   // 3 methods x 21 batches on one thread: many seconds; SIGTERM after 2 s
   const std::string frontier =
-      "frontier --spectrum loguniform:d=1000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --output ";
+      "frontier --spectrum loguniform:d=1000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --search-mode global --output ";
   const Run csv = stopped_after("2", frontier + "part.csv --format csv");
   INFO(csv.err);
   CHECK(csv.code == 124);  // timeout: the child ended by SIGTERM
