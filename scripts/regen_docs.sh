@@ -13,14 +13,24 @@
 #   ...                          "$ cesr ARGS"
 #   <!-- /cesr -->
 #
+#   <!-- cesr-code[N]: ARGS -->  a command expected to exit with status N (0, or
+#   ...                          1 when cesr check disagrees); its standard
+#   <!-- /cesr -->               output, then its standard error in the block
+#
 # ARGS are split at blanks (no quoting); they run in the folder of the page, so
 # `--plot figures/NAME.svg` (or `--output figures/NAME.csv`) writes a file next
 # to the docs. In check mode everything in docs/figures/ is regenerated too, and
 # a file there that no command makes is reported.
 # Every command must be deterministic (fixed seeds; --threads does not change
-# cesr's output).
+# cesr's output). --check compares with scripts/compare_docs.py: the text must
+# be identical up to the width of blank runs, and two numbers a, b agree when
+# |a - b| <= max(1e-9 max(|a|, |b|), 1e-12, one unit in the last printed digit)
+# (integers, which are counts, exactly; --rtol sets the 1e-9), so a portable
+# (-DCESR_NATIVE=OFF) and a native build, whose doubles differ in the 16th-17th
+# digit, both pass. Regeneration writes what the binary prints.
 #
-# Usage: scripts/regen_docs.sh [--check] [--cesr PATH] [--docs DIR]
+# Usage: scripts/regen_docs.sh [--check] [--rtol R] [--cesr PATH] [--docs DIR]
+#   --rtol R      the relative tolerance of --check (default 1e-9)
 #   --cesr PATH   the binary (default: $CESR, else build/cesr)
 #   --docs DIR    the docs folder (default: docs/ of this repository)
 set -euo pipefail
@@ -29,9 +39,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cesr=${CESR:-$repo/build/cesr}
 docs=$repo/docs
 check=0
+rtol=1e-9
 while (($#)); do
   case $1 in
     --check) check=1 ;;
+    --rtol) rtol=$2; shift ;;
     --cesr) cesr=$2; shift ;;
     --docs) docs=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -46,7 +58,7 @@ docs=$(cd "$docs" && pwd)
 
 # Regenerates the marked regions of one page in place.
 regen_page() {
-  local page=$1 dir out line args status kind
+  local page=$1 dir out line args status kind expected show_err
   dir=$(dirname "$page")
   out=$(mktemp)
   local in_region=0 in_fence=0 lineno=0
@@ -65,23 +77,30 @@ regen_page() {
       in_fence=$((1 - in_fence))
       continue
     fi
-    if ((!in_fence)) && [[ $line =~ ^'<!-- cesr'(-code)?': '(.*)' -->'$ ]]; then
+    if ((!in_fence)) && [[ $line =~ ^'<!-- cesr'(-code)?(\[([0-9]+)\])?': '(.*)' -->'$ ]]; then
       kind=${BASH_REMATCH[1]}
-      args=${BASH_REMATCH[2]}
+      expected=${BASH_REMATCH[3]:-0}
+      show_err=${BASH_REMATCH[2]:+1}
+      args=${BASH_REMATCH[4]}
+      if [[ -n ${BASH_REMATCH[2]} && $kind != -code ]]; then
+        echo "regen_docs: ${page#"$docs"/}:$lineno: an expected exit status needs cesr-code[N]" >&2
+        rm -f "$out"
+        return 1
+      fi
       local -a argv
       read -ra argv <<<"$args"
       local result
       result=$(mktemp)
       status=0
       (cd "$dir" && "$cesr" "${argv[@]}") </dev/null >"$result" 2>"$result.err" || status=$?
-      if ((status != 0)); then
-        echo "regen_docs: ${page#"$docs"/}:$lineno: 'cesr $args' failed (exit $status):" >&2
+      if ((status != expected)); then
+        echo "regen_docs: ${page#"$docs"/}:$lineno: 'cesr $args' exited $status, expected $expected:" >&2
         cat "$result.err" >&2
         rm -f "$result" "$result.err" "$out"
         return 1
       fi
       if [[ $kind == -code ]]; then
-        { printf '```\n$ cesr %s\n' "$args"; cat "$result"; printf '```\n'; } >>"$out"
+        { printf '```\n$ cesr %s\n' "$args"; cat "$result"; [[ -z $show_err ]] || cat "$result.err"; printf '```\n'; } >>"$out"
       else
         cat "$result" >>"$out"
       fi
@@ -115,12 +134,15 @@ if ((check)); then
   rm -rf "$tmp/docs/figures"
   mkdir "$tmp/docs/figures"
   regen_all "$tmp/docs"
-  if ! diff -ru "$docs" "$tmp/docs" >"$tmp/diff"; then
-    echo "regen_docs: docs/ is out of date with cesr; run scripts/regen_docs.sh and commit the result:" >&2
-    head -n 80 "$tmp/diff" >&2
+  # Numbers are compared to a relative tolerance of $rtol, not bit for bit: the
+  # portable and the native build differ in the last bits of a double.
+  if ! /usr/bin/python3 "$repo/scripts/compare_docs.py" --rtol "$rtol" "$docs" "$tmp/docs" 2>"$tmp/diff"; then
+    echo "regen_docs: docs/ is out of date with cesr (numbers compared to a relative $rtol, see --help);" \
+      "run scripts/regen_docs.sh and commit the result:" >&2
+    cat "$tmp/diff" >&2
     exit 1
   fi
-  echo "regen_docs: docs/ is up to date"
+  echo "regen_docs: docs/ is up to date (numbers to a relative $rtol)"
 else
   regen_all "$docs"
   echo "regen_docs: regenerated $(find "$docs" -name '*.md' | wc -l) pages and $(find "$docs/figures" -type f | wc -l) figures in $docs"

@@ -24,7 +24,10 @@ fi
 build_dir=${CESR_BUILD_DIR:-build}
 # The Python module is built for Debian's own interpreter (the one python3-numpy
 # belongs to), never for another python3 earlier on PATH.
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
+# CESR_NATIVE=ON in the environment builds for this machine (-march=native);
+# the default is the portable build.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 \
+  ${CESR_NATIVE:+-DCESR_NATIVE=$CESR_NATIVE} >/dev/null
 python_on=$(grep -q '^CESR_PYTHON:BOOL=ON' "$build_dir/CMakeCache.txt" && echo 1 || true)
 # CESR_TARGETS (e.g. "cesr") builds only those targets, and the Python package;
 # by default everything (the tests and benchmarks too).

@@ -1,11 +1,13 @@
 #include "cesr/check.hpp"
 
+#include "cesr/error.hpp"
 #include "cesr/io.hpp"
 
 #include <boost/math/special_functions/erf.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -46,7 +48,55 @@ double parse_number(std::string_view field, std::string_view column, std::string
   }
 }
 
+// A step count read exactly: a run of digits (optionally after '+') as an
+// integer (9007199254740993 stays itself; beyond 2^64 - 1 is an error), any
+// other number (1e3, 100.0) only when it is whole and below 2^53, where a
+// double holds every integer.
+std::uint64_t parse_step(std::string_view text, std::string_view where) {
+  std::string_view digits = text;
+  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+  if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::uint64_t t = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), t);
+    if (ec != std::errc() || end != digits.data() + digits.size())
+      throw std::invalid_argument(fmt::format("{}: step {} does not fit in 64 bits", where, text));
+    return t;
+  }
+  const double step = parse_number(text, "step", where);
+  if (step < 0) throw std::invalid_argument(fmt::format("{}: negative step {}", where, text));
+  if (step != std::floor(step) || step >= 9007199254740992.0)
+    throw std::invalid_argument(fmt::format(
+        "{}: step {} is not a whole number of steps below 2^53 (write larger steps as integers)", where, text));
+  return static_cast<std::uint64_t>(step);
+}
+
 }  // namespace
+
+std::uint64_t max_exact_work(Precision precision) {
+  // (d + 64) x steps that take about 30 s on one core here (measured, heavy
+  // ball: a step costs about 50 ns + 0.5 ns d in double (57 ns at d = 10,
+  // 100 ns at d = 100), 40 ns per direction in long double, 600 ns in quad,
+  // 1 us in mp50; the 64 stands for the per-step overhead).
+  switch (precision) {
+    case Precision::Double: return 30'000'000'000ull;
+    case Precision::Long: return 750'000'000ull;
+    case Precision::Quad: return 50'000'000ull;
+    case Precision::Mp50: return 30'000'000ull;
+  }
+  return 0;
+}
+
+void check_exact_work(std::size_t dim, std::uint64_t last_step, Precision precision, std::string_view field) {
+  const std::uint64_t budget = max_exact_work(precision);
+  const long double work = (static_cast<long double>(dim) + 64) * static_cast<long double>(last_step);
+  if (work <= static_cast<long double>(budget)) return;
+  throw FieldError(std::string(field),
+                   fmt::format("{}: the exact loss at step {} on d = {} costs {:.3g} units of work in {} ((d + 64) x "
+                               "steps), more than the {:.3g} (about 30 s) cesr check computes; compare a shorter run{}",
+                               field, last_step, dim, static_cast<double>(work), to_string(precision),
+                               static_cast<double>(budget),
+                               precision == Precision::Double ? "" : " or use a lower --precision"));
+}
 
 ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
   ObservedCurve out;
@@ -102,12 +152,7 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
     if (fields.size() != columns)
       throw std::invalid_argument(
           fmt::format("{}: {} fields where the header has {} ('{}')", where, fields.size(), columns, line));
-    const std::string_view step_text = fields[*col_step];
-    const double step = parse_number(step_text, "step", where);
-    if (step < 0) throw std::invalid_argument(fmt::format("{}: negative step {}", where, step_text));
-    if (step != std::floor(step) || step > 9007199254740992.0)
-      throw std::invalid_argument(fmt::format("{}: step {} is not a whole number of steps", where, step_text));
-    const auto t = static_cast<std::uint64_t>(step);
+    const std::uint64_t t = parse_step(fields[*col_step], where);
     if (const auto it = seen.find(t); it != seen.end())
       throw std::invalid_argument(fmt::format("{}: duplicated step {} (first on line {})", where, t, it->second));
     seen.emplace(t, line_no);
@@ -205,6 +250,7 @@ ExactAtSteps exact_loss_at(const Spectrum& spectrum, const MethodPath<Real>& met
   std::vector<std::size_t> order(steps.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return steps[a] < steps[b]; });
+  if (!steps.empty()) check_exact_work(spectrum.dim(), steps[order.back()], precision_of<Real>(), "input");
   Dynamics<Real> dyn(spectrum, method, noise);
   for (const std::size_t i : order) {
     while (dyn.time() < steps[i]) {

@@ -1,11 +1,17 @@
 #include "cesr/dynamics.hpp"
 
+#include "cesr/error.hpp"
 #include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
 
+#include <Eigen/Dense>
+#include <boost/multiprecision/eigen.hpp>
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace cesr {
@@ -28,17 +34,28 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
 }
 }  // namespace
 
+namespace {
+constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
+}  // namespace
+
 void NoiseModel::validate() const {
   if (batch < 1) throw std::invalid_argument(fmt::format("--batch must be >= 1, got {}", batch));
+  if (!std::isfinite(noise_scale) || !(noise_scale >= 0))
+    throw FieldError("noise_scale", fmt::format("noise_scale must be a finite number >= 0, got {}", noise_scale));
+  if (additive()) {
+    // The additive model's noise does not come from sampling data.
+    if (kurtosis != 3)
+      throw FieldError("kurtosis", "kurtosis does not apply to the additive noise model (no data-sampling term)");
+    if (label_noise != 0)
+      throw FieldError("noise", "noise (label noise) does not apply to the additive noise model; its gradient "
+                                "noise is C / B (noise_scale or noise_covariance)");
+  }
   if (!std::isfinite(kurtosis) || !(kurtosis >= 1))
     throw std::invalid_argument(fmt::format("--kurtosis must be a finite number >= 1, got {}", kurtosis));
   if (!std::isfinite(label_noise) || !(label_noise >= 0))
     throw std::invalid_argument(fmt::format("--noise must be a finite number >= 0, got {}", label_noise));
 }
 
-namespace {
-constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
-}  // namespace
 
 template <class Real>
 Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
@@ -48,15 +65,42 @@ Dynamics<Real>::Dynamics(const Spectrum& spectrum, const MethodPath<Real>& metho
       noise_(noise),
       kernel_(kernel),
       inv_batch_(Real(1) / Real(noise.batch)),
-      excess_kurtosis_over_batch_((Real(noise.kurtosis) - 2) / Real(noise.batch)),
-      label_noise_(noise.label_noise),
-      lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+      excess_kurtosis_over_batch_(noise.additive() ? Real(0) : (Real(noise.kurtosis) - 2) / Real(noise.batch)),
+      // The additive model's constant forcing takes the label noise's slot:
+      // c for C = c H, 1 when the spectrum gives C_ii (folded into the injection).
+      label_noise_(!noise.additive()                    ? Real(noise.label_noise)
+                   : spectrum.noise_covariance.empty() ? Real(noise.noise_scale)
+                                                        : Real(1)) {
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
   if (method.initial.k < 1 || method.initial.k > max_states)
     throw std::invalid_argument(fmt::format("a method has 1..{} states, got {}", max_states, method.initial.k));
+  // Memory per direction: the spectrum's two doubles, then lambda, the
+  // initial moments and k(k+1)/2 state entries in Real (checked before
+  // allocating: 56 bytes for double k = 2, 336 for mp50, as measured).
+  check_fits_in_memory(spectrum.dim(), "spectrum",
+                       2.0 * sizeof(double) + double(2 + unique_entries(method.initial.k)) * sizeof(Real));
+  lambda_.assign(spectrum.lambda.begin(), spectrum.lambda.end());
+  choose_units(spectrum);
   state_.resize(static_cast<std::size_t>(unique_entries(method.initial.k)) * lambda_.size());
   init_.assign(spectrum.init.begin(), spectrum.init.end());
+  if (spectrum.weighted() && spectrum.weight.size() != spectrum.lambda.size())
+    throw std::invalid_argument("spectrum and weights differ in length");
+  const bool own_covariance = noise.additive() && !spectrum.noise_covariance.empty();
+  if (own_covariance && spectrum.noise_covariance.size() != spectrum.lambda.size())
+    throw std::invalid_argument("spectrum and noise covariance differ in length");
+  if (spectrum.weighted() || own_covariance) {
+    using std::ldexp;
+    weighted_lambda_.resize(lambda_.size());
+    for (std::size_t i = 0; i < lambda_.size(); ++i) {
+      const Real w(spectrum.weight_at(i));
+      init_[i] *= w;
+      // In the rescaled units (lambda / 2^e, lr 2^e, sigma^2 / 2^e) C_ii is C_ii / 2^(2e):
+      // one 2^-e here, the other in the forcing's sigma^2 slot.
+      weighted_lambda_[i] =
+          w * (own_covariance ? ldexp(Real(spectrum.noise_covariance[i]), -lambda_exp_) : lambda_[i]);
+    }
+  }
   reset();
 }
 
@@ -73,9 +117,57 @@ constexpr int max_scale_exp = 1 << 20;
 }  // namespace
 
 template <class Real>
+void Dynamics<Real>::choose_units(const Spectrum& spectrum) {
+  using std::frexp;
+  using std::ldexp;
+  // lambda_max / 2^e in [1/2, 1), unless that would push lambda_min below
+  // the normal range of Real (kappa > 2^1021 in double): then as far as
+  // keeps it normal. Powers of two: the rescaling itself is exact.
+  double top = 0, bottom = std::numeric_limits<double>::infinity();
+  for (const double l : spectrum.lambda)
+    if (l > 0) {
+      top = std::max(top, l);
+      bottom = std::min(bottom, l);
+    }
+  if (!(top > 0) || !std::isfinite(top)) return;
+  int e_top = 0, e_bottom = 0;
+  std::frexp(top, &e_top);
+  std::frexp(bottom, &e_bottom);
+  lambda_exp_ = std::min(e_top, e_bottom - std::numeric_limits<Real>::min_exponent);
+  for (Real& l : lambda_) l = ldexp(l, -lambda_exp_);
+  // A state vector that starts at 0 and whose gradient injection q_a is
+  // nearer 1 in the original units than in the rescaled ones (q_a = O(1)
+  // where a parameter's is O(lr) = O(1/lambda)) carries gradients: it is
+  // measured in units of 2^e. One that starts at s0_a e_0 != 0 is in the
+  // units of e_0. Any choice is exact; this one keeps every entry near 1.
+  const Method<Real>& m = path_.initial;
+  for (int a = 0; a < m.k; ++a) {
+    if (m.s0[a] != 0 || m.q[a] == 0 || !is_finite(m.q[a])) continue;
+    int eq = 0;
+    frexp(m.q[a], &eq);
+    if (std::abs(eq) < std::abs(eq + lambda_exp_)) unit_exp_[a] = lambda_exp_;
+  }
+}
+
+template <class Real>
+void Dynamics<Real>::to_units(Method<Real>& m) const {
+  using std::ldexp;
+  if (lambda_exp_ == 0) return;
+  for (int a = 0; a < m.k; ++a) {
+    for (int b = 0; b < m.k; ++b) m.P[a][b] = ldexp(m.P[a][b], unit_exp_[b] - unit_exp_[a]);
+    m.q[a] = ldexp(m.q[a], lambda_exp_ - unit_exp_[a]);
+    m.r[a] = ldexp(m.r[a], unit_exp_[a]);
+    m.o[a] = ldexp(m.o[a], unit_exp_[a]);
+    m.s0[a] = ldexp(m.s0[a], -unit_exp_[a]);
+  }
+}
+
+template <class Real>
 void Dynamics<Real>::reset() {
+  using std::ldexp;
   // S_i(0) = E[e_{0,i}^2] s0 s0^T: state vector a starts at s0[a] e_0.
   method_ = path_.coefficients(0);
+  to_units(method_);
   const int k = method_.k;
   const std::size_t d = lambda_.size();
   Real* out = state_.data();
@@ -85,8 +177,9 @@ void Dynamics<Real>::reset() {
       for (std::size_t i = 0; i < d; ++i) *out++ = w * init_[i];
     }
   t_ = 0;
-  scale_exp_ = 0;
-  scaled_label_noise_ = label_noise_;
+  // L = 2^e L~ in the rescaled units (and psi likewise), sigma^2 -> sigma^2 / 2^e.
+  scale_exp_ = lambda_exp_;
+  scaled_label_noise_ = ldexp(label_noise_, -scale_exp_);
   measure();
   rescale();
   publish();
@@ -154,22 +247,26 @@ void Dynamics<Real>::measure() {
 template <class Real>
 void Dynamics<Real>::set_batch(std::uint64_t batch) {
   inv_batch_ = Real(1) / Real(batch);
-  excess_kurtosis_over_batch_ = (Real(noise_.kurtosis) - 2) / Real(batch);
+  excess_kurtosis_over_batch_ = noise_.additive() ? Real(0) : (Real(noise_.kurtosis) - 2) / Real(batch);
 }
 
 template <class Real>
+template <bool Weighted>
 void Dynamics<Real>::step_k1(const Method<Real>& next, Real& psi, Real& loss) {
   const Method<Real>& m = method_;
   const std::size_t d = lambda_.size();
   const Real ekb = excess_kurtosis_over_batch_;
-  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  const Real coupling = this->coupling();
   Real* __restrict lam = lambda_.data();
+  const Real* __restrict wlam = weighted_lambda_.data();
   Real* __restrict a = state_.data();
   const Real p = m.P[0][0], qr = m.q[0] * m.r[0], rr = m.r[0] * m.r[0], qq = m.q[0] * m.q[0];
   for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
     const Real l = lam[i];
     const Real A = p - l * qr;
-    const Real n = l * (ekb * l * rr * a[i] + coupling);
+    Real n;
+    if constexpr (Weighted) n = l * (ekb * l * rr * a[i]) + wlam[i] * coupling;
+    else n = l * (ekb * l * rr * a[i] + coupling);
     const Real an = A * A * a[i] + qq * n;
     a[i] = an;
     psi_sum += l * an;
@@ -180,6 +277,7 @@ void Dynamics<Real>::step_k1(const Method<Real>& next, Real& psi, Real& loss) {
 }
 
 template <class Real>
+template <bool Weighted>
 void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
   const auto& P = method_.P;
   const auto& q = method_.q;
@@ -188,8 +286,9 @@ void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
   // Noise injected in direction i: lambda_i (ekb lambda_i z2_i + coupling) q q^T
   // with ekb = (K-2)/B and coupling = (psi + sigma^2)/B.
   const Real ekb = excess_kurtosis_over_batch_;
-  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  const Real coupling = this->coupling();
   Real* __restrict lam = lambda_.data();
+  const Real* __restrict wlam = weighted_lambda_.data();
   Real* __restrict a = state_.data();
   Real* __restrict b = a + d;
   Real* __restrict c = b + d;
@@ -213,7 +312,9 @@ void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
       const Real A10 = p10 - l * qr10, A11 = p11 - l * qr11;
       const Real ai = a[i], bi = b[i], ci = c[i];
       const Real z2 = r2a * ai + r2b * bi + r2c * ci;
-      const Real n = l * (ekb * l * z2 + coupling);
+      Real n;
+      if constexpr (Weighted) n = l * (ekb * l * z2) + wlam[i] * coupling;
+      else n = l * (ekb * l * z2 + coupling);
       // T = A S, S' = T A^T + n q q^T
       const Real T00 = A00 * ai + A01 * bi, T01 = A00 * bi + A01 * ci;
       const Real T10 = A10 * ai + A11 * bi, T11 = A10 * bi + A11 * ci;
@@ -237,13 +338,13 @@ void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
 
 // Any k = K: per direction S' = A S A^T + n q q^T on the K(K+1)/2 unique entries.
 template <class Real>
-template <int K>
+template <int K, bool Weighted>
 void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real& loss_out) {
   constexpr int n_entries = unique_entries(K);
   const Method<Real>& m = method_;
   const std::size_t d = lambda_.size();
   const Real ekb = excess_kurtosis_over_batch_;
-  const Real coupling = (scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  const Real coupling = this->coupling();
   // Weights of the unique entries in r^T S r (step t and t + 1) and o^T S o.
   std::array<Real, n_entries> wr{}, wr_next{}, wo_next{};
   std::array<std::array<Real, K>, K> qq{};
@@ -269,6 +370,7 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
   Real psi = 0, loss = 0;
   Real* __restrict base = state_.data();
   const Real* __restrict lam = lambda_.data();
+  const Real* __restrict wlam = weighted_lambda_.data();
   const auto body = [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
     const Real l = lam[i];
     Real S[K][K], A[K][K], T[K][K];
@@ -283,7 +385,9 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
       for (int a = 0; a < K; ++a)
         for (int b = a; b < K; ++b, ++e) z2 += wr[e] * S[a][b];
     }
-    const Real noise = l * (ekb * l * z2 + coupling);
+    Real noise;
+    if constexpr (Weighted) noise = l * (ekb * l * z2) + wlam[i] * coupling;
+    else noise = l * (ekb * l * z2 + coupling);
     for (int a = 0; a < K; ++a)
       for (int b = 0; b < K; ++b) A[a][b] = P[a][b] - l * qr[a][b];
     for (int a = 0; a < K; ++a)
@@ -318,6 +422,7 @@ void Dynamics<Real>::step() {
   if (!path_.constant()) {
     next_ = path_.initial;
     path_.at(t_ + 1, next_);
+    to_units(next_);
     next = &next_;
   }
   if ((t_ & 1023) == 0) {
@@ -327,18 +432,25 @@ void Dynamics<Real>::step() {
   if (!noise_.batch_schedule.constant()) set_batch(noise_.batch_at(t_));
   Real psi = 0, loss = 0;
   const bool fast = kernel_ == Kernel::Auto;
-  switch (method_.k) {
-    case 1:
-      if (fast) step_k1(*next, psi, loss);
-      else generic_step<1>(*next, psi, loss);
-      break;
-    case 2:
-      if (fast) step_k2(*next, psi, loss);
-      else generic_step<2>(*next, psi, loss);
-      break;
-    case 3: generic_step<3>(*next, psi, loss); break;
-    default: generic_step<4>(*next, psi, loss); break;
-  }
+  // The unweighted kernels are separate instances, so a spectrum without
+  // weights runs exactly the loop it ran before weights existed.
+  const auto run = [&](auto weighted) {
+    constexpr bool W = decltype(weighted)::value;
+    switch (method_.k) {
+      case 1:
+        if (fast) step_k1<W>(*next, psi, loss);
+        else generic_step<1, W>(*next, psi, loss);
+        break;
+      case 2:
+        if (fast) step_k2<W>(*next, psi, loss);
+        else generic_step<2, W>(*next, psi, loss);
+        break;
+      case 3: generic_step<3, W>(*next, psi, loss); break;
+      default: generic_step<4, W>(*next, psi, loss); break;
+    }
+  };
+  if (weighted_lambda_.empty()) run(std::false_type{});
+  else run(std::true_type{});
   if (!path_.constant()) std::swap(method_, next_);
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
@@ -386,6 +498,15 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
   StepsResult<Real> out;
   out.initial_loss = dyn.loss();
   const Real goal = relative ? target * out.initial_loss : target;
+  if (noise.additive() && method.constant_from && noise.batch_schedule.constant()) {
+    // The loss tends to the floor of the coefficients it settles on (or
+    // diverges): a goal at or below it is never reached.
+    out.floor = loss_floor(spectrum, method.coefficients(*method.constant_from), noise);
+    if (is_finite(*out.floor) && goal <= *out.floor && out.initial_loss > goal) {
+      out.loss = out.initial_loss;
+      return out;
+    }
+  }
   for (;;) {
     out.loss = dyn.loss();
     out.steps_run = dyn.time();
@@ -402,7 +523,64 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
   }
 }
 
+template <class Real>
+Real loss_floor(const Spectrum& spectrum, const Method<Real>& m, const NoiseModel& noise) {
+  if (!noise.additive()) return Real(0);
+  if (!noise.batch_schedule.constant())
+    throw FieldError("batch_schedule", "batch_schedule: the loss floor needs a constant batch size");
+  using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, 0, 10, 10>;
+  using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1, 0, 10, 1>;
+  const int k = m.k;
+  std::vector<std::pair<int, int>> pairs;
+  for (int a = 0; a < k; ++a)
+    for (int b = a; b < k; ++b) pairs.emplace_back(a, b);
+  const int n = static_cast<int>(pairs.size());
+  const bool own = !spectrum.noise_covariance.empty();
+  const Real forcing = (own ? Real(1) : Real(noise.noise_scale)) / Real(noise.batch);
+  Real floor = 0;
+  Real A[max_states][max_states];
+  for (std::size_t i = 0; i < spectrum.dim(); ++i) {
+    const Real l(spectrum.lambda[i]);
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b) A[a][b] = m.P[a][b] - l * m.q[a] * m.r[b];
+    Mat M(n, n);
+    Vec rhs(n);
+    const Real inject = (own ? Real(spectrum.noise_covariance[i]) : l) * Real(spectrum.weight_at(i)) * forcing;
+    for (int row = 0; row < n; ++row) {
+      const auto [a, b] = pairs[row];
+      rhs[row] = inject * m.q[a] * m.q[b];
+      for (int col = 0; col < n; ++col) {
+        const auto [c, d] = pairs[col];
+        Real image = A[a][c] * A[b][d];
+        if (c != d) image += A[a][d] * A[b][c];
+        M(row, col) = (row == col ? Real(1) : Real(0)) - image;
+      }
+    }
+    // The stationary S = sum_t A^t Q A^tT exists only when rho(A) < 1, i.e.
+    // when 1 > rho(M_i) for M_i: S -> A S A^T; certified without eigenvalues
+    // (as in src/rate.cpp's generic path): M_i maps PSD to PSD, so
+    // 1 > rho(M_i) exactly when W = (I - M_i)^{-1} I is positive definite.
+    const Eigen::PartialPivLU<Mat> lu(M);
+    Vec ident(n);
+    for (int e = 0; e < n; ++e) ident[e] = pairs[e].first == pairs[e].second ? Real(1) : Real(0);
+    const Vec W = lu.solve(ident);
+    Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, 0, max_states, max_states> Wm(k, k);
+    for (int e = 0; e < n; ++e) Wm(pairs[e].first, pairs[e].second) = Wm(pairs[e].second, pairs[e].first) = W[e];
+    Eigen::LLT<decltype(Wm)> chol(Wm);
+    if (chol.info() != Eigen::Success || !is_finite(W.sum())) return std::numeric_limits<Real>::infinity();
+    const Vec S = lu.solve(rhs);
+    Real oso = 0;
+    for (int e = 0; e < n; ++e) {
+      const auto [a, b] = pairs[e];
+      oso += (a == b ? Real(1) : Real(2)) * m.o[a] * m.o[b] * S[e];
+    }
+    floor += l * oso;
+  }
+  return floor / 2;
+}
+
 #define CESR_INSTANTIATE(Real)                                                                          \
+  template Real loss_floor<Real>(const Spectrum&, const Method<Real>&, const NoiseModel&);             \
   template class Dynamics<Real>;                                                                       \
   template LossCurve<Real> loss_curve<Real>(const Spectrum&, const MethodPath<Real>&, const NoiseModel&, \
                                             std::uint64_t, std::uint64_t);                             \

@@ -438,7 +438,7 @@ std::string frontier_json(const Frontier& f) {
   json problem = {
       {"spectrum", f.spectrum_text},
       {"init", f.init_text},
-      {"d", f.spectrum.dim()},
+      {"d", f.spectrum.weighted() ? json(f.spectrum.directions()) : json(f.spectrum.dim())},
       {"lambda_max", f.spectrum.lambda_max()},
       {"lambda_min", f.spectrum.lambda_min()},
       {"trace", f.spectrum.trace()},
@@ -448,6 +448,14 @@ std::string frontier_json(const Frontier& f) {
       {"target", f.options.tune.target.eps},
       {"relative", f.options.tune.target.relative},
   };
+  if (f.spectrum.weighted()) {
+    problem["lines"] = f.spectrum.dim();
+    problem["fractional_weights"] = f.spectrum.fractional();
+  }
+  if (f.noise.additive()) {
+    problem["noise_model"] = "additive";
+    problem["noise_scale"] = f.spectrum.noise_covariance.empty() ? json(f.noise.noise_scale) : json(nullptr);
+  }
   const bool final_objective = f.options.tune.objective == Objective::Final;
   if (final_objective) {
     problem.erase("target");

@@ -37,7 +37,7 @@ struct FileDescriptor {
 
 }  // namespace
 
-std::string read_text_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
+std::string read_binary_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
   const auto refuse = [&](const std::string& problem) {
     return std::invalid_argument(fmt::format("{} ({})", problem, what));
   };
@@ -79,6 +79,14 @@ std::string read_text_file(const std::string& path, std::string_view what, std::
       throw refuse(fmt::format("'{}' has more than the limit of {}", path, size_text(max_bytes)));
     text.append(buffer, static_cast<std::size_t>(n));
   }
+  return text;
+}
+
+std::string read_text_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
+  const auto refuse = [&](const std::string& problem) {
+    return std::invalid_argument(fmt::format("{} ({})", problem, what));
+  };
+  std::string text = read_binary_file(path, what, max_bytes);
   // A UTF-8 byte-order mark (written by some Windows editors and by Excel's
   // "CSV UTF-8") is not part of the content: files read as on the command line.
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);

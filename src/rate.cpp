@@ -151,9 +151,13 @@ class Secular {
  public:
   Secular(const Spectrum& spectrum, const Coefficients<Real>& c, const NoiseModel& noise)
       : c_(c),
-        kb_(Real(noise.kurtosis) - 2),
-        inv_batch_(Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {}
+        // The additive model has no iterate-dependent noise: T = D = the
+        // deterministic blocks M_i (no self-noise, no coupling), so g = 0 and
+        // rho(T) = rho(D) = max_i rho(A_i)^2.
+        kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
+        inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
+        weight_(spectrum.weight.begin(), spectrum.weight.end()) {}
 
   /// g at z = 1 - x. A direction is accepted when z > rho(M_i) (checked by
   /// signs: z > |det A_i|, C_i increasing at z, C_i(z) > 0), N_i(z) >= 0 and
@@ -165,32 +169,48 @@ class Secular {
     int rejected = 0;
     const std::size_t d = lambda_.size();
     const Real* lam = lambda_.data();
+    // A weighted line (w_i directions) injects w_i times the coupling into
+    // its block and is read as before: its term of g is w_i times the
+    // unweighted one (the poles do not move). The unweighted loops are
+    // separate instances, unchanged.
+    const Real* wt = weight_.data();
     // For the built-in floating types the loop is vectorized (the sums are
     // reordered into SIMD lanes, which changes rounding only); long loops are
     // summed in fixed chunks, on several threads (chunked_sums).
-    if (c_.k == 1) {
-      const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
-      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
-        const Real l = lam[i];
-        const Real y = tr_e + l * qr;
-        const Real u = l * l * ib;
-        const Real cc = y * (2 - y) - x;  // z - A^2
-        const Real chi = cc - kb * u * n;
-        bad += !(cc > 0) | !(chi > 0);
-        const Real h = u * n / chi;
-        acc += h;
-        dacc += h / chi;  // d chi / dx = -1
-      };
-      chunked_sums(d, sum, dsum, rejected, body);
-    } else {
-      const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
-        const Terms t = terms(lam[i], x);
-        bad += !t.ok;
-        acc += t.h;
-        dacc += t.dh;
-      };
-      chunked_sums(d, sum, dsum, rejected, body);
-    }
+    const auto run = [&](auto weighted) {
+      constexpr bool W = decltype(weighted)::value;
+      if (c_.k == 1) {
+        const Real n = c_.qr * c_.qr, tr_e = c_.tr_e, qr = c_.qr, kb = kb_, ib = inv_batch_;
+        const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
+          const Real l = lam[i];
+          const Real y = tr_e + l * qr;
+          const Real u = l * l * ib;
+          const Real cc = y * (2 - y) - x;  // z - A^2
+          const Real chi = cc - kb * u * n;
+          bad += !(cc > 0) | !(chi > 0);
+          Real h = u * n / chi;
+          if constexpr (W) h *= wt[i];
+          acc += h;
+          dacc += h / chi;  // d chi / dx = -1
+        };
+        chunked_sums(d, sum, dsum, rejected, body);
+      } else {
+        const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
+          const Terms t = terms(lam[i], x);
+          bad += !t.ok;
+          if constexpr (W) {
+            acc += wt[i] * t.h;
+            dacc += wt[i] * t.dh;
+          } else {
+            acc += t.h;
+            dacc += t.dh;
+          }
+        };
+        chunked_sums(d, sum, dsum, rejected, body);
+      }
+    };
+    if (weight_.empty()) run(std::false_type{});
+    else run(std::true_type{});
     Evaluation<Real> out;
     out.accepted = rejected == 0 && is_finite(sum) && is_finite(dsum);
     out.g = sum;
@@ -312,8 +332,14 @@ class Secular {
   Real self_pole(const Real& l, const Real& x_hi) const {
     using std::abs;
     using std::max;
+    using std::ldexp;
+    using std::min;
     const auto chi = [&](const Real& x) { return terms(l, x).chi; };
-    Real step = max(abs(x_hi), Real(1)) * epsilon<Real>() * 16;
+    // Relative to x_hi when it is small (a pole at 2e-309 must not be
+    // bracketed, and rounded, on a grid of eps), but not below 1100 binades
+    // under 1 (x_hi = 0).
+    const Real floor = ldexp(epsilon<Real>(), -1100);
+    Real step = max(min(abs(x_hi), Real(1)) * epsilon<Real>() * 16, floor);
     Real x_lo = x_hi - step;
     Real f_lo = chi(x_lo);
     int guard = 0;
@@ -327,11 +353,11 @@ class Secular {
     const Real f_hi = chi(x_hi);
     if (f_hi == 0) return x_hi;
     boost::uintmax_t iters = 200;
-    const auto tol = [](const Real& a, const Real& b) {
+    const auto tol = [floor](const Real& a, const Real& b) {
       using std::abs;
       using std::min;
       const Real eps = epsilon<Real>();
-      return abs(a - b) <= 4 * eps * max(min(abs(a), abs(b)), eps);  // relative, or 4 eps^2 near 0
+      return abs(a - b) <= 4 * eps * max(min(abs(a), abs(b)), floor);  // relative, or absolute near 0
     };
     const auto r = boost::math::tools::toms748_solve(chi, x_lo, x_hi, f_lo, f_hi, tol, iters);
     return r.first;  // the side where chi > 0: accepted
@@ -340,6 +366,7 @@ class Secular {
   Coefficients<Real> c_;
   Real kb_, inv_batch_;
   std::vector<Real> lambda_;
+  std::vector<Real> weight_;  // w_i, empty when unweighted
   mutable int evaluations_ = 0;
 };
 
@@ -371,9 +398,17 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   const Real xb = base.x;
   if (!is_finite(xb) || !is_finite(base.scale)) throw Overflow{};
   const Real scale = base.scale != 0 ? base.scale : Real(1);
-  // Never 0: with subnormal small quantities (lr 1e-320) 4 eps scale underflows,
-  // and the steps below that grow from it would stay 0 for ever.
-  const Real resolution = max(Real(4 * eps * scale), std::numeric_limits<Real>::denorm_min());
+  // Relative to the base itself when it is far smaller than the direction's
+  // small quantities (kappa = 1e300, lr 1e-10: 1 - rho(D) = 2e-309 next to
+  // 1 - beta = 0.1), or the bracket could not resolve the gap and rounds it to
+  // 0; but at most 1100 binades below them (a base of 0 would otherwise start
+  // at mp50's denorm_min and step up from there for ever). Never 0: with
+  // subnormal small quantities (lr 1e-320) 4 eps scale underflows, and the
+  // steps below that grow from it would stay 0 for ever.
+  using std::ldexp;
+  const Real size = xb > 0 && xb < scale ? xb : scale;
+  const Real resolution =
+      max(max(Real(4 * eps * size), ldexp(Real(4 * eps * scale), -1100)), std::numeric_limits<Real>::denorm_min());
   Real x_hi = xb;
   Evaluation<Real> e_hi = g(x_hi);
   Real x_rej = xb;
@@ -522,9 +557,13 @@ class GenericSecular {
  public:
   GenericSecular(const Spectrum& spectrum, const Method<Real>& m, const NoiseModel& noise)
       : m_(m),
-        kb_(Real(noise.kurtosis) - 2),
-        inv_batch_(Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()) {
+        // The additive model has no iterate-dependent noise: T = D = the
+        // deterministic blocks M_i (no self-noise, no coupling), so g = 0 and
+        // rho(T) = rho(D) = max_i rho(A_i)^2.
+        kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
+        inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
+        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
+        weight_(spectrum.weight.begin(), spectrum.weight.end()) {
     const int k = m.k;
     for (int a = 0; a < k; ++a)
       for (int b = a; b < k; ++b) {
@@ -551,7 +590,8 @@ class GenericSecular {
       ident[e] = pairs_[e].first == pairs_[e].second ? Real(1) : Real(0);
     }
     Real A[max_states][max_states];
-    for (const Real& l : lambda_) {
+    for (std::size_t i = 0; i < lambda_.size(); ++i) {
+      const Real& l = lambda_[i];
       for (int a = 0; a < k; ++a)
         for (int b = 0; b < k; ++b) A[a][b] = m_.P[a][b] - l * m_.q[a] * m_.r[b];
       const Real u = l * l * inv_batch_;
@@ -579,7 +619,9 @@ class GenericSecular {
       }
       const Real den = 1 - kb_ * u * phi;
       if (!(phi >= 0) || !(dphi >= 0) || !(den > 0)) return out;
-      const Real h = u * phi / den, dh = u * dphi / (den * den);
+      // A weighted line: w_i times the term (its injection is w_i u_i).
+      const Real w = weight_.empty() ? Real(1) : weight_[i];
+      const Real h = w * u * phi / den, dh = w * u * dphi / (den * den);
       sum += h;
       dsum += dh;
     }
@@ -595,6 +637,7 @@ class GenericSecular {
   Method<Real> m_;
   Real kb_, inv_batch_;
   std::vector<Real> lambda_;
+  std::vector<Real> weight_;  // w_i, empty when unweighted
   std::vector<std::pair<int, int>> pairs_;
   std::vector<Real> w_, qq_;
   int evaluations_ = 0;
@@ -787,9 +830,15 @@ std::vector<Real> constants_of(const Coefficients<Real>& c) {
 /// dg/dc at x, in the order of constants_of (double precision).
 std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coefficients<double>& c,
                                         const NoiseModel& noise, double x) {
-  const double kb = noise.kurtosis - 2, ib = 1.0 / static_cast<double>(noise.batch);
+  // The same constants as Secular: the additive model has no self-noise and
+  // no coupling (g = 0, so it never reaches this point with a root).
+  const double kb = noise.additive() ? 0.0 : noise.kurtosis - 2;
+  const double ib = noise.additive() ? 0.0 : 1.0 / static_cast<double>(noise.batch);
   const std::size_t d = spectrum.lambda.size();
   const double* lam = spectrum.lambda.data();
+  // A weighted line's term is w_i times the unweighted one, and so are its
+  // partial derivatives (the poles do not depend on w_i).
+  const double* wt = spectrum.weight.empty() ? nullptr : spectrum.weight.data();
   // Sums of `terms` partial derivatives per chunk, the chunks added in order.
   constexpr int max_sums = 8;
   using Sums = std::array<double, max_sums>;
@@ -806,8 +855,9 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
         const double y = tr_e + l * qr, u = l * l * ib;
         const double chi = y * (2 - y) - x - kb * u * n;
         const double h = u * n / chi;
-        const double h_y = -h * (2 - 2 * y) / chi;          // through chi
-        const double h_qr = 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
+        const double w = wt ? wt[i] : 1.0;
+        const double h_y = -w * h * (2 - 2 * y) / chi;          // through chi
+        const double h_qr = w * 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
         s_y += h_y;
         s_ly += l * h_y;
         s_n += h_qr;
@@ -854,14 +904,15 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
       const double h_dd = (u * n_dd - h * chi_dd) / chi;
       const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
       const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
-      g_s1 += h_s1;
-      g_ls1 += l * h_s1;
-      g_a0 += h_a0;
-      g_s0 += h_s0;
-      g_ls0 += l * h_s0;
-      g_dd += h_dd;
-      g_ldd += l * h_dd;
-      g_b1 += h_b1;
+      const double w = wt ? wt[i] : 1.0;  // exact for 1: the unweighted sums are unchanged
+      g_s1 += w * h_s1;
+      g_ls1 += w * l * h_s1;
+      g_a0 += w * h_a0;
+      g_s0 += w * h_s0;
+      g_ls0 += w * l * h_s0;
+      g_dd += w * h_dd;
+      g_ldd += w * l * h_dd;
+      g_b1 += w * h_b1;
     }
     partial[ch] = {g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1};
   });

@@ -18,6 +18,7 @@
 #include <ctime>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -436,9 +437,14 @@ namespace {
 // at a time, as the command line does (signal dispositions are per process).
 char pending_temp[PATH_MAX];
 volatile std::sig_atomic_t pending_armed = 0;
+// The temporary files of a write_files_together in progress (their count).
+constexpr std::size_t max_files_together = 8;
+char pending_group[max_files_together][PATH_MAX];
+volatile std::sig_atomic_t pending_group_count = 0;
 
 void remove_pending_temp(int sig) {
   if (pending_armed) ::unlink(pending_temp);
+  for (std::sig_atomic_t i = 0; i < pending_group_count; ++i) ::unlink(pending_group[i]);
   // SA_RESETHAND restored the default action; the signal, blocked while this
   // handler runs, then ends the process as it would have without cesr's help.
   ::raise(sig);
@@ -484,6 +490,7 @@ class WriteGuard {
   ~WriteGuard() {
     const BlockStopSignals block;
     pending_armed = 0;
+    pending_group_count = 0;
     for (std::size_t i = 0; i < std::size(stop_signals); ++i) ::sigaction(stop_signals[i], &old_stop_[i], nullptr);
     ::sigaction(SIGXFSZ, &old_xfsz_, nullptr);
   }
@@ -656,6 +663,86 @@ void write_output(const std::string& path, const std::string& content, std::stri
   if (::lstat(target.c_str(), &end) != 0 || !S_ISREG(end.st_mode) || end.st_dev != st.st_dev || end.st_ino != st.st_ino)
     return write_in_place(path, content, flag, true);
   replace_atomically(target, &st, content, flag);
+}
+
+}  // namespace cesr
+
+namespace cesr {
+
+void write_files_together(const std::vector<std::pair<std::string, std::string>>& files, std::string_view flag) {
+  if (files.size() > max_files_together)
+    throw std::logic_error(fmt::format("write_files_together: {} files, at most {}", files.size(), max_files_together));
+  const WriteGuard guard;
+  // Every path must be a regular file or a new one (links followed), checked
+  // before anything is written.
+  std::vector<std::string> targets;
+  std::vector<std::optional<struct stat>> existing;
+  for (const auto& [path, content] : files) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err != ENOENT) fail(err, fmt::format("{}: cannot write '{}': {}", flag, path, loop_or(err)));
+      targets.push_back(follow_links(path, flag));
+      existing.emplace_back();
+      continue;
+    }
+    if (S_ISDIR(st.st_mode)) throw std::invalid_argument(fmt::format("{}: '{}' is a folder", flag, path));
+    if (!S_ISREG(st.st_mode))
+      throw std::invalid_argument(
+          fmt::format("{}: '{}' is not a regular file (the files of one run are replaced together)", flag, path));
+    targets.push_back(follow_links(path, flag));
+    existing.emplace_back(st);
+  }
+  std::vector<std::string> temps;
+  const auto discard = [&temps] {
+    const BlockStopSignals block;
+    for (const auto& t : temps) ::unlink(t.c_str());
+    pending_group_count = 0;
+  };
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    std::string temp;
+    int fd = -1;
+    try {
+      fd = create_temp(targets[i], temp, flag);
+    } catch (...) {
+      discard();
+      throw;
+    }
+    {
+      // Moved from the one-file record to the group's.
+      const BlockStopSignals block;
+      std::memcpy(pending_group[pending_group_count], pending_temp, temp.size() + 1);
+      pending_group_count = pending_group_count + 1;
+      pending_armed = 0;
+    }
+    temps.push_back(temp);
+    int err = 0;
+    if (existing[i]) {
+      if (::fchown(fd, existing[i]->st_uid, existing[i]->st_gid) != 0) errno = 0;
+      if (::fchmod(fd, existing[i]->st_mode & 07777) != 0) err = errno;
+    }
+    if (!err) err = write_all(fd, files[i].second);
+    if (!err && ::fsync(fd) != 0) err = errno;
+    if (::close(fd) != 0 && !err) err = errno;
+    if (err) {
+      discard();
+      throw IoError(fmt::format("{}: cannot write '{}': {} (none of the {} files written)", flag, targets[i],
+                                std::strerror(err), files.size()));
+    }
+  }
+  // All renamed with the stop signals blocked; a failed rename removes the
+  // files already renamed, so that no part of the set is left.
+  const BlockStopSignals block;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (std::rename(temps[i].c_str(), targets[i].c_str()) == 0) continue;
+    const int err = errno;
+    for (std::size_t j = 0; j < i; ++j) ::unlink(targets[j].c_str());
+    for (std::size_t j = i; j < files.size(); ++j) ::unlink(temps[j].c_str());
+    pending_group_count = 0;
+    throw IoError(fmt::format("{}: cannot write '{}': {} (none of the {} files left)", flag, targets[i],
+                              std::strerror(err), files.size()));
+  }
+  pending_group_count = 0;
 }
 
 }  // namespace cesr

@@ -1,5 +1,6 @@
 #include "cesr/simulate.hpp"
 
+#include "cesr/error.hpp"
 #include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
 
@@ -55,6 +56,32 @@ void SimulationConfig::validate() const {
     throw std::invalid_argument(fmt::format("--runs must be <= 2^40, got {}", runs));
   if (every < 1) throw std::invalid_argument(fmt::format("--every must be >= 1, got {}", every));
   if (threads > 4096) throw std::invalid_argument(fmt::format("--threads must be <= 4096, got {}", threads));
+}
+
+SimulationCost simulation_cost(const Spectrum& spectrum, const NoiseModel& noise, const SimulationConfig& config) {
+  SimulationCost c;
+  c.points = static_cast<double>(config.steps / std::max<std::uint64_t>(config.every, 1)) + 2;
+  // Measured peak resident size: 550 bytes per recorded step (d = 2, 1e6
+  // steps, double and mp50 alike): the exact curve, the per-worker and merged
+  // moments and above all the rendered table; plus the exact recursion's and
+  // the runs' per-direction state.
+  c.bytes = c.points * 600 + static_cast<double>(spectrum.dim()) * 400;
+  // Measured on one core: about 40 ns per run and step plus 3 ns per
+  // covariate entry (batch times d).
+  c.core_seconds = static_cast<double>(config.runs) * static_cast<double>(config.steps) *
+                   (40e-9 + 3e-9 * static_cast<double>(noise.batch) * static_cast<double>(spectrum.dim()));
+  return c;
+}
+
+void check_simulation_size(const Spectrum& spectrum, const NoiseModel& noise, const SimulationConfig& config) {
+  const SimulationCost c = simulation_cost(spectrum, noise, config);
+  const double physical = physical_memory();
+  if (physical > 0 && c.bytes > 0.8 * physical)
+    throw FieldError("steps", fmt::format("steps {} with every {} records {:.3g} points: about {:.3g} GiB, more "
+                                          "than this machine's memory ({:.3g} GiB), and the runs would take about "
+                                          "{:.2g} core-hours; record fewer points (a larger every) or run fewer steps",
+                                          config.steps, config.every, c.points, c.bytes / double(1u << 30),
+                                          physical / double(1u << 30), c.core_seconds / 3600));
 }
 
 std::optional<double> SimulationResult::z(std::size_t i) const {
@@ -113,10 +140,13 @@ class CovariateSampler {
   boost::random::normal_distribution<double> normal_;
 };
 
-/// Welford/Chan accumulator of mean and sum of squared deviations per point.
+/// Welford/Chan accumulator of mean and sum of squared deviations per point,
+/// in long double: a run's loss may be any finite double, and the squared
+/// deviations of losses above 1e154 overflow a double (the standard error came
+/// out inf next to a finite mean).
 struct Moments {
   std::uint64_t n = 0;
-  std::vector<double> mean, m2;
+  std::vector<long double> mean, m2;
   std::vector<double> lo, hi;            // smallest and largest run (order-independent)
   std::optional<std::size_t> first_bad;  // first point where some run overflowed
 
@@ -128,9 +158,9 @@ struct Moments {
 
   void add_run(const std::vector<double>& x, std::optional<std::size_t> bad) {
     ++n;
-    const double inv_n = 1.0 / static_cast<double>(n);
+    const long double inv_n = 1.0L / static_cast<long double>(n);
     for (std::size_t p = 0; p < x.size(); ++p) {
-      const double delta = x[p] - mean[p];
+      const long double delta = x[p] - mean[p];
       mean[p] += delta * inv_n;
       m2[p] += delta * (x[p] - mean[p]);
       lo[p] = std::min(lo[p], x[p]);
@@ -142,9 +172,9 @@ struct Moments {
   /// Chan et al.'s pairwise update: combines two disjoint sets of runs.
   void merge(const Moments& o) {
     if (o.n == 0) return;
-    const double na = static_cast<double>(n), nb = static_cast<double>(o.n), nt = na + nb;
+    const long double na = static_cast<long double>(n), nb = static_cast<long double>(o.n), nt = na + nb;
     for (std::size_t p = 0; p < mean.size(); ++p) {
-      const double delta = o.mean[p] - mean[p];
+      const long double delta = o.mean[p] - mean[p];
       mean[p] += delta * (nb / nt);
       m2[p] += o.m2[p] + delta * delta * (na * nb / nt);
       lo[p] = std::min(lo[p], o.lo[p]);
@@ -174,6 +204,14 @@ class RunSimulator {
         sampler_(config.covariates) {
     lambda_ = Eigen::Map<const Vector>(spectrum.lambda.data(), static_cast<Eigen::Index>(d_));
     sqrt_lambda_ = lambda_.sqrt();
+    if (noise.additive()) {
+      // The NQM: gradient H z + zeta, zeta ~ N(0, C / B) independent of everything else.
+      const Vector c = spectrum.noise_covariance.empty()
+                           ? Vector(noise.noise_scale * lambda_)
+                           : Vector(Eigen::Map<const Vector>(spectrum.noise_covariance.data(),
+                                                             static_cast<Eigen::Index>(d_)));
+      noise_sd_ = c.sqrt();
+    }
     e0_ = Eigen::Map<const Vector>(spectrum.init.data(), static_cast<Eigen::Index>(d_)).sqrt();
     // Covariates are drawn in chunks of rows (at most ~128 KiB), so memory
     // stays O(d) whatever B is: g only needs sum_b x_b a_b.
@@ -219,13 +257,20 @@ class RunSimulator {
         throw_if_stopped();  // a step costs O(B d): poll often
         if (t > 0) count_work(16);
       }
+      const std::uint64_t batch = noise_.batch_at(t);
+      const double inv_b = 1.0 / static_cast<double>(batch);
+      if (noise_.additive()) {
+        // g = H z + zeta with zeta_i = sqrt(C_ii / B) N(0, 1).
+        u = m.r[0] * s[0];
+        for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
+        const double sd = std::sqrt(inv_b);
+        for (std::size_t i = 0; i < d_; ++i) g[i] = lambda_[i] * u[i] + sd * noise_sd_[i] * sampler_.normal(eng);
+      } else {
       // Whitened query point u = H^{1/2} z; x_b^T z = xi_b^T u.
       u = m.r[0] * s[0];
       for (int a = 1; a < k; ++a) u += m.r[a] * s[a];
       u *= sqrt_lambda_;
       g.setZero();
-      const std::uint64_t batch = noise_.batch_at(t);
-      const double inv_b = 1.0 / static_cast<double>(batch);
       for (std::uint64_t b0 = 0; b0 < batch; b0 += chunk_) {
         const auto rows = static_cast<Eigen::Index>(std::min<std::uint64_t>(chunk_, batch - b0));
         sampler_.fill(x_.data(), static_cast<std::size_t>(rows) * d_, eng);
@@ -237,6 +282,7 @@ class RunSimulator {
       }
       // g = H^{1/2} (1/B) sum_b xi_b (xi_b^T u - eps_b), the mini-batch gradient at z.
       g *= sqrt_lambda_ * inv_b;
+      }
       // s' = P s - q (x) g
       for (int a = 0; a < k; ++a) {
         next[a] = -m.q[a] * g;
@@ -260,6 +306,7 @@ class RunSimulator {
   double sigma_;
   CovariateSampler sampler_;
   Vector lambda_, sqrt_lambda_, e0_;
+  Vector noise_sd_;  // additive model: sqrt(C_ii)
   std::size_t chunk_ = 1;
   RowMatrix x_;
   Vector a_;
@@ -276,12 +323,15 @@ std::vector<std::uint64_t> recorded_steps(std::uint64_t steps, std::uint64_t eve
 
 }  // namespace
 
-MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<double>& method, const NoiseModel& noise,
+MonteCarloCurve monte_carlo_loss(const Spectrum& weighted, const MethodPath<double>& method, const NoiseModel& noise,
                                  const SimulationConfig& config) {
   config.validate();
   noise.validate();
+  // The real iteration needs whole directions: a weighted line of weight w is w of them.
+  const Spectrum spectrum = expand_weights(weighted, "the Monte Carlo simulation");
   if (spectrum.init.size() != spectrum.lambda.size())
     throw std::invalid_argument("spectrum and initial moments differ in length");
+  check_simulation_size(spectrum, noise, config);
   const std::vector<std::uint64_t> record = recorded_steps(config.steps, config.every);
 
   // Runs are grouped in blocks of consecutive indices that depend on R only;
@@ -343,15 +393,16 @@ MonteCarloCurve monte_carlo_loss(const Spectrum& spectrum, const MethodPath<doub
   out.runs = total.n;
   const std::size_t good = total.first_bad ? *total.first_bad : record.size();
   if (total.first_bad) out.diverged_at = record[*total.first_bad];
-  const double r = static_cast<double>(total.n);
+  const long double r = static_cast<long double>(total.n);
   for (std::size_t p = 0; p < good; ++p) {
     out.step.push_back(record[p]);
-    out.mean.push_back(total.mean[p]);
-    const double m2 = std::max(0.0, total.m2[p]);
-    out.std_error.push_back(std::sqrt(m2 / (r - 1) / r));
+    out.mean.push_back(static_cast<double>(total.mean[p]));
+    const long double m2 = std::max(0.0L, total.m2[p]);
+    // At most the largest loss, so a finite double.
+    out.std_error.push_back(static_cast<double>(std::sqrt(m2 / (r - 1) / r)));
     // Share of the summed loss carried by the largest run (losses are >= 0).
-    const double sum = total.mean[p] * r;
-    out.largest_share.push_back(sum > 0 ? std::min(1.0, total.hi[p] / sum) : 0.0);
+    const long double sum = total.mean[p] * r;
+    out.largest_share.push_back(sum > 0 ? static_cast<double>(std::min(1.0L, total.hi[p] / sum)) : 0.0);
   }
   return out;
 }
@@ -360,6 +411,7 @@ SimulationResult simulate(const Spectrum& spectrum, const MethodSpec& method, co
                           const SimulationConfig& config, Precision precision) {
   config.validate();
   noise.validate();
+  check_simulation_size(spectrum, noise, config);
   SimulationResult out;
   out.covariates = config.covariates;
   out.kurtosis = noise.kurtosis;

@@ -69,6 +69,10 @@ double fractional_steps(const Spectrum& spectrum, const MethodPath<double>& meth
   const double goal = target.relative ? target.eps * dyn.loss() : target.eps;
   double previous = dyn.loss();
   if (previous <= goal) return 0;
+  // The additive model's loss floor: a goal at or below it is never reached.
+  if (noise.additive() && method.constant_from && noise.batch_schedule.constant() &&
+      !(loss_floor(spectrum, method.coefficients(*method.constant_from), noise) < goal))
+    return lost;
   cap = std::min(cap, target.max_steps);
   // Steps needed at the average decrease since `mark` (robust to the
   // oscillation of momentum methods, unlike a one-step decrease).
@@ -646,6 +650,53 @@ QuasiNewtonEnd refine(Evaluator& ev, const Space& sp, const std::vector<double>&
 // in the basin that the quasi-Newton refinement climbs).
 constexpr int fast_grid_1d = 12, fast_grid_2d = 8, fast_grid_3d_main = 6, fast_grid_3d_root = 4;
 
+// The fast search's answer must not depend on the route to it: a lone tune
+// starts from the coarse grid, a frontier row from the previous batch's
+// optimum, and both should print the same digits (a frontier row is `cesr
+// tune` at its batch). So the search ends at a corner of the cell of a fixed
+// lattice (1/64 of a coarse cell on each axis) that holds the best point --
+// the nearest stable corner, in order of distance -- refined again from there
+// with the record cleared. Two routes into the same basin then give the same
+// point unless their optima straddle a lattice midplane (odds of about the
+// routes' difference, ~1e-12 of the box, over the lattice step, ~2e-3 of it).
+void route_free_finish(Evaluator& ev, const Space& sp, const std::vector<double>& cell, int max_iterations) {
+  const std::size_t n = sp.dim();
+  if (n == 0 || ev.best_x.size() != n || !std::isfinite(ev.best)) return;
+  const double found = ev.best;
+  const std::vector<double> found_x = ev.best_x;
+  std::vector<double> below(n), above(n), scale(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double step = cell[i] / 64;
+    const double k = std::floor((found_x[i] - sp.lo[i]) / step);
+    below[i] = std::clamp(sp.lo[i] + k * step, sp.lo[i], sp.hi[i]);
+    above[i] = std::clamp(sp.lo[i] + (k + 1) * step, sp.lo[i], sp.hi[i]);
+    scale[i] = cell[i] / 8;
+  }
+  // The 2^n corners, nearest first (in lattice steps; ties by corner index).
+  std::vector<std::pair<double, unsigned>> corners;
+  for (unsigned c = 0; c < (1u << n); ++c) {
+    double dist = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = (c >> i) & 1 ? above[i] : below[i];
+      dist += std::pow((v - found_x[i]) / (cell[i] / 64), 2);
+    }
+    corners.emplace_back(dist, c);
+  }
+  std::sort(corners.begin(), corners.end());
+  ev.best = std::numeric_limits<double>::infinity();
+  ev.best_x.clear();
+  for (const auto& [dist, c] : corners) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = (c >> i) & 1 ? above[i] : below[i];
+    std::vector<double> unused;
+    if (!(ev.with_gradient(x, unused) < 0)) continue;  // unstable (or lost): the next corner
+    refine(ev, sp, x, scale, max_iterations);
+    return;
+  }
+  ev.best = found;  // no stable corner: the point found stands
+  ev.best_x = found_x;
+}
+
 // The fast search (SearchMode::Fast) on ev.with_gradient, with ev.value for
 // the global fallback: from `start` (clamped into the box) or from the best
 // points of a coarse grid, quasi-Newton. A start that lost the optimum -- no
@@ -687,9 +738,9 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
       lost |= on_edge(ev.best_x[i]) && !on_edge(x0[i]);
       lost |= std::abs(ev.best_x[i] - x0[i]) > 2 * cell[i];
     }
-    if (!lost) return false;
-    search(ev, sp);
-    return true;
+    if (lost) search(ev, sp);
+    route_free_finish(ev, sp, cell, max_iterations);
+    return lost;
   }
   // Coarse grid (cell centres).
   struct Sample {
@@ -710,6 +761,7 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
   if (samples.empty()) {
     // Nothing stable on the coarse grid: the dense one decides.
     search(ev, sp);
+    route_free_finish(ev, sp, cell, max_iterations);
     return true;
   }
   std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.f < b.f; });
@@ -731,6 +783,7 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
     const QuasiNewtonEnd second = quasi_newton(ev, sp, starts[1], scale, 6);
     if (second.f < 0.9 * ev.best) refine(ev, sp, second.x, scale, max_iterations);
   }
+  route_free_finish(ev, sp, cell, max_iterations);
   return false;
 }
 }  // namespace
@@ -739,8 +792,20 @@ namespace {
 
 // The steps objective on `ev`: the fractional step count, each run capped at
 // twice the best count so far (+16), so poor points are cheap.
+// Whether the steps objective of this point goes through the spectral path.
+bool spectral_steps(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise, const Target& target) {
+  return target.horizon != HorizonMode::Stepping && !horizon_unsupported(spectrum, m, noise);
+}
+
 void use_steps_objective(Evaluator& ev, const Spectrum& spectrum, const NoiseModel& noise, const Target& target) {
   ev.value = [&ev, &spectrum, &noise, &target](const MethodSpec& m, int&) {
+    if (spectral_steps(spectrum, m, noise, target)) {
+      // Uncapped and O(d^2) whatever the count; where it cannot certify (or
+      // the method does not contract), time stepping decides as before.
+      HorizonReport rep;
+      if (auto v = horizon_fractional_steps(spectrum, m, noise, target.eps, target.relative, target.horizon_rtol, rep))
+        return *v;
+    }
     const double cap = std::isfinite(ev.best) ? 2 * ev.best + 16 : 1e300;
     const auto cap_steps = static_cast<std::uint64_t>(std::min(cap, 1.8e19));
     return fractional_steps(spectrum, make_path<double>(m), noise, target, cap_steps);
@@ -833,6 +898,21 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
                                               "so it has no contraction rate; use the steps objective",
                                               describe(probe)));
   if (!has_rate) return tune_steps_only(spectrum, space, noise, options);
+  if (noise.additive() && options.objective == Objective::Steps) {
+    // Under additive noise the rate optimum (the noiseless one) is no start
+    // for the steps search: its loss floor may lie above the target. Search
+    // the steps themselves over the whole box, then report the rate there.
+    TuneResult out = tune_steps_only(spectrum, space, noise, options);
+    out.has_rate = true;
+    const AutoRate r = contraction_rate_auto(spectrum, out.method, noise);
+    out.rate_evaluations += r.evaluations;
+    out.gap = r.gap;
+    out.rho = r.rho;
+    out.gap_text = r.gap_text;
+    out.gap_precision = r.precision;
+    out.stable = out.steps.has_value() && r.stable;
+    return out;
+  }
 
   // Rate objective: minimise -gap (unstable points have gap <= 0 and lose).
   // The search runs in double. If double finds no stable point at all (at
@@ -851,7 +931,12 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
       rate_ev.value = [&](const MethodSpec& m, int& evals) {
         return negative_gap<long double>(spectrum, m, noise, evals);
       };
-    if (p == Precision::Double && options.search_mode == SearchMode::Fast) {
+    // Under the additive model the rate is rho(D) = max_i rho(A_i)^2 at every
+    // point (no root of g = 1, so no gradient), and its optimum is a kink
+    // where branches of different directions meet: nothing for the
+    // quasi-Newton climb, so the fast search is the global one there.
+    const bool fast = options.search_mode == SearchMode::Fast && !noise.additive();
+    if (p == Precision::Double && fast) {
       rate_ev.value_grad = [&](const std::vector<double>& x, const MethodSpec& m, int& evals,
                                std::vector<double>& grad) {
         // Central differences of the O(1) map from coordinates to the
@@ -879,6 +964,7 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
       out.global_fallback = fast_search(rate_ev, space, options.start);
     } else {
       search(rate_ev, space);
+      out.global_fallback = options.search_mode == SearchMode::Fast;
     }
     out.evaluations += rate_ev.evaluations;
     out.rate_evaluations += rate_ev.rate_evaluations;
@@ -934,9 +1020,19 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     } else {
       steps_ev({});
     }
+    // With label noise the loss has a floor that grows with the step size:
+    // at and near the rate optimum it can lie above the target while smaller
+    // steps reach it, and the step count has its best far from the rate
+    // optimum (diabetes, SGD at B = 1024: 41 steps next to it, 33 or fewer at
+    // a third of its step size). So the whole box is searched on the step
+    // count too (runs capped at twice the best count, so cheap).
+    const bool unreached = !(steps_ev.best <= static_cast<double>(options.target.max_steps));
+    if (n > 0 && (unreached || noise.label_noise > 0)) search(steps_ev, space);
     out.evaluations += steps_ev.evaluations;
     if (steps_ev.best_x.size() == n && std::isfinite(steps_ev.best)) best_x = steps_ev.best_x;
-    steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps);
+    steps_reached = steps_ev.best <= static_cast<double>(options.target.max_steps) ||
+                    (std::isfinite(steps_ev.best) && steps_ev.best_x.size() == n &&
+                     spectral_steps(spectrum, space.decode(steps_ev.best_x), noise, options.target));
   }
 
   out.method = space.decode(best_x);
@@ -980,6 +1076,19 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
   if (options.objective == Objective::Steps && !steps_reached) {
     out.steps.reset();  // no point reached the target within max_steps
   } else if (options.objective == Objective::Steps) {
+    HorizonReport rep;
+    std::optional<StepsResult<double>> fast;
+    if (spectral_steps(spectrum, out.method, noise, options.target))
+      fast = horizon_steps<double>(spectrum, out.method, noise, options.target.eps, options.target.relative,
+                                   options.target.horizon_rtol, rep);
+    const auto res = fast ? *fast
+                          : steps_to_target<double>(spectrum, make_path<double>(out.method), noise,
+                                                    options.target.eps, options.target.relative,
+                                                    options.target.max_steps);
+    if (!res.diverged_at) out.steps = res.steps;
+  } else if (noise.additive()) {
+    // The additive model's loss tends to a floor, not to 0: the rate alone
+    // does not tell the steps to a target (or whether it is reached at all).
     const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
                                              options.target.relative, options.target.max_steps);
     if (!res.diverged_at) out.steps = res.steps;

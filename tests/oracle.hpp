@@ -335,6 +335,58 @@ inline long double full_rho(const std::vector<long double>& lambda, double K, st
 }
 
 // ===========================================================================
+// Route 4 (small d): the whole kd x kd second moment of the PRECONDITIONED
+// update, and of the noisy quadratic model's additive noise, derived from the
+// update itself (no change of variables). With a diagonal preconditioner
+// Dp = diag(p) applied to the whole stochastic gradient,
+//   s' = P s - q (x) Dp g(z),
+// so s' = M s + q (x) Dp (1/B) sum_b x_b xi_b with M = P (x) I - (q r^T) (x) Dp Hhat:
+//   Sigma' = Mbar Sigma Mbar^T + (q q^T) (x) Dp Cov(g) Dp,  Mbar = P (x) I - (q r^T) (x) Dp H,
+// where Cov(g) is route 2's (1/B)(E[x x^T Z x x^T] - H Z H) + sigma2 H / B for
+// sampled data, or C / B (C = diag(c_ii), independent of Z) for additive
+// noise. The loss is 1/2 tr(H E[e e^T]) in the original coordinates.
+// ===========================================================================
+inline std::vector<long double> full_loss_general(const std::vector<long double>& lambda,
+                                                  const std::vector<long double>& init, const Vec& s0, double K,
+                                                  double sigma2, std::uint64_t B, const Coeffs& c,
+                                                  std::uint64_t steps, const std::vector<long double>& precond,
+                                                  const std::vector<long double>* additive_c = nullptr) {
+  detail::check_problem(lambda, init);
+  const Eigen::Index d = Eigen::Index(lambda.size()), k = s0.size();
+  detail::check_coeffs(c, k, 0);
+  Mat H = Mat::Zero(d, d), Dp = Mat::Zero(d, d);
+  for (Eigen::Index i = 0; i < d; ++i) {
+    H(i, i) = lambda[std::size_t(i)];
+    Dp(i, i) = precond[std::size_t(i)];
+  }
+  const Mat I = Mat::Identity(d, d);
+  const Mat Mbar = detail::kron(c.P, I) - detail::kron(c.q * c.r.transpose(), Dp * H);
+  Vec e0(d);
+  for (Eigen::Index i = 0; i < d; ++i) e0(i) = std::sqrt(init[std::size_t(i)]);
+  Mat Sigma = detail::kron(s0 * s0.transpose(), e0 * e0.transpose());
+  std::vector<Real> out;
+  for (std::uint64_t t = 0;; ++t) {
+    Mat E = Mat::Zero(d, d);
+    for (Eigen::Index a = 0; a < k; ++a)
+      for (Eigen::Index b = 0; b < k; ++b) E += c.o(a) * c.o(b) * Sigma.block(a * d, b * d, d, d);
+    out.push_back((H * E).trace() / 2);
+    if (t == steps) break;
+    Mat cov = Mat::Zero(d, d);
+    if (additive_c) {
+      for (Eigen::Index i = 0; i < d; ++i) cov(i, i) = (*additive_c)[std::size_t(i)] / Real(B);
+    } else {
+      Mat Z = Mat::Zero(d, d);
+      for (Eigen::Index a = 0; a < k; ++a)
+        for (Eigen::Index b = 0; b < k; ++b) Z += c.r(a) * c.r(b) * Sigma.block(a * d, b * d, d, d);
+      const Mat F = detail::fourth_moment_contraction(lambda, Real(K), Z);
+      cov = (F - H * Z * H) / Real(B) + Real(sigma2) / Real(B) * H;
+    }
+    Sigma = Mbar * Sigma * Mbar.transpose() + detail::kron(c.q * c.q.transpose(), Dp * cov * Dp);
+  }
+  return out;
+}
+
+// ===========================================================================
 // Hand-derived coefficient sequences of the published updates.
 // Every state vector is written in error coordinates; r picks the point where
 // the gradient is queried, o the point whose loss is reported.

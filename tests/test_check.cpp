@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -238,4 +239,79 @@ TEST_CASE("check_curve: a standard error below the curves' resolution does not f
   CHECK(!rep.rows[0].z);
   // A real error with a tiny standard error is still caught (by the relative error).
   CHECK_FALSE(cesr::check_curve({1.2, 0.5005}, se, theory, opt).agree);
+}
+
+TEST_CASE("cesr check: a relative error beyond the double range is no number, never inf (found by fuzz_cli)") {
+  // A loss of 1.7e308 at step 20, where theory is ~0.1: (loss - theory) / theory overflows.
+  const std::string p = with_lr(problem("sgd"), 0.5);
+  write("check_huge.csv", "step,loss\n20,1.7e308\n");
+  for (const char* format : {"table", "csv", "json"}) {
+    const Run r = cesr_run(std::string("check --input check_huge.csv --format ") + format + " " + p);
+    INFO(format, ": ", r.out, r.err);
+    CHECK(r.code == 1);
+    CHECK(r.out.find("inf") == std::string::npos);
+    CHECK(r.out.find("FAIL") != std::string::npos);
+  }
+  const Run json = cesr_run("check --input check_huge.csv --format json " + p);
+  CHECK(json.out.find("\"rel_error\": null") != std::string::npos);
+}
+
+TEST_CASE("parse_curve_csv reads steps as exact integers: 2^53 + 1 stays itself") {
+  const auto c = cesr::parse_curve_csv(
+      "step,loss\n9007199254740993,0.5\n9007199254740992,0.5\n+7,1\n1e3,1\n18446744073709551615,0\n", "big.csv");
+  REQUIRE(c.step.size() == 5);
+  CHECK(c.step[0] == 9007199254740993ull);
+  CHECK(c.step[1] == 9007199254740992ull);
+  CHECK(c.step[2] == 7);
+  CHECK(c.step[3] == 1000);
+  CHECK(c.step[4] == 18446744073709551615ull);
+  // Beyond 64 bits, and non-integer notation where a double cannot hold every integer.
+  CHECK_THROWS_WITH_AS(cesr::parse_curve_csv("step,loss\n18446744073709551616,0\n", "o.csv"),
+                       doctest::Contains("does not fit in 64 bits"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cesr::parse_curve_csv("step,loss\n9.007199254740993e15,0\n", "o.csv"),
+                       doctest::Contains("below 2^53"), std::invalid_argument);
+}
+
+TEST_CASE("exact_loss_at refuses a step beyond its work budget before any work, naming the input") {
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=10,kappa=10", "isotropic");
+  const auto spec = cesr::method_spec("sgd", {{"lr", 0.1}});
+  const cesr::NoiseModel noise{1};
+  for (const std::uint64_t step : {std::uint64_t{1000000000}, std::uint64_t{9007199254740993ull}}) {
+    CAPTURE(step);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      cesr::exact_loss_at<double>(sp, cesr::make_path<double>(spec), noise, {0, step});
+      FAIL("no refusal");
+    } catch (const cesr::FieldError& e) {
+      CHECK(e.field == "input");
+      CHECK(std::string(e.what()).find(std::to_string(step)) != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+  }
+  // The budget is per precision: 1e6 steps at d = 10 is within double's, beyond mp50's.
+  CHECK_NOTHROW(cesr::check_exact_work(10, 1000000, cesr::Precision::Double, "input"));
+  CHECK_THROWS_AS(cesr::check_exact_work(10, 1000000, cesr::Precision::Mp50, "input"), cesr::FieldError);
+  // Within the budget the answer is computed: SGD at d = 1, lambda = 1 has
+  // the closed form L_t = L_0 ((1 - lr)^2 + lr^2 (K - 1) / B)^t = 0.5 0.83^t.
+  const cesr::Spectrum one = cesr::make_spectrum("loguniform:d=1,kappa=1", "isotropic");
+  const auto at = cesr::exact_loss_at<double>(one, cesr::make_path<double>(spec), noise, {3000, 100000});
+  REQUIRE_FALSE(at.diverged_at);
+  CHECK(at.loss[0] == doctest::Approx(0.5 * std::pow(0.83, 3000)).epsilon(1e-11));
+  CHECK(at.loss[1] == 0);  // 0.83^100000 underflows: no divergence, no error
+}
+
+TEST_CASE("cesr check: a row at step 1e9 or 2^53 + 1 is refused up front (exit 2, one line)") {
+  const std::string p = with_lr(problem("sgd"), 0.5);
+  for (const std::string big : {"1000000000", "9007199254740993"}) {
+    write("check_big.csv", "step,loss\n0,1\n" + big + ",0\n");
+    const auto t0 = std::chrono::steady_clock::now();
+    // (time stepping: SGD's far rows are otherwise answered by the spectral path, test_horizon_cli)
+    const Run r = cesr_run("check --input check_big.csv --horizon stepping " + p);
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--input") != std::string::npos);
+    CHECK(r.err.find(big) != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  }
 }

@@ -244,7 +244,8 @@ TEST_CASE("steps: JSON shape, absolute and relative targets against the closed f
     REQUIRE(abs_run.code == 0);
     REQUIRE(rel_run.code == 0);
     const auto ja = nlohmann::json::parse(abs_run.out), jr = nlohmann::json::parse(rel_run.out);
-    CHECK(ja.size() == 4);
+    CHECK(ja.size() == 5);
+    CHECK((ja["horizon"] == "exact" || ja["horizon"] == "stepping"));
     CHECK(ja["reached"] == true);
     CHECK(jr["reached"] == true);
     CHECK(ja["steps"].get<std::uint64_t>() == first_below(eps * L0));
@@ -252,7 +253,8 @@ TEST_CASE("steps: JSON shape, absolute and relative targets against the closed f
     CHECK(jr["loss"].get<double>() == doctest::Approx(closed_form(first_below(eps * L0))).epsilon(1e-12));
     CHECK(jr["initial_loss"].get<double>() == L0);
   }
-  const Run miss = cesr_run("steps " + p.problem() + " --target 1e-12 --max-steps 10");
+  // --max-steps caps time stepping only (the exact path would answer).
+  const Run miss = cesr_run("steps " + p.problem() + " --target 1e-12 --max-steps 10 --horizon stepping");
   CHECK(miss.code == 1);
   const auto jm = nlohmann::json::parse(miss.out);
   CHECK(jm["steps"].is_null());

@@ -169,7 +169,8 @@ TEST_CASE("ProgressReporter: the line, the estimate of what is left, thread-safe
 TEST_CASE("--progress shows elapsed and time left on stderr only; --quiet and short runs show nothing") {
   // about 3-10 s on a loaded machine: long enough for the 2 s delay
   const std::string loss =
-      "loss --spectrum loguniform:d=2000,kappa=1e4 --method sgd --lr 0.01 --batch 8 --steps 12000000 --every 6000000";
+      "loss --spectrum loguniform:d=2000,kappa=1e4 --method sgd --lr 0.01 --batch 8 --steps 12000000 --every 6000000 "
+      "--horizon stepping --precision double";  // (automatic precision would add a long-double run)
   const Run quiet = run(loss + " --quiet");
   const Run shown = run(loss + " --progress");
   REQUIRE(quiet.code == 0);
@@ -194,9 +195,11 @@ TEST_CASE("--progress shows elapsed and time left on stderr only; --quiet and sh
 }
 
 TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplete, and ends by the signal") {
-  // 3 methods x 21 batches on one thread: many seconds; SIGTERM after 2 s
+  // 3 methods x 21 batches on one thread: about 14 s; SIGTERM after 2 s. timeout
+  // signals the child and then its process group: the one request arrives twice
+  // within microseconds, which must not count as a second ("end at once").
   const std::string frontier =
-      "frontier --spectrum loguniform:d=1000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --search-mode global --output ";
+      "frontier --spectrum loguniform:d=5000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --search-mode global --output ";
   const Run csv = stopped_after("2", frontier + "part.csv --format csv");
   INFO(csv.err);
   CHECK(csv.code == 124);  // timeout: the child ended by SIGTERM

@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -83,6 +84,40 @@ TEST_CASE("the script regenerates regions, and --check catches stale ones and fa
   CHECK(page.find("<!-- /cesr -->\n\nAfter.\n") != std::string::npos);
   CHECK(regen("--check --docs " + docs.string(), scratch).status == 0);
 
+  // The check compares numbers to a relative 1e-9 (so the portable and the
+  // native build both pass), not bit for bit: a change in the 16th digit of
+  // the loss passes, one in the 8th fails; so does changed text, while the
+  // width of a blank run does not matter.
+  {
+    const std::string good = slurp(docs / "page.md");
+    const std::string key = "\"loss\": ";
+    const std::size_t at = good.find(key);
+    REQUIRE(at != std::string::npos);
+    const std::size_t begin = at + key.size(), end = good.find(',', begin);
+    const double loss = std::stod(good.substr(begin, end - begin));
+    const auto with_loss = [&](double factor) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.16e", loss * factor);
+      return good.substr(0, begin) + buf + good.substr(end);
+    };
+    spit(docs / "page.md", with_loss(1 + 3e-15));
+    CHECK(regen("--check --docs " + docs.string(), scratch).status == 0);
+    spit(docs / "page.md", with_loss(1 + 1e-7));
+    r = regen("--check --docs " + docs.string(), scratch);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("\"loss\"") != std::string::npos);  // the line that differs is shown
+    CHECK(regen("--check --rtol 1e-6 --docs " + docs.string(), scratch).status == 0);
+    std::string blanks = good;
+    blanks.replace(blanks.find("\"reached\":"), 10, "\"reached\":   ");
+    spit(docs / "page.md", blanks);
+    CHECK(regen("--check --docs " + docs.string(), scratch).status == 0);
+    std::string renamed = good;
+    renamed.replace(renamed.find("\"reached\""), 9, "\"reachd\"");
+    spit(docs / "page.md", renamed);
+    CHECK(regen("--check --docs " + docs.string(), scratch).status == 1);
+    spit(docs / "page.md", good);
+  }
+
   // A figure that no command makes any more is reported.
   fs::create_directories(docs / "figures");
   spit(docs / "figures" / "orphan.svg", "<svg/>");
@@ -99,6 +134,17 @@ TEST_CASE("the script regenerates regions, and --check catches stale ones and fa
   // An unterminated region is an error.
   spit(docs / "bad.md", "<!-- cesr: loss --method sgd --lr 0.1 --steps 3 -->\nno end\n");
   CHECK(regen("--docs " + docs.string(), scratch).status != 0);
+
+  // cesr-code[N]: a command expected to exit N, its standard error in the block.
+  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-30 --max-steps 3 --horizon stepping -->\n<!-- /cesr -->\n");
+  r = regen("--docs " + docs.string(), scratch);
+  REQUIRE(r.status == 0);
+  CHECK(slurp(docs / "bad.md").find("\"reached\": false") != std::string::npos);
+  CHECK(slurp(docs / "bad.md").find("cesr steps: target not reached within --max-steps 3") != std::string::npos);
+  spit(docs / "bad.md", "<!-- cesr-code[1]: steps --method sgd --lr 0.1 --target 1e-3 --relative -->\n<!-- /cesr -->\n");
+  r = regen("--docs " + docs.string(), scratch);
+  CHECK(r.status != 0);
+  CHECK(r.err.find("exited 0, expected 1") != std::string::npos);
   fs::remove_all(scratch);
 }
 

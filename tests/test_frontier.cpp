@@ -7,11 +7,15 @@
 //    Polyak's 1 - ((sqrt kappa - 1)/(sqrt kappa + 1))^2 ~ 4/sqrt(kappa);
 //  - AccSGD: several times better at B = 1 on lambda_i = i^-2, level with the
 //    others on lambda_i = i^-0.5;
-//  - the summary arithmetic on curves with a known half-point;
+//  - the summary arithmetic on curves with a known half-point, and on rows
+//    with a known best and critical batch;
+//  - step counts and final losses of the rows against the dense oracle
+//    (tests/oracle.hpp, long double, none of src/);
 //  - rows independent of the thread count.
 #include <doctest/doctest.h>
 
 #include "cesr/frontier.hpp"
+#include "oracle.hpp"
 
 #include <fmt/format.h>
 
@@ -32,6 +36,18 @@ const MethodSummary& summary(const Frontier& f, const std::string& m) {
   for (const auto& s : f.summary.methods)
     if (s.method == m) return s;
   throw std::logic_error("summary not found");
+}
+
+std::vector<long double> ld(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+/// The oracle's exact loss curve L_0..L_steps of a tuned sgd or hb row.
+std::vector<long double> oracle_curve(const Spectrum& s, const MethodSpec& m, const NoiseModel& n,
+                                      std::uint64_t steps) {
+  REQUIRE((m.name == "sgd" || m.name == "hb"));
+  const oracle::Method om = m.name == "sgd" ? oracle::coeffs_sgd(m.value("lr"))
+                                            : oracle::coeffs_heavy_ball(m.value("lr"), m.value("momentum"));
+  return oracle::dense_loss(ld(s.lambda), ld(s.init), om.s0, n.kurtosis, n.label_noise,
+                            oracle::constant_batch(n.batch), om.coeffs, steps);
 }
 
 Frontier run(const char* spec, std::vector<std::string> methods, const char* batches) {
@@ -166,21 +182,30 @@ TEST_CASE("rows do not depend on the thread count") {
   CHECK(frontier_json(a) == frontier_json(b));
 }
 
-TEST_CASE("steps objective: ce = 1/(B steps) with exact step counts") {
+TEST_CASE("steps objective: each row's step count is the oracle's first passage, and ce is 1/(B steps)") {
   FrontierOptions o;
-  o.methods = {"sgd"};
+  o.methods = {"sgd", "hb"};
   o.batches = {1, 16};
   o.tune.objective = Objective::Steps;
   o.tune.target = {1e-3, true};
   const Spectrum s = make_spectrum("loguniform:d=30,kappa=1e3");
   const Frontier f = compute_frontier(s, NoiseModel{}, o);
+  const long double goal = 1e-3L * s.initial_loss();
+  REQUIRE(f.rows.size() == 4);
   for (const auto& r : f.rows) {
     REQUIRE(r.tuned.steps);
-    CHECK(r.ce == doctest::Approx(1.0 / (double(r.batch) * double(*r.tuned.steps))));
     NoiseModel n;
     n.batch = r.batch;
-    const auto res = steps_to_target<double>(s, make_method<double>(r.tuned.method), n, 1e-3, true, 100'000'000);
-    CHECK(res.steps == r.tuned.steps);
+    const std::uint64_t t = *r.tuned.steps;
+    const auto curve = oracle_curve(s, r.tuned.method, n, t);
+    CAPTURE(r.method);
+    CAPTURE(r.batch);
+    CAPTURE(t);
+    // First passage on the oracle (to 1e-9 either side: the engine runs in double).
+    CHECK(curve[t] <= goal * (1 + 1e-9L));
+    CHECK(curve[t - 1] > goal * (1 - 1e-9L));
+    // ce from the oracle's count.
+    CHECK(r.ce == doctest::Approx(1.0 / (double(r.batch) * double(t))).epsilon(1e-12));
   }
 }
 
@@ -197,20 +222,32 @@ TEST_CASE("final objective: each row is its batch's exact L_T at floor(N/B) step
     REQUIRE(r.tuned.final_loss);
     cesr::NoiseModel n = noise;
     n.batch = r.batch;
-    const std::uint64_t T = 20000 / r.batch;
-    const auto c = cesr::loss_curve<double>(s, cesr::make_path<double>(r.tuned.method), n, T, T);
-    CHECK(c.loss.back() == doctest::Approx(*r.tuned.final_loss).epsilon(1e-12));
+    const std::uint64_t T = 20000 / r.batch;  // floor(N/B) steps, on the oracle
+    const auto c = oracle_curve(s, r.tuned.method, n, T);
+    CAPTURE(r.method);
+    CAPTURE(r.batch);
+    CHECK(static_cast<double>(c.back()) == doctest::Approx(*r.tuned.final_loss).epsilon(1e-11));
   }
-  for (const auto& m : f.summary.methods) {
-    REQUIRE(m.best_loss);
-    double best = 1e300, crit = 0;
-    std::uint64_t arg = 0;
-    for (const auto& r : f.rows)
-      if (r.method == m.method && *r.tuned.final_loss < best) best = *r.tuned.final_loss, arg = r.batch;
-    for (const auto& r : f.rows)
-      if (r.method == m.method && *r.tuned.final_loss <= 1.2 * best) crit = std::max(crit, double(r.batch));
-    CHECK(*m.best_batch == arg);
-    CHECK(*m.critical_batch == crit);
+  // Hand-made rows with a known answer: best L_T 0.9 at B = 2; within 20% of it
+  // (<= 1.08): B = 1, 2, 4 and 8 (1.07), not 16 (1.5) nor 32 (1.0801).
+  {
+    std::vector<FrontierRow> rows;
+    const std::vector<std::pair<std::uint64_t, double>> losses{{1, 1.0}, {2, 0.9}, {4, 0.95}, {8, 1.07},
+                                                              {16, 1.5}, {32, 1.0801}};
+    for (const auto& [b, L] : losses) {
+      FrontierRow r;
+      r.method = "sgd";
+      r.batch = b;
+      r.tuned.final_loss = L;
+      rows.push_back(r);
+    }
+    const FrontierSummary sum = summarize(s, rows, {"sgd"}, Objective::Final);
+    REQUIRE(sum.methods.size() == 1);
+    REQUIRE(sum.methods[0].best_loss);
+    CHECK(*sum.methods[0].best_loss == 0.9);
+    CHECK(*sum.methods[0].best_batch == 2);
+    REQUIRE(sum.methods[0].critical_batch);
+    CHECK(*sum.methods[0].critical_batch == 8);
   }
   const std::string json = cesr::frontier_json(f);
   CHECK(json.find("\"samples\": 20000") != std::string::npos);

@@ -223,7 +223,7 @@ TEST_CASE("cesr frontier: a method with no usable row has null best CE and the r
   // Ten steps cannot reach 1e-6 L_0: every row is "not reached". The output
   // still lists the tuned rows (steps and ce null), and says so on stderr.
   const Run r = cesr("frontier --spectrum loguniform:d=10,kappa=100 --methods sgd,hb --batches 1,4 --objective steps "
-                     "--target 1e-6 --relative --max-steps 10 --format json");
+                     "--target 1e-6 --relative --max-steps 10 --horizon stepping --format json");
   CHECK(r.code == 1);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(r.err.find("--max-steps") != std::string::npos);

@@ -110,11 +110,8 @@ TEST_CASE("frontier --init: once for every problem, or once per --spectrum in or
 }
 
 TEST_CASE("frontier --momentum 0.9: heavy ball tuned with it fixed equals cesr tune --momentum 0.9 at each batch") {
-  // Global search: every row tuned on its own, as a lone cesr tune is (the
-  // default fast search continues from the previous batch's optimum).
-  const auto fixed =
-      json_of(cesr("frontier --spectrum " + a + sweep + " --momentum 0.9 --search-mode global --format json"))[0];
-  const auto free = json_of(cesr("frontier --spectrum " + a + sweep + " --search-mode global --format json"))[0];
+  const auto fixed = json_of(cesr("frontier --spectrum " + a + sweep + " --momentum 0.9 --format json"))[0];
+  const auto free = json_of(cesr("frontier --spectrum " + a + sweep + " --format json"))[0];
   int hb_rows = 0;
   for (std::size_t i = 0; i < fixed["rows"].size(); ++i) {
     const auto& row = fixed["rows"][i];
@@ -128,7 +125,7 @@ TEST_CASE("frontier --momentum 0.9: heavy ball tuned with it fixed equals cesr t
     }
     ++hb_rows;
     CHECK(row["params"]["momentum"].get<double>() == 0.9);
-    const auto t = json_of(cesr(fmt::format("tune --spectrum {} --method hb --batch {} --momentum 0.9 --search-mode global", a, batch)));
+    const auto t = json_of(cesr(fmt::format("tune --spectrum {} --method hb --batch {} --momentum 0.9", a, batch)));
     CHECK(t["params"]["momentum"].get<double>() == 0.9);
     CHECK(row["params"]["lr"].get<double>() == doctest::Approx(t["params"]["lr"].get<double>()).epsilon(1e-15));
     CHECK(row["gap"].get<double>() == doctest::Approx(t["gap"].get<double>()).epsilon(1e-15));

@@ -12,7 +12,9 @@
 #include <boost/multiprecision/eigen.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -161,8 +163,9 @@ TEST_CASE("rho from the secular equation equals the dense operator's spectral ra
       CHECK(rate.rho == doctest::Approx(dense).epsilon(1e-7));
       if (std::abs(dense - 1) > 1e-6) CHECK(rate.stable == (dense < 1));
       (dense < 1 ? stable : unstable)++;
-      // gap is 1 - rho
-      CHECK(rate.gap == doctest::Approx(1 - rate.rho).epsilon(1e-12));
+      // The gap against 1 - the dense radius (absolute: 1 - dense cancels in
+      // double; the small gaps are tested below against 50 digits).
+      CHECK(std::abs(rate.gap - (1 - dense)) <= 1e-7 * std::max(1.0, dense));
     }
   }
   // The sample covers both sides of the stability boundary.
@@ -182,6 +185,48 @@ TEST_CASE("rho in 50 digits equals the dense operator's spectral radius in 50 di
       CHECK(abs(rate.rho - dense) <= mp50("1e-40") * dense);
     }
   }
+}
+
+TEST_CASE("small gaps: double to a few ulps absolute (SGD: relative), auto to rtol, against the 50-digit dense operator") {
+  // Step sizes 1e-4 .. 1e-9 of 1/lambda_max: gaps of 1e-4 .. 1e-12. Momenta k/64,
+  // so that 1 + beta is an exact double. In double the gap of SGD is formed
+  // without cancellation (relative accuracy); with two states the gap carries
+  // an absolute error of a few ulps of 1 (as 1 - rho would: the resolution the
+  // automatic precision escalates past); auto meets its rtol.
+  std::mt19937_64 rng(41);
+  std::uniform_real_distribution<double> U(0, 1);
+  double worst_double = 0, worst_auto = 0;
+  int cases = 0;
+  for (const std::string kind : {"sgd", "hb", "nag", "asgd"}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      RandomCase c = random_case(rng, kind, 2 + trial % 2);
+      const double lmax = *std::max_element(c.spectrum.lambda.begin(), c.spectrum.lambda.end());
+      const double lr = std::pow(10.0, -4 - 5 * U(rng)) / lmax;
+      c.spec.set("lr", lr);
+      if (kind == "hb" || kind == "nag") c.spec.set("momentum", double(1 + rng() % 60) / 64);
+      if (kind == "asgd") c.spec.set("kappa", 1 + 10 * U(rng)).set("xi", 1.0);
+      const auto exact = dense_rho(c.spectrum, cesr::make_method<mp50>(c.spec), c.noise);
+      const double gap = static_cast<double>(1 - exact);
+      const auto rate = cesr::contraction_rate<double>(c.spectrum, cesr::make_method<double>(c.spec), c.noise);
+      const cesr::AutoRate a = cesr::contraction_rate_auto(c.spectrum, c.spec, c.noise, 1e-10);
+      INFO("method ", cesr::describe(c.spec), " B=", c.noise.batch, " K=", c.noise.kurtosis, " gap ", gap,
+           " double ", rate.gap, " auto ", a.gap);
+      REQUIRE(gap > 0);
+      REQUIRE(gap < 1e-3);
+      const double eps = std::numeric_limits<double>::epsilon();
+      if (kind == "sgd") CHECK(std::abs(rate.gap - gap) <= 1e-12 * gap);
+      CHECK(std::abs(rate.gap - gap) <= 8 * eps);
+      CHECK(rate.stable);
+      const double err = std::abs(a.gap - gap) / gap;
+      CHECK(err <= 1e-10);
+      CHECK(a.stable);
+      worst_double = std::max(worst_double, std::abs(rate.gap - gap) / eps);
+      worst_auto = std::max(worst_auto, err);
+      ++cases;
+    }
+  }
+  MESSAGE("small gaps: ", cases, " cases; worst double error ", worst_double, " ulps of 1; worst auto ", worst_auto,
+          " relative");
 }
 
 TEST_CASE("d = 1 SGD: rho = (1 - eta lambda)^2 + (K - 1) eta^2 lambda^2 / B") {
@@ -374,17 +419,20 @@ TEST_CASE("escalation: where double is off by more than rtol, auto goes on and m
 TEST_CASE("escalation: a gap that rounds to 0 in double and long double is not taken as an answer") {
   // kappa = 1e50: the slowest direction of heavy ball contracts its second
   // moment by 1 - 2 eta lambda_min / (1 - beta) + O((eta lambda_min)^2), a gap
-  // of 2e-51, far below the resolution of rho in double and long double (both
-  // return gap 0). Two zeros must not "agree": auto goes on to a precision that
-  // resolves the gap.
+  // of 2e-51, far below the resolution of rho in double and long double. The
+  // bracket is now relative to the base, so both resolve it; before, both
+  // returned gap 0, and two zeros must never "agree" (auto went on to quad).
   const cesr::Spectrum s = cesr::make_spectrum("loguniform:d=2,kappa=1e50");
   const double lr = 0.01, beta = 0.9;
   const cesr::AutoRate a = cesr::contraction_rate_auto(s, hb(lr, beta), cesr::NoiseModel{1, 3, 0}, 1e-10);
   const double expected = 2 * lr * s.lambda_min() / (1 - beta);
   INFO("gap ", a.gap, " expected ", expected);
   CHECK(a.stable);
-  CHECK(a.precision >= cesr::Precision::Quad);
+  CHECK(a.precision >= cesr::Precision::Long);
   CHECK(std::abs(a.gap - expected) <= 1e-12 * expected);
+  const cesr::AutoRate d = cesr::contraction_rate_in(cesr::Precision::Double, s, hb(lr, beta), cesr::NoiseModel{1, 3, 0});
+  CHECK(d.stable);
+  CHECK(std::abs(d.gap - expected) <= 1e-12 * expected);
 }
 
 TEST_CASE("accuracy sweep: auto within 1e-10 of 50 digits for kappa up to 1e12 and B from 1 to 1e9") {
@@ -433,4 +481,29 @@ TEST_CASE("heavy ball with beta = 0 (3x3 blocks) has the rate of SGD (1x1 blocks
     CHECK(abs(h.rho - sgd.rho) <= mp50("1e-40") * sgd.rho);
     CHECK(h.stable == sgd.stable);
   }
+}
+
+TEST_CASE("a gap below the double range (kappa = 1e300, lr 1e-10): the closed form 2 lr lambda_min / (1 - beta)") {
+  // Heavy ball on lambda = (1, 1e-300): the slow direction's deterministic
+  // second-moment radius is (1 - lr lambda/(1 - beta) + O((lr lambda)^2))^2,
+  // its noise (lambda^2 / B = 1e-600) and the fast direction's share of the
+  // secular function (~1e-11) move the root by far less than 1e-20 relative,
+  // so gap = 2 lr lambda_min / (1 - beta) to ~1e-20. It used to come out as
+  // -0, "unstable", in every precision (the bracket's resolution was eps
+  // times 1 - beta, 0.1, not eps times the gap).
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=2,kappa=1e300", "isotropic");
+  const auto spec = cesr::method_spec("hb", {{"lr", 1e-10}, {"momentum", 0.9}});
+  const cesr::NoiseModel noise{1};
+  const mp50 lmin(*std::min_element(sp.lambda.begin(), sp.lambda.end()));
+  const mp50 want = 2 * mp50("1e-10") * lmin / (1 - mp50("0.9"));
+  for (const auto p : {cesr::Precision::Long, cesr::Precision::Quad, cesr::Precision::Mp50}) {
+    CAPTURE(cesr::to_string(p));
+    const cesr::AutoRate r = cesr::contraction_rate_in(p, sp, spec, noise);
+    CHECK(r.stable);
+    CHECK(cesr::to_double(mp50(abs(mp50(r.gap_text) / want - 1))) <= 1e-15);
+  }
+  const cesr::AutoRate a = cesr::contraction_rate_auto(sp, spec, noise, 1e-10);
+  CHECK(a.stable);
+  CHECK(a.precision != cesr::Precision::Double);
+  CHECK(cesr::to_double(mp50(abs(mp50(a.gap_text) / want - 1))) <= 1e-10);
 }

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -300,4 +301,66 @@ TEST_CASE("cesr simulate warns when one run dominates the mean (heavy tails)") {
   CHECK(heavy.err.find("heavy-tailed") != std::string::npos);
   const Run light = cesr_run(sim_args + " --seed 5");
   CHECK(light.err.find("warning") == std::string::npos);
+}
+
+TEST_CASE("cesr simulate: losses above 1e154 keep a finite standard error (squared deviations overflowed a double)") {
+  // Found by tests/fuzz_cli.py: a diverging torch-sgd whose runs stay finite
+  // up to 1e222 printed stderr inf (the moments were summed in double).
+  const Run r = cesr_run("simulate --spectrum loguniform:d=19,kappa=4.97642 --method torch-sgd --lr 1.88398 "
+                         "--momentum 0.9529798802 --steps 197 --runs 41 --seed 180325 --threads 1");
+  REQUIRE(r.code == 0);
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  REQUIRE(line.rfind("step,theory,mean,stderr,", 0) == 0);
+  int rows = 0, huge = 0;
+  const double R = 41;
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::string step, theory, mean, se;
+    std::getline(cells, step, ',');
+    std::getline(cells, theory, ',');
+    std::getline(cells, mean, ',');
+    std::getline(cells, se, ',');
+    INFO(line);
+    const double m = std::stod(mean), s = std::stod(se);
+    CHECK(std::isfinite(m));
+    CHECK(std::isfinite(s));
+    // Losses are >= 0: the sample standard deviation is at most sqrt(R) times the
+    // mean, so stderr <= mean sqrt(R / (R - 1)).
+    CHECK(s <= m * std::sqrt(R / (R - 1)) * (1 + 1e-12));
+    huge += m > 1e200;
+    ++rows;
+  }
+  CHECK(rows == 198);
+  CHECK(huge > 10);
+}
+
+TEST_CASE("simulate refuses up front a run whose recorded points exceed memory, saying what it would need") {
+  const cesr::Spectrum sp = cesr::make_spectrum("loguniform:d=10,kappa=10", "isotropic");
+  cesr::SimulationConfig config;
+  config.steps = 1000000000;
+  config.runs = 2;
+  const cesr::NoiseModel noise{1};
+  const auto cost = cesr::simulation_cost(sp, noise, config);
+  CHECK(cost.points > 1e9);
+  CHECK(cost.bytes > 5e11);  // about 550 bytes per recorded point, as measured
+  if (cesr::physical_memory() > 0 && cost.bytes > 0.8 * cesr::physical_memory()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(cesr::simulate(sp, cesr::method_spec("sgd", {{"lr", 0.1}}), noise, config, cesr::Precision::Double),
+                    cesr::FieldError);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+    const Run r = cesr_run("simulate --spectrum loguniform:d=10,kappa=10 --method sgd --lr 0.1 --steps 1e9 --runs 2 "
+                           "--output never_written.csv");
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--steps") != std::string::npos);
+    CHECK(r.err.find("GiB") != std::string::npos);
+    CHECK(r.err.find("core-hours") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(std::ifstream("never_written.csv").good());
+  }
+  // Recording every 1e6-th step needs little memory: not refused.
+  config.every = 1000000;
+  CHECK_NOTHROW(cesr::check_simulation_size(sp, noise, config));
 }

@@ -111,8 +111,14 @@ TEST_CASE("spectrum file errors name the file and the line") {
   CHECK_INVALID(cesr::parse_spectrum("file:" + zero.str()), zero.str() + " line 3: 0 must be > 0");
   const TempFile negative("-1\n");
   CHECK_INVALID(cesr::parse_spectrum("file:" + negative.str()), "line 1: -1 must be > 0");
+  const TempFile three("1 2 3\n");
+  CHECK_INVALID(cesr::read_spectrum("file:" + three.str()), "line 1: '1 2 3' has more than two columns");
+  const TempFile bad_weight("1 0\n");
+  CHECK_INVALID(cesr::read_spectrum("file:" + bad_weight.str()), "line 1: the weight 0 must be > 0");
+  const TempFile word_weight("1 x\n");
+  CHECK_INVALID(cesr::read_spectrum("file:" + word_weight.str()), "line 1 (weight): 'x' is not a finite number");
   const TempFile two("1 2\n");
-  CHECK_INVALID(cesr::parse_spectrum("file:" + two.str()), "line 1: '1 2' is not a finite number");
+  CHECK_INVALID(cesr::parse_spectrum("file:" + two.str()), "is a weighted spectrum");
   const TempFile nan_line("1\nnan\n");
   CHECK_INVALID(cesr::parse_spectrum("file:" + nan_line.str()), "line 2: 'nan' is not a finite number");
   const TempFile empty("# nothing\n\n");
@@ -122,6 +128,115 @@ TEST_CASE("spectrum file errors name the file and the line") {
   CHECK_INVALID(cesr::parse_spectrum("file:"), "needs a path");
   // A directory is not a readable file of values.
   CHECK_INVALID(cesr::parse_spectrum("file:" + fs::temp_directory_path().string()), "is a folder, not a file");
+}
+
+TEST_CASE("weighted spectrum files: 'lambda w' lines, w directions each") {
+  const TempFile f("# lambda w\n1.0 2\n0.5\n0.25\t3.5  # fractional\n");
+  const cesr::Spectrum s = cesr::make_spectrum("file:" + f.str(), "powerlaw:beta=1");
+  CHECK(s.lambda == std::vector<double>{1.0, 0.5, 0.25});
+  CHECK(s.weight == std::vector<double>{2, 1, 3.5});
+  CHECK(s.dim() == 3);  // lines
+  CHECK(s.init == std::vector<double>{1, 0.5, 1.0 / 3});  // powerlaw:beta counts lines
+  CHECK(s.directions() == 6.5);
+  CHECK(s.fractional());
+  CHECK(s.trace() == 2 * 1.0 + 0.5 + 3.5 * 0.25);
+  CHECK(s.initial_loss() == doctest::Approx(0.5 * (2 * 1.0 + 0.5 * 0.5 + 3.5 * 0.25 / 3)).epsilon(1e-15));
+  CHECK_INVALID(cesr::expand_weights(s, "simulate"), "simulate needs whole directions, but spectrum line 3 has weight 3.5");
+  // All weights 1: the same as an unweighted file.
+  const TempFile ones("1 1\n0.5 1\n");
+  CHECK_FALSE(cesr::read_spectrum("file:" + ones.str()).weighted());
+  // Whole weights expand line by line.
+  const TempFile whole("1 2\n0.5\n0.25 3\n");
+  const cesr::Spectrum w = cesr::make_spectrum("file:" + whole.str(), "powerlaw:beta=1");
+  CHECK_FALSE(w.fractional());
+  const cesr::Spectrum e = cesr::expand_weights(w, "x");
+  CHECK_FALSE(e.weighted());
+  CHECK(e.lambda == std::vector<double>{1, 1, 0.5, 0.25, 0.25, 0.25});
+  CHECK(e.init == std::vector<double>{1, 1, 0.5, 1.0 / 3, 1.0 / 3, 1.0 / 3});
+  CHECK(e.trace() == w.trace());
+  CHECK(e.initial_loss() == doctest::Approx(w.initial_loss()).epsilon(1e-15));
+}
+
+namespace {
+// A .npy file written byte by byte from the format's definition (version 1:
+// magic, version, 2-byte header length, a Python dict literal padded to 64).
+std::string npy_bytes(const std::string& descr, const std::string& shape, const std::string& payload,
+                      const std::string& fortran = "False") {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += char(1);
+  out += char(0);
+  out += char(header.size() & 0xff);
+  out += char(header.size() >> 8);
+  return out + header + payload;
+}
+template <class T>
+std::string raw(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+struct BinaryFile {
+  fs::path path;
+  explicit BinaryFile(const std::string& content) {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("cesr_test_spectrum_" + std::to_string(rd()) + ".npy");
+    std::ofstream(path, std::ios::binary) << content;
+  }
+  ~BinaryFile() { fs::remove(path); }
+  std::string str() const { return path.string(); }
+};
+}  // namespace
+
+TEST_CASE("npy: spectra and initial moments from 1-D float64/float32 arrays, equal to the text file") {
+  const std::vector<double> lam{1.0, 0.3, 1e-7, 0.123456789012345678};
+  const BinaryFile f8(npy_bytes("<f8", "(4,)", raw(lam)));
+  CHECK(cesr::parse_spectrum("npy:" + f8.str()) == lam);
+  const TempFile text("1.0\n0.3\n1e-7\n0.123456789012345678\n");
+  CHECK(cesr::parse_spectrum("npy:" + f8.str()) == cesr::parse_spectrum("file:" + text.str()));
+  const std::vector<float> lamf{1.0f, 0.25f, 3e-3f};
+  const BinaryFile f4(npy_bytes("<f4", "(3,)", raw(lamf)));
+  CHECK(cesr::parse_spectrum("npy:" + f4.str()) == std::vector<double>{1.0, 0.25, double(3e-3f)});
+  const std::vector<double> init{0, 2, 0.5};
+  const BinaryFile i8(npy_bytes("<f8", "(3,)", raw(init)));
+  const cesr::Spectrum s = cesr::make_spectrum("npy:" + f4.str(), "npy:" + i8.str());
+  CHECK(s.init == init);
+  // Version 2 (a 4-byte header length) reads the same.
+  std::string v2 = npy_bytes("<f8", "(4,)", raw(lam));
+  const std::string header = v2.substr(10, v2.size() - 10 - 32);
+  v2 = std::string("\x93NUMPY") + char(2) + char(0) + char(header.size() & 0xff) + char(header.size() >> 8) + char(0) +
+       char(0) + header + raw(lam);
+  const BinaryFile f8v2(v2);
+  CHECK(cesr::parse_spectrum("npy:" + f8v2.str()) == lam);
+}
+
+TEST_CASE("npy errors: one line each") {
+  const std::vector<double> v{1, 2, 3, 4};
+  const BinaryFile i8(npy_bytes("<i8", "(4,)", raw(v)));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + i8.str()), "dtype '<i8' is not little-endian float64");
+  const BinaryFile big(npy_bytes(">f8", "(4,)", raw(v)));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + big.str()), "dtype '>f8'");
+  const BinaryFile two_d(npy_bytes("<f8", "(2, 2)", raw(v)));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + two_d.str()), "shape (2, 2) is not one-dimensional");
+  const BinaryFile scalar(npy_bytes("<f8", "()", raw(std::vector<double>{1})));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + scalar.str()), "shape () is not one-dimensional");
+  const BinaryFile fortran(npy_bytes("<f8", "(4,)", raw(v), "True"));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + fortran.str()), "Fortran-order");
+  const BinaryFile short_data(npy_bytes("<f8", "(5,)", raw(v)));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + short_data.str()), "needs 40 data bytes, the file has 32");
+  const BinaryFile not_npy(std::string("1.0\n2.0\n"));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + not_npy.str()), "not a .npy file");
+  const BinaryFile negative(npy_bytes("<f8", "(2,)", raw(std::vector<double>{1, -1})));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + negative.str()), "entry 2: -1 must be finite and > 0");
+  CHECK_INVALID(cesr::parse_init("npy:" + negative.str(), 2), "entry 2: -1 must be finite and >= 0");
+  const BinaryFile nan(npy_bytes("<f8", "(1,)", raw(std::vector<double>{std::nan("")})));
+  CHECK_INVALID(cesr::parse_init("npy:" + nan.str(), 1), "must be finite");
+  const BinaryFile ok(npy_bytes("<f8", "(4,)", raw(v)));
+  CHECK_INVALID(cesr::parse_init("npy:" + ok.str(), 3), "holds 4 values but the spectrum has 3");
+  CHECK_INVALID(cesr::parse_spectrum("npy:"), "needs a path");
+  CHECK_INVALID(cesr::parse_spectrum("npy:/nonexistent/cesr/x.npy"), "cannot read file");
+  const BinaryFile empty(npy_bytes("<f8", "(0,)", ""));
+  CHECK_INVALID(cesr::parse_spectrum("npy:" + empty.str()), "the array is empty");
 }
 
 TEST_CASE("initial moments: isotropic, powerlaw:beta=b, file with the right count") {

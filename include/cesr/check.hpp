@@ -88,6 +88,14 @@ struct ExactAtSteps {
   std::optional<std::uint64_t> diverged_at;  ///< the exact loss overflows at this step
 };
 
+/// The work (d + 64) x last step of the exact recursion that exact_loss_at
+/// computes in a precision: about 30 s on one core (double 3e10, long 7.5e8,
+/// quad 5e7, mp50 3e7; docs/check.md).
+std::uint64_t max_exact_work(Precision precision);
+/// Throws FieldError naming `field` when (d + 64) last_step exceeds max_exact_work.
+void check_exact_work(std::size_t dim, std::uint64_t last_step, Precision precision, std::string_view field);
+
+/// Refuses (check_exact_work, field "input") a last step beyond the budget.
 template <class Real>
 ExactAtSteps exact_loss_at(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
                            const std::vector<std::uint64_t>& steps);

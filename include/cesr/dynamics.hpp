@@ -5,6 +5,9 @@
 //   S_i' = A_i S_i A_i^T + (1/B) q q^T [ (K-2) lambda_i^2 r^T S_i r
 //                                        + lambda_i psi + sigma^2 lambda_i ],
 //   psi  = sum_j lambda_j r^T S_j r,      L = 1/2 sum_i lambda_i o^T S_i o.
+// A weighted spectrum (line i standing for w_i directions) carries
+// M_i = w_i S_i: the same recursion with w_i lambda_i in the psi and label-noise
+// injection, M_i(0) = w_i E[e_{0,i}^2] s0 s0^T, psi and L unchanged in form.
 // The state is the k(k+1)/2 unique entries of S_i per direction (k = 1..4
 // state vectors), so one step costs O(d); the coefficients may change with the
 // step (MethodPath). Derivation: docs/theory.md.
@@ -15,28 +18,49 @@
 #include "cesr/schedule.hpp"
 #include "cesr/spectrum.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace cesr {
 
-/// Sampling noise: batch size, fourth moment of the whitened covariates, label noise.
+/// Which gradient noise: the data-sampling noise of least squares on Gaussian
+/// (or independent-coordinate) covariates, or the noisy quadratic model's
+/// (Zhang et al. 2019) noise independent of the iterate, of covariance C / B.
+enum class NoiseKind { Multiplicative, Additive };
+
+/// Sampling noise: batch size, fourth moment of the whitened covariates, label
+/// noise; or, for the additive model, the scale of C = c H (unless the spectrum
+/// carries its own diagonal C, Spectrum::noise_covariance).
 struct NoiseModel {
   NoiseModel() = default;
   NoiseModel(std::uint64_t b, double k = 3, double sigma2 = 0) : batch(b), kurtosis(k), label_noise(sigma2) {}
   std::uint64_t batch = 1;  ///< B >= 1 fresh samples per step
   double kurtosis = 3;      ///< K = E[xi^4] of whitened coordinates (3 Gaussian, 1 Rademacher)
   double label_noise = 0;   ///< sigma^2 >= 0
+  NoiseKind model = NoiseKind::Multiplicative;
+  double noise_scale = 1;   ///< additive model: c in C = c H
+  bool additive() const { return model == NoiseKind::Additive; }
   /// Batch size at step t when not constant (replaces `batch`).
   Schedule batch_schedule;
   /// The batch size of step t.
   std::uint64_t batch_at(std::uint64_t t) const {
     return batch_schedule.constant() ? batch : static_cast<std::uint64_t>(batch_schedule.at(t));
   }
-  /// Throws std::invalid_argument naming --batch, --kurtosis or --noise.
+  /// Throws std::invalid_argument naming --batch, --kurtosis or --noise; a
+  /// FieldError for noise_scale, and for kurtosis / noise under the additive
+  /// model (which has no data-sampling term).
   void validate() const;
 };
+
+/// The additive model's stationary loss: L_inf = 1/2 sum_i lambda_i o^T S_i o
+/// with S_i = A_i S_i A_i^T + (w_i C_ii / B) q q^T (one small linear solve per
+/// line); +infinity when some A_i has spectral radius >= 1, 0 for the
+/// multiplicative model. Needs constant coefficients and batch size.
+template <class Real>
+Real loss_floor(const Spectrum& spectrum, const Method<Real>& method, const NoiseModel& noise);
 
 /// The loss reported as diverging once it exceeds this (the largest double),
 /// in every precision, so that all precisions agree on when a run diverges.
@@ -50,6 +74,16 @@ inline constexpr double divergence_threshold = std::numeric_limits<double>::max(
 /// so a diverging double-precision run overflows in loss() (when L_t itself
 /// passes the largest double), not earlier inside the state, and reports its
 /// divergence at the same step as a 50-digit run.
+///
+/// The problem itself is solved in units where the largest eigenvalue is
+/// about 1: lambda -> lambda / 2^e, and each state vector a is measured in
+/// units of 2^(e u_a) (u_a = 1 for a state that carries gradients, such as
+/// PyTorch's momentum buffer, 0 for one that carries parameters), which maps
+/// (P, q, r, o, s0) to (D^-1 P D, 2^e D^-1 q, D r, D o, D^-1 s0) with
+/// D = diag(2^(e u_a)), sigma^2 to sigma^2 / 2^e and L to L / 2^e. This is a
+/// diagonal similarity by powers of two, so every rounded operation is the
+/// same up to that power of two (exactly the same digits), but lr^2 lambda^2
+/// and q q^T never overflow or underflow on a spectrum scaled by 1e+-300.
 /// Which per-direction kernel Dynamics runs: the hand-specialised k = 1 and
 /// k = 2 ones where they apply (Auto), or the generic one for any k (tests
 /// hold the two against each other).
@@ -61,7 +95,7 @@ class Dynamics {
   Dynamics(const Spectrum& spectrum, const MethodPath<Real>& method, const NoiseModel& noise,
            Kernel kernel = Kernel::Auto);
 
-  /// Back to S_i(0) = E[e_{0,i}^2] s0 s0^T, t = 0.
+  /// Back to S_i(0) = E[e_{0,i}^2] s0 s0^T (times w_i for a weighted spectrum), t = 0.
   void reset();
   /// Advances one step.
   void step();
@@ -77,19 +111,29 @@ class Dynamics {
   bool diverged() const;
 
   std::size_t dim() const { return lambda_.size(); }
-  /// The coefficients of the current step.
+  /// The coefficients of the current step, in the rescaled units (see above).
   const Method<Real>& method() const { return method_; }
+  /// The exponent e of the rescaling lambda -> lambda / 2^e.
+  int lambda_exponent() const { return lambda_exp_; }
 
  private:
   void measure();  // recomputes the scaled loss and psi from the state
   void rescale();  // keeps the scaled loss near 1 (exact powers of two)
   void publish();  // loss_ = scaled loss 2^e, psi_ likewise
-  template <int K>
+  template <int K, bool Weighted>
   void generic_step(const Method<Real>& next, Real& psi, Real& loss);
+  template <bool Weighted>
   void step_k1(const Method<Real>& next, Real& psi, Real& loss);
+  template <bool Weighted>
   void step_k2(const Method<Real>& next, Real& psi, Real& loss);
 
   void set_batch(std::uint64_t batch);  // inv_batch_ and excess_kurtosis_over_batch_ of a batch size
+  // (psi + sigma^2) / B, or for the additive model the constant forcing / B.
+  Real coupling() const {
+    return (noise_.additive() ? scaled_label_noise_ : scaled_psi_ + scaled_label_noise_) * inv_batch_;
+  }
+  void choose_units(const Spectrum& spectrum);  // lambda_exp_, unit_exp_ and lambda_
+  void to_units(Method<Real>& m) const;  // coefficients in the rescaled units
 
   MethodPath<Real> path_;
   Method<Real> method_, next_;   // coefficients of steps t and t + 1
@@ -97,13 +141,22 @@ class Dynamics {
   Kernel kernel_;
   Real inv_batch_, excess_kurtosis_over_batch_, label_noise_;
   std::vector<Real> lambda_;
-  std::vector<Real> init_;       // E[e_{0,i}^2]
+  std::vector<Real> init_;       // w_i E[e_{0,i}^2]
+  // The factor of coupling() injected into line i (empty: lambda_i). For a
+  // weighted spectrum w_i lambda_i: the state of line i is M_i = w_i S_i, whose
+  // injection is w_i lambda_i (psi + sigma^2) / B while the kurtosis term and
+  // the sums psi, L read M_i as they read S_i. For the additive model with its
+  // own covariance w_i C_ii (and coupling() = 1 / B; with C = c H it is
+  // c / B and the factor w_i lambda_i as above).
+  std::vector<Real> weighted_lambda_;
   // The unique entries S_i(a, b), a <= b, in row order ((0,0), (0,1), ...,
   // (1,1), ...), entry e of direction i at state_[e d + i], times 2^(-scale_exp_).
   std::vector<Real> state_;
   Real loss_{}, psi_{};          // unscaled L_t and psi_t
   Real scaled_loss_{}, scaled_psi_{}, scaled_label_noise_{};
   int scale_exp_ = 0;
+  int lambda_exp_ = 0;                      // lambda is stored as lambda / 2^lambda_exp_
+  std::array<int, max_states> unit_exp_{};  // state vector a in units of 2^unit_exp_[a]
   std::uint64_t t_ = 0;
 };
 
@@ -129,6 +182,10 @@ struct StepsResult {
   Real initial_loss{};                 ///< L_0
   std::uint64_t steps_run = 0;         ///< steps taken
   std::optional<std::uint64_t> diverged_at;
+  /// Additive model with coefficients that settle (MethodPath::constant_from)
+  /// and a constant batch: the loss floor L_inf of the settled ones. A goal
+  /// at or below it is never reached, and nothing is run (steps_run = 0).
+  std::optional<Real> floor;
 };
 
 /// First t <= max_steps with L_t <= target (or <= target * L_0 when relative).
@@ -136,5 +193,51 @@ template <class Real>
 StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Real>& method,
                                   const NoiseModel& noise, const Real& target, bool relative,
                                   std::uint64_t max_steps);
+
+/// A loss curve in automatic precision: computed in double, then long double,
+/// quad and mp50 until two successive precisions agree to `rtol` (relative)
+/// at every reported step and on the divergence step; the values reported are
+/// those of the higher of the two (loss_curve_auto). The mp50 curve is
+/// reported when no two agree (agreed = false; mp50 against 100 digits: see
+/// docs/loss.md).
+struct AutoLossCurve {
+  std::vector<std::uint64_t> step;
+  std::vector<double> loss;              ///< rounded to double
+  std::vector<std::string> loss_text;    ///< 17 digits (auto), every digit of a forced precision
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;  ///< whose values are reported
+  bool agreed = true;                    ///< false: mp50's, with nothing to compare it to
+  double disagreement = 0;               ///< largest relative difference of the last pair compared
+};
+
+/// Relative difference of two losses, 0 when both are 0 (two curves that both
+/// underflow agree).
+double relative_difference(double a, double b);
+
+AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                              std::uint64_t steps, std::uint64_t every, double rtol = 1e-10);
+
+/// steps_to_target in automatic precision: two successive precisions must
+/// find the same step (or both none), the same divergence, and losses that
+/// agree to `rtol`.
+struct AutoSteps {
+  std::optional<std::uint64_t> steps;
+  std::string loss_text, initial_loss_text;
+  double loss = 0, initial_loss = 0;
+  std::uint64_t steps_run = 0;
+  std::optional<std::uint64_t> diverged_at;
+  Precision precision = Precision::Double;
+  bool agreed = true;
+  std::optional<double> floor;  ///< the additive model's loss floor (StepsResult::floor), rounded to double
+};
+
+AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                               double target, bool relative, std::uint64_t max_steps, double rtol = 1e-10);
+
+/// The same in one fixed precision, reported alike.
+AutoLossCurve loss_curve_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                            const NoiseModel& noise, std::uint64_t steps, std::uint64_t every);
+AutoSteps steps_to_target_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise, double target, bool relative, std::uint64_t max_steps);
 
 }  // namespace cesr

@@ -33,4 +33,9 @@ inline constexpr std::size_t default_max_input_bytes = std::size_t{256} << 20;
 std::string read_text_file(const std::string& path, std::string_view what,
                            std::size_t max_bytes = default_max_input_bytes);
 
+/// The same checks and bound for a binary file (a .npy array): the bytes as
+/// read, NUL bytes included.
+std::string read_binary_file(const std::string& path, std::string_view what,
+                             std::size_t max_bytes = default_max_input_bytes);
+
 }  // namespace cesr

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cesr {
@@ -91,5 +92,16 @@ std::string json_quote(std::string_view s);
 /// std::invalid_argument for a path that cannot be written (a folder, a block
 /// device or socket, a missing or unwritable folder, a symlink loop).
 void write_output(const std::string& path, const std::string& content, std::string_view flag = "--output");
+
+/// Writes several regular files as one: each (path, content) to a hidden
+/// temporary file beside it, written in full and synced, then all renamed
+/// over their paths, so that either every file has its new content or (a
+/// write or rename failed, a stop signal arrived) none of them is left: the
+/// temporaries are removed, and files renamed already are removed too. Paths
+/// must be regular files or new (links followed, as write_output); anything
+/// else is refused before a byte is written. At most 8 files. Errors as
+/// write_output, starting with `flag`.
+void write_files_together(const std::vector<std::pair<std::string, std::string>>& files,
+                          std::string_view flag = "--output");
 
 }  // namespace cesr

@@ -47,6 +47,18 @@ struct SimulationConfig {
   void validate() const;
 };
 
+/// What a simulation needs, estimated from measurements (src/simulate.cpp).
+struct SimulationCost {
+  double points = 0;        ///< recorded steps
+  double bytes = 0;         ///< peak memory
+  double core_seconds = 0;  ///< time on one core
+};
+SimulationCost simulation_cost(const Spectrum& spectrum, const NoiseModel& noise, const SimulationConfig& config);
+/// Throws FieldError naming `steps` (with the memory and time it would need)
+/// when the recorded points would not fit in 80% of physical memory;
+/// simulate and monte_carlo_loss call it before any work.
+void check_simulation_size(const Spectrum& spectrum, const NoiseModel& noise, const SimulationConfig& config);
+
 /// Mean and standard error over runs of the loss at the recorded steps.
 struct MonteCarloCurve {
   std::vector<std::uint64_t> step;

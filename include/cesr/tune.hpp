@@ -11,6 +11,7 @@
 #pragma once
 
 #include "cesr/dynamics.hpp"
+#include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
 #include "cesr/spectrum.hpp"
 
@@ -37,7 +38,11 @@ Objective parse_objective(std::string_view name);
 struct Target {
   double eps = 1e-6;                     ///< target loss, or fraction of L_0 when relative
   bool relative = true;                  ///< the target is eps * L_0
-  std::uint64_t max_steps = 100'000'000; ///< the steps objective gives up beyond this
+  std::uint64_t max_steps = 100'000'000; ///< the steps objective gives up beyond this (time stepping)
+  /// How the steps objective reaches large step counts: the certified
+  /// spectral path (horizon.hpp) where it applies, uncapped, unless Stepping.
+  HorizonMode horizon = HorizonMode::Auto;
+  double horizon_rtol = default_horizon_rtol;
   /// Throws std::invalid_argument naming --target: eps must be finite and > 0,
   /// below 1 when relative and below L_0 (`initial_loss`) when absolute.
   void validate(double initial_loss) const;

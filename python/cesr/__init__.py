@@ -24,9 +24,9 @@ __version__ = _cesr.__version__
 
 __all__ = [
     "Spectrum", "Method", "method", "custom", "methods",
-    "loss", "steps", "rate", "stability", "tune", "frontier", "simulate", "check",
+    "loss", "steps", "rate", "stability", "tune", "frontier", "simulate", "check", "problem",
     "LossCurve", "StepsResult", "RateResult", "StabilityResult", "TuneResult", "FrontierResult",
-    "SimulationResult", "CheckResult",
+    "SimulationResult", "CheckResult", "ProblemResult",
 ]
 
 
@@ -55,16 +55,42 @@ class Spectrum:
     remember the CLI's text for them (.text, e.g. "powerlaw:d=100,alpha=1.5").
     """
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "_recipe")
 
-    def __init__(self, eigenvalues, init=None, *, name=None):
-        self._native = _cesr.NativeSpectrum.from_arrays(eigenvalues, init, name or "")
+    def __init__(self, eigenvalues, init=None, *, weights=None, name=None):
+        self._native = _cesr.NativeSpectrum.from_arrays(eigenvalues, init, name or "", "", weights)
+        self._recipe = None
 
     @classmethod
-    def _wrap(cls, native):
+    def _wrap(cls, native, recipe=None):
         obj = cls.__new__(cls)
         obj._native = native
+        obj._recipe = recipe  # (base spectrum, noise model, scale, covariance, precondition) or None
         return obj
+
+    def with_noise_model(self, model="additive", *, scale=1.0, covariance=None):
+        """The same problem under another gradient-noise model (the CLI's --noise-model,
+        --noise-scale, --noise-covariance): 'additive' is the noisy quadratic model,
+        gradient noise of covariance C/B with C = scale * H, or the diagonal
+        `covariance` (an array or 'file:PATH' / 'npy:PATH', one C_ii per eigenvalue).
+        Every function run on the result uses it; kurtosis and noise do not apply."""
+        base, _, _, _, gamma = self._recipe or (self, None, None, None, 0.0)
+        if isinstance(covariance, str) or covariance is None:
+            cov = covariance
+        else:
+            cov = _np.array(covariance, dtype=float)
+        native = base._native.with_problem(str(model), float(scale), cov, float(gamma))
+        return Spectrum._wrap(native, (base, str(model), float(scale), cov, float(gamma)))
+
+    def preconditioned(self, gamma):
+        """The problem with the gradient multiplied by (lambda_i/lambda_max)^-gamma in
+        direction i (the CLI's --precondition power:p=gamma, 0 <= gamma <= 1), as the
+        equivalent problem lambda_i -> p_i lambda_i, init_i -> init_i / p_i."""
+        base, model, scale, cov, old = self._recipe or (self, "multiplicative", 1.0, None, 0.0)
+        if old:
+            raise ValueError("precondition: the spectrum is already preconditioned")
+        native = base._native.with_problem(model, scale, cov, float(gamma))
+        return Spectrum._wrap(native, (base, model, scale, cov, float(gamma)))
 
     @classmethod
     def parse(cls, text, init=None):
@@ -73,8 +99,8 @@ class Spectrum:
             raise TypeError(f"spectrum text must be a str, got {type(text).__name__}")
         if init is None or isinstance(init, str):
             return cls._wrap(_cesr.NativeSpectrum.from_text(text, init or "isotropic"))
-        eig = _cesr.NativeSpectrum.from_text(text, "isotropic").eigenvalues
-        return cls._wrap(_cesr.NativeSpectrum.from_arrays(eig, init, text))
+        plain = _cesr.NativeSpectrum.from_text(text, "isotropic")
+        return cls._wrap(_cesr.NativeSpectrum.from_arrays(plain.eigenvalues, init, text, "", plain.weights))
 
     @classmethod
     def powerlaw(cls, d, alpha, scale=None, init=None):
@@ -94,14 +120,25 @@ class Spectrum:
 
     @classmethod
     def file(cls, path, init=None):
-        """One eigenvalue per line of a text file ('#' comments), as the CLI's file:PATH."""
+        """One eigenvalue per line of a text file ('#' comments), or 'lambda w' (w directions), as the CLI's file:PATH."""
         return cls.parse(f"file:{path}", init)
+
+    @classmethod
+    def npy(cls, path, init=None):
+        """A 1-D float64/float32 .npy array of eigenvalues, as the CLI's npy:PATH."""
+        return cls.parse(f"npy:{path}", init)
 
     def with_init(self, init):
         """The same eigenvalues with other initial moments (array or CLI text)."""
+        if self._recipe is not None:
+            base, model, scale, cov, gamma = self._recipe
+            out = base.with_init(init)
+            if gamma:
+                out = out.preconditioned(gamma)
+            return out.with_noise_model(model, scale=scale, covariance=cov) if model == "additive" else out
         if isinstance(init, str) and not self.text.startswith("array:"):
             return Spectrum.parse(self.text, init)
-        return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(self.eigenvalues, init, self.text))
+        return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(self.eigenvalues, init, self.text, "", self.weights))
 
     eigenvalues = property(lambda self: self._native.eigenvalues, doc="eigenvalues of H (read-only numpy view)")
     init = property(lambda self: self._native.init, doc="E[e_0,i^2] (read-only numpy view)")
@@ -112,7 +149,15 @@ class Spectrum:
     lambda_min = property(lambda self: self._native.lambda_min)
     kappa = property(lambda self: self._native.kappa, doc="lambda_max / lambda_min")
     trace = property(lambda self: self._native.trace, doc="tr H")
-    initial_loss = property(lambda self: self._native.initial_loss, doc="L_0 = 1/2 sum_i lambda_i init_i")
+    initial_loss = property(lambda self: self._native.initial_loss, doc="L_0 = 1/2 sum_i w_i lambda_i init_i")
+    weights = property(lambda self: self._native.weights,
+                       doc="directions per eigenvalue (file lines 'lambda w'), None when all are 1")
+    directions = property(lambda self: self._native.directions, doc="sum of the weights (= d when unweighted)")
+    fractional = property(lambda self: self._native.fractional, doc="some weight is not whole (a spectral measure)")
+    noise_model = property(lambda self: self._native.noise_model, doc="'multiplicative' or 'additive'")
+    noise_scale = property(lambda self: self._native.noise_scale, doc="additive model: c in C = c H")
+    noise_covariance = property(lambda self: self._native.noise_covariance, doc="additive model: diagonal C, or None")
+    precondition = property(lambda self: self._native.precondition, doc="gamma of the preconditioner applied (0: none)")
 
     def __len__(self):
         return self.d
@@ -130,11 +175,20 @@ class Spectrum:
         if not isinstance(other, Spectrum):
             return NotImplemented
         return (self.text == other.text and self.init_text == other.init_text
-                and _np.array_equal(self.eigenvalues, other.eigenvalues) and _np.array_equal(self.init, other.init))
+                and _np.array_equal(self.eigenvalues, other.eigenvalues) and _np.array_equal(self.init, other.init)
+                and _np.array_equal(self.weights, other.weights) and self.noise_model == other.noise_model
+                and self.noise_scale == other.noise_scale and self.precondition == other.precondition
+                and _np.array_equal(self.noise_covariance, other.noise_covariance))
 
     __hash__ = None
 
     def __reduce__(self):
+        if self._recipe is not None:
+            base, model, scale, cov, gamma = self._recipe
+            return (_spectrum_from_recipe, (base, model, scale, cov, gamma))
+        if self.weights is not None:
+            return (_spectrum_from_arrays, (_np.array(self.eigenvalues), _np.array(self.init), self.text, self.init_text,
+                                            _np.array(self.weights)))
         # Generated spectra travel as their text (they regenerate bit for bit);
         # arrays and files travel as their values (a worker may not see the file).
         generated = self.text.startswith(("powerlaw:", "loguniform:"))
@@ -143,8 +197,12 @@ class Spectrum:
         return (_spectrum_from_arrays, (_np.array(self.eigenvalues), _np.array(self.init), self.text, self.init_text))
 
 
-def _spectrum_from_arrays(eigenvalues, init, text, init_text):
-    return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(eigenvalues, init, text, init_text))
+def _spectrum_from_arrays(eigenvalues, init, text, init_text, weights=None):
+    return Spectrum._wrap(_cesr.NativeSpectrum.from_arrays(eigenvalues, init, text, init_text, weights))
+
+
+def _spectrum_from_recipe(base, model, scale, cov, gamma):
+    return Spectrum._wrap(base._native.with_problem(model, scale, cov, gamma), (base, model, scale, cov, gamma))
 
 
 def _count_text(name, v):
@@ -400,9 +458,10 @@ class LossCurve(_Result):
 
 
 class StepsResult(_Result):
-    """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it."""
+    """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it;
+    .loss_floor: the additive noise model's L_inf (None otherwise; a target at or below it is never reached)."""
 
-    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text")
+    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text", "loss_floor")
     _repr_fields = ("steps", "reached", "loss", "initial_loss", "diverged_at")
 
 
@@ -569,6 +628,30 @@ class CheckResult(_Result):
     _repr_fields = ("agree", "failed", "max_abs_z", "max_abs_rel_error", "zmax", "diverged_at")
 
 
+class ProblemResult(_Result):
+    """A problem from a data set (cesr.problem, as cesr problem).
+
+    .eigenvalues (decreasing, null directions left out), .init = (u_i^T w*)^2
+    for w_0 = 0 and .kurtosis = E[z_i^4] per direction; the weighted lines of
+    PREFIX.spectrum (.line_eigenvalues, .line_weights, .line_init); .w_star and
+    .intercept in the original coordinates; .summary, the dict of PREFIX.json
+    (d, n, kappa, trace, noise, kurtosis_mean, kurtosis_min, kurtosis_max,
+    null_directions, ...); .spectrum, a cesr.Spectrum of the eigenvalues and
+    init, and .noise, .kurtosis_mean for the other functions' noise= and
+    kurtosis=."""
+
+    _fields = ("eigenvalues", "init", "kurtosis", "line_eigenvalues", "line_weights", "line_init", "w_star",
+               "intercept", "summary")
+    _repr_fields = ("eigenvalues", "init", "summary")
+
+    @property
+    def spectrum(self):
+        return Spectrum(self.eigenvalues, self.init, name=f"problem:d={len(self.eigenvalues)}")
+
+    noise = property(lambda self: self.summary["noise"], doc="label-noise variance sigma^2 = RSS / (n - rank)")
+    kurtosis_mean = property(lambda self: self.summary["kurtosis_mean"], doc="mean of .kurtosis over directions")
+
+
 # --------------------------------------------------------------------------
 # Functions
 
@@ -597,15 +680,18 @@ def steps(spectrum, method, *, batch=None, target, relative=False, max_steps=100
     return StepsResult(reached=r["steps"] is not None, **r)
 
 
-def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, init=None):
+def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, threads=0,
+         init=None):
     """The contraction rate rho and gap 1 - rho of the exact second-moment operator (cesr rate).
 
     precision="auto" (the default) escalates double, long, quad, mp50 until two
     successive precisions agree on the gap to rtol. An unstable method gives
-    stable=False (rho >= 1), not an exception.
+    stable=False (rho >= 1), not an exception. threads: of the O(d) kernels
+    for d >= 65536 (0: every core); the result does not depend on it.
     """
     sp = _spectrum_arg(spectrum, init)
-    return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol))
+    return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol,
+                                   threads))
 
 
 def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
@@ -619,7 +705,7 @@ def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise
 
 def tune(spectrum, method, *, batch=None, objective="rate", target=None, relative=None, max_steps=100_000_000,
          steps=None, search=None, average=None, lr_schedule=None, momentum_schedule=None, batch_schedule=None,
-         kurtosis=3.0, noise=0.0, init=None, **fixed):
+         kurtosis=3.0, noise=0.0, search_mode="fast", threads=0, init=None, **fixed):
     """The best hyperparameters of a registry method at one batch size (cesr tune).
 
     objective="rate" maximises the gap 1 - rho, "steps" minimises the exact
@@ -628,19 +714,22 @@ def tune(spectrum, method, *, batch=None, objective="rate", target=None, relativ
     fixed (tune(sp, "hb", batch=8, momentum=0.9)); search={"lr": (lo, hi)}
     replaces a default search box. Schedules (the CLI's texts) are part of the
     problem and need the steps or final objective; the tuner scales the peak lr.
+    search_mode="fast" (quasi-Newton on the exact gradient of the gap) or
+    "global" (dense grid and Nelder-Mead), as cesr tune --search-mode; threads:
+    of the rate's O(d) kernels (0: every core), the result does not depend on it.
     """
     sp = _spectrum_arg(spectrum, init)
     if isinstance(method, Method):
         raise TypeError("tune takes a registry name (e.g. 'hb'); fix hyperparameters as keywords")
     r = _cesr.tune(sp._native, method, batch, objective, None if target is None else float(target), relative,
                    max_steps, steps, fixed, search or {}, average, lr_schedule, momentum_schedule, batch_schedule,
-                   kurtosis, noise)
+                   kurtosis, noise, search_mode, threads)
     return TuneResult(**r)
 
 
 def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective="rate", target=None, relative=None,
              max_steps=100_000_000, samples=None, search=None, average=None, lr_schedule=None, kurtosis=3.0, noise=0.0,
-             threads=0, progress=None, init=None, **fixed):
+             threads=0, progress=None, search_mode="fast", init=None, **fixed):
     """Every method tuned at every batch size, and per method the best compute
     efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
 
@@ -657,6 +746,9 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
     hi)} replaces a search box where a method has it. progress(done, total) is
     called after each tuned (method, batch); Ctrl-C stops the sweep after the
     rows in progress. threads=0 uses every core; the result does not depend on it.
+    search_mode="fast" continues each method's optimum along the batches
+    (quasi-Newton on the exact gradient of the gap); "global" tunes every row
+    on its own (dense grid and Nelder-Mead), as cesr frontier --search-mode.
     """
     several = isinstance(spectrum, (list, tuple))
     spectra = list(spectrum) if several else [spectrum]
@@ -681,7 +773,8 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
                 progress(k * total + done, len(problems) * total)
         results.append(_cesr.frontier(sp._native, list(methods), batches, objective,
                                       None if target is None else float(target), relative, max_steps, samples, fixed,
-                                      search or {}, average, lr_schedule, kurtosis, noise, threads, report))
+                                      search or {}, average, lr_schedule, kurtosis, noise, threads, report,
+                                      search_mode))
     return FrontierResult._from_native(results)
 
 
@@ -712,3 +805,27 @@ def check(step, loss, stderr=None, *, spectrum, method, batch=None, kurtosis=3.0
     if r.get("rows") is None:  # the exact loss diverges
         return CheckResult(agree=False, worst=[], rows=[], theory=_np.empty(0), failed=0, diverged_at=r["diverged_at"])
     return CheckResult(**r)
+
+
+def problem(X, y, center=False):
+    """A problem from a data set (cesr problem): X (n rows, d columns) and labels y.
+
+    H = X^T X / n (center=True: of the centred columns, with y centred too, a
+    fit with an intercept), its eigendecomposition, w* by least squares in the
+    eigenbasis (eigenvalues within a rounding bound of 0 are null directions,
+    left out and counted), init = (u_i^T w*)^2 for w_0 = 0, sigma^2 = RSS / (n -
+    rank [- 1 centred]) and the fourth moments of z_i = u_i^T x / sqrt(lambda_i).
+    Returns a ProblemResult; r.spectrum, r.noise and r.kurtosis_mean go to
+    the other functions.
+    """
+    X = _np.asarray(X, dtype=float)
+    y = _np.asarray(y, dtype=float)
+    if not isinstance(center, (bool, _np.bool_)):
+        raise TypeError(f"center must be True or False, got {center!r}")
+    r = _cesr.problem(X, y, bool(center))
+    summary = _json.loads(r.pop("json"))
+    for key in ("spectrum", "init"):
+        summary.pop(key, None)
+    r.pop("spectrum_text")
+    r.pop("init_text")
+    return ProblemResult(summary=summary, **r)

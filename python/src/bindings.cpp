@@ -14,6 +14,8 @@
 #include "cesr/error.hpp"
 #include "cesr/frontier.hpp"
 #include "cesr/method.hpp"
+#include "cesr/parallel.hpp"
+#include "cesr/problem.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/schedule.hpp"
 #include "cesr/real.hpp"
@@ -60,6 +62,8 @@ const std::map<std::string, std::string, std::less<>> python_names{
     {"method_file", "method"},  // a custom method's (P, q, r, o) come from cesr.custom(...)
     {"spectrum", "spectrum"},
     {"init", "init"},
+    {"data", "X"},  // cesr.problem(X, y)
+    {"labels", "y"},
 };
 
 std::string python_name(std::string_view field) {
@@ -149,6 +153,20 @@ double finite(const char* name, double v) {
   return v;
 }
 
+/// threads= (as the CLI's --threads): 0..4096, 0 for every core.
+unsigned threads_arg(long long threads) {
+  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
+  return static_cast<unsigned>(threads);
+}
+
+/// For its lifetime, the O(d) kernels called from this thread use `threads`
+/// threads (0: every core); the results do not depend on it.
+struct KernelThreadsArg {
+  explicit KernelThreadsArg(unsigned threads)
+      : scope(threads ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
+  KernelThreads scope;
+};
+
 /// precision= : double|long|quad|mp50 (and auto where allowed).
 std::optional<Precision> parse_precision_arg(const std::string& text, bool allow_auto) {
   if (allow_auto && text == "auto") return std::nullopt;
@@ -167,6 +185,11 @@ struct SpectrumObject {
   Spectrum spectrum;
   std::string text;       // "powerlaw:d=100,alpha=1.5", "file:PATH", "array:d=N"
   std::string init_text;  // "isotropic", "powerlaw:beta=1", "array"
+  // The noise model the problem is run with (Spectrum.with_noise_model) and
+  // the preconditioner already applied to `spectrum` (Spectrum.preconditioned).
+  NoiseKind model = NoiseKind::Multiplicative;
+  double noise_scale = 1;
+  double precondition = 0;
 };
 
 std::vector<double> to_vector(const py::array_t<double, py::array::c_style | py::array::forcecast>& a,
@@ -381,9 +404,11 @@ py::dict params_of(const MethodSpec& spec, bool all) {
 // ---------------------------------------------------------------------------
 // Shared arguments.
 /// batch (None: 1) or batch_schedule (the CLI's text; it replaces batch).
-NoiseModel noise_model(std::optional<long long> batch, double kurtosis, double noise,
+NoiseModel noise_model(const SpectrumObject& sp, std::optional<long long> batch, double kurtosis, double noise,
                        const std::optional<std::string>& batch_schedule = std::nullopt) {
   NoiseModel n{1, kurtosis, noise};
+  n.model = sp.model;
+  n.noise_scale = sp.noise_scale;
   if (batch_schedule) {
     if (batch) fail("batch_schedule replaces batch: give one of them");
     n.batch_schedule = Schedule::batch(*batch_schedule);  // FieldError naming batch_schedule
@@ -455,7 +480,7 @@ std::map<std::string, Box, std::less<>> boxes_arg(const py::dict& search) {
 py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, long long steps,
                  long long every, double kurtosis, double noise, const std::string& precision,
                  const std::optional<std::string>& batch_schedule) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const std::uint64_t T = count("steps", steps, 0), E = count("every", every, 1);
   const MethodSpec spec = spec_for_run(m.spec, T);
   const Precision p = *parse_precision_arg(precision, false);
@@ -494,7 +519,7 @@ py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<
 py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double target,
                   bool relative, long long max_steps, double kurtosis, double noise, const std::string& precision,
                   const std::optional<std::string>& batch_schedule) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, 0);
   if (!(std::isfinite(target) && target > 0)) fail(fmt::format("target must be a finite number > 0, got {}", target));
   const std::uint64_t cap = count("max_steps", max_steps, 0);
@@ -504,6 +529,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
   double loss = 0, initial = 0;
   std::string loss_text;
   std::uint64_t run = 0;
+  std::optional<double> floor;
   {
     std::atomic<bool> stop{false};
     run_interruptible([&] {
@@ -511,6 +537,7 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
     with_precision(p, [&](auto zero) {
       using Real = decltype(zero);
       const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(spec), n, static_cast<Real>(target), relative, cap);
+      if (r.floor) floor = to_double(*r.floor);
       reached = r.steps;
       diverged = r.diverged_at;
       loss = to_double(r.loss);
@@ -521,7 +548,8 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
     }, stop);
   }
   return py::dict("steps"_a = optional_int(reached), "loss"_a = loss, "loss_text"_a = loss_text,
-                  "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged));
+                  "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged),
+                  "loss_floor"_a = floor ? py::object(py::float_(*floor)) : py::object(py::none()));
 }
 
 py::dict rate_dict(const AutoRate& r) {
@@ -533,15 +561,17 @@ py::dict rate_dict(const AutoRate& r) {
 }
 
 py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double kurtosis,
-                 double noise, const std::string& precision, double rtol) {
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+                 double noise, const std::string& precision, double rtol, long long threads) {
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise);
   if (!m.spec.lr_schedule.constant() || !m.spec.momentum_schedule.constant())
     fail("method: a method with a schedule has no contraction rate (use loss or steps)");
   const std::optional<Precision> p = parse_precision_arg(precision, true);
   check_escalation_rtol(rtol);  // names rtol
+  const unsigned kernel_threads = threads_arg(threads);
   AutoRate r;
   {
     py::gil_scoped_release release;
+    const KernelThreadsArg scope(kernel_threads);
     r = p ? contraction_rate_in(*p, sp.spectrum, m.spec, n) : contraction_rate_auto(sp.spectrum, m.spec, n, rtol);
   }
   return rate_dict(r);
@@ -559,7 +589,7 @@ py::dict stability_fn(const SpectrumObject& sp, const std::string& method, const
   spec.values["lr"] = 1;  // replaced by stability_limits (as cesr stability does)
   spec.average = average_arg(average);
   spec.validate();
-  const NoiseModel n = noise_model(batch, kurtosis, noise);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise);
   const std::optional<Precision> p = parse_precision_arg(precision, true);
   check_escalation_rtol(rtol);
   AutoStability s;
@@ -613,9 +643,9 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
                  long long max_steps, std::optional<long long> steps, const py::dict& fixed, const py::dict& search,
                  const std::optional<std::string>& average, const std::optional<std::string>& lr_schedule,
                  const std::optional<std::string>& momentum_schedule, const std::optional<std::string>& batch_schedule,
-                 double kurtosis, double noise) {
+                 double kurtosis, double noise, const std::string& search_mode, long long threads) {
   const MethodInfo& row = row_of(method);
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   TuneOptions t;
   t.objective = objective_arg(objective);
   if (t.objective == Objective::Final) {
@@ -630,11 +660,14 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
   t.fixed = hyper_values(fixed, &row);
   t.boxes = boxes_arg(search);
   t.average = average_arg(average);
+  t.search_mode = parse_search_mode(search_mode);  // a FieldError naming search_mode
+  const unsigned kernel_threads = threads_arg(threads);
   TuneResult r;
   {
     std::atomic<bool> stop{false};
     r = run_interruptible([&] {
       const StopScope scope(&stop);
+      const KernelThreadsArg kernels(kernel_threads);  // on the thread that runs the search
       return tune(sp.spectrum, row.name, n, t);
     }, stop);
   }
@@ -646,7 +679,7 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
                      std::optional<bool> relative, long long max_steps, std::optional<long long> samples,
                      const py::dict& fixed, const py::dict& search, const std::optional<std::string>& average,
                      const std::optional<std::string>& lr_schedule, double kurtosis, double noise, long long threads,
-                     const py::object& progress) {
+                     const py::object& progress, const std::string& search_mode) {
   FrontierOptions fo;
   fo.methods.clear();
   for (const std::string& m : method_names_) {
@@ -693,10 +726,15 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
     if (v.is_none()) continue;
     fo.tune.fixed[name] = hyper_value(any_hyperparameter(name), name, v);
   }
-  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
-  fo.threads = static_cast<unsigned>(threads);
+  fo.threads = threads_arg(threads);
+  fo.tune.search_mode = parse_search_mode(search_mode);
   NoiseModel n{1, kurtosis, noise};
+  n.model = sp.model;
+  n.noise_scale = sp.noise_scale;
   n.validate();
+  if (n.additive() && fo.tune.objective == Objective::Rate)
+    fail("objective: the rate objective does not apply to the additive noise model (its rate is the noiseless one "
+         "at every batch size); use objective='steps' or 'final'");
   if (fo.tune.objective != Objective::Final) fo.tune.target.validate(sp.spectrum.initial_loss());
   // After each row: stop on Ctrl-C, then progress(done, total) (called from
   // the worker threads, one at a time); an exception it raises stops the sweep
@@ -748,11 +786,10 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, std::optio
   config.runs = count("runs", runs, 2);
   config.seed = count("seed", seed, 0);
   config.every = count("every", every, 1);
-  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
-  config.threads = static_cast<unsigned>(threads);
+  config.threads = threads_arg(threads);
   config.validate();
   // The theory uses the fourth moment of the simulated law unless kurtosis is given (as cesr simulate).
-  const NoiseModel n = noise_model(batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, config.steps);
   const Precision p = *parse_precision_arg(precision, false);
   SimulationResult r;
@@ -802,7 +839,7 @@ py::dict check_fn(const py::object& step_obj, const py::object& loss_obj, const 
       se[i] = s[i];
     }
   }
-  const NoiseModel n = noise_model(batch, kurtosis, noise, batch_schedule);
+  const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, 0);
   const Precision p = *parse_precision_arg(precision, false);
   CheckOptions options;
@@ -865,6 +902,35 @@ py::list methods_fn() {
   return out;
 }
 
+// cesr.problem(X, y, center): the library's fit_problem (as cesr problem).
+py::dict problem_fn(const py::array_t<double, py::array::c_style | py::array::forcecast>& X,
+                    const py::array_t<double, py::array::c_style | py::array::forcecast>& y, bool center) {
+  if (X.ndim() != 2) fail(fmt::format("X must be a 2-D array (n rows, d columns), got {} dimensions", X.ndim()));
+  if (y.ndim() != 1 && !(y.ndim() == 2 && y.shape(1) == 1))
+    fail(fmt::format("y must be a 1-D array of n labels, got shape with {} dimensions", y.ndim()));
+  DataSet data;
+  data.n = static_cast<std::size_t>(X.shape(0));
+  data.d = static_cast<std::size_t>(X.shape(1));
+  data.x.assign(X.data(), X.data() + X.size());
+  const std::vector<double> labels(y.data(), y.data() + y.size());
+  DataProblem p;
+  {
+    std::atomic<bool> stop{false};
+    p = run_interruptible(
+        [&] {
+          const StopScope scope(&stop);
+          return fit_problem(data, labels, center);
+        },
+        stop);
+  }
+  const auto array = [](const std::vector<double>& v) { return py::array_t<double>(py::ssize_t(v.size()), v.data()); };
+  return py::dict("eigenvalues"_a = array(p.lambda), "init"_a = array(p.init), "kurtosis"_a = array(p.kurtosis),
+                  "line_eigenvalues"_a = array(p.line_lambda), "line_weights"_a = array(p.line_weight),
+                  "line_init"_a = array(p.line_init), "w_star"_a = array(p.w_star), "intercept"_a = p.intercept,
+                  "json"_a = problem_json(p, "PREFIX.spectrum", "PREFIX.init"),
+                  "spectrum_text"_a = spectrum_file_text(p), "init_text"_a = init_file_text(p));
+}
+
 }  // namespace
 }  // namespace cesr::python
 
@@ -890,7 +956,7 @@ PYBIND11_MODULE(_cesr, mod) {
           [](const std::string& text, const std::string& init) {
             SpectrumObject s;
             try {
-              s.spectrum.lambda = parse_spectrum(text);
+              s.spectrum = read_spectrum(text);
             } catch (const std::invalid_argument& e) {
               fail("spectrum: " + python_message(e));
             }
@@ -904,10 +970,19 @@ PYBIND11_MODULE(_cesr, mod) {
       .def_static(
           "from_arrays",
           [](const py::array_t<double, py::array::c_style | py::array::forcecast>& eigenvalues,
-             const py::object& init, const std::string& text, const std::string& init_text) {
+             const py::object& init, const std::string& text, const std::string& init_text, const py::object& weights) {
             SpectrumObject s;
             s.spectrum.lambda = to_vector(eigenvalues, "eigenvalues");
             check_eigenvalues(s.spectrum.lambda);
+            if (!weights.is_none()) {
+              auto w = to_vector(py::array_t<double, py::array::c_style | py::array::forcecast>(weights), "weights");
+              if (w.size() != s.spectrum.lambda.size())
+                fail(fmt::format("weights must have {} entries (one per eigenvalue), got {}", s.spectrum.lambda.size(), w.size()));
+              for (std::size_t i = 0; i < w.size(); ++i)
+                if (!(std::isfinite(w[i]) && w[i] > 0))
+                  fail(fmt::format("weights must be finite and > 0, got {} at index {}", w[i], i));
+              if (std::any_of(w.begin(), w.end(), [](double x) { return x != 1; })) s.spectrum.weight = std::move(w);
+            }
             if (init.is_none()) {
               s.spectrum.init.assign(s.spectrum.lambda.size(), 1.0);
               s.init_text = "isotropic";
@@ -923,7 +998,61 @@ PYBIND11_MODULE(_cesr, mod) {
             s.text = text.empty() ? fmt::format("array:d={}", s.spectrum.lambda.size()) : text;
             return s;
           },
-          "eigenvalues"_a, "init"_a = py::none(), "text"_a = "", "init_text"_a = "")
+          "eigenvalues"_a, "init"_a = py::none(), "text"_a = "", "init_text"_a = "", "weights"_a = py::none())
+      .def(
+          "with_problem",
+          [](const SpectrumObject& self, const std::string& model, double scale, const py::object& covariance,
+             double gamma) {
+            SpectrumObject s = self;
+            if (model == "additive") s.model = NoiseKind::Additive;
+            else if (model == "multiplicative") s.model = NoiseKind::Multiplicative;
+            else fail(fmt::format("noise_model must be 'multiplicative' or 'additive', got '{}'", model));
+            if (!(std::isfinite(scale) && scale >= 0)) fail(fmt::format("noise_scale must be finite and >= 0, got {}", scale));
+            s.noise_scale = scale;
+            if (!covariance.is_none()) {
+              if (s.model != NoiseKind::Additive) fail("noise_covariance applies only to noise_model='additive'");
+              if (py::isinstance<py::str>(covariance)) {
+                try {
+                  s.spectrum.noise_covariance = parse_noise_covariance(covariance.cast<std::string>(), s.spectrum.dim());
+                } catch (const std::invalid_argument& e) {
+                  fail("noise_covariance: " + python_message(e));
+                }
+              } else {
+                auto c = to_vector(py::array_t<double, py::array::c_style | py::array::forcecast>(covariance), "noise_covariance");
+                if (c.size() != s.spectrum.dim())
+                  fail(fmt::format("noise_covariance must have {} entries (one per eigenvalue), got {}", s.spectrum.dim(), c.size()));
+                for (std::size_t i = 0; i < c.size(); ++i)
+                  if (!(std::isfinite(c[i]) && c[i] >= 0))
+                    fail(fmt::format("noise_covariance must be finite and >= 0, got {} at index {}", c[i], i));
+                s.spectrum.noise_covariance = std::move(c);
+              }
+            }
+            if (gamma != 0) {
+              if (self.precondition != 0) fail("precondition: the spectrum is already preconditioned");
+              if (!(gamma >= 0 && gamma <= 1)) fail(fmt::format("precondition must be in [0, 1], got {}", gamma));
+              s.spectrum = precondition(s.spectrum, gamma);
+              s.precondition = gamma;
+            }
+            return s;
+          },
+          "model"_a, "scale"_a, "covariance"_a, "precondition"_a)
+      .def_property_readonly("weights", [](py::object self) -> py::object {
+        const auto& s = self.cast<const SpectrumObject&>().spectrum;
+        if (!s.weighted()) return py::none();
+        return read_only_view(s.weight, self);
+      })
+      .def_property_readonly("noise_covariance", [](py::object self) -> py::object {
+        const auto& s = self.cast<const SpectrumObject&>().spectrum;
+        if (s.noise_covariance.empty()) return py::none();
+        return read_only_view(s.noise_covariance, self);
+      })
+      .def_property_readonly("noise_model", [](const SpectrumObject& s) {
+        return std::string(s.model == NoiseKind::Additive ? "additive" : "multiplicative");
+      })
+      .def_readonly("noise_scale", &SpectrumObject::noise_scale)
+      .def_readonly("precondition", &SpectrumObject::precondition)
+      .def_property_readonly("directions", [](const SpectrumObject& s) { return s.spectrum.directions(); })
+      .def_property_readonly("fractional", [](const SpectrumObject& s) { return s.spectrum.fractional(); })
       .def_property_readonly("eigenvalues", [](py::object self) {
         return read_only_view(self.cast<const SpectrumObject&>().spectrum.lambda, self);
       })
@@ -966,17 +1095,19 @@ PYBIND11_MODULE(_cesr, mod) {
           "precision"_a, "batch_schedule"_a);
   mod.def("steps", &steps_fn, "spectrum"_a, "method"_a, "batch"_a, "target"_a, "relative"_a, "max_steps"_a,
           "kurtosis"_a, "noise"_a, "precision"_a, "batch_schedule"_a);
-  mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a);
+  mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a,
+          "threads"_a);
   mod.def("stability", &stability_fn, "spectrum"_a, "method"_a, "values"_a, "average"_a, "batch"_a, "kurtosis"_a,
           "noise"_a, "precision"_a, "rtol"_a);
   mod.def("tune", &tune_fn, "spectrum"_a, "method"_a, "batch"_a, "objective"_a, "target"_a, "relative"_a,
           "max_steps"_a, "steps"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "momentum_schedule"_a,
-          "batch_schedule"_a, "kurtosis"_a, "noise"_a);
+          "batch_schedule"_a, "kurtosis"_a, "noise"_a, "search_mode"_a, "threads"_a);
   mod.def("frontier", &frontier_fn, "spectrum"_a, "methods"_a, "batches"_a, "objective"_a, "target"_a, "relative"_a,
           "max_steps"_a, "samples"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "kurtosis"_a, "noise"_a,
-          "threads"_a, "progress"_a);
+          "threads"_a, "progress"_a, "search_mode"_a);
   mod.def("simulate", &simulate_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "runs"_a, "seed"_a, "every"_a,
           "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a, "batch_schedule"_a);
+  mod.def("problem", &problem_fn, "X"_a, "y"_a, "center"_a);
   mod.def("check", &check_fn, "step"_a, "loss"_a, "stderr"_a, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a,
           "noise"_a, "precision"_a, "rtol"_a, "alpha"_a, "zmax"_a, "batch_schedule"_a);
 }

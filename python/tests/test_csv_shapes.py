@@ -93,7 +93,9 @@ def test_simulate_csv_has_a_number_in_every_field(cli, tmp_path):
     no_nan(f)
     # step 0: every run starts alike, so stderr = 0, z undefined (0), judged by the relative error
     assert f["stderr"][0] == 0 and f["z"][0] == 0 and f["judged_by"][0] == "rel_error"
-    assert f["mean"][0] == f["theory"][0]
+    # equal up to rounding: the run's loss and the exact curve sum their terms in
+    # different orders (bit for bit equal in the native build, not the portable one)
+    assert abs(f["mean"][0] - f["theory"][0]) <= 1e-15 * f["theory"][0]
     later = f[f["step"] > 0]
     assert (later["judged_by"] == "z").all() and (later["stderr"] > 0).all()
     np.testing.assert_allclose(later["z"], (later["mean"] - later["theory"]) / later["stderr"], rtol=1e-5)

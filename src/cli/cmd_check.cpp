@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 
 namespace cesr::cli {
@@ -18,6 +19,7 @@ struct CheckCliOptions {
   double alpha = 1e-3;
   std::optional<double> zmax;
   std::string format, output;
+  HorizonOptions horizon;
   ProgressFlags progress;
 };
 
@@ -51,11 +53,28 @@ int run_check(const CheckCliOptions& o) {
     usage_error("--rtol", e);
   }
 
+  // Rows at large steps through the certified spectral path (as in loss).
+  const HorizonMode mode = o.horizon.make_mode();
+  const std::uint64_t last = curve.step.empty() ? 0 : *std::max_element(curve.step.begin(), curve.step.end());
+  const bool spectral =
+      mode == HorizonMode::Exact || (mode == HorizonMode::Auto && double(last) > 32 * double(spectrum.dim()));
   ProgressReporter progress("cesr check", "steps", *std::max_element(curve.step.begin(), curve.step.end()),
                             o.progress.mode());
   const WorkScope counting(&progress.counter());
   const ExactAtSteps exact = with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
+    if (spectral) {
+      HorizonReport rep;
+      if (auto v = horizon_loss_at<Real>(spectrum, spec, noise, curve.step, o.horizon.rtol, rep)) {
+        ExactAtSteps out;
+        for (const Real& x : *v) out.loss.push_back(to_double(x));
+        return out;
+      }
+      if (mode == HorizonMode::Exact)
+        throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+      if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+        defer_note(fmt::format("cesr check: {}: time stepping ({})\n", describe(spec), rep.reason));
+    }
     return exact_loss_at<Real>(spectrum, make_path<Real>(spec), noise, curve.step);
   });
   if (exact.diverged_at) {
@@ -72,7 +91,8 @@ int run_check(const CheckCliOptions& o) {
         o.rtol);
 
   // Every field a number (pandas and numpy read the CSV as is), except
-  // stderr where the input row has none (empty: NaN) and the two text columns:
+  // stderr where the input row has none (empty: NaN), rel_error where it is
+  // beyond the double range (empty: NaN, never inf) and the two text columns:
   // judged_by says which test judged the row ("z", or "rel_error" where there
   // is no positive standard error; z is then undefined and written as 0).
   const bool se = curve.has_std_error_column;
@@ -85,13 +105,17 @@ int run_check(const CheckCliOptions& o) {
     std::vector<Cell> cells{Cell::number(std::to_string(curve.step[i])), Cell::number(format_real(curve.loss[i]))};
     if (se) cells.push_back(curve.std_error[i] ? Cell::number(format_real(*curve.std_error[i])) : Cell::null());
     cells.push_back(Cell::number(format_real(row.theory)));
-    cells.push_back(Cell::number(format_real(row.rel_error, 6)));
+    // Beyond the double range (a loss of 1e308 against theory 0.3, or theory 0):
+    // no number, never inf in a table.
+    cells.push_back(std::isfinite(row.rel_error) ? Cell::number(format_real(row.rel_error, 6)) : Cell::null());
     cells.push_back(Cell::number(row.z ? format_real(*row.z, 6) : std::string("0")));
     cells.push_back(Cell::string(row.z ? "z" : "rel_error"));
     cells.push_back(Cell::string(row.pass ? "ok" : "FAIL"));
     t.rows.push_back(std::move(cells));
   }
   if (format == Format::Json) {
+    // A relative error or |z| beyond the double range is null (JSON has no inf).
+    const auto json_number = [](double v) { return std::isfinite(v) ? format_real(v, 17) : std::string("null"); };
     // The verdict and its rule with the rows, not only on stderr.
     std::string worst;
     for (const std::size_t i : rep.worst) worst += (worst.empty() ? "" : ", ") + std::to_string(curve.step[i]);
@@ -105,8 +129,8 @@ int run_check(const CheckCliOptions& o) {
                     json_quote(o.input), json_quote(o.problem.spectrum), json_quote(describe(spec)), noise.batch,
                     rep.agree ? "agree" : "disagree", curve.step.size(), rep.failed, rep.z_rows, rep.rtol_rows,
                     rep.z_rows > 0 ? format_real(rep.zmax, 17) : "null", o.zmax ? "fixed" : "sidak",
-                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), format_real(rep.max_abs_z, 17),
-                    format_real(rep.max_abs_rel_error, 17), worst, rep.z_rows == 0 ? "true" : "false",
+                    fmt::format("{}", o.alpha), fmt::format("{}", o.rtol), json_number(rep.max_abs_z),
+                    json_number(rep.max_abs_rel_error), worst, rep.z_rows == 0 ? "true" : "false",
                     render(t, Format::Json)));
   } else {
     write_output(o.output, render(t, format));
@@ -140,6 +164,7 @@ const Registrar registrar{
            ->required()
            ->group("Input");
        add_problem_options(app, o->problem);
+       add_horizon_options(app, o->horizon);
        app.add_option("--rtol", o->rtol, "Relative tolerance for rows without a standard error")
            ->capture_default_str()
            ->group("Verdict");

@@ -32,7 +32,9 @@ struct FrontierCliOptions {
   bool relative = false;
   double kurtosis = 3;
   double noise = 0;
+  NoiseModelOptions nqm;
   std::uint64_t max_steps = 100'000'000;
+  HorizonOptions horizon;
   unsigned threads = 0;
   std::string search_mode = "fast";
   std::string format, output;
@@ -183,6 +185,8 @@ int run_frontier(const FrontierCliOptions& o) {
     fo.tune.target.relative = o.relative;
   }
   fo.tune.target.max_steps = o.max_steps;
+  fo.tune.target.horizon = o.horizon.make_mode();
+  fo.tune.target.horizon_rtol = o.horizon.rtol;
   fo.threads = o.threads;
   fo.tune.search_mode = parse_search_mode(o.search_mode);
   try {
@@ -219,6 +223,10 @@ int run_frontier(const FrontierCliOptions& o) {
     throw UsageError("--samples applies only to --objective final");
   }
   NoiseModel noise{1, o.kurtosis, o.noise};
+  o.nqm.apply(noise);
+  if (noise.additive() && fo.tune.objective == Objective::Rate)
+    throw UsageError("--objective rate does not apply to --noise-model additive: its rate is the noiseless one at "
+                     "every batch size (use --objective steps with a --target above the loss floor, or final)");
   try {
     noise.validate();
   } catch (const std::invalid_argument& e) {
@@ -244,6 +252,7 @@ int run_frontier(const FrontierCliOptions& o) {
     ProblemOptions po;
     po.spectrum = p.spectrum;
     po.init = p.init;
+    po.nqm = o.nqm;
     spectra.push_back(po.make_spectrum());
     try {
       if (fo.tune.objective != Objective::Final) fo.tune.target.validate(spectra.back().initial_loss());
@@ -382,18 +391,21 @@ const Registrar registrar{{"frontier",
                            [](CLI::App& app) {
   auto o = std::make_shared<FrontierCliOptions>();
   app.add_option("--spectrum", o->spectra,
-                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S] or "
-                 "file:PATH; repeatable (one problem each, one table and figure). Without it: the embedded "
-                 "default (loguniform:d=1000,kappa=1e4, powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
+                 "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S], loguniform:d=N,kappa=K[,scale=S], "
+                 "file:PATH (lambda or lambda w per line) or npy:PATH; repeatable (one problem each, one table "
+                 "and figure). Without it: the embedded default (loguniform:d=1000,kappa=1e4, "
+                 "powerlaw:d=1000,alpha=2 and powerlaw:d=1000,alpha=0.5)")
       ->group("Problem");
   app.add_option("--init", o->inits,
-                 "Initial second moments: isotropic (default), powerlaw:beta=B or file:PATH; once for every "
-                 "problem, or once per --spectrum (in order)")
+                 "Initial second moments: isotropic (default), powerlaw:beta=B, file:PATH or npy:PATH; once for "
+                 "every problem, or once per --spectrum (in order)")
       ->group("Problem");
-  app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
+  o->nqm.kurtosis_option = app.add_option("--kurtosis", o->kurtosis, "Fourth moment K of the whitened covariates (3 Gaussian)")
       ->capture_default_str()
       ->group("Problem");
-  app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o->nqm.noise_option =
+      app.add_option("--noise", o->noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o->nqm.add(app);
   app.add_option("--methods,--method", o->methods, "Comma-separated methods to tune (any of cesr methods but custom)")
       ->capture_default_str()
       ->group("Sweep");
@@ -425,9 +437,10 @@ const Registrar registrar{{"frontier",
                  "Target loss EPS (absolute unless --relative); default 1e-6 relative")
       ->group("Sweep");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Sweep");
-  app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
+  app.add_option("--max-steps", o->max_steps, "Steps objective: give up time stepping beyond this many steps (the exact path has no cap)")
       ->capture_default_str()
       ->group("Sweep");
+  add_horizon_options(app, o->horizon);
   app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
       ->capture_default_str()
       ->group("Sweep");

@@ -19,11 +19,13 @@ struct LossOptions {
   std::uint64_t every = 1;
   std::string format, output;
   int digits = 3;
+  double rtol = 1e-10;
   std::vector<std::string> compare;  // extra methods, KIND:key=value,...
   std::string compare_batches;       // comma-separated batch sizes
   std::string plot, plot_scale = "semilogy";
   FigureOptions figure;
   const CLI::Option* batch_flag = nullptr;
+  HorizonOptions horizon;
   ProgressFlags progress;
 };
 
@@ -144,6 +146,7 @@ plot::Figure loss_figure(const std::vector<Curve>& curves, bool several_methods,
 }
 
 int run_loss(const LossOptions& o) {
+  o.horizon.make_mode();  // a bad --horizon fails before any work
   const Spectrum spectrum = o.problem.make_spectrum();
   ProblemOptions problem = o.problem;
   problem.horizon = o.steps;  // for schedules that leave out steps=
@@ -161,11 +164,12 @@ int run_loss(const LossOptions& o) {
     }
   }
   const NoiseModel base_noise = problem.make_noise();
-  const Precision precision = o.problem.make_precision();
+  const std::optional<Precision> precision = o.problem.make_auto_precision();
+  check_escalation_rtol(o.rtol);
   const bool pgfplots = o.format == "pgfplots";
   const Format format = pgfplots ? Format::Csv : parse_format(o.format);
   if (o.every < 1) throw UsageError(fmt::format("--every must be >= 1, got {}", o.every));
-  check_digits(o.digits, precision);
+  check_digits(o.digits, precision.value_or(Precision::Double));  // auto prints 17 digits
   try {
     plot::parse_scales(o.plot_scale);
   } catch (const std::invalid_argument& e) {
@@ -205,22 +209,43 @@ int run_loss(const LossOptions& o) {
     for (std::uint64_t batch : batches) {
       NoiseModel noise = base_noise;
       noise.batch = batch;
-      const bool ok = with_precision(precision, [&](auto zero) -> bool {
-        using Real = decltype(zero);
-        const auto curve = loss_curve<Real>(spectrum, make_path<Real>(spec), noise, o.steps, o.every);
-        if (curve.diverged_at) {
-          std::cerr << fmt::format("cesr loss: {} diverges at batch {}: the loss exceeds {:.3g} at step {}\n",
-                                   describe(spec), batch, divergence_threshold, *curve.diverged_at);
-          return false;
-        }
-        Curve c{spec, batch, curve.step, {}, {}};
-        for (const Real& l : curve.loss) {
-          c.text.push_back(format_real(l));
-          c.value.push_back(to_double(l));
-        }
-        curves.push_back(std::move(c));
-        return true;
-      });
+      // Far horizons (more than 32 d steps, or --horizon exact): the certified
+      // spectral path where it applies (it escalates its own precision);
+      // otherwise time stepping in automatic (or the forced) precision.
+      const bool far = o.horizon.make_mode() == HorizonMode::Auto &&
+                       static_cast<double>(o.steps) > 32 * static_cast<double>(spectrum.dim());
+      const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
+      const bool spectral = o.horizon.make_mode() == HorizonMode::Exact || (far && !unsupported);
+      if (far && unsupported)
+        std::cerr << fmt::format("cesr loss: {}: time stepping ({})\n", describe(spec), *unsupported);
+      std::optional<std::uint64_t> diverged_at;
+      if (spectral) {
+        with_precision(precision.value_or(Precision::Double), [&](auto zero) {
+          using Real = decltype(zero);
+          const auto curve = horizon_curve<Real>("loss", spectrum, spec, noise, o.steps, o.every, o.horizon);
+          diverged_at = curve.diverged_at;
+          if (curve.diverged_at) return;
+          Curve c{spec, batch, curve.step, {}, {}};
+          for (const Real& l : curve.loss) {
+            c.text.push_back(format_real(l));
+            c.value.push_back(to_double(l));
+          }
+          curves.push_back(std::move(c));
+        });
+      } else {
+        const AutoLossCurve curve = precision ? loss_curve_in(*precision, spectrum, spec, noise, o.steps, o.every)
+                                              : loss_curve_auto(spectrum, spec, noise, o.steps, o.every, o.rtol);
+        if (!curve.agreed)
+          std::cerr << fmt::format("cesr loss: warning: {} at batch {}: quad and mp50 differ by {:.2g} > --rtol {:g}; "
+                                   "the mp50 values are printed\n",
+                                   describe(spec), batch, curve.disagreement, o.rtol);
+        diverged_at = curve.diverged_at;
+        if (!curve.diverged_at) curves.push_back(Curve{spec, batch, curve.step, curve.loss_text, curve.loss});
+      }
+      const bool ok = !diverged_at;
+      if (diverged_at)
+        std::cerr << fmt::format("cesr loss: {} diverges at batch {}: the loss exceeds {:.3g} at step {}\n",
+                                 describe(spec), batch, divergence_threshold, *diverged_at);
       if (!ok) return Exit::diverged;
     }
 
@@ -307,8 +332,15 @@ int run_loss(const LossOptions& o) {
 const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 10, [](CLI::App& app) {
   auto o = std::make_shared<LossOptions>();
   ProblemFlags flags;
+  flags.auto_precision = true;
   flags.batch_list_flag = "--batches";
   add_problem_options(app, o->problem, flags);
+  app.add_option("--rtol", o->rtol,
+                 "With --precision auto: relative agreement of every printed loss required between two "
+                 "successive precisions")
+      ->capture_default_str()
+      ->group("Numerics");
+  add_horizon_options(app, o->horizon);
   o->batch_flag = app.get_option("--batch");
   app.add_option("--steps", o->steps, "Number of steps T")->required()->group("Run");
   app.add_option("--every", o->every, "Print every N-th step (the last step is always printed)")

@@ -102,7 +102,13 @@ int run_simulate(const SimulateOptions& o) {
   }
   // The theory column uses the fourth moment of the simulated law unless --kurtosis overrides it.
   ProblemOptions problem = o.problem;
-  if (o.kurtosis_flag == nullptr || o.kurtosis_flag->count() == 0) problem.kurtosis = fourth_moment(config.covariates);
+  if (o.problem.nqm.kind() == NoiseKind::Additive) {
+    // The additive model draws no covariates: its gradient noise is Gaussian N(0, C/B).
+    if (config.covariates != Covariates::Gaussian)
+      throw UsageError("--covariates does not apply to --noise-model additive (no data is sampled)");
+  } else if (o.kurtosis_flag == nullptr || o.kurtosis_flag->count() == 0) {
+    problem.kurtosis = fourth_moment(config.covariates);
+  }
   const NoiseModel noise = problem.make_noise();
 
   const SimulationResult result = [&] {

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iostream>
 
 namespace cesr::cli {
@@ -13,7 +14,9 @@ struct StepsOptions {
   double target = 0;
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
+  double rtol = 1e-10;
   std::string output;
+  HorizonOptions horizon;
   ProgressFlags progress;
 };
 
@@ -21,48 +24,121 @@ int run_steps(const StepsOptions& o) {
   const Spectrum spectrum = o.problem.make_spectrum();
   const MethodSpec spec = o.problem.make_method();
   const NoiseModel noise = o.problem.make_noise();
-  const Precision precision = o.problem.make_precision();
+  const std::optional<Precision> precision = o.problem.make_auto_precision();
+  check_escalation_rtol(o.rtol);
   if (!std::isfinite(o.target) || !(o.target > 0))
     throw UsageError(fmt::format("--target must be a finite number > 0, got {}", o.target));
-  // The steps needed are not known in advance: the line shows those done.
+  const HorizonMode mode = o.horizon.make_mode();
+  // The steps needed are not known in advance: the line shows those done
+  // (summed over the precisions that automatic precision runs).
   ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
   const WorkScope counting(&progress.counter());
-  return with_precision(precision, [&](auto zero) -> int {
-    using Real = decltype(zero);
-    const auto res = steps_to_target<Real>(spectrum, make_path<Real>(spec), noise, static_cast<Real>(o.target),
-                                           o.relative, o.max_steps);
-    if (res.diverged_at) {
-      std::cerr << fmt::format("cesr steps: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
-                               divergence_threshold, *res.diverged_at);
-      return Exit::diverged;
+  // Time stepping in automatic precision (or the forced one) up to `cap` steps.
+  const auto stepping = [&](std::uint64_t cap) {
+    return precision ? steps_to_target_in(*precision, spectrum, spec, noise, o.target, o.relative, cap)
+                     : steps_to_target_auto(spectrum, spec, noise, o.target, o.relative, cap, o.rtol);
+  };
+  // Auto: time stepping while it is cheaper than the spectral set-up (32 d
+  // steps), then the certified spectral path, which no --max-steps caps;
+  // where that does not apply, time stepping up to --max-steps.
+  std::optional<AutoSteps> res;
+  HorizonReport rep;
+  const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
+  if (mode == HorizonMode::Auto) {
+    const auto cheap = std::min<std::uint64_t>(o.max_steps, 32 * spectrum.dim());
+    AutoSteps first = stepping(cheap);
+    if (first.steps || first.diverged_at || (cheap == o.max_steps && unsupported)) res = std::move(first);
+    rep.reason = "reached by time stepping";
+  }
+  if (!res && mode != HorizonMode::Stepping) {
+    // The spectral path certifies its own precision (escalating from the one given).
+    res = with_precision(precision.value_or(Precision::Double), [&](auto zero) -> std::optional<AutoSteps> {
+      using Real = decltype(zero);
+      const auto fast = horizon_steps<Real>(spectrum, spec, noise, static_cast<Real>(o.target), o.relative,
+                                            o.horizon.rtol, rep);
+      if (!fast) return std::nullopt;
+      AutoSteps a;
+      a.steps = fast->steps;
+      a.steps_run = fast->steps_run;
+      a.diverged_at = fast->diverged_at;
+      a.loss = to_double(fast->loss);
+      a.initial_loss = to_double(fast->initial_loss);
+      a.loss_text = format_real(fast->loss);
+      a.initial_loss_text = format_real(fast->initial_loss);
+      a.precision = rep.precision;
+      return a;
+    });
+    if (!res) {
+      if (mode == HorizonMode::Exact)
+        throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+      if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+        std::cerr << fmt::format("cesr steps: {}: time stepping ({})\n", describe(spec), rep.reason);
     }
-    const std::string json = fmt::format(
-        "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}}}\n",
-        res.steps ? std::to_string(*res.steps) : "null", res.steps ? "true" : "false", format_real(res.loss),
-        format_real(res.initial_loss));
-    write_output(o.output, json);
-    if (!res.steps)
-      std::cerr << fmt::format("cesr steps: target not reached within --max-steps {} (loss {} at the last step)\n",
-                               o.max_steps, format_real(res.loss, 6));
-    return res.steps ? Exit::ok : Exit::not_reached;
-  });
+  }
+  if (!res) {
+    if (mode == HorizonMode::Stepping) rep.reason = "--horizon stepping";
+    rep.exact = false;
+    res = stepping(o.max_steps);
+  }
+  if (!res->agreed)
+    std::cerr << fmt::format("cesr steps: warning: quad and mp50 do not agree to --rtol {:g}; mp50's answer "
+                             "is printed\n",
+                             o.rtol);
+  if (res->diverged_at) {
+    std::cerr << fmt::format("cesr steps: {} diverges: the loss exceeds {:.3g} at step {}\n", describe(spec),
+                             divergence_threshold, *res->diverged_at);
+    return Exit::diverged;
+  }
+  // The additive model adds its loss floor (the loss as t -> infinity).
+  const std::string floor =
+      res->floor ? fmt::format(", \"loss_floor\": {}", std::isfinite(*res->floor) ? format_real(*res->floor) : "null")
+                 : "";
+  const std::string json = fmt::format(
+      "{{\"steps\": {}, \"reached\": {}, \"loss\": {}, \"initial_loss\": {}{}, \"horizon\": \"{}\"}}\n",
+      res->steps ? std::to_string(*res->steps) : "null", res->steps ? "true" : "false", res->loss_text,
+      res->initial_loss_text, floor, rep.exact ? "exact" : "stepping");
+  write_output(o.output, json);
+  if (rep.exact && rep.near_target)
+    std::cerr << fmt::format("cesr steps: note: the target is within the tolerance (--horizon-rtol {:.3g}) of L "
+                             "at a step compared; time stepping may count one step more or fewer\n",
+                             o.horizon.rtol);
+  if (!res->steps && res->floor && res->steps_run == 0)
+    std::cerr << fmt::format("cesr steps: the target is at or below the loss floor {} of the additive noise: never reached\n",
+                             format_real(*res->floor, 6));
+  else if (!res->steps && rep.exact)
+    std::cerr << fmt::format("cesr steps: the target is below the noise floor (L_inf = {}): never reached\n",
+                             format_real(res->loss, 6));
+  else if (!res->steps)
+    std::cerr << fmt::format("cesr steps: target not reached within --max-steps {} (loss {} at the last step)\n",
+                             o.max_steps, format_real(res->loss, 6));
+  return res->steps ? Exit::ok : Exit::not_reached;
 }
 
 const Registrar registrar{{"steps", "Steps until the exact expected loss reaches a target", 20, [](CLI::App& app) {
   auto o = std::make_shared<StepsOptions>();
-  add_problem_options(app, o->problem);
+  ProblemFlags flags;
+  flags.auto_precision = true;
+  add_problem_options(app, o->problem, flags);
+  app.add_option("--rtol", o->rtol,
+                 "With --precision auto: relative agreement of the losses required between two successive "
+                 "precisions (which must also find the same step)")
+      ->capture_default_str()
+      ->group("Numerics");
   app.add_option("--target", o->target, "Target loss EPS (absolute, or relative to L_0 with --relative)")
       ->required()
       ->group("Run");
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Run");
-  app.add_option("--max-steps", o->max_steps, "Give up after this many steps")->capture_default_str()->group("Run");
+  app.add_option("--max-steps", o->max_steps, "Give up time stepping after this many steps (the exact path has no cap)")
+      ->capture_default_str()
+      ->group("Run");
+  add_horizon_options(app, o->horizon);
   app.add_option("--output,-o", o->output, "Write the JSON to FILE (atomically)")
       ->check(writable_output())
       ->group("Output");
   add_progress_options(app, o->progress);
   app.footer(
-      "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0}; exit 1 when the\n"
-      "target is not reached within --max-steps, 3 when the method diverges.\n"
+      "Prints JSON {\"steps\": t, \"reached\": true, \"loss\": L_t, \"initial_loss\": L_0, \"horizon\": \"exact\"};\n"
+      "exit 1 when the target is not reached (within --max-steps when time stepping), 3 when the method diverges.\n"
       "Example:\n  cesr steps --spectrum loguniform:d=100,kappa=1e4 --method sgd --lr 1 --batch 16 "
       "--target 1e-3 --relative");
   return [o] { return run_steps(*o); };

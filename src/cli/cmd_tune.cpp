@@ -18,6 +18,7 @@ struct TuneCliOptions {
   std::string target;  // empty: 1e-6 relative
   bool relative = false;
   std::uint64_t max_steps = 100'000'000;
+  HorizonOptions horizon;
   std::vector<std::string> search;  // NAME=LO:HI
   std::uint64_t steps = 0;          // the final objective's horizon
   std::string search_mode = "fast";
@@ -68,6 +69,8 @@ int run_tune(const TuneCliOptions& o) {
   }
   t.target.max_steps = o.max_steps;
   t.search_mode = parse_search_mode(o.search_mode);
+  t.target.horizon = o.horizon.make_mode();
+  t.target.horizon_rtol = o.horizon.rtol;
   if (t.objective == Objective::Final) {
     if (o.steps == 0) throw UsageError("--objective final needs --steps T (the horizon)");
     t.horizon = o.steps;
@@ -171,7 +174,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   app.add_flag("--relative", o->relative, "The target is EPS * L_0")->group("Tuning");
   app.add_option("--steps", o->steps, "Final objective: the horizon T (minimise the exact loss L_T)")
       ->group("Tuning");
-  app.add_option("--max-steps", o->max_steps, "Steps objective: give up beyond this many steps")
+  app.add_option("--max-steps", o->max_steps, "Steps objective: give up time stepping beyond this many steps (the exact path has no cap)")
       ->capture_default_str()
       ->group("Tuning");
   app.add_option("--search-mode", o->search_mode,
@@ -180,6 +183,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
       ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Tuning");
+  add_horizon_options(app, o->horizon);
   add_output_options(app, o->format, o->output, "json|table", "json");
   add_progress_options(app, o->progress);
   app.footer(

@@ -6,7 +6,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <ctime>
 #include <filesystem>
+#include <iostream>
 
 #include <unistd.h>
 
@@ -179,7 +184,7 @@ void usage_error(std::string_view flag, const std::exception& e) {
 Spectrum ProblemOptions::make_spectrum() const {
   Spectrum s;
   try {
-    s.lambda = parse_spectrum(spectrum);
+    s = read_spectrum(spectrum);
   } catch (const std::invalid_argument& e) {
     usage_error("--spectrum", e);
   }
@@ -188,7 +193,93 @@ Spectrum ProblemOptions::make_spectrum() const {
   } catch (const std::invalid_argument& e) {
     usage_error("--init", e);
   }
+  nqm.apply(s);
+  note_weights(s);
   return s;
+}
+
+namespace {
+std::vector<std::string>& pending_notes() {
+  static std::vector<std::string> notes;
+  return notes;
+}
+}  // namespace
+
+void defer_note(std::string line) { pending_notes().push_back(std::move(line)); }
+
+void flush_notes() {
+  for (const std::string& line : pending_notes()) std::cerr << line;
+  pending_notes().clear();
+}
+
+void note_weights(const Spectrum& s) {
+  if (s.fractional())
+    defer_note(fmt::format(
+        "cesr: note: the spectrum has fractional weights: a spectral measure of total weight {:g} over {} lines, "
+        "not a finite dimension\n",
+        s.directions(), s.dim()));
+}
+
+void NoiseModelOptions::add(CLI::App& app) {
+  app.add_option("--noise-model", model,
+                 "Gradient noise: multiplicative (sampled Gaussian data: --kurtosis, --noise) or additive "
+                 "(the noisy quadratic model: noise of covariance C/B independent of the iterate)")
+      ->capture_default_str()
+      ->group("Problem");
+  scale_option = app.add_option("--noise-scale", scale, "Additive model: C = c H with this c")
+                     ->capture_default_str()
+                     ->group("Problem");
+  app.add_option("--noise-covariance", covariance,
+                 "Additive model: diagonal C from file:PATH or npy:PATH, one C_ii per spectrum line (replaces c H)")
+      ->group("Problem");
+  app.add_option("--precondition", precondition,
+                 "none or power:p=GAMMA: step multiplier (lambda_i/lambda_max)^-GAMMA on the whole stochastic "
+                 "gradient, 0 <= GAMMA <= 1")
+      ->capture_default_str()
+      ->group("Problem");
+}
+
+NoiseKind NoiseModelOptions::kind() const {
+  NoiseKind k = NoiseKind::Multiplicative;
+  if (model == "additive") k = NoiseKind::Additive;
+  else if (model != "multiplicative")
+    throw UsageError(fmt::format("--noise-model: '{}' is not one of multiplicative, additive", model));
+  const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
+  if (k == NoiseKind::Additive) {
+    if (given(kurtosis_option))
+      throw UsageError("--kurtosis does not apply to --noise-model additive (no data-sampling term)");
+    if (given(noise_option))
+      throw UsageError("--noise does not apply to --noise-model additive (its noise is C/B: --noise-scale, "
+                       "--noise-covariance)");
+  } else {
+    if (given(scale_option)) throw UsageError("--noise-scale applies only to --noise-model additive");
+    if (!covariance.empty()) throw UsageError("--noise-covariance applies only to --noise-model additive");
+  }
+  return k;
+}
+
+void NoiseModelOptions::apply(Spectrum& s) const {
+  (void)kind();
+  if (!covariance.empty()) {
+    try {
+      s.noise_covariance = parse_noise_covariance(covariance, s.dim());
+    } catch (const std::invalid_argument& e) {
+      usage_error("--noise-covariance", e);
+    }
+  }
+  try {
+    // Without a preconditioner the spectrum is left as it is (no copy: a
+    // freed copy of a large spectrum would move glibc's mmap threshold and
+    // leave the engine's arrays at a cache-line offset, 15-25% slower at d = 1e6).
+    if (const double gamma = parse_precondition(precondition); gamma != 0) s = cesr::precondition(s, gamma);
+  } catch (const std::invalid_argument& e) {
+    usage_error("--precondition", e);
+  }
+}
+
+void NoiseModelOptions::apply(NoiseModel& n) const {
+  n.model = kind();
+  n.noise_scale = scale;
 }
 
 namespace {
@@ -279,6 +370,7 @@ MethodSpec ProblemOptions::make_method() const {
 
 NoiseModel ProblemOptions::make_noise() const {
   NoiseModel n{batch, kurtosis, noise};
+  nqm.apply(n);
   try {
     n.batch_schedule = Schedule::batch(batch_schedule);
   } catch (const std::invalid_argument& e) {
@@ -323,6 +415,56 @@ void add_threads_option(CLI::App& app) {
       ->group("Problem");
 }
 
+HorizonMode HorizonOptions::make_mode() const {
+  if (!std::isfinite(rtol) || !(rtol > 0) || !(rtol < 1))
+    throw UsageError(fmt::format("--horizon-rtol must be in (0, 1), got {}", rtol));
+  try {
+    return parse_horizon(mode);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(cli_message(e));
+  }
+}
+
+void add_horizon_options(CLI::App& app, HorizonOptions& o) {
+  app.add_option("--horizon", o.mode,
+                 "How large steps are reached: exact (certified spectral path, k = 1 constant-coefficient "
+                 "methods), stepping (time stepping), auto (exact where it applies and pays off)")
+      ->capture_default_str()
+      ->group("Run");
+  app.add_option("--horizon-rtol", o.rtol, "Relative tolerance the exact path certifies")
+      ->capture_default_str()
+      ->group("Run");
+}
+
+template <class Real>
+LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum, const MethodSpec& spec,
+                              const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
+                              const HorizonOptions& o, HorizonReport* report) {
+  const HorizonMode mode = o.make_mode();
+  HorizonReport local;
+  HorizonReport& rep = report ? *report : local;
+  rep.exact = false;
+  const double d = static_cast<double>(spectrum.dim());
+  const bool pays = static_cast<double>(steps) > 32 * d;
+  if (mode == HorizonMode::Exact || (mode == HorizonMode::Auto && pays)) {
+    if (auto curve = horizon_loss_curve<Real>(spectrum, spec, noise, steps, every, o.rtol, rep)) return *curve;
+    if (mode == HorizonMode::Exact)
+      throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+    if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+      std::cerr << fmt::format("cesr {}: {}: time stepping ({})\n", command, describe(spec), rep.reason);
+  } else {
+    rep.reason = mode == HorizonMode::Stepping ? "--horizon stepping" : "few steps";
+  }
+  return loss_curve<Real>(spectrum, make_path<Real>(spec), noise, steps, every);
+}
+
+#define CESR_INSTANTIATE(Real)                                                                                \
+  template LossCurve<Real> horizon_curve<Real>(std::string_view, const Spectrum&, const MethodSpec&,         \
+                                               const NoiseModel&, std::uint64_t, std::uint64_t,              \
+                                               const HorizonOptions&, HorizonReport*);
+CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
+#undef CESR_INSTANTIATE
+
 void add_hyperparameter_options(CLI::App& app, ProblemOptions& o, bool step_size, const std::string& group) {
   // One option per hyperparameter of the registry, described by the first
   // row that has it, with the rows that take it.
@@ -353,19 +495,22 @@ void mark_tuned_hyperparameters(CLI::App& app) {
 void add_problem_options(CLI::App& app, ProblemOptions& o, const ProblemFlags& flags) {
   app.add_option("--spectrum", o.spectrum,
                  "Eigenvalues of H: powerlaw:d=N,alpha=A[,scale=S] (S i^-A), "
-                 "loguniform:d=N,kappa=K[,scale=S] (S K^(-(i-1)/(N-1))) or file:PATH "
-                 "(one value per line, # comments)")
+                 "loguniform:d=N,kappa=K[,scale=S] (S K^(-(i-1)/(N-1))), file:PATH "
+                 "(per line lambda, or lambda w for w directions; # comments) or npy:PATH (1-D float64/float32)")
       ->capture_default_str()
       ->group("Problem");
   app.add_option("--init", o.init,
-                 "Initial second moments E[e_0,i^2]: isotropic, powerlaw:beta=B (i^-B) or file:PATH")
+                 "Initial second moments E[e_0,i^2], one per spectrum line: isotropic, powerlaw:beta=B (i^-B), "
+                 "file:PATH or npy:PATH")
       ->capture_default_str()
       ->group("Problem");
-  app.add_option("--kurtosis", o.kurtosis,
-                 "Fourth moment K of the whitened covariates (3 Gaussian, 1 Rademacher)")
-      ->capture_default_str()
-      ->group("Problem");
-  app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o.nqm.kurtosis_option = app.add_option("--kurtosis", o.kurtosis,
+                                         "Fourth moment K of the whitened covariates (3 Gaussian, 1 Rademacher)")
+                              ->capture_default_str()
+                              ->group("Problem");
+  o.nqm.noise_option =
+      app.add_option("--noise", o.noise, "Label-noise variance sigma^2")->capture_default_str()->group("Problem");
+  o.nqm.add(app);
   // One batch size; --batches is the same option unless the command has a
   // list of batch sizes of its own (loss: --batches = --compare-batches). A
   // list given to --batch is refused in main.cpp (list_given_for_one).
@@ -468,9 +613,34 @@ void add_progress_options(CLI::App& app, ProgressFlags& flags) {
 namespace {
 std::atomic<bool> interrupt_flag{false};
 volatile std::sig_atomic_t interrupt_signal = 0;
+// When the first signal came (CLOCK_MONOTONIC, ns; 0: none yet).
+std::atomic<std::int64_t> interrupt_first_ns{0};
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+std::int64_t monotonic_ns() {
+  timespec now {};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  return std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+// A second stop request ends the process at once, but not one that arrives
+// with the first: `timeout` signals the child and then its process group, and
+// a job scheduler may do the same, so one request often arrives twice within
+// microseconds. Requests within this window of the first count as one.
+constexpr std::int64_t same_request_ns = 100'000'000;
 
 extern "C" void on_interrupt(int sig) {
-  interrupt_signal = sig;
+  const std::int64_t now = monotonic_ns();
+  std::int64_t first = 0;
+  if (!interrupt_first_ns.compare_exchange_strong(first, now) && now - first > same_request_ns) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+    ::raise(sig);  // blocked while this handler runs: ends the process on return
+    return;
+  }
+  if (interrupt_signal == 0) interrupt_signal = sig;
   interrupt_flag.store(true, std::memory_order_relaxed);  // lock-free: async-signal-safe
 }
 }  // namespace
@@ -479,7 +649,7 @@ InterruptScope::InterruptScope() : stop_(&interrupt_flag) {
   struct sigaction on {};
   on.sa_handler = on_interrupt;
   sigemptyset(&on.sa_mask);
-  on.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+  on.sa_flags = 0;  // stays installed: on_interrupt tells a second request from a repeated first
   ::sigaction(SIGINT, nullptr, &old_int_);
   ::sigaction(SIGTERM, nullptr, &old_term_);
   if (old_int_.sa_handler != SIG_IGN) ::sigaction(SIGINT, &on, nullptr);

@@ -5,6 +5,7 @@
 #include "registry.hpp"
 
 #include "cesr/dynamics.hpp"
+#include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
 #include "cesr/plot.hpp"
 #include "cesr/progress.hpp"
@@ -25,6 +26,29 @@ namespace cesr::cli {
 /// The default problem used when --spectrum is not given.
 inline constexpr const char* default_spectrum = "loguniform:d=100,kappa=1e4";
 
+/// The noise model and the preconditioner (--noise-model, --noise-scale,
+/// --noise-covariance, --precondition), shared by every command that takes a
+/// problem; frontier has its own copy.
+struct NoiseModelOptions {
+  std::string model = "multiplicative";
+  double scale = 1;
+  std::string covariance;
+  std::string precondition = "none";
+  const CLI::Option* scale_option = nullptr;
+  const CLI::Option* kurtosis_option = nullptr;  ///< set by the command: refused under additive
+  const CLI::Option* noise_option = nullptr;     ///< likewise (--noise, label noise)
+  /// Adds the four options (group Problem).
+  void add(CLI::App& app);
+  /// The kind (a UsageError naming --noise-model otherwise); refuses --kurtosis
+  /// and --noise under additive, --noise-scale and --noise-covariance under multiplicative.
+  NoiseKind kind() const;
+  /// Loads the noise covariance into `s` and applies the preconditioner (one
+  /// place for the whole CLI: cesr::precondition).
+  void apply(Spectrum& s) const;
+  /// Sets the model and scale of `n`.
+  void apply(NoiseModel& n) const;
+};
+
 struct ProblemOptions {
   std::string spectrum = default_spectrum;
   std::string init = "isotropic";
@@ -44,8 +68,10 @@ struct ProblemOptions {
   double kurtosis = 3;
   double noise = 0;
   std::string precision = "double";
+  NoiseModelOptions nqm;
 
-  /// Spectrum and init (validated).
+  /// Spectrum and init (validated), with the noise covariance and the
+  /// preconditioner applied.
   Spectrum make_spectrum() const;
   /// Method and hyperparameters (validated).
   MethodSpec make_method() const;
@@ -60,6 +86,15 @@ struct ProblemOptions {
   /// For commands with automatic precision: empty for "auto", else the fixed one.
   std::optional<Precision> make_auto_precision() const;
 };
+
+/// One line on stderr when the spectrum has fractional weights (a spectral
+/// measure, not a finite d); nothing otherwise.
+/// A note for standard error, printed when the command has run (flush_notes
+/// in main): a run refused as a usage error prints its one error line only.
+void defer_note(std::string line);
+void flush_notes();
+
+void note_weights(const Spectrum& s);
 
 struct ProblemFlags {
   bool method = true;            ///< --method and hyperparameters
@@ -83,6 +118,25 @@ void add_threads_option(CLI::App& app);
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
 /// (names with '-' or '_'); a UsageError naming --search otherwise.
 std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items);
+
+/// --horizon auto|exact|stepping and --horizon-rtol (loss, steps, check).
+struct HorizonOptions {
+  std::string mode = "auto";
+  double rtol = default_horizon_rtol;
+  /// Parsed and validated (UsageError naming the flag).
+  HorizonMode make_mode() const;
+};
+void add_horizon_options(CLI::App& app, HorizonOptions& o);
+
+/// The loss curve of one method through the certified spectral path where
+/// `o` asks for it and it applies (Auto: only when time stepping would cost
+/// more than the spectral set-up, steps > 32 d), else time stepping; a note
+/// on standard error (prefixed "cesr COMMAND: ") when Auto falls back, an
+/// error (exit 4) when Exact cannot answer.
+template <class Real>
+LossCurve<Real> horizon_curve(std::string_view command, const Spectrum& spectrum, const MethodSpec& spec,
+                              const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
+                              const HorizonOptions& o, HorizonReport* report = nullptr);
 
 /// Adds one option per hyperparameter of the registry (--lr, --momentum, ...,
 /// without --lr unless `step_size`), stored in o.hyper / o.switches.
@@ -165,7 +219,8 @@ void add_progress_options(CLI::App& app, ProgressFlags& flags);
 /// While in scope, SIGINT and SIGTERM set a stop flag (installed with
 /// StopScope for this thread) instead of ending the process at once, so that a
 /// command can keep what it finished; a second signal ends the process as
-/// before. After the command has written its partial output, end_as_interrupted()
+/// before (one more than 0.1 s after the first: `timeout` and job schedulers
+/// deliver one request twice, to the process and to its group). After the command has written its partial output, end_as_interrupted()
 /// ends the process by the signal received (the exit status of an interrupt).
 class InterruptScope {
  public:

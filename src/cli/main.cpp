@@ -195,7 +195,9 @@ int main(int argc, char** argv) {
           std::cerr << fmt::format("{}: error: {}\n", command, unexpected_argument(*sub, extra.front()));
           return Exit::usage;
         }
-        return run();
+        const int code = run();
+        flush_notes();  // (not on a usage error: that is one line)
+        return code;
       }
     return Exit::usage;
   } catch (const CLI::CallForHelp& e) {
