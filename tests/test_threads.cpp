@@ -10,6 +10,8 @@
 #include "cesr/parallel.hpp"
 #include "cesr/rate.hpp"
 
+#include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,25 @@ TEST_CASE("rate, tune and frontier print the same bytes on one and two threads")
   same_for_one_and_two_threads("tune" + spectrum + " --method sgd --batch 16");
   same_for_one_and_two_threads("tune" + spectrum + " --method hb --momentum 0.999 --batch 64");
   same_for_one_and_two_threads("frontier" + spectrum + " --methods sgd --batches 1,64 --format json");
+}
+
+TEST_CASE("a weighted spectrum and the additive model: the same bytes on one and two threads; window too") {
+  // 100,000 weighted lines (weights 1..3, one fractional) in a file.
+  const cesr_test::ScratchWorkingDirectory scratch("cesr_test_threads");
+  {
+    std::ofstream f("weighted.spectrum");
+    f.precision(17);
+    for (int i = 0; i < 100000; ++i) f << std::pow(1.0 + i, -1.5) << ' ' << (i == 7 ? 2.5 : 1 + i % 3) << '\n';
+  }
+  const std::string weighted = " --spectrum file:weighted.spectrum";
+  same_for_one_and_two_threads("rate" + weighted + " --method hb --lr 0.001 --momentum 0.9995 --batch 16");
+  same_for_one_and_two_threads("tune" + weighted + " --method sgd --batch 16");
+  same_for_one_and_two_threads("frontier" + weighted + " --methods sgd --batches 1,64 --format json");
+  const std::string additive = " --spectrum powerlaw:d=100000,alpha=1.5 --noise-model additive";
+  same_for_one_and_two_threads("rate" + additive + " --method hb --lr 0.5 --momentum 0.9 --batch 16");
+  same_for_one_and_two_threads("tune" + additive + " --method sgd --batch 16");
+  // window's workers tune the rows (its spectra are built in; small d keeps it short).
+  same_for_one_and_two_threads("window --kappas 1e2,1e4 --d 1000 --format json");
 }
 
 TEST_CASE("the chunked secular function: the same gap on 1, 2 and 3 threads, and the long-double gap to 1e-9") {
