@@ -112,7 +112,7 @@ struct Constants {
   W tr_e, det_e, c_e, qr, b1, one_minus_det_p;
 };
 template <class W, class EntryP, class EntryQ, class EntryR>
-Constants<W> constants_of(int k, const EntryP& P, const EntryQ& q, const EntryR& r, const W& one) {
+Constants<W> method_constants(int k, const EntryP& P, const EntryQ& q, const EntryR& r, const W& one) {
   Constants<W> c{};
   if (k == 1) {
     c.tr_e = one - P(0, 0);
@@ -141,7 +141,7 @@ Coefficients<Real> coefficients(const Method<Wide>& m) {
   const auto P = [&](int a, int b) { return m.P[a][b]; };
   const auto q = [&](int a) { return m.q[a]; };
   const auto r = [&](int a) { return m.r[a]; };
-  const Constants<Wide> w = constants_of<Wide>(m.k, P, q, r, Wide(1));
+  const Constants<Wide> w = method_constants<Wide>(m.k, P, q, r, Wide(1));
   const auto to_real = [](const Wide& x) { return static_cast<Real>(x); };
   Coefficients<Real> c;
   c.k = m.k;
@@ -927,7 +927,7 @@ bool rounds_cleanly(const Method<mp50>& m, const Spectrum& spectrum) {
   };
   const auto q = [&](int a) { return B{m.q[a], eps * abs(m.q[a])}; };
   const auto r = [&](int a) { return B{m.r[a], eps * abs(m.r[a])}; };
-  const Constants<B> c = constants_of<B>(m.k, P, q, r, B{mp50(1), mp50(0)});
+  const Constants<B> c = method_constants<B>(m.k, P, q, r, B{mp50(1), mp50(0)});
   const mp50 tol = ldexp(mp50(1), -(std::numeric_limits<Real>::digits + 10));
   const auto clean = [&](const B& a) { return a.e <= tol * abs(a.v); };
   for (const double lambda : {spectrum.lambda_min(), spectrum.lambda_max()}) {
@@ -1210,7 +1210,10 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
     out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
     return out;
   }
-  const Coefficients<double> coef = coefficients<double, mp50>(wide);
+  // As contraction_rate: exact constants where 50 digits lose a cancellation.
+  const Coefficients<double> coef = rounds_cleanly<double>(wide, spectrum)
+                                        ? coefficients<double, mp50>(wide)
+                                        : coefficients<double, exact>(make_method_exact(method));
   try {
     out.rate = solve<double>(spectrum, coef, noise);
   } catch (const std::runtime_error&) {
