@@ -414,6 +414,30 @@ void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::ve
   }
 }
 
+struct Sample {
+  double f;
+  std::vector<double> x;
+};
+
+// The cell centres of a grid of points[i] cells of width cell[i] along each
+// axis of the box, every one evaluated; the finite ones in grid order.
+std::vector<Sample> grid_samples(Evaluator& ev, const Space& sp, const std::vector<int>& points,
+                                 const std::vector<double>& cell) {
+  const std::size_t n = points.size();
+  std::vector<Sample> samples;
+  std::vector<int> idx(n, 0);
+  for (;;) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * cell[i];
+    const double f = ev(x);
+    if (std::isfinite(f)) samples.push_back({f, x});
+    std::size_t i = 0;
+    while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
+    if (i == n) break;
+  }
+  return samples;
+}
+
 void search(Evaluator& ev, const Space& sp) {
   const std::size_t n = sp.dim();
   if (n == 0) {
@@ -423,21 +447,7 @@ void search(Evaluator& ev, const Space& sp) {
   // Coarse grid (cell centres), all points evaluated.
   std::vector<double> spacing(n);
   for (std::size_t i = 0; i < n; ++i) spacing[i] = (sp.hi[i] - sp.lo[i]) / sp.points[i];
-  struct Sample {
-    double f;
-    std::vector<double> x;
-  };
-  std::vector<Sample> samples;
-  std::vector<int> idx(n, 0);
-  for (;;) {
-    std::vector<double> x(n);
-    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * spacing[i];
-    const double f = ev(x);
-    if (std::isfinite(f)) samples.push_back({f, x});
-    std::size_t i = 0;
-    while (i < n && ++idx[i] == sp.points[i]) idx[i++] = 0;
-    if (i == n) break;
-  }
+  std::vector<Sample> samples = grid_samples(ev, sp, sp.points, spacing);
   if (samples.empty()) return;  // nothing stable anywhere in the box
   std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.f < b.f; });
 
@@ -730,21 +740,7 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
     return lost;
   }
   // Coarse grid (cell centres).
-  struct Sample {
-    double f;
-    std::vector<double> x;
-  };
-  std::vector<Sample> samples;
-  std::vector<int> idx(n, 0);
-  for (;;) {
-    std::vector<double> x(n);
-    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * cell[i];
-    const double f = ev(x);
-    if (std::isfinite(f)) samples.push_back({f, x});
-    std::size_t i = 0;
-    while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
-    if (i == n) break;
-  }
+  std::vector<Sample> samples = grid_samples(ev, sp, points, cell);
   if (samples.empty()) {
     // Nothing stable on the coarse grid: the dense one decides.
     search(ev, sp);
