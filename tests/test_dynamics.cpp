@@ -18,6 +18,7 @@
 // assembled as one dense matrix T and one forcing vector f, x' = T x + f.
 #include <doctest/doctest.h>
 
+#include "method_specs.hpp"
 #include "cesr/dynamics.hpp"
 
 #include <Eigen/Dense>
@@ -39,11 +40,7 @@ using cesr::Spectrum;
 using Mat = Eigen::Matrix<long double, Eigen::Dynamic, Eigen::Dynamic>;
 using Vec = Eigen::Matrix<long double, Eigen::Dynamic, 1>;
 
-MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
-  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
-  if (!std::isnan(momentum)) m.set("momentum", momentum);
-  return m;
-}
+using cesr_test::spec_of;
 
 MethodSpec asgd_spec(double lr, double kappa, double xi) {
   return cesr::method_spec("asgd", {{"lr", lr}, {"kappa", kappa}, {"xi", xi}});

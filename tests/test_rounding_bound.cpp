@@ -6,6 +6,7 @@
 // enough to skip where double is accurate.
 #include <doctest/doctest.h>
 
+#include "method_specs.hpp"
 #include "cesr/dynamics.hpp"
 
 #include <cmath>
@@ -20,11 +21,7 @@ using cesr::NoiseModel;
 using cesr::Precision;
 using cesr::Spectrum;
 
-MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
-  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
-  if (!std::isnan(momentum)) m.set("momentum", momentum);
-  return m;
-}
+using cesr_test::spec_of;
 
 // A k = 3 or 4 method given by its coefficients: a heavy ball whose extra
 // states are exponential averages of the iterate (o reads an average).

@@ -103,20 +103,22 @@ class Spectrum:
         return cls._wrap(_cesr.NativeSpectrum.from_arrays(plain.eigenvalues, init, text, "", plain.weights))
 
     @classmethod
-    def powerlaw(cls, d, alpha, scale=None, init=None):
-        """lambda_i = scale * i^-alpha, i = 1..d (the CLI's powerlaw:d=D,alpha=A[,scale=S])."""
-        text = f"powerlaw:d={_count_text('d', d)},alpha={_number_text(alpha)}"
+    def _generated(cls, kind, d, shape, value, scale, init):
+        """The CLI's KIND:d=D,SHAPE=VALUE[,scale=S] spectrum."""
+        text = f"{kind}:d={_count_text('d', d)},{shape}={_number_text(value)}"
         if scale is not None:
             text += f",scale={_number_text(scale)}"
         return cls.parse(text, init)
 
     @classmethod
+    def powerlaw(cls, d, alpha, scale=None, init=None):
+        """lambda_i = scale * i^-alpha, i = 1..d (the CLI's powerlaw:d=D,alpha=A[,scale=S])."""
+        return cls._generated("powerlaw", d, "alpha", alpha, scale, init)
+
+    @classmethod
     def loguniform(cls, d, kappa, scale=None, init=None):
         """lambda_i = scale * kappa^(-(i-1)/(d-1)) (the CLI's loguniform:d=D,kappa=K[,scale=S])."""
-        text = f"loguniform:d={_count_text('d', d)},kappa={_number_text(kappa)}"
-        if scale is not None:
-            text += f",scale={_number_text(scale)}"
-        return cls.parse(text, init)
+        return cls._generated("loguniform", d, "kappa", kappa, scale, init)
 
     @classmethod
     def file(cls, path, init=None):
