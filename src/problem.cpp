@@ -295,33 +295,17 @@ std::string init_file_text(const DataProblem& p) {
 }
 
 std::string problem_json(const DataProblem& p, const std::string& spectrum_name, const std::string& init_name) {
-  nlohmann::ordered_json j;
-  j["d"] = p.d;
-  j["n"] = p.n;
-  j["centered"] = p.centered;
-  j["kappa"] = p.kappa;
-  j["trace"] = p.trace;
-  j["lambda_max"] = p.lambda_max;
-  j["lambda_min"] = p.lambda_min;
-  j["noise"] = p.noise;
-  j["noise_estimated"] = p.noise_estimated;
-  j["noise_rows"] = p.rss / double(p.n);
-  j["rss"] = p.rss;
-  j["kurtosis_mean"] = p.kurtosis_mean;
-  j["kurtosis_min"] = p.kurtosis_min;
-  j["kurtosis_max"] = p.kurtosis_max;
-  j["null_directions"] = p.null_directions;
-  j["null_cutoff"] = p.null_cutoff;
-  j["rank"] = p.rank;
-  j["lines"] = p.line_lambda.size();
-  j["initial_loss"] = p.initial_loss;
-  j["lambda_min_relative_error"] = p.lambda_min_relative_error;
-  j["spectrum"] = "file:" + spectrum_name;
-  j["init"] = "file:" + init_name;
-  j["kurtosis_directions"] = p.kurtosis;
-  j["noise_coupling"] = p.noise_coupling;
-  j["w_star"] = p.w_star;
-  j["intercept"] = p.intercept;
+  // One object, its fields in the order they have always been written (docs/data.md shows them).
+  const nlohmann::ordered_json j = {
+      {"d", p.d}, {"n", p.n}, {"centered", p.centered}, {"kappa", p.kappa}, {"trace", p.trace},
+      {"lambda_max", p.lambda_max}, {"lambda_min", p.lambda_min}, {"noise", p.noise},
+      {"noise_estimated", p.noise_estimated}, {"noise_rows", p.rss / double(p.n)}, {"rss", p.rss},
+      {"kurtosis_mean", p.kurtosis_mean}, {"kurtosis_min", p.kurtosis_min}, {"kurtosis_max", p.kurtosis_max},
+      {"null_directions", p.null_directions}, {"null_cutoff", p.null_cutoff}, {"rank", p.rank},
+      {"lines", p.line_lambda.size()}, {"initial_loss", p.initial_loss},
+      {"lambda_min_relative_error", p.lambda_min_relative_error}, {"spectrum", "file:" + spectrum_name},
+      {"init", "file:" + init_name}, {"kurtosis_directions", p.kurtosis}, {"noise_coupling", p.noise_coupling},
+      {"w_star", p.w_star}, {"intercept", p.intercept}};
   return j.dump(2) + "\n";
 }
 
