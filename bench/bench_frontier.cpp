@@ -8,10 +8,16 @@
 // Baselines measured in the same run:
 //   BM_RateEval/<method>    one contraction_rate<double> at a typical point (the unit of work)
 //   BM_GridTune/hb          the naive alternative to the tuner: a 64 x 64 grid over the same box
+//   BM_TuneMode/<method>/<mode>  one tune on powerlaw:d=100000,alpha=1.5 at B = 16, the fast search
+//                           (mode 0) against the global search (mode 1, the baseline of the same run)
+//   BM_ChainedFrontier/<mode>    sgd, hb, asgd over 1:65536:x2 on powerlaw:d=20000,alpha=1.5, fast
+//                           (continuation) against global
+//   BM_RateThreads/<n>      one heavy-ball contraction_rate<double> at d = 1e6 on n kernel threads
 //                           (its best gap is reported next to the tuner's as gap_ratio)
 #include <benchmark/benchmark.h>
 
 #include "cesr/frontier.hpp"
+#include "cesr/parallel.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/tune.hpp"
 
@@ -111,6 +117,57 @@ void BM_GridTune(benchmark::State& state) {
   state.counters["gap_ratio"] = best / t.gap;  // grid's best over the tuner's
 }
 BENCHMARK(BM_GridTune)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void BM_TuneMode(benchmark::State& state) {
+  static const Spectrum s = make_spectrum("powerlaw:d=100000,alpha=1.5");
+  const std::string kind(methods()[static_cast<std::size_t>(state.range(0))].name);
+  TuneOptions o;
+  o.search_mode = state.range(1) == 0 ? SearchMode::Fast : SearchMode::Global;
+  int evals = 0;
+  double gap = 0;
+  for (auto _ : state) {
+    const KernelThreads one(1);
+    const TuneResult r = tune(s, kind, NoiseModel{16, 3.0, 0.0}, o);
+    evals = r.evaluations;
+    gap = r.gap;
+  }
+  state.SetLabel(kind + (state.range(1) == 0 ? " fast" : " global"));
+  state.counters["evaluations"] = evals;
+  state.counters["gap"] = gap;
+}
+BENCHMARK(BM_TuneMode)
+    ->ArgsProduct({{static_cast<int>(method_index("sgd")), static_cast<int>(method_index("hb")),
+                    static_cast<int>(method_index("asgd"))},
+                   {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+
+void BM_ChainedFrontier(benchmark::State& state) {
+  const Spectrum s = make_spectrum("powerlaw:d=20000,alpha=1.5");
+  FrontierOptions o;
+  o.batches = parse_batches("1:65536:x2");
+  o.threads = 1;
+  o.tune.search_mode = state.range(0) == 0 ? SearchMode::Fast : SearchMode::Global;
+  int evals = 0;
+  for (auto _ : state) {
+    const Frontier f = compute_frontier(s, NoiseModel{}, o);
+    evals = 0;
+    for (const auto& r : f.rows) evals += r.tuned.evaluations;
+    state.counters["evaluations_per_row"] = double(evals) / double(f.rows.size());
+  }
+  state.SetLabel(state.range(0) == 0 ? "fast" : "global");
+}
+BENCHMARK(BM_ChainedFrontier)->Arg(0)->Arg(1)->Unit(benchmark::kSecond)->Iterations(1);
+
+void BM_RateThreads(benchmark::State& state) {
+  static const Spectrum s = make_spectrum("powerlaw:d=1000000,alpha=1.5");
+  const MethodSpec m = method_spec("hb", {{"lr", 0.00081970167530255502}, {"momentum", 0.99991923790376636}});
+  const KernelThreads threads(static_cast<unsigned>(state.range(0)));
+  double gap = 0;
+  for (auto _ : state) gap = contraction_rate<double>(s, m, NoiseModel{16, 3.0, 0.0}).gap;
+  state.counters["gap"] = gap;
+}
+BENCHMARK(BM_RateThreads)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

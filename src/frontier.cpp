@@ -1,5 +1,6 @@
 #include "cesr/frontier.hpp"
 
+#include "cesr/parallel.hpp"
 #include "cesr/stop.hpp"
 
 #include <fmt/format.h>
@@ -227,8 +228,28 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
     f.rows[i].method = options.methods[i / nb];
     f.rows[i].batch = f.options.batches[i % nb];
   }
+  // Fast search: each method's batches form a chain, tuned in the order given,
+  // each batch starting from the optimum of the one before (continuation);
+  // chains run in parallel, so the rows do not depend on the thread count.
+  // Global search: every row on its own.
+  const bool chained = options.tune.search_mode == SearchMode::Fast && !final_objective;
+  std::vector<std::size_t> units;  // first row of each unit of work
+  if (chained) {
+    for (std::size_t m = 0; m < options.methods.size(); ++m) units.push_back(m * nb);
+    // The methods with more hyperparameters take longer: start them first.
+    const auto tuned_axes = [&](std::size_t first) {
+      int n = 0;
+      for (const auto& h : method_info(f.rows[first].method).hyperparameters) n += h.search != Search::None;
+      return n;
+    };
+    std::stable_sort(units.begin(), units.end(),
+                     [&](std::size_t a, std::size_t b) { return tuned_axes(a) > tuned_axes(b); });
+  } else {
+    for (std::size_t i = 0; i < total; ++i) units.push_back(i);
+  }
+  const std::size_t unit_rows = chained ? nb : 1;
   unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<std::size_t>(threads, total));
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, units.size()));
 
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
@@ -236,45 +257,62 @@ Frontier compute_frontier(const Spectrum& spectrum, const NoiseModel& noise, con
   std::vector<char> finished(total, 0);
   std::exception_ptr failure;
   const std::atomic<bool>* stop = stop_flag();  // the workers poll the caller's flag
+  // Kernel threads: the cores divided among the workers; a worker that runs
+  // out of work hands its share to the ones still running (the rows do not
+  // depend on it: the kernels reduce in a fixed order).
+  const unsigned cores = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned share = std::max(1u, cores / std::max(1u, threads));
+  std::atomic<unsigned> idle{0};
   auto work = [&] {
     const StopScope scope(stop);
+    const KernelThreads kernels(share, &idle);
+    struct Leave {
+      std::atomic<unsigned>& idle;
+      unsigned share;
+      ~Leave() { idle += share; }
+    } leave{idle, share};
     for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= total) return;
-      {
-        std::lock_guard lock(mutex);
-        if (failure) return;
-      }
-      FrontierRow& row = f.rows[i];
-      try {
-        NoiseModel n = noise;
-        n.batch = row.batch;
-        TuneOptions t = options_for(row.method);
-        if (final_objective) t.horizon = options.samples / row.batch;  // T = floor(N / B)
-        if (!final_objective || t.horizon >= 1) row.tuned = tune(spectrum, row.method, n, t);
-        const double B = static_cast<double>(row.batch);
-        if (final_objective)
-          row.ce = 0.0;  // not a rate: the final objective compares losses at one budget
-        else if (options.tune.objective == Objective::Rate)
-          row.ce = row.tuned.has_rate && row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
-        else
-          row.ce = row.tuned.steps && *row.tuned.steps > 0 ? 1.0 / (B * static_cast<double>(*row.tuned.steps)) : 0.0;
-      } catch (...) {
-        std::lock_guard lock(mutex);
-        if (!failure) failure = std::current_exception();
-        return;
-      }
-      std::lock_guard lock(mutex);
-      ++done;
-      finished[i] = 1;
-      if (options.progress) {
-        // An exception from the callback stops the sweep (it is rethrown below);
-        // escaping a worker thread it would end the program.
+      const std::size_t u = next.fetch_add(1);
+      if (u >= units.size()) return;
+      std::vector<double> start;  // the previous batch's optimum (chains)
+      for (std::size_t i = units[u]; i < units[u] + unit_rows; ++i) {
+        {
+          std::lock_guard lock(mutex);
+          if (failure) return;
+        }
+        FrontierRow& row = f.rows[i];
         try {
-          options.progress(done, total);
+          NoiseModel n = noise;
+          n.batch = row.batch;
+          TuneOptions t = options_for(row.method);
+          if (final_objective) t.horizon = options.samples / row.batch;  // T = floor(N / B)
+          if (chained) t.start = start;
+          if (!final_objective || t.horizon >= 1) row.tuned = tune(spectrum, row.method, n, t);
+          if (chained && row.tuned.stable && !row.tuned.coordinates.empty()) start = row.tuned.coordinates;
+          const double B = static_cast<double>(row.batch);
+          if (final_objective)
+            row.ce = 0.0;  // not a rate: the final objective compares losses at one budget
+          else if (options.tune.objective == Objective::Rate)
+            row.ce = row.tuned.has_rate && row.tuned.stable && row.tuned.gap > 0 ? row.tuned.gap / B : 0.0;
+          else
+            row.ce = row.tuned.steps && *row.tuned.steps > 0 ? 1.0 / (B * static_cast<double>(*row.tuned.steps)) : 0.0;
         } catch (...) {
+          std::lock_guard lock(mutex);
           if (!failure) failure = std::current_exception();
           return;
+        }
+        std::lock_guard lock(mutex);
+        ++done;
+        finished[i] = 1;
+        if (options.progress) {
+          // An exception from the callback stops the sweep (it is rethrown below);
+          // escaping a worker thread it would end the program.
+          try {
+            options.progress(done, total);
+          } catch (...) {
+            if (!failure) failure = std::current_exception();
+            return;
+          }
         }
       }
     }

@@ -18,6 +18,8 @@
 // factors instead of a difference of O(1) terms.
 #include "cesr/rate.hpp"
 
+#include "cesr/parallel.hpp"
+
 #include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
 #include <boost/multiprecision/eigen.hpp>
@@ -25,6 +27,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -35,6 +38,61 @@
 namespace cesr {
 
 namespace {
+
+/// sum, dsum and bad accumulated by body(i, sum, dsum, bad) over i < d. Up to
+/// one chunk (include/cesr/parallel.hpp) this is the serial loop, vectorized
+/// for the built-in floating types; longer loops are summed per chunk (on
+/// several threads) and the chunks added in order, so the result does not
+/// depend on the thread count.
+template <class Real, class Body>
+__attribute__((flatten)) void sum_range_simd(std::size_t begin, std::size_t end, Real& out_sum, Real& out_dsum,
+                                             int& out_bad, const Body& body) {
+  Real a = 0, b = 0;
+  int r = 0;
+#pragma omp simd reduction(+ : a, b, r)
+  for (std::size_t i = begin; i < end; ++i) body(i, a, b, r);
+  out_sum = a;
+  out_dsum = b;
+  out_bad = r;
+}
+
+// The vectorized loop of one chunk; flatten keeps the body inlined into it
+// (for the built-in types only: inlining Boost.Multiprecision costs compile time).
+template <class Real, class Body>
+void sum_range(std::size_t begin, std::size_t end, Real& out_sum, Real& out_dsum, int& out_bad, const Body& body) {
+  if constexpr (std::is_floating_point_v<Real>) {
+    sum_range_simd(begin, end, out_sum, out_dsum, out_bad, body);
+  } else {
+    Real a = 0, b = 0;
+    int r = 0;
+    for (std::size_t i = begin; i < end; ++i) body(i, a, b, r);
+    out_sum = a;
+    out_dsum = b;
+    out_bad = r;
+  }
+}
+
+template <class Real, class Body>
+void chunked_sums(std::size_t d, Real& sum, Real& dsum, int& bad, const Body& body) {
+  const std::size_t chunks = chunk_count(d);
+  if (chunks <= 1) {
+    sum_range(0, d, sum, dsum, bad, body);
+    return;
+  }
+  std::vector<Real> sums(chunks), dsums(chunks);
+  std::vector<int> bads(chunks);
+  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    sum_range(begin, end, sums[c], dsums[c], bads[c], body);
+  });
+  sum = 0;
+  dsum = 0;
+  bad = 0;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    sum += sums[c];
+    dsum += dsums[c];
+    bad += bads[c];
+  }
+}
 
 /// Constants of a method that do not depend on the direction. With E = I - P:
 ///   k = 2: sigma1 = tr_e + lambda qr, sigma0 = det_e + lambda c_e,
@@ -117,7 +175,8 @@ class Secular {
     // separate instances, unchanged.
     const Real* wt = weight_.data();
     // For the built-in floating types the loop is vectorized (the sums are
-    // reordered into SIMD lanes, which changes rounding only).
+    // reordered into SIMD lanes, which changes rounding only); long loops are
+    // summed in fixed chunks, on several threads (chunked_sums).
     const auto run = [&](auto weighted) {
       constexpr bool W = decltype(weighted)::value;
       if (c_.k == 1) {
@@ -134,12 +193,7 @@ class Secular {
           acc += h;
           dacc += h / chi;  // d chi / dx = -1
         };
-        if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, dsum, rejected)
-          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-        } else {
-          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-        }
+        chunked_sums(d, sum, dsum, rejected, body);
       } else {
         const auto body = [&](std::size_t i, Real& acc, Real& dacc, int& bad) {
           const Terms t = terms(lam[i], x);
@@ -152,12 +206,7 @@ class Secular {
             dacc += t.dh;
           }
         };
-        if constexpr (std::is_floating_point_v<Real>) {
-#pragma omp simd reduction(+ : sum, dsum, rejected)
-          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-        } else {
-          for (std::size_t i = 0; i < d; ++i) body(i, sum, dsum, rejected);
-        }
+        chunked_sums(d, sum, dsum, rejected, body);
       }
     };
     if (weight_.empty()) run(std::false_type{});
@@ -182,12 +231,21 @@ class Secular {
     using std::max;
     const std::size_t d = lambda_.size();
     // Pass 1: rho(M_i) in closed form (and for k = 1 rho(D_i) as well).
+    // Per chunk (on several threads for long loops), then the chunks in
+    // order: the first smallest, as a serial scan finds it.
+    const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
+    std::vector<Real> chunk_best(chunks, std::numeric_limits<Real>::infinity());
+    std::vector<std::size_t> chunk_arg(chunks, 0);
+    for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        const Real x = deterministic_pole(lambda_[i]);
+        if (x < chunk_best[c]) chunk_best[c] = x, chunk_arg[c] = i;
+      }
+    });
     Real best = std::numeric_limits<Real>::infinity();
     std::size_t arg = 0;
-    for (std::size_t i = 0; i < d; ++i) {
-      const Real x = deterministic_pole(lambda_[i]);
-      if (x < best) best = x, arg = i;
-    }
+    for (std::size_t c = 0; c < chunks; ++c)
+      if (chunk_best[c] < best) best = chunk_best[c], arg = chunk_arg[c];
     if (c_.k == 2 && kb_ > 0) {
       // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the
       // current best is accepted there, so its self-noise pole lies below;
@@ -750,6 +808,164 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
         return cur.stable == prev.stable && cur.gap != 0 &&
                std::abs(cur.gap - prev.gap) <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap));
       });
+}
+
+// --- Derivatives of the gap with respect to the method (the tuner's gradient) ---
+//
+// At a simple root x* of g(x; c) = 1 (x = 1 - z, c the method's constants of
+// Coefficients), the implicit function theorem gives dx*/dc = -(dg/dc)/(dg/dx).
+// dg/dx is the secular function's own derivative (> 0 above the poles); dg/dc
+// is the sum over directions of the partial derivatives of the terms h_i,
+// written out below from the same formulas as Secular::terms.
+namespace {
+
+/// The constants that the terms depend on, in a fixed order (k = 2: tr_e,
+/// det_e, c_e, qr, b1, 1 - det P; k = 1: tr_e, qr).
+template <class Real>
+std::vector<Real> constants_of(const Coefficients<Real>& c) {
+  if (c.k == 1) return {c.tr_e, c.qr};
+  return {c.tr_e, c.det_e, c.c_e, c.qr, c.b1, c.one_minus_det_p};
+}
+
+/// dg/dc at x, in the order of constants_of (double precision).
+std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coefficients<double>& c,
+                                        const NoiseModel& noise, double x) {
+  // The same constants as Secular: the additive model has no self-noise and
+  // no coupling (g = 0, so it never reaches this point with a root).
+  const double kb = noise.additive() ? 0.0 : noise.kurtosis - 2;
+  const double ib = noise.additive() ? 0.0 : 1.0 / static_cast<double>(noise.batch);
+  const std::size_t d = spectrum.lambda.size();
+  const double* lam = spectrum.lambda.data();
+  // A weighted line's term is w_i times the unweighted one, and so are its
+  // partial derivatives (the poles do not depend on w_i).
+  const double* wt = spectrum.weight.empty() ? nullptr : spectrum.weight.data();
+  // Sums of `terms` partial derivatives per chunk, the chunks added in order.
+  constexpr int max_sums = 8;
+  using Sums = std::array<double, max_sums>;
+  const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
+  std::vector<Sums> partial(chunks, Sums{});
+  if (c.k == 1) {
+    // h = u n / chi, chi = y (2 - y) - x - kb u n, n = qr^2, y = tr_e + l qr.
+    const double qr = c.qr, n = qr * qr, tr_e = c.tr_e;
+    for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
+      double s_y = 0, s_ly = 0, s_n = 0;
+#pragma omp simd reduction(+ : s_y, s_ly, s_n)
+      for (std::size_t i = begin; i < end; ++i) {
+        const double l = lam[i];
+        const double y = tr_e + l * qr, u = l * l * ib;
+        const double chi = y * (2 - y) - x - kb * u * n;
+        const double h = u * n / chi;
+        const double w = wt ? wt[i] : 1.0;
+        const double h_y = -w * h * (2 - 2 * y) / chi;          // through chi
+        const double h_qr = w * 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
+        s_y += h_y;
+        s_ly += l * h_y;
+        s_n += h_qr;
+      }
+      partial[ch] = {s_y, s_ly, s_n};
+    });
+    Sums t{};
+    for (const Sums& p : partial)
+      for (int k = 0; k < max_sums; ++k) t[k] += p[k];
+    return {t[0], t[1] + t[2]};
+  }
+  const double tr_e = c.tr_e, det_e = c.det_e, c_e = c.c_e, a0 = c.qr, b1 = c.b1, omdp = c.one_minus_det_p;
+  const double z = 1 - x;
+  for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
+    double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
+#pragma omp simd reduction(+ : g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1)
+    for (std::size_t i = begin; i < end; ++i) {
+      const double l = lam[i];
+      const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
+      const double delta = 1 - dd, tau = 2 - s1;
+      const double bq = s1 * (s1 - 2) - 2 * s0;
+      const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
+      const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
+      const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
+      const double u = l * l * ib;
+      const double chi = (dd - x) * q - kb * u * n;
+      const double h = u * n / chi;
+      // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
+      const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
+      const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
+      const double n_s1 = z * (-2 * a0 * b1);
+      const double n_dd = z * (-a0 * a0) - b1 * b1;
+      const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
+      const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
+      const double kbu = kb * u;
+      const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
+      const double chi_s0 = (dd - x) * q_s0;
+      const double chi_dd = q - kbu * n_dd;
+      const double chi_a0 = -kbu * n_a0;
+      const double chi_b1 = -kbu * n_b1;
+      // dh = (u dn - h dchi) / chi.
+      const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
+      const double h_s0 = -h * chi_s0 / chi;
+      const double h_dd = (u * n_dd - h * chi_dd) / chi;
+      const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
+      const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
+      const double w = wt ? wt[i] : 1.0;  // exact for 1: the unweighted sums are unchanged
+      g_s1 += w * h_s1;
+      g_ls1 += w * l * h_s1;
+      g_a0 += w * h_a0;
+      g_s0 += w * h_s0;
+      g_ls0 += w * l * h_s0;
+      g_dd += w * h_dd;
+      g_ldd += w * l * h_dd;
+      g_b1 += w * h_b1;
+    }
+    partial[ch] = {g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1};
+  });
+  Sums t{};
+  for (const Sums& p : partial)
+    for (int k = 0; k < max_sums; ++k) t[k] += p[k];
+  const double g_s1 = t[0], g_ls1 = t[1], g_a0 = t[2], g_s0 = t[3], g_ls0 = t[4], g_dd = t[5], g_ldd = t[6],
+               g_b1 = t[7];
+  // s1 = tr_e + l qr, s0 = det_e + l c_e, 1 - det A = (1 - det P) - l b1, a0 = qr.
+  return {g_s1, g_s0, g_ls0, g_ls1 + g_a0, g_b1 - g_ldd, g_dd};
+}
+
+}  // namespace
+
+GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
+                                      const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
+                                      double h, const NoiseModel& noise) {
+  require_constant_batch(noise);
+  if (plus.size() != minus.size()) throw std::invalid_argument("contraction_rate_gradient: unpaired directions");
+  if (!(h > 0)) throw std::invalid_argument("contraction_rate_gradient: the difference step must be > 0");
+  GapGradient out;
+  const Method<mp50> wide = make_method<mp50>(method);
+  if (wide.k > 2) {
+    out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
+    return out;
+  }
+  const Coefficients<double> coef = coefficients<double, mp50>(wide);
+  try {
+    out.rate = solve<double>(spectrum, coef, noise);
+  } catch (const std::runtime_error&) {
+    out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
+    return out;  // the generic fallback: no derivative
+  }
+  const double x = out.rate.gap;
+  if (!std::isfinite(x)) return out;
+  // Is x a root of g = 1 (rather than rho(D) with g <= 1 above it)?
+  Secular<double> g(spectrum, coef, noise);
+  const Evaluation<double> e = g(x);
+  if (!e.accepted || !(std::abs(e.g - 1) <= 1e-6) || !(e.dg > 0) || !std::isfinite(e.dg)) return out;
+  const std::vector<double> sens = secular_sensitivity(spectrum, coef, noise, x);
+  for (double s : sens)
+    if (!std::isfinite(s)) return out;
+  const mp50 two_h = 2 * mp50(h);
+  for (std::size_t j = 0; j < plus.size(); ++j) {
+    const auto cp = constants_of(coefficients<mp50, mp50>(make_method<mp50>(plus[j])));
+    const auto cm = constants_of(coefficients<mp50, mp50>(make_method<mp50>(minus[j])));
+    if (cp.size() != sens.size() || cm.size() != sens.size())
+      throw std::invalid_argument("contraction_rate_gradient: the directions change the method's state count");
+    double dg = 0;
+    for (std::size_t k = 0; k < sens.size(); ++k) dg += sens[k] * static_cast<double>((cp[k] - cm[k]) / two_h);
+    out.gradient.push_back(-dg / e.dg);
+  }
+  return out;
 }
 
 #define CESR_INSTANTIATE(Real)                                                                           \

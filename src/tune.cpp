@@ -29,6 +29,15 @@ Objective parse_objective(std::string_view name) {
   throw FieldError("objective", fmt::format("objective: unknown objective '{}' (expected rate, steps or final)", name));
 }
 
+std::string_view to_string(SearchMode m) { return m == SearchMode::Fast ? "fast" : "global"; }
+
+SearchMode parse_search_mode(std::string_view name) {
+  if (name == "fast") return SearchMode::Fast;
+  if (name == "global") return SearchMode::Global;
+  throw FieldError("search_mode",
+                   fmt::format("search_mode: unknown search mode '{}' (expected fast or global)", name));
+}
+
 void Target::validate(double initial_loss) const {
   if (!std::isfinite(eps) || !(eps > 0))
     throw std::invalid_argument(fmt::format("--target must be a finite number > 0, got {}", eps));
@@ -323,6 +332,45 @@ struct Evaluator {
     }
     return f;
   }
+
+  /// The fast search's objective: minus the gap with its gradient in the
+  /// search coordinates (`grad` left empty where the point has none). An
+  /// unstable point has a finite value >= 0 (minus a negative gap), so the
+  /// objective stays smooth across the stability boundary; only stable points
+  /// (values < 0) can become the best.
+  std::function<double(const std::vector<double>&, const MethodSpec&, int&, std::vector<double>&)> value_grad;
+
+  double with_gradient(const std::vector<double>& x, std::vector<double>& grad) {
+    throw_if_stopped();
+    grad.clear();
+    const MethodSpec m = space->decode(x);
+    double f = std::numeric_limits<double>::infinity();
+    bool valid = true;
+    try {
+      m.validate();
+    } catch (const std::invalid_argument&) {
+      valid = false;
+    }
+    if (valid && !space->surely_unstable(m)) {
+      ++evaluations;
+      int rate_evals = 0;
+      try {
+        f = value_grad(x, m, rate_evals, grad);
+      } catch (const std::runtime_error&) {
+        ++failures;
+      }
+      rate_evaluations += rate_evals;
+    }
+    if (!std::isfinite(f)) {
+      f = std::numeric_limits<double>::infinity();
+      grad.clear();
+    }
+    if (f < 0 && f < best) {
+      best = f;
+      best_x = x;
+    }
+    return f;
+  }
 };
 
 // -gap of a method in precision Real; +inf when unstable.
@@ -434,6 +482,310 @@ void search(Evaluator& ev, const Space& sp) {
   for (const auto& start : starts) local_search(ev, sp, start, spacing, max_eval);
 }
 
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Quasi-Newton refinement of Evaluator::with_gradient from x: BFGS on the
+// inverse Hessian, steps projected onto the box, Armijo backtracking (with a
+// quadratic model of the step) that also retreats from +inf (points whose mean
+// iteration diverges, overflow). `scale` is the size of a step that matters on
+// each axis (the first step is at most that long). A point without an exact
+// gradient (rho = rho(D) with no root of g = 1 above it, the generic path)
+// gets central differences of the value instead. Stops when an iteration
+// improves the value by less than 1e-13 relative, or the line search fails
+// (a kink: the best point evaluated stands).
+// Returns where it stopped, its value (+inf if the start was lost) and
+// whether it converged (rather than stalled: a failed line search or the
+// iteration cap).
+struct QuasiNewtonEnd {
+  double f;
+  std::vector<double> x;
+  bool converged;
+};
+QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> x,
+                                                    const std::vector<double>& scale, int max_iterations) {
+  const std::size_t n = sp.dim();
+  const auto clamp = [&](std::vector<double> p) {
+    for (std::size_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], sp.lo[i], sp.hi[i]);
+    return p;
+  };
+  const auto eval = [&](const std::vector<double>& p, std::vector<double>& g) {
+    const double f = ev.with_gradient(p, g);
+    if (!std::isfinite(f) || g.size() == n) return f;
+    g.assign(n, 0.0);
+    std::vector<double> unused;
+    for (std::size_t j = 0; j < n; ++j) {
+      const double h = 1e-6 * scale[j];
+      std::vector<double> pp = p, pm = p;
+      pp[j] = std::min(p[j] + h, sp.hi[j]);
+      pm[j] = std::max(p[j] - h, sp.lo[j]);
+      const double fp = pp[j] == p[j] ? f : ev.with_gradient(pp, unused);
+      const double fm = pm[j] == p[j] ? f : ev.with_gradient(pm, unused);
+      if (std::isfinite(fp) && std::isfinite(fm) && pp[j] > pm[j]) g[j] = (fp - fm) / (pp[j] - pm[j]);
+    }
+    return f;
+  };
+  x = clamp(std::move(x));
+  std::vector<double> g;
+  double f = eval(x, g);
+  if (!std::isfinite(f)) return {f, x, false};
+  // Inverse Hessian, row-major n x n; starts diagonal in the units of `scale`.
+  std::vector<double> H(n * n, 0.0);
+  const auto reset = [&] {
+    std::fill(H.begin(), H.end(), 0.0);
+    double gs = 0;
+    for (std::size_t i = 0; i < n; ++i) gs = std::max(gs, std::abs(g[i]) * scale[i]);
+    for (std::size_t i = 0; i < n; ++i) H[i * n + i] = gs > 0 ? scale[i] * scale[i] / gs : 0.0;
+  };
+  reset();
+  bool first = true;
+  // H <- (I - r s y^T) H (I - r y s^T) + r s s^T, r = 1 / s.y, when s.y > 0.
+  const auto update = [&](const std::vector<double>& s, const std::vector<double>& y) {
+    const double sy = dot(s, y);
+    if (!(sy > 1e-14 * std::sqrt(dot(s, s) * dot(y, y)))) return false;
+    if (first) {
+      // Nocedal & Wright (6.20): the first update starts from (s.y / y.y) I.
+      std::fill(H.begin(), H.end(), 0.0);
+      for (std::size_t i = 0; i < n; ++i) H[i * n + i] = sy / dot(y, y);
+      first = false;
+    }
+    const double r = 1 / sy;
+    std::vector<double> Hy(n, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j) Hy[i] += H[i * n + j] * y[j];
+    const double yHy = dot(y, Hy);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        H[i * n + j] += (1 + r * yHy) * r * s[i] * s[j] - r * (Hy[i] * s[j] + s[i] * Hy[j]);
+    return true;
+  };
+  const auto direction = [&] {
+    std::vector<double> p(n, 0.0);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      for (std::size_t i = 0; i < n; ++i) {
+        p[i] = 0;
+        for (std::size_t j = 0; j < n; ++j) p[i] -= H[i * n + j] * g[j];
+        // At a bound, a step outwards is dropped (projection).
+        if ((x[i] <= sp.lo[i] && p[i] < 0) || (x[i] >= sp.hi[i] && p[i] > 0)) p[i] = 0;
+      }
+      if (dot(p, g) < 0) break;
+      reset();  // not a descent direction: back to the scaled gradient
+      first = true;
+    }
+    return p;
+  };
+  double last_t = 1;
+  for (int iter = 0; iter < max_iterations; ++iter) {
+    std::vector<double> p = direction();
+    const double slope = dot(p, g);
+    if (!(slope < 0)) break;
+    // No step longer than a few `scale` units (the objective has cliffs).
+    const auto first_step = [&] {
+      double longest = 0;
+      for (std::size_t i = 0; i < n; ++i) longest = std::max(longest, std::abs(p[i]) / scale[i]);
+      return longest > 4 ? 4 / longest : 1.0;
+    };
+    // Along a cliff the accepted steps stay short for a while: start the next
+    // line search from four times the last one (at most 1).
+    double t = std::min(first_step(), 4 * last_t);
+    std::vector<double> xn, gn;
+    double fn = 0;
+    bool accepted = false;
+    for (int ls = 0; ls < 40; ++ls) {
+      xn = clamp([&] {
+        std::vector<double> q(n);
+        for (std::size_t i = 0; i < n; ++i) q[i] = x[i] + t * p[i];
+        return q;
+      }());
+      if (xn == x) break;
+      fn = eval(xn, gn);
+      std::vector<double> step(n);
+      for (std::size_t i = 0; i < n; ++i) step[i] = xn[i] - x[i];
+      if (std::isfinite(fn) && fn <= f + 1e-4 * dot(g, step) && gn.size() == n) {
+        accepted = true;
+        break;
+      }
+      // Minimiser of the quadratic through f, the slope and fn, kept in [t/10, t/2].
+      const double ts = t * slope;
+      double next = std::isfinite(fn) ? -ts * t / (2 * (fn - f - ts)) : t / 4;
+      if (!(next >= t / 10)) next = t / 10;
+      if (!(next <= t / 2)) next = t / 2;
+      t = next;
+    }
+    if (!accepted) break;
+    last_t = t;
+    std::vector<double> s(n), y(n);
+    for (std::size_t i = 0; i < n; ++i) s[i] = xn[i] - x[i], y[i] = gn[i] - g[i];
+    const double improvement = f - fn;
+    x = xn;
+    f = fn;
+    g = gn;
+    update(s, y);
+    // Converged: a step of natural length gains nothing; a short one that
+    // gains nothing is a stall (a kink).
+    if (!(improvement > 1e-13 * std::abs(f))) return {f, x, t >= 0.5};
+  }
+  return {f, x, false};
+}
+
+// Quasi-Newton, then, where it stalled (a kink of the rate: the maximum of
+// two smooth branches, which no gradient method crosses), Nelder-Mead from
+// its answer with steps of `scale` / 4.
+QuasiNewtonEnd refine(Evaluator& ev, const Space& sp, const std::vector<double>& x0,
+                      const std::vector<double>& scale, int max_iterations) {
+  QuasiNewtonEnd end = quasi_newton(ev, sp, x0, scale, max_iterations);
+  if (!end.converged && std::isfinite(end.f) && max_iterations > 8) {
+    std::vector<double> step(scale);
+    for (auto& v : step) v /= 4;
+    local_search(ev, sp, end.x, step, 40 * static_cast<int>(sp.dim()));
+  }
+  return end;
+}
+
+// Coarse grid sizes of the fast search without a start (it only has to land
+// in the basin that the quasi-Newton refinement climbs).
+constexpr int fast_grid_1d = 12, fast_grid_2d = 8, fast_grid_3d_main = 6, fast_grid_3d_root = 4;
+
+// The fast search's answer must not depend on the route to it: a lone tune
+// starts from the coarse grid, a frontier row from the previous batch's
+// optimum, and both should print the same digits (a frontier row is `cesr
+// tune` at its batch). So the search ends at a corner of the cell of a fixed
+// lattice (1/64 of a coarse cell on each axis) that holds the best point --
+// the nearest stable corner, in order of distance -- refined again from there
+// with the record cleared. Two routes into the same basin then give the same
+// point unless their optima straddle a lattice midplane (odds of about the
+// routes' difference, ~1e-12 of the box, over the lattice step, ~2e-3 of it).
+void route_free_finish(Evaluator& ev, const Space& sp, const std::vector<double>& cell, int max_iterations) {
+  const std::size_t n = sp.dim();
+  if (n == 0 || ev.best_x.size() != n || !std::isfinite(ev.best)) return;
+  const double found = ev.best;
+  const std::vector<double> found_x = ev.best_x;
+  std::vector<double> below(n), above(n), scale(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double step = cell[i] / 64;
+    const double k = std::floor((found_x[i] - sp.lo[i]) / step);
+    below[i] = std::clamp(sp.lo[i] + k * step, sp.lo[i], sp.hi[i]);
+    above[i] = std::clamp(sp.lo[i] + (k + 1) * step, sp.lo[i], sp.hi[i]);
+    scale[i] = cell[i] / 8;
+  }
+  // The 2^n corners, nearest first (in lattice steps; ties by corner index).
+  std::vector<std::pair<double, unsigned>> corners;
+  for (unsigned c = 0; c < (1u << n); ++c) {
+    double dist = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = (c >> i) & 1 ? above[i] : below[i];
+      dist += std::pow((v - found_x[i]) / (cell[i] / 64), 2);
+    }
+    corners.emplace_back(dist, c);
+  }
+  std::sort(corners.begin(), corners.end());
+  ev.best = std::numeric_limits<double>::infinity();
+  ev.best_x.clear();
+  for (const auto& [dist, c] : corners) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = (c >> i) & 1 ? above[i] : below[i];
+    std::vector<double> unused;
+    if (!(ev.with_gradient(x, unused) < 0)) continue;  // unstable (or lost): the next corner
+    refine(ev, sp, x, scale, max_iterations);
+    return;
+  }
+  ev.best = found;  // no stable corner: the point found stands
+  ev.best_x = found_x;
+}
+
+// The fast search (SearchMode::Fast) on ev.with_gradient, with ev.value for
+// the global fallback: from `start` (clamped into the box) or from the best
+// points of a coarse grid, quasi-Newton. A start that lost the optimum -- no
+// stable point found, the answer on the box edge, or more than two global
+// grid cells away from the start -- is followed by the global search.
+// Returns whether the global search ran.
+bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& start) {
+  const std::size_t n = sp.dim();
+  if (n == 0) {
+    ev({});
+    return false;
+  }
+  std::vector<double> spacing(n);
+  for (std::size_t i = 0; i < n; ++i) spacing[i] = (sp.hi[i] - sp.lo[i]) / sp.points[i];
+  // The coarse grid of the search without a start (its cells also measure
+  // how far a continuation may move before it counts as lost).
+  std::vector<int> points(n);
+  const bool has_root_axis = n == 3 && sp.points[2] < sp.points[0];
+  for (std::size_t i = 0; i < n; ++i)
+    points[i] = n == 1 ? fast_grid_1d : n == 2 ? fast_grid_2d : (has_root_axis && i == 2) ? fast_grid_3d_root
+                                                                                           : fast_grid_3d_main;
+  std::vector<double> cell(n);
+  for (std::size_t i = 0; i < n; ++i) cell[i] = (sp.hi[i] - sp.lo[i]) / points[i];
+  constexpr int max_iterations = 100;
+  if (start.size() == n) {
+    std::vector<double> x0(n);
+    for (std::size_t i = 0; i < n; ++i) x0[i] = std::clamp(start[i], sp.lo[i], sp.hi[i]);
+    std::vector<double> scale(n);
+    for (std::size_t i = 0; i < n; ++i) scale[i] = spacing[i] / 4;
+    refine(ev, sp, x0, scale, max_iterations);
+    // Lost: no stable point; an optimum that drifted onto an edge of the box
+    // from inside (an optimum held by an edge the start was already on, such
+    // as AccSGD's xi = sqrt(kappa_a), is a constraint, not a loss); or a jump
+    // of more than two coarse cells.
+    bool lost = ev.best_x.size() != n || !std::isfinite(ev.best);
+    for (std::size_t i = 0; !lost && i < n; ++i) {
+      const double tol = 1e-6 * (sp.hi[i] - sp.lo[i]);
+      const auto on_edge = [&](double v) { return v <= sp.lo[i] + tol || v >= sp.hi[i] - tol; };
+      lost |= on_edge(ev.best_x[i]) && !on_edge(x0[i]);
+      lost |= std::abs(ev.best_x[i] - x0[i]) > 2 * cell[i];
+    }
+    if (lost) search(ev, sp);
+    route_free_finish(ev, sp, cell, max_iterations);
+    return lost;
+  }
+  // Coarse grid (cell centres).
+  struct Sample {
+    double f;
+    std::vector<double> x;
+  };
+  std::vector<Sample> samples;
+  std::vector<int> idx(n, 0);
+  for (;;) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * cell[i];
+    const double f = ev(x);
+    if (std::isfinite(f)) samples.push_back({f, x});
+    std::size_t i = 0;
+    while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
+    if (i == n) break;
+  }
+  if (samples.empty()) {
+    // Nothing stable on the coarse grid: the dense one decides.
+    search(ev, sp);
+    route_free_finish(ev, sp, cell, max_iterations);
+    return true;
+  }
+  std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.f < b.f; });
+  std::vector<std::vector<double>> starts{samples.front().x};
+  for (const auto& smp : samples) {
+    bool far = false;
+    for (std::size_t i = 0; i < n; ++i) far |= std::abs(smp.x[i] - starts[0][i]) > 1.5 * cell[i];
+    if (far) {
+      if (smp.f < 0.8 * samples.front().f) starts.push_back(smp.x);
+      break;
+    }
+  }
+  std::vector<double> scale(n);
+  for (std::size_t i = 0; i < n; ++i) scale[i] = cell[i] / 2;
+  refine(ev, sp, starts[0], scale, max_iterations);
+  if (starts.size() > 1) {
+    // The second basin is followed to the end only if a few iterations bring
+    // it within 10% of the best gap so far.
+    const QuasiNewtonEnd second = quasi_newton(ev, sp, starts[1], scale, 6);
+    if (second.f < 0.9 * ev.best) refine(ev, sp, second.x, scale, max_iterations);
+  }
+  route_free_finish(ev, sp, cell, max_iterations);
+  return false;
+}
 }  // namespace
 
 namespace {
@@ -579,7 +931,41 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
       rate_ev.value = [&](const MethodSpec& m, int& evals) {
         return negative_gap<long double>(spectrum, m, noise, evals);
       };
-    search(rate_ev, space);
+    // Under the additive model the rate is rho(D) = max_i rho(A_i)^2 at every
+    // point (no root of g = 1, so no gradient), and its optimum is a kink
+    // where branches of different directions meet: nothing for the
+    // quasi-Newton climb, so the fast search is the global one there.
+    const bool fast = options.search_mode == SearchMode::Fast && !noise.additive();
+    if (p == Precision::Double && fast) {
+      rate_ev.value_grad = [&](const std::vector<double>& x, const MethodSpec& m, int& evals,
+                               std::vector<double>& grad) {
+        // Central differences of the O(1) map from coordinates to the
+        // method's constants (in 50 digits); the gap's sensitivity to those
+        // constants comes from the secular equation.
+        constexpr double h = 1e-6;
+        std::vector<MethodSpec> plus, minus;
+        for (std::size_t j = 0; j < x.size(); ++j) {
+          std::vector<double> xp = x, xm = x;
+          xp[j] += h;
+          xm[j] -= h;
+          plus.push_back(space.decode(xp));
+          minus.push_back(space.decode(xm));
+        }
+        const GapGradient r = contraction_rate_gradient(spectrum, m, plus, minus, h, noise);
+        evals = r.rate.evaluations;
+        const double gap = r.rate.gap;
+        if (!std::isfinite(gap)) return std::numeric_limits<double>::infinity();
+        grad.clear();
+        for (double v : r.gradient) grad.push_back(-v);
+        // Stable points only are candidates (with_gradient keeps the best < 0).
+        if (r.rate.stable != (gap > 0)) return std::numeric_limits<double>::infinity();
+        return -gap;
+      };
+      out.global_fallback = fast_search(rate_ev, space, options.start);
+    } else {
+      search(rate_ev, space);
+      out.global_fallback = options.search_mode == SearchMode::Fast;
+    }
     out.evaluations += rate_ev.evaluations;
     out.rate_evaluations += rate_ev.rate_evaluations;
     out.search_precision = p;
@@ -609,6 +995,7 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     return out;
   }
   std::vector<double> best_x = rate_ev.best_x;
+  out.coordinates = best_x;
   bool steps_reached = true;
 
   if (options.objective == Objective::Steps) {

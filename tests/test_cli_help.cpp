@@ -199,7 +199,7 @@ TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplet
   // signals the child and then its process group: the one request arrives twice
   // within microseconds, which must not count as a second ("end at once").
   const std::string frontier =
-      "frontier --spectrum loguniform:d=5000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --output ";
+      "frontier --spectrum loguniform:d=5000,kappa=1e6 --batches 1:1048576:x2 --threads 1 --search-mode global --output ";
   const Run csv = stopped_after("2", frontier + "part.csv --format csv");
   INFO(csv.err);
   CHECK(csv.code == 124);  // timeout: the child ended by SIGTERM

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 
 using namespace cesr;
 
@@ -252,4 +253,45 @@ TEST_CASE("final objective: each row is its batch's exact L_T at floor(N/B) step
   CHECK(json.find("\"samples\": 20000") != std::string::npos);
   CHECK(json.find("\"loss\"") != std::string::npos);
   CHECK(json.find("\"best_batch\"") != std::string::npos);
+}
+
+TEST_CASE("fast frontier (continuation along the batches) against the global search in every row") {
+  // Each method's batches in order, each starting from the previous optimum,
+  // against every row tuned on its own by the dense grid + Nelder-Mead.
+  int fast_evaluations = 0, global_evaluations = 0, fallbacks = 0;
+  std::size_t rows = 0;
+  double worst = 2;
+  for (const char* spec : {"loguniform:d=100,kappa=1e4", "powerlaw:d=200,alpha=1.5", "powerlaw:d=100,alpha=0.5"}) {
+    FrontierOptions o;
+    o.methods = {"sgd", "hb", "nag", "asgd"};
+    o.batches = parse_batches("1:65536:x2");
+    const Spectrum s = make_spectrum(spec);
+    o.tune.search_mode = SearchMode::Fast;
+    const Frontier fast = compute_frontier(s, NoiseModel{}, o);
+    o.tune.search_mode = SearchMode::Global;
+    const Frontier global = compute_frontier(s, NoiseModel{}, o);
+    REQUIRE(fast.rows.size() == global.rows.size());
+    for (std::size_t i = 0; i < fast.rows.size(); ++i) {
+      const TuneResult& f = fast.rows[i].tuned;
+      const TuneResult& g = global.rows[i].tuned;
+      const std::string spec_text = spec;
+      CAPTURE(spec_text);
+      CAPTURE(fast.rows[i].method);
+      CAPTURE(fast.rows[i].batch);
+      CAPTURE(f.gap);
+      CAPTURE(g.gap);
+      REQUIRE(g.stable);
+      REQUIRE(f.stable);
+      CHECK(f.gap >= g.gap * (1 - 1e-6));
+      worst = std::min(worst, f.gap / g.gap);
+      fast_evaluations += f.evaluations;
+      global_evaluations += g.evaluations;
+      fallbacks += f.global_fallback;
+    }
+    rows += fast.rows.size();
+  }
+  if (std::getenv("CESR_TEST_VERBOSE"))
+    fmt::print("{} rows: worst fast/global {:.12f}; evaluations per row fast {:.1f} global {:.1f}; {} fallbacks\n",
+               rows, worst, double(fast_evaluations) / rows, double(global_evaluations) / rows, fallbacks);
+  CHECK(fast_evaluations * 3 < global_evaluations);
 }

@@ -12,6 +12,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cesr {
 
@@ -43,6 +44,26 @@ Rate<Real> contraction_rate_generic(const Spectrum& spectrum, const Method<Real>
 /// 1 - beta is not lost in the rounding of 1 + beta. Prefer this overload.
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise);
+
+/// The gap of a constant-coefficient method (k <= 2, the closed forms) in
+/// double and its derivatives with respect to parameters t_j of the method,
+/// by implicit differentiation of the secular equation at its root:
+///   g(x; c(t)) = 1  =>  d gap / d t_j = -(dg/dc . dc/dt_j) / (dg/dx),
+/// with dg/dc summed over the directions in one O(d) pass and dc/dt_j, the
+/// derivative of the method's constants (I - P, det(I - P), r^T adj(P) q, ...),
+/// the central difference (c(plus[j]) - c(minus[j])) / (2 h) formed in 50-digit
+/// arithmetic (an O(1) map of the hyperparameters). See docs/tune.md.
+struct GapGradient {
+  Rate<double> rate;             ///< exactly contraction_rate<double>(spectrum, method, noise)
+  /// d gap / d t_j, one per pair; empty where the gap is not a simple root of
+  /// g = 1 (rho = rho(D) with no root above it, k > 2, the generic fallback,
+  /// overflow): the caller then has no derivative at this point.
+  std::vector<double> gradient;
+};
+
+GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
+                                      const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
+                                      double h, const NoiseModel& noise);
 
 /// The rate with automatic precision: double first, then long double, quad and
 /// mp50 until two successive precisions agree on the gap to `rtol` (relative).

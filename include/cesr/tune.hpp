@@ -48,6 +48,20 @@ struct Target {
   void validate(double initial_loss) const;
 };
 
+/// How the rate optimum is searched (docs/tune.md):
+///  fast:   from a start (the optimum of a neighbouring problem, e.g. the
+///          previous batch size of a sweep) or a coarse grid, a quasi-Newton
+///          refinement on the exact gradient of the gap (implicit
+///          differentiation of the secular equation), the global search only
+///          where that loses the optimum;
+///  global: the dense coarse grid and Nelder-Mead refinement everywhere.
+enum class SearchMode { Fast, Global };
+
+/// fast | global
+std::string_view to_string(SearchMode m);
+/// Parses fast|global; throws FieldError naming search_mode otherwise.
+SearchMode parse_search_mode(std::string_view name);
+
 /// A user's search box for one hyperparameter, in its own units (replaces the
 /// default box of its Search; see docs/tune.md).
 struct Box {
@@ -73,6 +87,12 @@ struct TuneOptions {
   /// Recompute the reported gap with contraction_rate_auto (double, then long
   /// double, quad, mp50 until two agree); the search itself always runs in double.
   bool confirm_gap = true;
+  SearchMode search_mode = SearchMode::Fast;
+  /// Fast search: a start in the search coordinates (TuneResult::coordinates
+  /// of the same method at a neighbouring problem), clamped into the box;
+  /// empty: the fast search starts from a coarse grid. Ignored by the global
+  /// search and by the steps-only and final objectives.
+  std::vector<double> start;
 };
 
 /// One axis of the search, as reported: the hyperparameter, the coordinate
@@ -109,6 +129,10 @@ struct TuneResult {
   /// time stepping); empty when every point tried diverged.
   std::optional<double> final_loss;
   int rate_evaluations = 0;           ///< secular-function evaluations behind them
+  /// The tuned point in the search coordinates (a start for the next problem of a sweep).
+  std::vector<double> coordinates;
+  /// The fast search fell back to the global one (the continuation lost the optimum).
+  bool global_fallback = false;
 };
 
 /// Tunes the registry method `method` at batch size noise.batch over the

@@ -695,15 +695,18 @@ def steps(spectrum, method, *, batch=None, target, relative=False, max_steps=100
     return StepsResult(reached=r["steps"] is not None, **r)
 
 
-def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, init=None):
+def rate(spectrum, method, *, batch=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10, threads=0,
+         init=None):
     """The contraction rate rho and gap 1 - rho of the exact second-moment operator (cesr rate).
 
     precision="auto" (the default) escalates double, long, quad, mp50 until two
     successive precisions agree on the gap to rtol. An unstable method gives
-    stable=False (rho >= 1), not an exception.
+    stable=False (rho >= 1), not an exception. threads: of the O(d) kernels
+    for d >= 65536 (0: every core); the result does not depend on it.
     """
     sp = _spectrum_arg(spectrum, init)
-    return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol))
+    return RateResult(**_cesr.rate(sp._native, _method_arg(method), batch, kurtosis, noise, precision, rtol,
+                                   threads))
 
 
 def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
@@ -717,7 +720,7 @@ def stability(spectrum, method, *, batch=None, average=None, kurtosis=3.0, noise
 
 def tune(spectrum, method, *, batch=None, objective="rate", target=None, relative=None, max_steps=100_000_000,
          steps=None, search=None, average=None, lr_schedule=None, momentum_schedule=None, batch_schedule=None,
-         kurtosis=3.0, noise=0.0, init=None, **fixed):
+         kurtosis=3.0, noise=0.0, search_mode="fast", threads=0, init=None, **fixed):
     """The best hyperparameters of a registry method at one batch size (cesr tune).
 
     objective="rate" maximises the gap 1 - rho, "steps" minimises the exact
@@ -726,19 +729,22 @@ def tune(spectrum, method, *, batch=None, objective="rate", target=None, relativ
     fixed (tune(sp, "hb", batch=8, momentum=0.9)); search={"lr": (lo, hi)}
     replaces a default search box. Schedules (the CLI's texts) are part of the
     problem and need the steps or final objective; the tuner scales the peak lr.
+    search_mode="fast" (quasi-Newton on the exact gradient of the gap) or
+    "global" (dense grid and Nelder-Mead), as cesr tune --search-mode; threads:
+    of the rate's O(d) kernels (0: every core), the result does not depend on it.
     """
     sp = _spectrum_arg(spectrum, init)
     if isinstance(method, Method):
         raise TypeError("tune takes a registry name (e.g. 'hb'); fix hyperparameters as keywords")
     r = _cesr.tune(sp._native, method, batch, objective, None if target is None else float(target), relative,
                    max_steps, steps, fixed, search or {}, average, lr_schedule, momentum_schedule, batch_schedule,
-                   kurtosis, noise)
+                   kurtosis, noise, search_mode, threads)
     return TuneResult(**r)
 
 
 def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective="rate", target=None, relative=None,
              max_steps=100_000_000, samples=None, search=None, average=None, lr_schedule=None, kurtosis=3.0, noise=0.0,
-             threads=0, progress=None, init=None, **fixed):
+             threads=0, progress=None, search_mode="fast", init=None, **fixed):
     """Every method tuned at every batch size, and per method the best compute
     efficiency, the critical batch size and McCandlish's E_min/S_min (cesr frontier).
 
@@ -755,6 +761,9 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
     hi)} replaces a search box where a method has it. progress(done, total) is
     called after each tuned (method, batch); Ctrl-C stops the sweep after the
     rows in progress. threads=0 uses every core; the result does not depend on it.
+    search_mode="fast" continues each method's optimum along the batches
+    (quasi-Newton on the exact gradient of the gap); "global" tunes every row
+    on its own (dense grid and Nelder-Mead), as cesr frontier --search-mode.
     """
     several = isinstance(spectrum, (list, tuple))
     spectra = list(spectrum) if several else [spectrum]
@@ -779,7 +788,8 @@ def frontier(spectrum, methods=("sgd", "hb", "asgd"), batches=None, *, objective
                 progress(k * total + done, len(problems) * total)
         results.append(_cesr.frontier(sp._native, list(methods), batches, objective,
                                       None if target is None else float(target), relative, max_steps, samples, fixed,
-                                      search or {}, average, lr_schedule, kurtosis, noise, threads, report))
+                                      search or {}, average, lr_schedule, kurtosis, noise, threads, report,
+                                      search_mode))
     return FrontierResult._from_native(results)
 
 

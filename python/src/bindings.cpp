@@ -15,6 +15,7 @@
 #include "cesr/frontier.hpp"
 #include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
+#include "cesr/parallel.hpp"
 #include "cesr/problem.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/schedule.hpp"
@@ -152,6 +153,20 @@ double finite(const char* name, double v) {
   if (!std::isfinite(v)) fail(fmt::format("{} must be a finite number, got {}", name, v));
   return v;
 }
+
+/// threads= (as the CLI's --threads): 0..4096, 0 for every core.
+unsigned threads_arg(long long threads) {
+  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
+  return static_cast<unsigned>(threads);
+}
+
+/// For its lifetime, the O(d) kernels called from this thread use `threads`
+/// threads (0: every core); the results do not depend on it.
+struct KernelThreadsArg {
+  explicit KernelThreadsArg(unsigned threads)
+      : scope(threads ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
+  KernelThreads scope;
+};
 
 /// precision= : double|long|quad|mp50 (and auto where allowed).
 std::optional<Precision> parse_precision_arg(const std::string& text, bool allow_auto) {
@@ -606,15 +621,17 @@ py::dict rate_dict(const AutoRate& r) {
 }
 
 py::dict rate_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double kurtosis,
-                 double noise, const std::string& precision, double rtol) {
+                 double noise, const std::string& precision, double rtol, long long threads) {
   const NoiseModel n = noise_model(sp, batch, kurtosis, noise);
   if (!m.spec.lr_schedule.constant() || !m.spec.momentum_schedule.constant())
     fail("method: a method with a schedule has no contraction rate (use loss or steps)");
   const std::optional<Precision> p = parse_precision_arg(precision, true);
   check_escalation_rtol(rtol);  // names rtol
+  const unsigned kernel_threads = threads_arg(threads);
   AutoRate r;
   {
     py::gil_scoped_release release;
+    const KernelThreadsArg scope(kernel_threads);
     r = p ? contraction_rate_in(*p, sp.spectrum, m.spec, n) : contraction_rate_auto(sp.spectrum, m.spec, n, rtol);
   }
   return rate_dict(r);
@@ -686,7 +703,7 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
                  long long max_steps, std::optional<long long> steps, const py::dict& fixed, const py::dict& search,
                  const std::optional<std::string>& average, const std::optional<std::string>& lr_schedule,
                  const std::optional<std::string>& momentum_schedule, const std::optional<std::string>& batch_schedule,
-                 double kurtosis, double noise) {
+                 double kurtosis, double noise, const std::string& search_mode, long long threads) {
   const MethodInfo& row = row_of(method);
   const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   TuneOptions t;
@@ -703,11 +720,14 @@ py::dict tune_fn(const SpectrumObject& sp, const std::string& method, std::optio
   t.fixed = hyper_values(fixed, &row);
   t.boxes = boxes_arg(search);
   t.average = average_arg(average);
+  t.search_mode = parse_search_mode(search_mode);  // a FieldError naming search_mode
+  const unsigned kernel_threads = threads_arg(threads);
   TuneResult r;
   {
     std::atomic<bool> stop{false};
     r = run_interruptible([&] {
       const StopScope scope(&stop);
+      const KernelThreadsArg kernels(kernel_threads);  // on the thread that runs the search
       return tune(sp.spectrum, row.name, n, t);
     }, stop);
   }
@@ -719,7 +739,7 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
                      std::optional<bool> relative, long long max_steps, std::optional<long long> samples,
                      const py::dict& fixed, const py::dict& search, const std::optional<std::string>& average,
                      const std::optional<std::string>& lr_schedule, double kurtosis, double noise, long long threads,
-                     const py::object& progress) {
+                     const py::object& progress, const std::string& search_mode) {
   FrontierOptions fo;
   fo.methods.clear();
   for (const std::string& m : method_names_) {
@@ -766,8 +786,8 @@ py::dict frontier_fn(const SpectrumObject& sp, const std::vector<std::string>& m
     if (v.is_none()) continue;
     fo.tune.fixed[name] = hyper_value(any_hyperparameter(name), name, v);
   }
-  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
-  fo.threads = static_cast<unsigned>(threads);
+  fo.threads = threads_arg(threads);
+  fo.tune.search_mode = parse_search_mode(search_mode);
   NoiseModel n{1, kurtosis, noise};
   n.model = sp.model;
   n.noise_scale = sp.noise_scale;
@@ -826,8 +846,7 @@ py::dict simulate_fn(const SpectrumObject& sp, const MethodObject& m, std::optio
   config.runs = count("runs", runs, 2);
   config.seed = count("seed", seed, 0);
   config.every = count("every", every, 1);
-  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, got {}", threads));
-  config.threads = static_cast<unsigned>(threads);
+  config.threads = threads_arg(threads);
   config.validate();
   // The theory uses the fourth moment of the simulated law unless kurtosis is given (as cesr simulate).
   const NoiseModel n = noise_model(sp, batch, kurtosis.value_or(fourth_moment(config.covariates)), noise, batch_schedule);
@@ -1136,15 +1155,16 @@ PYBIND11_MODULE(_cesr, mod) {
           "precision"_a, "rtol"_a, "horizon"_a, "horizon_rtol"_a, "batch_schedule"_a);
   mod.def("steps", &steps_fn, "spectrum"_a, "method"_a, "batch"_a, "target"_a, "relative"_a, "max_steps"_a,
           "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a, "horizon"_a, "horizon_rtol"_a, "batch_schedule"_a);
-  mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a);
+  mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a,
+          "threads"_a);
   mod.def("stability", &stability_fn, "spectrum"_a, "method"_a, "values"_a, "average"_a, "batch"_a, "kurtosis"_a,
           "noise"_a, "precision"_a, "rtol"_a);
   mod.def("tune", &tune_fn, "spectrum"_a, "method"_a, "batch"_a, "objective"_a, "target"_a, "relative"_a,
           "max_steps"_a, "steps"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "momentum_schedule"_a,
-          "batch_schedule"_a, "kurtosis"_a, "noise"_a);
+          "batch_schedule"_a, "kurtosis"_a, "noise"_a, "search_mode"_a, "threads"_a);
   mod.def("frontier", &frontier_fn, "spectrum"_a, "methods"_a, "batches"_a, "objective"_a, "target"_a, "relative"_a,
           "max_steps"_a, "samples"_a, "fixed"_a, "search"_a, "average"_a, "lr_schedule"_a, "kurtosis"_a, "noise"_a,
-          "threads"_a, "progress"_a);
+          "threads"_a, "progress"_a, "search_mode"_a);
   mod.def("simulate", &simulate_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "runs"_a, "seed"_a, "every"_a,
           "covariates"_a, "kurtosis"_a, "noise"_a, "precision"_a, "threads"_a, "batch_schedule"_a);
   mod.def("problem", &problem_fn, "X"_a, "y"_a, "center"_a);

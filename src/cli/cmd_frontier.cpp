@@ -36,6 +36,7 @@ struct FrontierCliOptions {
   std::uint64_t max_steps = 100'000'000;
   HorizonOptions horizon;
   unsigned threads = 0;
+  std::string search_mode = "fast";
   std::string format, output;
   int digits = 3;
   std::string plot;  // --plot FILE.svg | FILE.tex
@@ -187,6 +188,7 @@ int run_frontier(const FrontierCliOptions& o) {
   fo.tune.target.horizon = o.horizon.make_mode();
   fo.tune.target.horizon_rtol = o.horizon.rtol;
   fo.threads = o.threads;
+  fo.tune.search_mode = parse_search_mode(o.search_mode);
   try {
     fo.tune.lr_schedule = Schedule::learning_rate(o.lr_schedule);
     fo.tune.average = parse_average(o.average);
@@ -440,6 +442,13 @@ const Registrar registrar{{"frontier",
       ->group("Sweep");
   add_horizon_options(app, o->horizon);
   app.add_option("--threads", o->threads, "Worker threads (0: all cores); the output does not depend on it")
+      ->capture_default_str()
+      ->group("Sweep");
+  app.add_option("--search-mode", o->search_mode,
+                 "fast: each method's batches in order, each starting from the previous optimum (quasi-Newton on "
+                 "the exact gradient of the gap, the global search where that loses the optimum); global: every "
+                 "row by the dense grid and Nelder-Mead (docs/tune.md)")
+      ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Sweep");
   add_hyperparameter_options(app, o->fixed, true, "Fixed hyperparameters (each applies to the methods that have it)");

@@ -61,6 +61,7 @@ const Registrar registrar{{"rate", "Contraction rate rho and gap 1 - rho of the 
   ProblemFlags flags;
   flags.auto_precision = true;
   add_problem_options(app, o->problem, flags);
+  add_threads_option(app);
   app.add_option("--rtol", o->rtol,
                  "With --precision auto: relative agreement on the gap required between two successive precisions")
       ->capture_default_str()

@@ -21,6 +21,7 @@ struct TuneCliOptions {
   HorizonOptions horizon;
   std::vector<std::string> search;  // NAME=LO:HI
   std::uint64_t steps = 0;          // the final objective's horizon
+  std::string search_mode = "fast";
   std::string format, output;
   ProgressFlags progress;
 };
@@ -67,6 +68,7 @@ int run_tune(const TuneCliOptions& o) {
     t.target.relative = o.relative;
   }
   t.target.max_steps = o.max_steps;
+  t.search_mode = parse_search_mode(o.search_mode);
   t.target.horizon = o.horizon.make_mode();
   t.target.horizon_rtol = o.horizon.rtol;
   if (t.objective == Objective::Final) {
@@ -153,6 +155,7 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   ProblemFlags flags;
   flags.precision = false;
   add_problem_options(app, o->problem, flags);
+  add_threads_option(app);
   // The hyperparameter options fix a value; the others are tuned where the method searches them.
   mark_tuned_hyperparameters(app);
   app.add_option("--search", o->search,
@@ -172,6 +175,12 @@ const Registrar registrar{{"tune", "Tune a method's hyperparameters at one batch
   app.add_option("--steps", o->steps, "Final objective: the horizon T (minimise the exact loss L_T)")
       ->group("Tuning");
   app.add_option("--max-steps", o->max_steps, "Steps objective: give up time stepping beyond this many steps (the exact path has no cap)")
+      ->capture_default_str()
+      ->group("Tuning");
+  app.add_option("--search-mode", o->search_mode,
+                 "fast: coarse grid, then quasi-Newton on the exact gradient of the gap; global: the dense grid "
+                 "and Nelder-Mead everywhere (docs/tune.md)")
+      ->check(CLI::IsMember({"fast", "global"}))
       ->capture_default_str()
       ->group("Tuning");
   add_horizon_options(app, o->horizon);

@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include "cesr/parallel.hpp"
 #include "cesr/plot.hpp"
 
 #include <fmt/format.h>
@@ -404,6 +405,14 @@ Precision ProblemOptions::make_precision() const {
   } catch (const std::invalid_argument& e) {
     usage_error("--precision", e);
   }
+}
+
+void add_threads_option(CLI::App& app) {
+  app.add_option_function<unsigned>(
+         "--threads", [](unsigned n) { set_default_kernel_threads(n); },
+         "Threads of the rate's O(d) kernels for d >= 65536 (0: all cores); the output does not depend on it")
+      ->check(CLI::Range(0u, 4096u))
+      ->group("Problem");
 }
 
 HorizonMode HorizonOptions::make_mode() const {

@@ -110,6 +110,11 @@ struct ProblemFlags {
   std::string batch_list_flag;
 };
 
+/// --threads N: the threads of the rate's O(d) kernels (secular function,
+/// its derivative) for spectra of d >= 65536 directions; 0 (default) all cores. The
+/// output does not depend on it (include/cesr/parallel.hpp).
+void add_threads_option(CLI::App& app);
+
 /// --search NAME=LO:HI, repeatable: the tuner's box for a hyperparameter
 /// (names with '-' or '_'); a UsageError naming --search otherwise.
 std::map<std::string, Box, std::less<>> parse_search_boxes(const std::vector<std::string>& items);
