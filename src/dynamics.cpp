@@ -475,6 +475,10 @@ bool Dynamics<Real>::track_rounding() {
   const int k = method_.k, n_entries = unique_entries(k);
   const std::size_t d = lambda_.size();
   const Real u = epsilon<Real>() / 2;
+  // E doubles the state's memory: only where the state and E together fit.
+  const double physical = physical_memory();
+  if (physical > 0 && double(d) * (2.0 * sizeof(double) + double(2 + 2 * n_entries) * sizeof(Real)) > 0.8 * physical)
+    return false;
   bound_.assign(state_.size(), Real(0));
   // S_i(0) = (s0_a s0_b) (w_i E[e_{0,i}^2]): three roundings per entry, whose
   // symmetric error is at most 3 u k max|S_i| in the Loewner order.

@@ -128,8 +128,9 @@ class Dynamics {
   /// the unit roundoff; the sums psi and L are then taken blockwise with
   /// compensation, so their error does not grow with d). Returns false, and
   /// tracks nothing, where T need not be positive or the coefficients change:
-  /// a time-varying MethodPath, or a weighted spectrum with kurtosis K < 2 and
-  /// some weight w_i < 2 - K.
+  /// a time-varying MethodPath, or a weighted spectrum with kurtosis K < 2
+  /// (where some weight w_i < 2 - K would break positivity); also where E, a
+  /// second copy of the state, would not fit in memory.
   bool track_rounding();
   /// The bound on |loss() - L_t| (0 when not tracking); see track_rounding().
   Real rounding_bound() const;
