@@ -116,8 +116,59 @@ void BM_ReferenceLoop(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// `loss --precision auto` on an ordinary case (powerlaw d, alpha 1.5, B = 8,
+// 1000 steps, every 250): range(1) picks sgd (lr 0.5) or hb (lr 0.2,
+// momentum 0.5), two cases where double's running rounding bound certifies
+// rtol = 1e-10, and hb with momentum 0.9 (range(1) = 2), where it does not
+// (2.4e-12 true error, 1.8e-9 bound) and auto escalates. Baselines in the
+// same run: the double run alone (BM_LossDouble) and what auto ran before the
+// bound, one double and one long double run (BM_LossDoubleAndLong).
+cesr::MethodSpec auto_case(std::int64_t which) {
+  if (which == 0) return cesr::method_spec("sgd", {{"lr", 0.5}});
+  return cesr::method_spec("hb", {{"lr", 0.2}, {"momentum", which == 1 ? 0.5 : 0.9}});
+}
+const char* auto_label(std::int64_t which) { return which == 0 ? "sgd" : which == 1 ? "hb 0.5" : "hb 0.9"; }
+constexpr std::uint64_t auto_steps = 1000, auto_every = 250;
+
+template <class Run>
+void loss_benchmark(benchmark::State& state, Run&& run) {
+  const auto d = static_cast<std::size_t>(state.range(0));
+  const cesr::Spectrum s = cesr::make_spectrum(fmt::format("powerlaw:d={},alpha=1.5", d));
+  const cesr::MethodSpec spec = auto_case(state.range(1));
+  for (auto _ : state) benchmark::DoNotOptimize(run(s, spec));
+  state.SetLabel(auto_label(state.range(1)));
+  state.counters["ns/dir-step"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(auto_steps) * static_cast<double>(d) * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_LossAuto(benchmark::State& state) {
+  loss_benchmark(state, [](const cesr::Spectrum& s, const cesr::MethodSpec& spec) {
+    const auto c = cesr::loss_curve_auto(s, spec, cesr::NoiseModel{8}, auto_steps, auto_every, 1e-10);
+    return c.certified;
+  });
+}
+
+void BM_LossDouble(benchmark::State& state) {
+  loss_benchmark(state, [](const cesr::Spectrum& s, const cesr::MethodSpec& spec) {
+    return cesr::loss_curve_in(cesr::Precision::Double, s, spec, cesr::NoiseModel{8}, auto_steps, auto_every)
+        .loss.back();
+  });
+}
+
+void BM_LossDoubleAndLong(benchmark::State& state) {
+  loss_benchmark(state, [](const cesr::Spectrum& s, const cesr::MethodSpec& spec) {
+    const cesr::NoiseModel n{8};
+    return cesr::loss_curve_in(cesr::Precision::Double, s, spec, n, auto_steps, auto_every).loss.back() +
+           cesr::loss_curve_in(cesr::Precision::Long, s, spec, n, auto_steps, auto_every).loss.back();
+  });
+}
+
 }  // namespace
 
+BENCHMARK(BM_LossDouble)->Args({100000, 0})->Args({100000, 1})->Args({100000, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LossAuto)->Args({100000, 0})->Args({100000, 1})->Args({100000, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LossDoubleAndLong)->Args({100000, 0})->Args({100000, 1})->Args({100000, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReferenceLoop)->RangeMultiplier(10)->Range(1000, 1000000);
 BENCHMARK(BM_HeavyBall<double>)->Name("BM_HeavyBall<double>")->RangeMultiplier(10)->Range(1000, 1000000);
 BENCHMARK(BM_HeavyBallGeneric)->Args({10000, 0})->Args({10000, 1});

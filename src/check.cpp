@@ -5,6 +5,7 @@
 
 #include <boost/math/special_functions/erf.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -17,23 +18,6 @@
 namespace cesr {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r");
-  return s.substr(first, last - first + 1);
-}
-
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    const auto comma = line.find(',');
-    out.push_back(trim(line.substr(0, comma)));
-    if (comma == std::string_view::npos) return out;
-    line.remove_prefix(comma + 1);
-  }
-}
 
 std::string_view unquote(std::string_view s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
@@ -104,16 +88,9 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
   std::size_t columns = 0;
   bool have_header = false;
   std::unordered_map<std::uint64_t, std::size_t> seen;  // step -> line
-  std::size_t line_no = 0;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    const std::string_view raw = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    ++line_no;
-    const std::string_view line = trim(raw);
-    if (line.empty() || line.front() == '#') continue;
+  for_each_csv_row(text, [&](const std::vector<std::string_view>& fields, std::size_t line_no) {
     const std::string where = fmt::format("{} line {}", name, line_no);
-    const auto fields = split_fields(line);
+    const auto line = [&] { return fmt::format("{}", fmt::join(fields, ",")); };
     if (!have_header) {
       for (std::size_t c = 0; c < fields.size(); ++c) {
         const std::string_view h = unquote(fields[c]);
@@ -140,18 +117,18 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
         if (numeric)
           throw std::invalid_argument(fmt::format(
               "{}: missing header (the first line must name the columns, e.g. step,loss[,stderr]; got '{}')", where,
-              line));
+              line()));
         throw std::invalid_argument(fmt::format("{}: the header has no '{}' column (got '{}'; need step,loss[,stderr])",
-                                                where, col_step ? "loss" : "step", line));
+                                                where, col_step ? "loss" : "step", line()));
       }
       columns = fields.size();
       out.has_std_error_column = col_se.has_value();
       have_header = true;
-      continue;
+      return;
     }
     if (fields.size() != columns)
       throw std::invalid_argument(
-          fmt::format("{}: {} fields where the header has {} ('{}')", where, fields.size(), columns, line));
+          fmt::format("{}: {} fields where the header has {} ('{}')", where, fields.size(), columns, line()));
     const std::uint64_t t = parse_step(fields[*col_step], where);
     if (const auto it = seen.find(t); it != seen.end())
       throw std::invalid_argument(fmt::format("{}: duplicated step {} (first on line {})", where, t, it->second));
@@ -167,7 +144,7 @@ ObservedCurve parse_curve_csv(std::string_view text, std::string_view name) {
     out.loss.push_back(loss);
     out.std_error.push_back(se);
     out.line.push_back(line_no);
-  }
+  });
   if (!have_header)
     throw std::invalid_argument(fmt::format("{}: empty file (expected a header step,loss[,stderr] and data rows)", name));
   if (out.step.empty()) throw std::invalid_argument(fmt::format("{}: no data rows after the header", name));

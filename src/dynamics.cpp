@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 namespace cesr {
 
@@ -36,6 +37,50 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
 
 namespace {
 constexpr int unique_entries(int k) { return k * (k + 1) / 2; }
+
+// Calls f(std::integral_constant<int, k>) for k = 1..max_states.
+template <class F>
+void for_k(int k, F&& f) {
+  switch (k) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
+// The running rounding bound (Dynamics::track_rounding) in units of the unit
+// roundoff u, counted from the kernels' operations (step_k1, step_k2,
+// generic_step; a fused multiply-add only rounds less, and reordering a sum
+// keeps these bounds), to first order in u:
+// - S' = A S A^T + n q q^T: each A_ab = P_ab - lambda (q_a r_b) has 3 roundings,
+//   on both sides; A S adds K, (A S) A^T + q q^T n adds K + 1; one to spare.
+//   Entry (a, b) is off by at most that times (|A| |S| |A|^T)_ab <=
+//   max|S| v_a v_b with v = (|P| + lambda |q||r|^T) 1.
+constexpr int error_update(int k) { return 2 * k + 8; }
+// - n = lambda ((K-2)/B lambda z + (psi + sigma^2)/B) with z = r^T S r summed
+//   over the unique entries (each weight rounded once): relative to the sum of
+//   the magnitudes of its terms, unique + 12 (constants, products, sums).
+constexpr int error_noise(int k) { return unique_entries(k) + 12; }
+// - q_a q_b and its product with n.
+constexpr int error_injection = 3;
+// The sums psi and L of a tracked run: blocks of sum_block terms added in
+// order, the block sums with Neumaier's compensation, so their error is
+// (sum_block + 2) u sum |x_i| (+ O(d u^2)) rather than d u; each term x_i =
+// lambda_i sum_e w_e S_e has unique + 3 roundings of its own (w_e included).
+constexpr std::size_t sum_block = 64;
+constexpr int error_sum(int k) { return static_cast<int>(sum_block) + unique_entries(k) + 6; }
+
+// Index of the diagonal entry (a, a) among the unique entries of a k x k symmetric matrix in row order.
+constexpr int diagonal_entry(int k, int a) { return a * k - a * (a - 1) / 2; }
+
+// Rounding below the normal range errs by at most half the smallest
+// subnormal, absolutely; the bound adds a multiple of the smallest normal
+// number instead, which keeps E itself out of the (slow) subnormal range.
+template <class Real>
+Real smallest_positive() {
+  return std::numeric_limits<Real>::min();
+}
 }  // namespace
 
 void NoiseModel::validate() const {
@@ -208,6 +253,11 @@ void Dynamics<Real>::rescale() {
   // Multiplying by a power of two is exact (barring subnormals, which only
   // the upward shift can meet, and then it recovers lost digits).
   for (Real& x : state_) x = ldexp(x, shift);
+  for (Real& x : bound_) x = ldexp(x, shift);
+  bound_psi_ = ldexp(bound_psi_, shift);
+  bound_loss_ = ldexp(bound_loss_, shift);
+  psi_error_ = ldexp(psi_error_, shift);
+  loss_error_ = ldexp(loss_error_, shift);
   scaled_loss_ = ldexp(scaled_loss_, shift);
   scaled_psi_ = ldexp(scaled_psi_, shift);
   scale_exp_ -= shift;
@@ -415,6 +465,228 @@ void Dynamics<Real>::generic_step(const Method<Real>& next, Real& psi_out, Real&
 }
 
 template <class Real>
+bool Dynamics<Real>::track_rounding() {
+  using std::abs;
+  if (!path_.constant() || t_ != 0) return false;
+  // T is positive when the own-direction coefficient of r^T S_i r in the
+  // injection, (K - 2 + w_i) lambda_i^2 / B, is >= 0: always unweighted
+  // (K >= 1); with weights, K >= 2 is asked for.
+  if (!noise_.additive() && noise_.kurtosis < 2 && !weighted_lambda_.empty()) return false;
+  const int k = method_.k, n_entries = unique_entries(k);
+  const std::size_t d = lambda_.size();
+  const Real u = epsilon<Real>() / 2;
+  // E doubles the state's memory: only where the state and E together fit.
+  const double physical = physical_memory();
+  if (physical > 0 && double(d) * (2.0 * sizeof(double) + double(2 + 2 * n_entries) * sizeof(Real)) > 0.8 * physical)
+    return false;
+  bound_.assign(state_.size(), Real(0));
+  // S_i(0) = (s0_a s0_b) (w_i E[e_{0,i}^2]): three roundings per entry, whose
+  // symmetric error is at most 3 u k max|S_i| in the Loewner order.
+  for (std::size_t i = 0; i < d; ++i) {
+    Real largest = 0;
+    for (int e = 0; e < n_entries; ++e) largest = std::max<Real>(largest, abs(state_[e * d + i]));
+    for (int a = 0; a < k; ++a)
+      bound_[diagonal_entry(k, a) * d + i] = 3 * u * k * largest + smallest_positive<Real>();
+  }
+  for_k(k, [&](auto kk) { measure_bound<decltype(kk)::value>(); });
+  publish();
+  return true;
+}
+
+template <class Real>
+Real Dynamics<Real>::rounding_bound() const {
+  using std::abs;
+  if (bound_.empty()) return Real(0);
+  const Real absolute = bound_loss_ + loss_error_;
+  if (scaled_loss_ == 0) return absolute == 0 ? Real(0) : std::numeric_limits<Real>::infinity();
+  Real relative = absolute / abs(scaled_loss_);
+  // publish() multiplies by 2^e, exactly unless L_t is below the normal range,
+  // where it rounds to a multiple of the smallest subnormal.
+  if (abs(loss_) < std::numeric_limits<Real>::min())
+    relative = loss_ == 0 ? std::numeric_limits<Real>::infinity() : relative + smallest_positive<Real>() / abs(loss_);
+  return relative;
+}
+
+template <class Real>
+template <int K>
+void Dynamics<Real>::measure_bound() {
+  using std::abs;
+  constexpr int n_entries = unique_entries(K);
+  const Method<Real>& m = method_;  // a tracked method is constant: also step t + 1's
+  std::array<Real, n_entries> wr{}, wo{};
+  Real r1 = 0, o1 = 0;
+  {
+    int e = 0;
+    for (int a = 0; a < K; ++a) {
+      r1 += abs(m.r[a]);
+      o1 += abs(m.o[a]);
+      for (int b = a; b < K; ++b, ++e) {
+        const Real mult = a == b ? Real(1) : Real(2);
+        wr[e] = mult * m.r[a] * m.r[b];
+        wo[e] = mult * m.o[a] * m.o[b];
+      }
+    }
+  }
+  const std::size_t d = lambda_.size();
+  const Real* __restrict S = state_.data();
+  const Real* __restrict E = bound_.data();
+  const Real* __restrict lam = lambda_.data();
+  // Neumaier's compensated sum of the block sums.
+  Real psi = 0, psi_c = 0, loss = 0, loss_c = 0;
+  const auto add = [](Real& sum, Real& comp, const Real& x) {
+    const Real t = sum + x;
+    if (abs(sum) >= abs(x)) comp += (sum - t) + x;
+    else comp += (x - t) + sum;
+    sum = t;
+  };
+  Real mass = 0, psi_e = 0, loss_e = 0;  // sum lambda_i max|S_i|, psi of E, 2 L of E
+  for (std::size_t start = 0; start < d; start += sum_block) {
+    const std::size_t end = std::min(d, start + sum_block);
+    Real bp = 0, bl = 0, bm = 0, bpe = 0, ble = 0;
+    const auto body = [&](std::size_t i) {
+      Real sp = 0, so = 0, largest = 0, ep = 0, eo = 0;
+      for (int e = 0; e < n_entries; ++e) {
+        const Real s = S[e * d + i], x = E[e * d + i];
+        sp += wr[e] * s;
+        so += wo[e] * s;
+        ep += wr[e] * x;
+        eo += wo[e] * x;
+        largest = abs(s) > largest ? abs(s) : largest;
+      }
+      const Real l = lam[i];
+      bp += l * sp;
+      bl += l * so;
+      bm += l * largest;
+      bpe += l * ep;
+      ble += l * eo;
+    };
+    if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd reduction(+ : bp, bl, bm, bpe, ble)
+      for (std::size_t i = start; i < end; ++i) body(i);
+    } else {
+      for (std::size_t i = start; i < end; ++i) body(i);
+    }
+    add(psi, psi_c, bp);
+    add(loss, loss_c, bl);
+    mass += bm;
+    psi_e += bpe;
+    loss_e += ble;
+  }
+  scaled_psi_ = psi + psi_c;
+  scaled_loss_ = (loss + loss_c) / 2;
+  const Real c = Real(error_sum(K)) * (epsilon<Real>() / 2) * mass;
+  psi_error_ = c * r1 * r1;
+  loss_error_ = c * o1 * o1 / 2;
+  bound_psi_ = psi_e;
+  bound_loss_ = loss_e / 2;
+}
+
+template <class Real>
+template <int K, bool Weighted>
+void Dynamics<Real>::bound_step() {
+  using std::abs;
+  constexpr int n_entries = unique_entries(K);
+  const Method<Real>& m = method_;
+  const std::size_t d = lambda_.size();
+  const Real u = epsilon<Real>() / 2;
+  const Real ekb = excess_kurtosis_over_batch_, ekb_abs = abs(ekb);
+  // The computed state's coupling (its magnitude and the error of its psi),
+  // and E's own: T acts on E without the constant forcing (label noise, the
+  // additive model's C), which carries no error of the state.
+  const Real coupling_state = abs(coupling());
+  const Real coupling_error = noise_.additive() ? Real(0) : psi_error_ * inv_batch_;
+  const Real coupling_bound = noise_.additive() ? Real(0) : bound_psi_ * inv_batch_;
+  std::array<Real, n_entries> wr{};
+  std::array<std::array<Real, K>, K> P{}, qr{}, qq{}, Pabs{}, qr_abs{};
+  std::array<Real, K> q_abs{};
+  Real r1 = 0, q1 = 0;
+  {
+    int e = 0;
+    for (int a = 0; a < K; ++a) {
+      q_abs[a] = abs(m.q[a]);
+      q1 += q_abs[a];
+      r1 += abs(m.r[a]);
+      for (int b = a; b < K; ++b, ++e) wr[e] = (a == b ? Real(1) : Real(2)) * m.r[a] * m.r[b];
+      for (int b = 0; b < K; ++b) {
+        P[a][b] = m.P[a][b];
+        Pabs[a][b] = abs(m.P[a][b]);
+        qr[a][b] = m.q[a] * m.r[b];
+        qr_abs[a][b] = abs(qr[a][b]);
+        qq[a][b] = m.q[a] * m.q[b];
+      }
+    }
+  }
+  const Real update_u = Real(error_update(K)) * u, noise_u = Real(error_noise(K)) * u;
+  const Real injection_u = Real(error_injection) * u;
+  const Real floor = Real(error_update(K) + 4) * smallest_positive<Real>();  // rounding below the normal range
+  Real* __restrict base = bound_.data();
+  const Real* __restrict S = state_.data();
+  const Real* __restrict lam = lambda_.data();
+  const Real* __restrict wlam = weighted_lambda_.data();
+  // By value: the loop then sees no aliasing through captured references and vectorizes.
+  const auto body = [=](std::size_t i) {
+    const Real l = lam[i];
+    const Real f = Weighted ? abs(wlam[i]) : l;  // the injection's factor of the coupling
+    Real largest = 0, Em[K][K], A[K][K], T[K][K];
+    Real v[K];
+    {
+      int e = 0;
+      for (int a = 0; a < K; ++a)
+        for (int b = a; b < K; ++b, ++e) {
+          const Real s = S[static_cast<std::size_t>(e) * d + i];
+          largest = abs(s) > largest ? abs(s) : largest;
+          Em[a][b] = Em[b][a] = base[static_cast<std::size_t>(e) * d + i];
+        }
+    }
+    Real v1 = 0;
+    for (int a = 0; a < K; ++a) {
+      Real row = 0;
+      for (int b = 0; b < K; ++b) {
+        A[a][b] = P[a][b] - l * qr[a][b];
+        row += Pabs[a][b] + l * qr_abs[a][b];
+      }
+      v[a] = row;
+      v1 += row;
+    }
+    Real z = 0;
+    {
+      int e = 0;
+      for (int a = 0; a < K; ++a)
+        for (int b = a; b < K; ++b, ++e) z += wr[e] * Em[a][b];
+    }
+    Real n;
+    if constexpr (Weighted) n = l * (ekb * l * z) + wlam[i] * coupling_bound;
+    else n = l * (ekb * l * z + coupling_bound);
+    // The state's injection n~ and its error: |n~| <= nu, |n~ - n| <= dn.
+    const Real nu = l * l * ekb_abs * r1 * r1 * largest + f * coupling_state;
+    const Real dn = noise_u * nu + f * coupling_error;
+    const Real inject = dn + injection_u * nu;
+    for (int a = 0; a < K; ++a)
+      for (int b = 0; b < K; ++b) {
+        Real sum = 0;
+        for (int c = 0; c < K; ++c) sum += A[a][c] * Em[c][b];
+        T[a][b] = sum;
+      }
+    int e = 0;
+    for (int a = 0; a < K; ++a)
+      for (int b = a; b < K; ++b, ++e) {
+        Real sum = qq[a][b] * n;
+        for (int c = 0; c < K; ++c) sum += T[a][c] * A[b][c];
+        // |delta_ab| <= x v_a v_b + y |q_a||q_b|, so -N <= delta <= N for the
+        // diagonal N_aa = x v_a |v|_1 + y |q_a| |q|_1 (Gershgorin).
+        if (a == b) sum += update_u * largest * v[a] * v1 + inject * q_abs[a] * q1 + floor;
+        base[static_cast<std::size_t>(e) * d + i] = sum;
+      }
+  };
+  if constexpr (std::is_floating_point_v<Real>) {
+#pragma omp simd
+    for (std::size_t i = 0; i < d; ++i) body(i);
+  } else {
+    for (std::size_t i = 0; i < d; ++i) body(i);
+  }
+}
+
+template <class Real>
 void Dynamics<Real>::step() {
   // The sums after the update are taken with the coefficients of step t + 1
   // (they feed its noise and its output).
@@ -430,6 +702,11 @@ void Dynamics<Real>::step() {
     if (t_ > 0) count_work(1024);      // and show their progress
   }
   if (!noise_.batch_schedule.constant()) set_batch(noise_.batch_at(t_));
+  const bool tracking = !bound_.empty();
+  if (tracking) for_k(method_.k, [&](auto k) {
+      if (weighted_lambda_.empty()) bound_step<decltype(k)::value, false>();
+      else bound_step<decltype(k)::value, true>();
+    });
   Real psi = 0, loss = 0;
   const bool fast = kernel_ == Kernel::Auto;
   // The unweighted kernels are separate instances, so a spectrum without
@@ -454,6 +731,7 @@ void Dynamics<Real>::step() {
   if (!path_.constant()) std::swap(method_, next_);
   scaled_psi_ = psi;
   scaled_loss_ = loss / 2;
+  if (tracking) for_k(method_.k, [&](auto k) { measure_bound<decltype(k)::value>(); });
   ++t_;
   rescale();
   publish();

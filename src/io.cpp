@@ -103,4 +103,34 @@ std::string read_text_file(const std::string& path, std::string_view what, std::
   return text;
 }
 
+namespace {
+std::string_view trim_blanks(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+}  // namespace
+
+void for_each_csv_row(std::string_view text,
+                      const std::function<void(const std::vector<std::string_view>& fields, std::size_t line)>& row) {
+  std::vector<std::string_view> fields;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = trim_blanks(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line_no;
+    if (line.empty() || line.front() == '#') continue;
+    fields.clear();
+    for (;;) {  // each pass takes one field
+      const auto comma = line.find(',');
+      fields.push_back(trim_blanks(line.substr(0, comma)));
+      if (comma == std::string_view::npos) break;
+      line.remove_prefix(comma + 1);
+    }
+    row(fields, line_no);
+  }
+}
+
 }  // namespace cesr

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <ios>
 #include <limits>
+#include <optional>
+#include <stdexcept>
 #include <type_traits>
 
 namespace cesr {
@@ -79,6 +81,82 @@ AutoSteps steps_in(const Spectrum& spectrum, const MethodSpec& method, const Noi
   return out;
 }
 
+// The double run with its own rounding bound (Dynamics::track_rounding): the
+// coefficients are formed in 50 digits and rounded once, so that they are
+// within a unit roundoff of the exact ones, which the bound assumes. Nothing
+// when the bound does not apply (coefficients that change with the step,
+// T not positive) or does not certify rtol / 2.
+std::optional<Dynamics<double>> tracked_double(const Spectrum& spectrum, const MethodSpec& method,
+                                               const NoiseModel& noise) {
+  const MethodPath<mp50> exact = make_path<mp50>(method);
+  if (!exact.constant()) return std::nullopt;
+  std::optional<Dynamics<double>> dyn;
+  dyn.emplace(spectrum, MethodPath<double>(exact.initial.cast<double>()), noise);
+  if (!dyn->track_rounding()) return std::nullopt;
+  return dyn;
+}
+
+std::optional<AutoLossCurve> certified_curve(const Spectrum& spectrum, const MethodSpec& method,
+                                             const NoiseModel& noise, std::uint64_t steps, std::uint64_t every,
+                                             double rtol) {
+  if (every < 1) throw std::invalid_argument("--every must be >= 1");
+  std::optional<Dynamics<double>> dyn = tracked_double(spectrum, method, noise);
+  if (!dyn) return std::nullopt;
+  AutoLossCurve out;
+  out.precision = Precision::Double;
+  out.certified = true;
+  for (;;) {
+    const std::uint64_t t = dyn->time();
+    if (dyn->diverged()) return std::nullopt;  // the precisions compare where it diverges
+    const double bound = dyn->rounding_bound();
+    // Hopeless long before the end: stop paying for it.
+    if (!(bound <= 64 * rtol)) return std::nullopt;
+    if (t % every == 0 || t == steps) {
+      if (!(bound <= rtol / 2)) return std::nullopt;
+      out.disagreement = std::max(out.disagreement, bound);
+      out.step.push_back(t);
+      out.loss.push_back(dyn->loss());
+      out.loss_text.push_back(format_real(dyn->loss(), round_trip_digits<double>()));
+    }
+    if (t == steps) break;
+    dyn->step();
+  }
+  return out;
+}
+
+std::optional<AutoSteps> certified_steps(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                                         double target, bool relative, std::uint64_t max_steps, double rtol) {
+  // The additive model's floor is computed apart (loss_floor): left to the precisions' comparison.
+  if (noise.additive()) return std::nullopt;
+  std::optional<Dynamics<double>> dyn = tracked_double(spectrum, method, noise);
+  if (!dyn) return std::nullopt;
+  const double u = std::numeric_limits<double>::epsilon() / 2;
+  const double initial = dyn->loss(), initial_bound = dyn->rounding_bound();
+  if (!(initial_bound <= rtol / 2)) return std::nullopt;
+  const double goal = relative ? target * initial : target;
+  // The exact goal is target L_0: within goal (b_0 + u) of the computed one (and a unit to spare).
+  const double goal_error = relative ? std::abs(goal) * (initial_bound + 2 * u) : 0;
+  AutoSteps out;
+  out.precision = Precision::Double;
+  out.certified = true;
+  out.initial_loss = initial;
+  out.initial_loss_text = format_real(initial, round_trip_digits<double>());
+  for (;;) {
+    if (dyn->diverged()) return std::nullopt;
+    const double loss = dyn->loss(), bound = dyn->rounding_bound();
+    if (!(bound <= rtol / 2)) return std::nullopt;
+    // L_t <= goal is decided only when the computed values are farther apart than their errors.
+    if (!(std::abs(loss - goal) > bound * std::abs(loss) + goal_error)) return std::nullopt;
+    out.loss = loss;
+    out.steps_run = dyn->time();
+    if (loss <= goal) out.steps = dyn->time();
+    if (loss <= goal || dyn->time() >= max_steps) break;
+    dyn->step();
+  }
+  out.loss_text = format_real(out.loss, round_trip_digits<double>());
+  return out;
+}
+
 double worst_difference(const std::vector<mp50>& a, const std::vector<mp50>& b) {
   if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
   double worst = 0;
@@ -105,6 +183,8 @@ AutoSteps steps_to_target_in(Precision precision, const Spectrum& spectrum, cons
 AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                               std::uint64_t steps, std::uint64_t every, double rtol) {
   check_escalation_rtol(rtol);
+  if (std::optional<AutoLossCurve> certified = certified_curve(spectrum, method, noise, steps, every, rtol))
+    return std::move(*certified);
   using Run = std::pair<AutoLossCurve, std::vector<mp50>>;
   Run result = escalate_precision(
       [&](Precision p) {
@@ -127,6 +207,8 @@ AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method
 AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                double target, bool relative, std::uint64_t max_steps, double rtol) {
   check_escalation_rtol(rtol);
+  if (std::optional<AutoSteps> certified = certified_steps(spectrum, method, noise, target, relative, max_steps, rtol))
+    return std::move(*certified);
   using Run = std::pair<AutoSteps, std::vector<mp50>>;
   Run result = escalate_precision(
       [&](Precision p) {

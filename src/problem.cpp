@@ -19,13 +19,6 @@ namespace cesr {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
 bool ends_with(std::string_view s, std::string_view tail) {
   if (s.size() < tail.size()) return false;
   for (std::size_t i = 0; i < tail.size(); ++i)
@@ -43,45 +36,13 @@ struct CsvTable {
 
 CsvTable parse_csv_numbers(std::string_view text, std::string_view name) {
   CsvTable t;
-  std::size_t lineno = 0;
   bool have_header = false;
   std::size_t header_line = 0;
-  while (!text.empty()) {
-    const auto newline = text.find('\n');
-    std::string_view line = text.substr(0, newline);
-    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    ++lineno;
-    line = trim(line);
-    if (line.empty() || line.front() == '#') continue;
-    std::size_t field = 0;
-    std::size_t start = 0;
-    for (;;) {  // each pass reads one field
-      const auto comma = line.find(',', start);
-      const std::string_view f =
-          trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
-      ++field;
-      if (!have_header) {
-        t.header.emplace_back(f);
-      } else {
-        if (field > t.header.size())
-          throw std::invalid_argument(fmt::format("{} line {}: more than the {} fields of the header (line {})", name,
-                                                  lineno, t.header.size(), header_line));
-        double x = 0;
-        // A leading '+' reads as on the command line (from_chars takes none).
-        const std::string_view digits = f.size() > 1 && f[0] == '+' && f[1] != '-' ? f.substr(1) : f;
-        const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), x);
-        if (f.empty() || digits.empty() || ec != std::errc{} || p != digits.data() + digits.size() || !std::isfinite(x))
-          throw std::invalid_argument(
-              fmt::format("{} line {} field {}: '{}' is not a finite number", name, lineno, field, f));
-        t.values.push_back(x);
-      }
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
+  for_each_csv_row(text, [&](const std::vector<std::string_view>& fields, std::size_t lineno) {
     if (!have_header) {
       // A header of numbers is a data row: the file has no header.
       bool numeric = true;
-      for (const auto& h : t.header) {
+      for (const auto& h : fields) {
         double x = 0;
         const auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), x);
         numeric = numeric && !h.empty() && ec == std::errc{} && p == h.data() + h.size();
@@ -89,15 +50,30 @@ CsvTable parse_csv_numbers(std::string_view text, std::string_view name) {
       if (numeric)
         throw std::invalid_argument(
             fmt::format("{} line {}: expected a header row naming the columns, got numbers", name, lineno));
+      t.header.assign(fields.begin(), fields.end());
       have_header = true;
       header_line = lineno;
-      continue;
+      return;
     }
-    if (field < t.header.size())
-      throw std::invalid_argument(fmt::format("{} line {}: {} fields, the header (line {}) has {}", name, lineno, field,
-                                              header_line, t.header.size()));
+    if (fields.size() > t.header.size())
+      throw std::invalid_argument(fmt::format("{} line {}: more than the {} fields of the header (line {})", name,
+                                              lineno, t.header.size(), header_line));
+    if (fields.size() < t.header.size())
+      throw std::invalid_argument(fmt::format("{} line {}: {} fields, the header (line {}) has {}", name, lineno,
+                                              fields.size(), header_line, t.header.size()));
+    for (std::size_t field = 1; field <= fields.size(); ++field) {
+      const std::string_view f = fields[field - 1];
+      double x = 0;
+      // A leading '+' reads as on the command line (from_chars takes none).
+      const std::string_view digits = f.size() > 1 && f[0] == '+' && f[1] != '-' ? f.substr(1) : f;
+      const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), x);
+      if (f.empty() || digits.empty() || ec != std::errc{} || p != digits.data() + digits.size() || !std::isfinite(x))
+        throw std::invalid_argument(
+            fmt::format("{} line {} field {}: '{}' is not a finite number", name, lineno, field, f));
+      t.values.push_back(x);
+    }
     ++t.rows;
-  }
+  });
   if (!have_header) throw std::invalid_argument(fmt::format("{}: empty file (expected a header row and data rows)", name));
   if (t.rows == 0) throw std::invalid_argument(fmt::format("{}: no data rows after the header", name));
   return t;
@@ -319,33 +295,17 @@ std::string init_file_text(const DataProblem& p) {
 }
 
 std::string problem_json(const DataProblem& p, const std::string& spectrum_name, const std::string& init_name) {
-  nlohmann::ordered_json j;
-  j["d"] = p.d;
-  j["n"] = p.n;
-  j["centered"] = p.centered;
-  j["kappa"] = p.kappa;
-  j["trace"] = p.trace;
-  j["lambda_max"] = p.lambda_max;
-  j["lambda_min"] = p.lambda_min;
-  j["noise"] = p.noise;
-  j["noise_estimated"] = p.noise_estimated;
-  j["noise_rows"] = p.rss / double(p.n);
-  j["rss"] = p.rss;
-  j["kurtosis_mean"] = p.kurtosis_mean;
-  j["kurtosis_min"] = p.kurtosis_min;
-  j["kurtosis_max"] = p.kurtosis_max;
-  j["null_directions"] = p.null_directions;
-  j["null_cutoff"] = p.null_cutoff;
-  j["rank"] = p.rank;
-  j["lines"] = p.line_lambda.size();
-  j["initial_loss"] = p.initial_loss;
-  j["lambda_min_relative_error"] = p.lambda_min_relative_error;
-  j["spectrum"] = "file:" + spectrum_name;
-  j["init"] = "file:" + init_name;
-  j["kurtosis_directions"] = p.kurtosis;
-  j["noise_coupling"] = p.noise_coupling;
-  j["w_star"] = p.w_star;
-  j["intercept"] = p.intercept;
+  // One object, its fields in the order they have always been written (docs/data.md shows them).
+  const nlohmann::ordered_json j = {
+      {"d", p.d}, {"n", p.n}, {"centered", p.centered}, {"kappa", p.kappa}, {"trace", p.trace},
+      {"lambda_max", p.lambda_max}, {"lambda_min", p.lambda_min}, {"noise", p.noise},
+      {"noise_estimated", p.noise_estimated}, {"noise_rows", p.rss / double(p.n)}, {"rss", p.rss},
+      {"kurtosis_mean", p.kurtosis_mean}, {"kurtosis_min", p.kurtosis_min}, {"kurtosis_max", p.kurtosis_max},
+      {"null_directions", p.null_directions}, {"null_cutoff", p.null_cutoff}, {"rank", p.rank},
+      {"lines", p.line_lambda.size()}, {"initial_loss", p.initial_loss},
+      {"lambda_min_relative_error", p.lambda_min_relative_error}, {"spectrum", "file:" + spectrum_name},
+      {"init", "file:" + init_name}, {"kurtosis_directions", p.kurtosis}, {"noise_coupling", p.noise_coupling},
+      {"w_star", p.w_star}, {"intercept", p.intercept}};
   return j.dump(2) + "\n";
 }
 

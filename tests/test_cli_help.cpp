@@ -239,4 +239,30 @@ TEST_CASE("an interrupted window writes the kappas it finished, marked incomplet
   CHECK(rows < 6);
   CHECK(has(text, "# incomplete: interrupted after " + std::to_string(rows) + " of 6 kappas\n"));
   CHECK(has(r.err, "cesr window: incomplete: interrupted after " + std::to_string(rows) + " of 6 kappas"));
+
+  // JSON: the same shape as a complete run's (a list of kappa rows), the
+  // kappa stopped last, marked "complete": false.
+  const Run json = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 3000 --threads 1 --format json "
+                                      "--output window.json");
+  CHECK(json.code == 124);
+  const auto list = nlohmann::json::parse(cesr_test::slurp("window.json"));
+  REQUIRE(list.is_array());
+  REQUIRE(list.size() >= 1);
+  REQUIRE(list.size() <= 6);
+  const auto& last = list.back();
+  CHECK(last.at("complete") == false);
+  const std::size_t done = list.size() - 1;
+  CHECK(last.at("note") == "incomplete: interrupted after " + std::to_string(done) + " of 6 kappas");
+  const double stopped_kappa[] = {1e2, 1e4, 1e6, 1e8, 1e10, 1e12};
+  CHECK(last.at("kappa").get<double>() == stopped_kappa[done]);
+  for (std::size_t i = 0; i < done; ++i) {
+    CHECK(list.at(i).at("kappa").get<double>() == stopped_kappa[i]);
+    CHECK(!list.at(i).contains("complete"));
+    CHECK(list.at(i).contains("window_ratio"));
+  }
+  const Run full = run("window --kappas 1e2,1e3 --d 200 --format json");
+  REQUIRE(full.code == 0);
+  const auto whole = nlohmann::json::parse(full.out);
+  REQUIRE(whole.is_array());
+  CHECK(whole.size() == 2);
 }

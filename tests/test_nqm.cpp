@@ -8,6 +8,7 @@
 
 #include "oracle.hpp"
 
+#include "method_specs.hpp"
 #include "cesr/dynamics.hpp"
 #include "cesr/error.hpp"
 #include "cesr/rate.hpp"
@@ -24,11 +25,7 @@ using cesr::MethodSpec;
 using cesr::NoiseModel;
 using cesr::Spectrum;
 
-MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
-  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
-  if (!std::isnan(momentum)) m.set("momentum", momentum);
-  return m;
-}
+using cesr_test::spec_of;
 
 NoiseModel additive(std::uint64_t batch, double c = 1) {
   NoiseModel n(batch);
@@ -86,16 +83,8 @@ TEST_CASE("additive noise: heavy ball, Nesterov and a noise-covariance file agai
   const std::vector<double> cov_file{0.3, 2.0, 0.7};
   for (const MethodSpec& m : {spec_of("hb", 0.3, 0.8), spec_of("nag", 0.2, 0.9), spec_of("sgd", 0.9)}) {
     const auto method = cesr::make_method<long double>(m);
-    oracle::Coeffs c{method.k, oracle::Mat(method.k, method.k), oracle::Vec(method.k), oracle::Vec(method.k),
-                     oracle::Vec(method.k)};
-    oracle::Vec s0(method.k);
-    for (int a = 0; a < method.k; ++a) {
-      for (int b = 0; b < method.k; ++b) c.P(a, b) = method.P[a][b];
-      c.q(a) = method.q[a];
-      c.r(a) = method.r[a];
-      c.o(a) = method.o[a];
-      s0(a) = method.s0[a];
-    }
+    oracle::Vec s0;
+    const oracle::Coeffs c = cesr_test::oracle_coeffs(method, &s0);
     const std::vector<long double> ones(3, 1.0L);
     for (int own = 0; own < 2; ++own) {
       Spectrum sp = s;
@@ -212,16 +201,8 @@ TEST_CASE("preconditioning power:p=gamma equals the preconditioned update (dense
   CHECK(pre.initial_loss() == doctest::Approx(s.initial_loss()).epsilon(1e-15));
   for (const MethodSpec& m : {spec_of("sgd", 0.6), spec_of("hb", 0.3, 0.7)}) {
     const auto method = cesr::make_method<long double>(m);
-    oracle::Coeffs c{method.k, oracle::Mat(method.k, method.k), oracle::Vec(method.k), oracle::Vec(method.k),
-                     oracle::Vec(method.k)};
-    oracle::Vec s0(method.k);
-    for (int a = 0; a < method.k; ++a) {
-      for (int b = 0; b < method.k; ++b) c.P(a, b) = method.P[a][b];
-      c.q(a) = method.q[a];
-      c.r(a) = method.r[a];
-      c.o(a) = method.o[a];
-      s0(a) = method.s0[a];
-    }
+    oracle::Vec s0;
+    const oracle::Coeffs c = cesr_test::oracle_coeffs(method, &s0);
     // Multiplicative model: Gaussian and Rademacher covariates, label noise.
     for (const double K : {3.0, 1.0}) {
       const auto engine =

@@ -8,6 +8,7 @@
 // - heavy ball and Nesterov with beta = 0 are SGD (k = 2 code path vs k = 1).
 #include <doctest/doctest.h>
 
+#include "method_specs.hpp"
 #include "cesr/dynamics.hpp"
 
 #include <cmath>
@@ -20,11 +21,7 @@ using cesr::MethodSpec;
 using cesr::NoiseModel;
 using cesr::Spectrum;
 
-MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
-  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
-  if (!std::isnan(momentum)) m.set("momentum", momentum);
-  return m;
-}
+using cesr_test::spec_of;
 
 // Batch so large that the sampling noise (relative size ~ tr(H) eta / B per
 // step) is far below double rounding over a few hundred steps.

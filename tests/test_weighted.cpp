@@ -7,6 +7,7 @@
 // routes share no weight arithmetic.
 #include <doctest/doctest.h>
 
+#include "method_specs.hpp"
 #include "cesr/dynamics.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/simulate.hpp"
@@ -32,11 +33,7 @@ Spectrum weighted_problem() {
   return s;
 }
 
-MethodSpec spec_of(const char* name, double lr, double momentum = std::nan("")) {
-  MethodSpec m = cesr::method_spec(name, {{"lr", lr}});
-  if (!std::isnan(momentum)) m.set("momentum", momentum);
-  return m;
-}
+using cesr_test::spec_of;
 
 // A k = 3 method (heavy ball with an extra EMA state that is never read):
 // exercises the generic kernel and the generic rate path.

@@ -116,6 +116,25 @@ class Dynamics {
   /// The exponent e of the rescaling lambda -> lambda / 2^e.
   int lambda_exponent() const { return lambda_exp_; }
 
+  /// Starts a running bound of this run's own rounding error (call at t = 0).
+  /// The computed state obeys S~(t+1) = T S~(t) + delta_t with T the exact
+  /// operator of the stored coefficients and delta_t the rounding of one step,
+  /// bounded entry by entry from |S~|, |P| + lambda |q||r|^T and the operation
+  /// counts; a diagonal matrix N_t with -N_t <= delta_t <= N_t (Loewner order)
+  /// follows. T maps positive semidefinite tuples to positive semidefinite
+  /// tuples, so the error stays between -E_t and E_t with E_{t+1} = T E_t + N_t,
+  /// a second recursion run alongside; |loss() - L_t| <= rounding_bound() =
+  /// 1/2 sum_i lambda_i o^T E_i o plus the rounding of that sum (first order in
+  /// the unit roundoff; the sums psi and L are then taken blockwise with
+  /// compensation, so their error does not grow with d). Returns false, and
+  /// tracks nothing, where T need not be positive or the coefficients change:
+  /// a time-varying MethodPath, or a weighted spectrum with kurtosis K < 2
+  /// (where some weight w_i < 2 - K would break positivity); also where E, a
+  /// second copy of the state, would not fit in memory.
+  bool track_rounding();
+  /// The bound on |loss() - L_t| (0 when not tracking); see track_rounding().
+  Real rounding_bound() const;
+
  private:
   void measure();  // recomputes the scaled loss and psi from the state
   void rescale();  // keeps the scaled loss near 1 (exact powers of two)
@@ -126,6 +145,10 @@ class Dynamics {
   void step_k1(const Method<Real>& next, Real& psi, Real& loss);
   template <bool Weighted>
   void step_k2(const Method<Real>& next, Real& psi, Real& loss);
+  template <int K, bool Weighted>
+  void bound_step();     // E_{t+1} = T E_t + N_t, before the state's own step
+  template <int K>
+  void measure_bound();  // psi, L (compensated), their error bounds, and E's psi and loss
 
   void set_batch(std::uint64_t batch);  // inv_batch_ and excess_kurtosis_over_batch_ of a batch size
   // (psi + sigma^2) / B, or for the additive model the constant forcing / B.
@@ -158,6 +181,10 @@ class Dynamics {
   int lambda_exp_ = 0;                      // lambda is stored as lambda / 2^lambda_exp_
   std::array<int, max_states> unit_exp_{};  // state vector a in units of 2^unit_exp_[a]
   std::uint64_t t_ = 0;
+  // track_rounding(): E_i (same layout and scale as state_), its psi_E and
+  // loss 1/2 sum lambda o^T E o, and the rounding bounds of the sums psi, L.
+  std::vector<Real> bound_;
+  Real bound_psi_{}, bound_loss_{}, psi_error_{}, loss_error_{};
 };
 
 /// Loss values at chosen steps.
@@ -194,7 +221,11 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
                                   const NoiseModel& noise, const Real& target, bool relative,
                                   std::uint64_t max_steps);
 
-/// A loss curve in automatic precision: computed in double, then long double,
+/// A loss curve in automatic precision: first a double run with its own
+/// rounding bound (Dynamics::track_rounding) on coefficients formed in 50
+/// digits and rounded once; when the bound is <= rtol / 2 at every reported
+/// step, that run answers. Otherwise (or where the bound does not apply) it is
+/// computed in double, then long double,
 /// quad and mp50 until two successive precisions agree to `rtol` (relative)
 /// at every reported step and on the divergence step; the values reported are
 /// those of the higher of the two (loss_curve_auto). The mp50 curve is
@@ -208,6 +239,10 @@ struct AutoLossCurve {
   Precision precision = Precision::Double;  ///< whose values are reported
   bool agreed = true;                    ///< false: mp50's, with nothing to compare it to
   double disagreement = 0;               ///< largest relative difference of the last pair compared
+  /// Double answered alone: its running rounding bound (Dynamics::track_rounding)
+  /// is <= rtol / 2 relative at every reported step; `disagreement` holds the
+  /// largest bound.
+  bool certified = false;
 };
 
 /// Relative difference of two losses, 0 when both are 0 (two curves that both
@@ -228,6 +263,9 @@ struct AutoSteps {
   std::optional<std::uint64_t> diverged_at;
   Precision precision = Precision::Double;
   bool agreed = true;
+  /// Double answered alone, its running rounding bound <= rtol / 2 at every
+  /// step and every comparison with the target decided beyond that bound.
+  bool certified = false;
   std::optional<double> floor;  ///< the additive model's loss floor (StepsResult::floor), rounded to double
 };
 

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cesr {
 
@@ -37,5 +39,14 @@ std::string read_text_file(const std::string& path, std::string_view what,
 /// read, NUL bytes included.
 std::string read_binary_file(const std::string& path, std::string_view what,
                              std::size_t max_bytes = default_max_input_bytes);
+
+/// The rows of a CSV text, for the readers of cesr's CSV inputs (check's
+/// curves, problem's data): each line that is not blank and does not start
+/// with '#' (after trimming spaces, tabs and CR), split at every comma into
+/// fields trimmed alike; calls row(fields, line number) in order. Bounded:
+/// each pass consumes one line. Quoting is the caller's (no field of these
+/// files may hold a comma).
+void for_each_csv_row(std::string_view text,
+                      const std::function<void(const std::vector<std::string_view>& fields, std::size_t line)>& row);
 
 }  // namespace cesr

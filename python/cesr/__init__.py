@@ -103,20 +103,22 @@ class Spectrum:
         return cls._wrap(_cesr.NativeSpectrum.from_arrays(plain.eigenvalues, init, text, "", plain.weights))
 
     @classmethod
-    def powerlaw(cls, d, alpha, scale=None, init=None):
-        """lambda_i = scale * i^-alpha, i = 1..d (the CLI's powerlaw:d=D,alpha=A[,scale=S])."""
-        text = f"powerlaw:d={_count_text('d', d)},alpha={_number_text(alpha)}"
+    def _generated(cls, kind, d, shape, value, scale, init):
+        """The CLI's KIND:d=D,SHAPE=VALUE[,scale=S] spectrum."""
+        text = f"{kind}:d={_count_text('d', d)},{shape}={_number_text(value)}"
         if scale is not None:
             text += f",scale={_number_text(scale)}"
         return cls.parse(text, init)
 
     @classmethod
+    def powerlaw(cls, d, alpha, scale=None, init=None):
+        """lambda_i = scale * i^-alpha, i = 1..d (the CLI's powerlaw:d=D,alpha=A[,scale=S])."""
+        return cls._generated("powerlaw", d, "alpha", alpha, scale, init)
+
+    @classmethod
     def loguniform(cls, d, kappa, scale=None, init=None):
         """lambda_i = scale * kappa^(-(i-1)/(d-1)) (the CLI's loguniform:d=D,kappa=K[,scale=S])."""
-        text = f"loguniform:d={_count_text('d', d)},kappa={_number_text(kappa)}"
-        if scale is not None:
-            text += f",scale={_number_text(scale)}"
-        return cls.parse(text, init)
+        return cls._generated("loguniform", d, "kappa", kappa, scale, init)
 
     @classmethod
     def file(cls, path, init=None):
@@ -453,16 +455,17 @@ class _Result:
 class LossCurve(_Result):
     """Exact expected loss: .step, .loss (numpy), .diverged_at (None or the step where L_t overflowed)."""
 
-    _fields = ("step", "loss", "diverged_at", "precision", "samples")
-    _repr_fields = ("step", "loss", "diverged_at", "precision")
+    _fields = ("step", "loss", "diverged_at", "precision", "horizon", "certified", "samples")
+    _repr_fields = ("step", "loss", "diverged_at", "precision", "horizon")
 
 
 class StepsResult(_Result):
     """First step with L_t <= target: .steps (None if not reached or diverged), .loss at it;
     .loss_floor: the additive noise model's L_inf (None otherwise; a target at or below it is never reached)."""
 
-    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text", "loss_floor")
-    _repr_fields = ("steps", "reached", "loss", "initial_loss", "diverged_at")
+    _fields = ("steps", "reached", "loss", "initial_loss", "steps_run", "diverged_at", "loss_text", "loss_floor",
+               "precision", "horizon", "certified")
+    _repr_fields = ("steps", "reached", "loss", "initial_loss", "diverged_at", "precision", "horizon")
 
 
 class RateResult(_Result):
@@ -656,10 +659,17 @@ class ProblemResult(_Result):
 # Functions
 
 
-def loss(spectrum, method, *, batch=None, steps, every=1, kurtosis=3.0, noise=0.0, precision="double", init=None,
-         batch_schedule=None):
+def loss(spectrum, method, *, batch=None, steps, every=1, kurtosis=3.0, noise=0.0, precision="auto", rtol=1e-10,
+         horizon="auto", horizon_rtol=1e-10, init=None, batch_schedule=None):
     """The exact expected loss L_t at t = 0, every, 2 every, ... and at t = steps (cesr loss).
 
+    The defaults are the CLI's: precision="auto" (double alone where its
+    running rounding bound certifies rtol / 2, else double, long, quad, mp50
+    until two agree to rtol; or one of "double", "long", "quad", "mp50");
+    horizon="auto" takes the certified spectral path for more than 32 d steps
+    where it applies ("exact": only it, "stepping": only time stepping), to
+    horizon_rtol. .precision and .horizon say which precision and which path
+    answered, .certified whether double answered alone on its bound.
     Divergence is a result: the curve stops before the step where L_t
     overflows and .diverged_at holds that step (None otherwise). batch (default
     1) or batch_schedule ("ramp:start=B0,every=N,max=BMAX", "file:PATH"; then
@@ -667,16 +677,21 @@ def loss(spectrum, method, *, batch=None, steps, every=1, kurtosis=3.0, noise=0.
     schedule that leaves out steps= runs over these steps.
     """
     sp = _spectrum_arg(spectrum, init)
-    r = _cesr.loss(sp._native, _method_arg(method), batch, steps, every, kurtosis, noise, precision, batch_schedule)
-    return LossCurve(precision=precision, **r)
+    r = _cesr.loss(sp._native, _method_arg(method), batch, steps, every, kurtosis, noise, precision, rtol, horizon,
+                   horizon_rtol, batch_schedule)
+    return LossCurve(**r)
 
 
 def steps(spectrum, method, *, batch=None, target, relative=False, max_steps=100_000_000, kurtosis=3.0, noise=0.0,
-          precision="double", init=None, batch_schedule=None):
-    """The first step t <= max_steps with L_t <= target (or target * L_0 when relative) (cesr steps)."""
+          precision="auto", rtol=1e-10, horizon="auto", horizon_rtol=1e-10, init=None, batch_schedule=None):
+    """The first step t <= max_steps with L_t <= target (or target * L_0 when relative) (cesr steps).
+
+    precision, rtol, horizon and horizon_rtol as in loss() and the CLI (the
+    spectral path has no max_steps cap); .precision, .horizon and .certified
+    say what answered."""
     sp = _spectrum_arg(spectrum, init)
     r = _cesr.steps(sp._native, _method_arg(method), batch, float(target), bool(relative), max_steps, kurtosis,
-                    noise, precision, batch_schedule)
+                    noise, precision, rtol, horizon, horizon_rtol, batch_schedule)
     return StepsResult(reached=r["steps"] is not None, **r)
 
 

@@ -13,6 +13,7 @@
 #include "cesr/dynamics.hpp"
 #include "cesr/error.hpp"
 #include "cesr/frontier.hpp"
+#include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
 #include "cesr/parallel.hpp"
 #include "cesr/problem.hpp"
@@ -477,28 +478,59 @@ std::map<std::string, Box, std::less<>> boxes_arg(const py::dict& search) {
 // ---------------------------------------------------------------------------
 // The functions.
 
+/// horizon= and horizon_rtol= as the CLI's --horizon and --horizon-rtol.
+HorizonMode horizon_arg(const std::string& horizon, double horizon_rtol) {
+  if (!std::isfinite(horizon_rtol) || !(horizon_rtol > 0) || !(horizon_rtol < 1))
+    throw FieldError("horizon_rtol", fmt::format("horizon_rtol must be in (0, 1), got {}", horizon_rtol));
+  return parse_horizon(horizon);
+}
+
 py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, long long steps,
-                 long long every, double kurtosis, double noise, const std::string& precision,
-                 const std::optional<std::string>& batch_schedule) {
+                 long long every, double kurtosis, double noise, const std::string& precision, double rtol,
+                 const std::string& horizon, double horizon_rtol, const std::optional<std::string>& batch_schedule) {
   const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const std::uint64_t T = count("steps", steps, 0), E = count("every", every, 1);
   const MethodSpec spec = spec_for_run(m.spec, T);
-  const Precision p = *parse_precision_arg(precision, false);
+  const std::optional<Precision> p = parse_precision_arg(precision, true);
+  check_escalation_rtol(rtol);
+  const HorizonMode mode = horizon_arg(horizon, horizon_rtol);
+  // As cesr loss: the certified spectral path for far horizons (more than
+  // 32 d steps) where it applies, or always with horizon="exact"; else time
+  // stepping in automatic (or the given) precision.
+  const bool far = mode == HorizonMode::Auto && static_cast<double>(T) > 32 * static_cast<double>(sp.spectrum.dim());
+  const bool spectral = mode == HorizonMode::Exact || (far && !horizon_unsupported(sp.spectrum, spec, n));
   std::vector<std::uint64_t> step;
   std::vector<double> loss;
   std::optional<std::uint64_t> diverged;
+  HorizonReport rep;
+  Precision answered = p.value_or(Precision::Double);
+  bool certified = false;
   {
     std::atomic<bool> stop{false};
     run_interruptible([&] {
       const StopScope scope(&stop);
-      with_precision(p, [&](auto zero) {
-      using Real = decltype(zero);
-      auto c = loss_curve<Real>(sp.spectrum, make_path<Real>(spec), n, T, E);
-      step = std::move(c.step);
-      loss.reserve(c.loss.size());
-      for (const Real& l : c.loss) loss.push_back(to_double(l));
-      diverged = c.diverged_at;
-      });
+      if (spectral) {
+        with_precision(p.value_or(Precision::Double), [&](auto zero) {
+          using Real = decltype(zero);
+          auto c = horizon_loss_curve<Real>(sp.spectrum, spec, n, T, E, horizon_rtol, rep);
+          if (!c) return;
+          step = std::move(c->step);
+          for (const Real& l : c->loss) loss.push_back(to_double(l));
+          diverged = c->diverged_at;
+          answered = rep.precision;
+        });
+        if (!rep.exact && mode == HorizonMode::Exact)
+          throw std::runtime_error(fmt::format("horizon='exact' cannot answer: {}", rep.reason));
+      }
+      if (!rep.exact) {
+        AutoLossCurve c = p ? loss_curve_in(*p, sp.spectrum, spec, n, T, E)
+                            : loss_curve_auto(sp.spectrum, spec, n, T, E, rtol);
+        step = std::move(c.step);
+        loss = std::move(c.loss);
+        diverged = c.diverged_at;
+        answered = c.precision;
+        certified = c.certified;
+      }
     }, stop);
   }
   // With a batch schedule: the samples consumed before each step (as cesr loss prints them).
@@ -513,43 +545,71 @@ py::dict loss_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<
     samples = steps_array(before);
   }
   return py::dict("step"_a = steps_array(step), "loss"_a = array_of(loss), "diverged_at"_a = optional_int(diverged),
-                  "samples"_a = samples);
+                  "samples"_a = samples, "precision"_a = std::string(to_string(answered)),
+                  "horizon"_a = rep.exact ? "exact" : "stepping", "certified"_a = certified);
 }
 
 py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional<long long> batch, double target,
                   bool relative, long long max_steps, double kurtosis, double noise, const std::string& precision,
+                  double rtol, const std::string& horizon, double horizon_rtol,
                   const std::optional<std::string>& batch_schedule) {
   const NoiseModel n = noise_model(sp, batch, kurtosis, noise, batch_schedule);
   const MethodSpec spec = spec_for_run(m.spec, 0);
   if (!(std::isfinite(target) && target > 0)) fail(fmt::format("target must be a finite number > 0, got {}", target));
   const std::uint64_t cap = count("max_steps", max_steps, 0);
-  const Precision p = *parse_precision_arg(precision, false);
-  py::dict out;
-  std::optional<std::uint64_t> reached, diverged;
-  double loss = 0, initial = 0;
-  std::string loss_text;
-  std::uint64_t run = 0;
-  std::optional<double> floor;
+  const std::optional<Precision> p = parse_precision_arg(precision, true);
+  check_escalation_rtol(rtol);
+  const HorizonMode mode = horizon_arg(horizon, horizon_rtol);
+  std::optional<AutoSteps> res;
+  HorizonReport rep;
   {
     std::atomic<bool> stop{false};
     run_interruptible([&] {
-    const StopScope scope(&stop);
-    with_precision(p, [&](auto zero) {
-      using Real = decltype(zero);
-      const auto r = steps_to_target<Real>(sp.spectrum, make_path<Real>(spec), n, static_cast<Real>(target), relative, cap);
-      if (r.floor) floor = to_double(*r.floor);
-      reached = r.steps;
-      diverged = r.diverged_at;
-      loss = to_double(r.loss);
-      loss_text = format_real(r.loss);
-      initial = to_double(r.initial_loss);
-      run = r.steps_run;
-    });
+      const StopScope scope(&stop);
+      const auto stepping = [&](std::uint64_t limit) {
+        return p ? steps_to_target_in(*p, sp.spectrum, spec, n, target, relative, limit)
+                 : steps_to_target_auto(sp.spectrum, spec, n, target, relative, limit, rtol);
+      };
+      // As cesr steps: time stepping while it is cheaper than the spectral
+      // set-up (32 d steps), then the certified spectral path (no cap);
+      // where that does not apply, time stepping up to max_steps.
+      const std::optional<std::string> unsupported = horizon_unsupported(sp.spectrum, spec, n);
+      if (mode == HorizonMode::Auto) {
+        const std::uint64_t cheap = std::min<std::uint64_t>(cap, 32 * sp.spectrum.dim());
+        AutoSteps first = stepping(cheap);
+        if (first.steps || first.diverged_at || (cheap == cap && unsupported)) res = std::move(first);
+      }
+      if (!res && mode != HorizonMode::Stepping) {
+        with_precision(p.value_or(Precision::Double), [&](auto zero) {
+          using Real = decltype(zero);
+          const auto fast =
+              horizon_steps<Real>(sp.spectrum, spec, n, static_cast<Real>(target), relative, horizon_rtol, rep);
+          if (!fast) return;
+          AutoSteps a;
+          a.steps = fast->steps;
+          a.steps_run = fast->steps_run;
+          a.diverged_at = fast->diverged_at;
+          a.loss = to_double(fast->loss);
+          a.initial_loss = to_double(fast->initial_loss);
+          a.loss_text = format_real(fast->loss);
+          a.precision = rep.precision;
+          res = std::move(a);
+        });
+        if (!res && mode == HorizonMode::Exact)
+          throw std::runtime_error(fmt::format("horizon='exact' cannot answer: {}", rep.reason));
+      }
+      if (!res) {
+        rep.exact = false;
+        res = stepping(cap);
+      }
     }, stop);
   }
-  return py::dict("steps"_a = optional_int(reached), "loss"_a = loss, "loss_text"_a = loss_text,
-                  "initial_loss"_a = initial, "steps_run"_a = run, "diverged_at"_a = optional_int(diverged),
-                  "loss_floor"_a = floor ? py::object(py::float_(*floor)) : py::object(py::none()));
+  return py::dict("steps"_a = optional_int(res->steps), "loss"_a = res->loss, "loss_text"_a = res->loss_text,
+                  "initial_loss"_a = res->initial_loss, "steps_run"_a = res->steps_run,
+                  "diverged_at"_a = optional_int(res->diverged_at),
+                  "loss_floor"_a = res->floor ? py::object(py::float_(*res->floor)) : py::object(py::none()),
+                  "precision"_a = std::string(to_string(res->precision)), "horizon"_a = rep.exact ? "exact" : "stepping",
+                  "certified"_a = res->certified);
 }
 
 py::dict rate_dict(const AutoRate& r) {
@@ -1092,9 +1152,9 @@ PYBIND11_MODULE(_cesr, mod) {
 
   mod.def("methods", &methods_fn);
   mod.def("loss", &loss_fn, "spectrum"_a, "method"_a, "batch"_a, "steps"_a, "every"_a, "kurtosis"_a, "noise"_a,
-          "precision"_a, "batch_schedule"_a);
+          "precision"_a, "rtol"_a, "horizon"_a, "horizon_rtol"_a, "batch_schedule"_a);
   mod.def("steps", &steps_fn, "spectrum"_a, "method"_a, "batch"_a, "target"_a, "relative"_a, "max_steps"_a,
-          "kurtosis"_a, "noise"_a, "precision"_a, "batch_schedule"_a);
+          "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a, "horizon"_a, "horizon_rtol"_a, "batch_schedule"_a);
   mod.def("rate", &rate_fn, "spectrum"_a, "method"_a, "batch"_a, "kurtosis"_a, "noise"_a, "precision"_a, "rtol"_a,
           "threads"_a);
   mod.def("stability", &stability_fn, "spectrum"_a, "method"_a, "values"_a, "average"_a, "batch"_a, "kurtosis"_a,

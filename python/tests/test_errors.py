@@ -40,7 +40,7 @@ CASES = [
     (lambda: cesr.loss(SP, HB, batch=1, steps=10, every=0), r"^every must be >= 1, got 0$"),
     (lambda: cesr.loss(SP, HB, batch=1, steps=10, kurtosis=0.5), r"^kurtosis must be a finite number >= 1"),
     (lambda: cesr.loss(SP, HB, batch=1, steps=10, noise=-1), r"^noise must be a finite number >= 0"),
-    (lambda: cesr.loss(SP, HB, batch=1, steps=10, precision="single"), r"^precision must be one of double"),
+    (lambda: cesr.loss(SP, HB, batch=1, steps=10, precision="single"), r"^precision must be one of auto, double"),
     (lambda: cesr.steps(SP, HB, batch=1, target=0), r"^target must be a finite number > 0, got 0$"),
     (lambda: cesr.steps(SP, HB, batch=1, target=1e-3, max_steps=-1), r"^max_steps must be >= 0"),
     (lambda: cesr.rate(SP, HB, batch=1, rtol=2), r"^rtol must be in \(0, 1\), got 2$"),

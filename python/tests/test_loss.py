@@ -67,5 +67,9 @@ def test_steps_is_the_first_step_below_target():
     # Absolute target and one that is not reached within max_steps.
     n = cesr.steps(sp, cesr.method("sgd", lr=0.5), batch=2, target=1e-2)
     assert n.steps == int(np.argmax(ref <= 1e-2))
-    n = cesr.steps(sp, cesr.method("sgd", lr=0.5), batch=2, target=1e-3, relative=True, max_steps=10)
+    # max_steps caps time stepping only (as the CLI's --max-steps): the spectral path of horizon="auto" has no cap
+    n = cesr.steps(sp, cesr.method("sgd", lr=0.5), batch=2, target=1e-3, relative=True, max_steps=10,
+                   horizon="stepping")
     assert n.steps is None and not n.reached and n.diverged_at is None
+    n = cesr.steps(sp, cesr.method("sgd", lr=0.5), batch=2, target=1e-3, relative=True, max_steps=10)
+    assert n.steps == first and n.horizon == "exact"

@@ -123,8 +123,16 @@ int run_window(const WindowOptions& o) {
   if (!complete) {
     const std::string note =
         fmt::format("incomplete: interrupted after {} of {} kappas", t.rows.size(), kappas.size());
-    if (format == Format::Json)
-      out = fmt::format("{{\"complete\": false, \"note\": {}, \"rows\": {}}}\n", json_quote(note), out);
+    if (format == Format::Json) {
+      // One shape for every run (as frontier's list): the rows finished, then
+      // the kappa stopped, marked "complete": false.
+      const auto end = out.rfind(']');
+      const bool empty = t.rows.empty();
+      out = out.substr(0, end);
+      while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+      out += fmt::format("{}\n  {{\"kappa\": {}, \"complete\": false, \"note\": {}}}\n]\n", empty ? "" : ",",
+                         format_real(kappas[t.rows.size()], 17), json_quote(note));
+    }
     else if (format == Format::Csv) out += "# " + note + "\n";
     else if (format == Format::Latex) out += "% " + note + "\n";
     else out += "\n(" + note + ")\n";
