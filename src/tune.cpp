@@ -303,29 +303,9 @@ struct Evaluator {
   double best = std::numeric_limits<double>::infinity();
 
   double operator()(const std::vector<double>& x) {
-    throw_if_stopped();  // each point: a front end may ask a long search to stop
-    count_work(1);       // the progress of a search counts points, not the time steps behind them
+    count_work(1);  // the progress of a search counts points, not the time steps behind them
     const WorkScope points_only(nullptr);
-    const MethodSpec m = space->decode(x);
-    double f = std::numeric_limits<double>::infinity();
-    bool valid = true;
-    try {
-      m.validate();
-    } catch (const std::invalid_argument&) {
-      valid = false;
-    }
-    if (valid && !space->surely_unstable(m)) {
-      ++evaluations;
-      int rate_evals = 0;
-      try {
-        f = value(m, rate_evals);
-      } catch (const std::runtime_error&) {
-        // The rate's root finder gave up here: the point is not a candidate.
-        ++failures;
-      }
-      rate_evaluations += rate_evals;
-    }
-    if (!std::isfinite(f)) f = std::numeric_limits<double>::infinity();
+    const double f = evaluate(x, [&](const MethodSpec& m, int& rate_evals) { return value(m, rate_evals); });
     if (f < best) {
       best = f;
       best_x = x;
@@ -341,8 +321,23 @@ struct Evaluator {
   std::function<double(const std::vector<double>&, const MethodSpec&, int&, std::vector<double>&)> value_grad;
 
   double with_gradient(const std::vector<double>& x, std::vector<double>& grad) {
-    throw_if_stopped();
     grad.clear();
+    const double f =
+        evaluate(x, [&](const MethodSpec& m, int& rate_evals) { return value_grad(x, m, rate_evals, grad); });
+    if (!std::isfinite(f)) grad.clear();
+    if (f < 0 && f < best) {
+      best = f;
+      best_x = x;
+    }
+    return f;
+  }
+
+ private:
+  // One point: +inf where the coordinates decode to an invalid or surely
+  // unstable method, or where the rate's root finder gave up (not a candidate).
+  template <class Call>
+  double evaluate(const std::vector<double>& x, Call&& call) {
+    throw_if_stopped();  // each point: a front end may ask a long search to stop
     const MethodSpec m = space->decode(x);
     double f = std::numeric_limits<double>::infinity();
     bool valid = true;
@@ -355,21 +350,13 @@ struct Evaluator {
       ++evaluations;
       int rate_evals = 0;
       try {
-        f = value_grad(x, m, rate_evals, grad);
+        f = call(m, rate_evals);
       } catch (const std::runtime_error&) {
         ++failures;
       }
       rate_evaluations += rate_evals;
     }
-    if (!std::isfinite(f)) {
-      f = std::numeric_limits<double>::infinity();
-      grad.clear();
-    }
-    if (f < 0 && f < best) {
-      best = f;
-      best_x = x;
-    }
-    return f;
+    return std::isfinite(f) ? f : std::numeric_limits<double>::infinity();
   }
 };
 
@@ -427,6 +414,30 @@ void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::ve
   }
 }
 
+struct Sample {
+  double f;
+  std::vector<double> x;
+};
+
+// The cell centres of a grid of points[i] cells of width cell[i] along each
+// axis of the box, every one evaluated; the finite ones in grid order.
+std::vector<Sample> grid_samples(Evaluator& ev, const Space& sp, const std::vector<int>& points,
+                                 const std::vector<double>& cell) {
+  const std::size_t n = points.size();
+  std::vector<Sample> samples;
+  std::vector<int> idx(n, 0);
+  for (;;) {
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * cell[i];
+    const double f = ev(x);
+    if (std::isfinite(f)) samples.push_back({f, x});
+    std::size_t i = 0;
+    while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
+    if (i == n) break;
+  }
+  return samples;
+}
+
 void search(Evaluator& ev, const Space& sp) {
   const std::size_t n = sp.dim();
   if (n == 0) {
@@ -436,21 +447,7 @@ void search(Evaluator& ev, const Space& sp) {
   // Coarse grid (cell centres), all points evaluated.
   std::vector<double> spacing(n);
   for (std::size_t i = 0; i < n; ++i) spacing[i] = (sp.hi[i] - sp.lo[i]) / sp.points[i];
-  struct Sample {
-    double f;
-    std::vector<double> x;
-  };
-  std::vector<Sample> samples;
-  std::vector<int> idx(n, 0);
-  for (;;) {
-    std::vector<double> x(n);
-    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * spacing[i];
-    const double f = ev(x);
-    if (std::isfinite(f)) samples.push_back({f, x});
-    std::size_t i = 0;
-    while (i < n && ++idx[i] == sp.points[i]) idx[i++] = 0;
-    if (i == n) break;
-  }
+  std::vector<Sample> samples = grid_samples(ev, sp, sp.points, spacing);
   if (samples.empty()) return;  // nothing stable anywhere in the box
   std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.f < b.f; });
 
@@ -751,21 +748,7 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
     return lost;
   }
   // Coarse grid (cell centres).
-  struct Sample {
-    double f;
-    std::vector<double> x;
-  };
-  std::vector<Sample> samples;
-  std::vector<int> idx(n, 0);
-  for (;;) {
-    std::vector<double> x(n);
-    for (std::size_t i = 0; i < n; ++i) x[i] = sp.lo[i] + (idx[i] + 0.5) * cell[i];
-    const double f = ev(x);
-    if (std::isfinite(f)) samples.push_back({f, x});
-    std::size_t i = 0;
-    while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
-    if (i == n) break;
-  }
+  std::vector<Sample> samples = grid_samples(ev, sp, points, cell);
   if (samples.empty()) {
     // Nothing stable on the coarse grid: the dense one decides.
     search(ev, sp);
