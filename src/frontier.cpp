@@ -133,12 +133,27 @@ std::optional<double> critical_batch(const std::vector<std::uint64_t>& batch, co
   return std::nullopt;
 }
 
+std::string kappa_text(const FrontierSummary& s) {
+  if (std::isfinite(s.kappa)) return fmt::format("{:.4g}", s.kappa);
+  const double e = std::floor(s.log10_kappa);
+  return fmt::format("{:.4g}e+{:.0f}", std::pow(10.0, s.log10_kappa - e), e);
+}
+
 FrontierSummary summarize(const Spectrum& spectrum, const std::vector<FrontierRow>& rows,
                           const std::vector<std::string>& methods, Objective objective) {
   FrontierSummary s;
-  s.kappa = spectrum.kappa();
-  s.sqrt_kappa = std::sqrt(s.kappa);
-  s.trace_over_max = spectrum.trace() / spectrum.lambda_max();
+  // lambda_max / lambda_min can exceed the double range (a spectrum holding
+  // 1e308 and 4e-4): kappa is then NaN, the documented null of the JSON and
+  // CSV forms (the text form prints it from its logarithm), while sqrt(kappa)
+  // and tr(H)/lambda_max are formed so that they stay finite.
+  const double lmax = spectrum.lambda_max(), lmin = spectrum.lambda_min();
+  s.kappa = lmax / lmin;
+  if (!std::isfinite(s.kappa)) s.kappa = std::numeric_limits<double>::quiet_NaN();
+  s.log10_kappa = std::log10(lmax) - std::log10(lmin);
+  s.sqrt_kappa = std::sqrt(lmax) / std::sqrt(lmin);
+  s.trace_over_max = 0;
+  for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
+    s.trace_over_max += spectrum.weight_at(i) * (spectrum.lambda[i] / lmax);
   std::optional<double> crit_sgd, crit_hb;
   for (const std::string& m : methods) {
     std::vector<const FrontierRow*> mine;
@@ -441,7 +456,7 @@ std::string frontier_json(const Frontier& f) {
       {"d", f.spectrum.weighted() ? json(f.spectrum.directions()) : json(f.spectrum.dim())},
       {"lambda_max", f.spectrum.lambda_max()},
       {"lambda_min", f.spectrum.lambda_min()},
-      {"trace", f.spectrum.trace()},
+      {"trace", finite(f.spectrum.trace())},
       {"kurtosis", f.noise.kurtosis},
       {"noise", f.noise.label_noise},
       {"objective", std::string(to_string(f.options.tune.objective))},
@@ -517,9 +532,9 @@ std::string render_frontier(const Frontier& f, Format format, const std::string&
                          "L_T is within {:.0f}% of the best",
                          f.options.samples, 100 * final_tolerance);
     return fmt::format("window B_crit(hb)/B_crit(sgd) = {}, sqrt(kappa) = {:.4g}, tr(H)/lambda_max = {:.4g}, "
-                       "kappa = {:.4g}",
+                       "kappa = {}",
                        s.window_ratio ? fmt::format("{:.4g}", *s.window_ratio) : std::string("n/a"), s.sqrt_kappa,
-                       s.trace_over_max, s.kappa);
+                       s.trace_over_max, kappa_text(s));
   };
   std::string out;
   if (format == Format::Text) {

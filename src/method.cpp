@@ -236,7 +236,7 @@ MethodPath<Real> lookahead(const MethodSpec& s) {
   return path;
 }
 
-#define CESR_FACTORY(fn) Factory{&fn<double>, &fn<long double>, &fn<quad>, &fn<mp50>}
+#define CESR_FACTORY(fn) Factory{&fn<double>, &fn<long double>, &fn<quad>, &fn<mp50>, &fn<exact>}
 
 // --- validation of relations between hyperparameters ---------------------------
 
@@ -542,6 +542,7 @@ MethodPath<Real> Factory::make(const MethodSpec& spec) const {
   if constexpr (std::is_same_v<Real, double>) return as_double(spec);
   else if constexpr (std::is_same_v<Real, long double>) return as_long(spec);
   else if constexpr (std::is_same_v<Real, quad>) return as_quad(spec);
+  else if constexpr (std::is_same_v<Real, exact>) return as_exact(spec);
   else return as_mp50(spec);
 }
 
@@ -785,6 +786,17 @@ Method<Real> make_method(const MethodSpec& spec) {
     throw FieldError("method", fmt::format("method: the coefficients of {} change with the step; the rate needs "
                                            "constant coefficients (use steps or loss instead)",
                                            describe(spec)));
+  return path.coefficients(*path.constant_from);
+}
+
+Method<exact> make_method_exact(const MethodSpec& spec) {
+  const MethodInfo& row = spec.info();
+  // Scheduled coefficients change with the step: make_method names the problem.
+  if ((!spec.lr_schedule.constant() && !row.own_lr_schedule) || !spec.momentum_schedule.constant())
+    (void)make_method<double>(spec);
+  const MethodPath<exact> path = averaged(row.factory.make<exact>(spec), spec.average);
+  if (!path.constant_from) (void)make_method<double>(spec);
+  if (!path.constant_from) throw std::logic_error("make_method_exact: the coefficients change with the step");
   return path.coefficients(*path.constant_from);
 }
 

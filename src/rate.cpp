@@ -105,33 +105,53 @@ struct Coefficients {
   Real tr_e{}, det_e{}, c_e{}, qr{}, b1{}, one_minus_det_p{};
 };
 
+/// The direction-independent constants of a method with entries of type W
+/// (P[a][b], q[a], r[a] for a, b < k), in W's arithmetic; `one` is W's 1.
+template <class W>
+struct Constants {
+  W tr_e, det_e, c_e, qr, b1, one_minus_det_p;
+};
+template <class W, class EntryP, class EntryQ, class EntryR>
+Constants<W> method_constants(int k, const EntryP& P, const EntryQ& q, const EntryR& r, const W& one) {
+  Constants<W> c{};
+  if (k == 1) {
+    c.tr_e = one - P(0, 0);
+    c.qr = q(0) * r(0);
+    return c;
+  }
+  // E = I - P = [[e00, -p01], [-p10, e11]] (the signs are written out below,
+  // so that W needs no unary minus).
+  const W e00 = one - P(0, 0), p01 = P(0, 1), p10 = P(1, 0), e11 = one - P(1, 1);
+  c.tr_e = e00 + e11;
+  c.det_e = e00 * e11 - p01 * p10;
+  // r^T adj(E) q, adj(E) = [[e11, p01], [p10, e00]]:
+  c.c_e = r(0) * (e11 * q(0) + p01 * q(1)) + r(1) * (e00 * q(1) + p10 * q(0));
+  // adj(P) = [[P11, -P01], [-P10, P00]]; b1 = -r^T adj(P) q.
+  const W r_adjp_q = r(0) * (P(1, 1) * q(0) - P(0, 1) * q(1)) + r(1) * (P(0, 0) * q(1) - P(1, 0) * q(0));
+  c.b1 = W(one - one) - r_adjp_q;
+  c.qr = r(0) * q(0) + r(1) * q(1);
+  // det P = det(I - E) = 1 - tr E + det E.
+  c.one_minus_det_p = c.tr_e - c.det_e;
+  return c;
+}
+
 /// The constants formed in the arithmetic of Wide and rounded once to Real.
 template <class Real, class Wide>
 Coefficients<Real> coefficients(const Method<Wide>& m) {
+  const auto P = [&](int a, int b) { return m.P[a][b]; };
+  const auto q = [&](int a) { return m.q[a]; };
+  const auto r = [&](int a) { return m.r[a]; };
+  const Constants<Wide> w = method_constants<Wide>(m.k, P, q, r, Wide(1));
+  const auto to_real = [](const Wide& x) { return static_cast<Real>(x); };
   Coefficients<Real> c;
   c.k = m.k;
-  const auto& P = m.P;
-  const auto& q = m.q;
-  const auto& r = m.r;
-  const auto to_real = [](const Wide& w) { return static_cast<Real>(w); };
-  if (m.k == 1) {
-    c.tr_e = to_real(1 - P[0][0]);
-    c.qr = to_real(q[0] * r[0]);
-    return c;
-  }
-  const Wide e00 = 1 - P[0][0], e01 = -P[0][1], e10 = -P[1][0], e11 = 1 - P[1][1];
-  const Wide tr_e = e00 + e11;
-  const Wide det_e = e00 * e11 - e01 * e10;
-  // adj(E) = [[e11, -e01], [-e10, e00]], adj(P) = [[P11, -P01], [-P10, P00]].
-  const Wide c_e = r[0] * (e11 * q[0] - e01 * q[1]) + r[1] * (e00 * q[1] - e10 * q[0]);
-  const Wide r_adjp_q = r[0] * (P[1][1] * q[0] - P[0][1] * q[1]) + r[1] * (P[0][0] * q[1] - P[1][0] * q[0]);
-  c.tr_e = to_real(tr_e);
-  c.det_e = to_real(det_e);
-  c.c_e = to_real(c_e);
-  c.qr = to_real(r[0] * q[0] + r[1] * q[1]);
-  c.b1 = to_real(-r_adjp_q);
-  // det P = det(I - E) = 1 - tr E + det E.
-  c.one_minus_det_p = to_real(tr_e - det_e);
+  c.tr_e = to_real(w.tr_e);
+  c.qr = to_real(w.qr);
+  if (m.k == 1) return c;
+  c.det_e = to_real(w.det_e);
+  c.c_e = to_real(w.c_e);
+  c.b1 = to_real(w.b1);
+  c.one_minus_det_p = to_real(w.one_minus_det_p);
   return c;
 }
 
@@ -143,6 +163,69 @@ struct Evaluation {
   bool accepted = false;  ///< every direction is above its pole and every term >= 0
   Real g{};               ///< the secular function (meaningful when accepted)
   Real dg{};              ///< its derivative in x = 1 - z (>= 0)
+};
+
+/// A value and a bound on its absolute rounding error, to first order (the
+/// product of two errors is added as well): a + b, a - b, a b and a / b each
+/// add one rounding of the result, eps |result|. The certificates of
+/// Secular::side use it.
+template <class Real>
+struct Bounded {
+  Real v{}, e{};
+};
+template <class Real>
+Bounded<Real> rounded_once(const Real& v) {
+  using std::abs;
+  return {v, epsilon<Real>() * abs(v)};
+}
+template <class Real>
+Bounded<Real> operator+(const Bounded<Real>& a, const Bounded<Real>& b) {
+  using std::abs;
+  const Real v = a.v + b.v;
+  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
+}
+template <class Real>
+Bounded<Real> operator-(const Bounded<Real>& a, const Bounded<Real>& b) {
+  using std::abs;
+  const Real v = a.v - b.v;
+  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
+}
+template <class Real>
+Bounded<Real> operator*(const Bounded<Real>& a, const Bounded<Real>& b) {
+  using std::abs;
+  const Real v = a.v * b.v;
+  return {v, abs(a.v) * b.e + abs(b.v) * a.e + a.e * b.e + epsilon<Real>() * abs(v)};
+}
+template <class Real>
+Bounded<Real> operator/(const Bounded<Real>& a, const Bounded<Real>& b) {
+  using std::abs;
+  const Real v = a.v / b.v;
+  // |b| - e_b > 0 is checked by the caller (a denominator decided positive).
+  return {v, (a.e + abs(v) * b.e) / (abs(b.v) - b.e) + epsilon<Real>() * abs(v)};
+}
+/// The sign of a bounded value: +1 or -1 when decided (the error bound, with
+/// a factor 2 of margin, is below |v|), 0 when not. An exact 0 counts as not
+/// positive (a condition "> 0" that fails exactly).
+template <class Real>
+int sign_of(const Bounded<Real>& a) {
+  using std::isnan;
+  using boost::multiprecision::isnan;
+  // A value that overflowed to +-infinity (an opposite infinity would have
+  // made it NaN) is far beyond its error: rho = 1e400 at lr = 1e200.
+  if (!is_finite(a.v)) return isnan(a.v) ? 0 : (a.v > 0 ? 1 : -1);
+  if (!is_finite(a.e)) return 0;
+  if (a.e == 0) return a.v > 0 ? 1 : -1;
+  if (a.v > 2 * a.e) return 1;
+  if (a.v < -2 * a.e) return -1;
+  return 0;
+}
+
+/// Where a point x lies relative to the gap 1 - rho(T) of the problem whose
+/// constants are the exact ones rounded once to Real.
+enum class Side {
+  Below,    ///< x < gap, certified: every direction accepted at z = 1 - x and g < 1 there
+  Above,    ///< x >= gap, certified: a direction rejected (z <= rho(D)) or g > 1
+  Unknown,  ///< within the rounding errors of Real
 };
 
 /// The secular function and the per-direction poles for one problem.
@@ -286,6 +369,59 @@ class Secular {
     const Real y1 = qq;
     const Real y2 = qq != 0 ? s0 / qq : Real(0);
     return std::min(y1 * (2 - y1), y2 * (2 - y2));
+  }
+
+  /// The side of x (see Side), from every direction's acceptance conditions
+  /// and the sum g, each with a bound on its rounding error that starts from
+  /// the rounding of the method's constants and of 1/B, K - 2.
+  Side side(const Real& x_in) const {
+    using B = Bounded<Real>;
+    const B one{Real(1), Real(0)}, two{Real(2), Real(0)}, four{Real(4), Real(0)}, x{x_in, Real(0)};
+    const B kb = rounded_once(kb_), ib = rounded_once(inv_batch_);
+    const B tr_e = rounded_once(c_.tr_e), det_e = rounded_once(c_.det_e), c_e = rounded_once(c_.c_e);
+    const B qr = rounded_once(c_.qr), b1 = rounded_once(c_.b1), omdp = rounded_once(c_.one_minus_det_p);
+    B sum{Real(0), Real(0)};
+    bool undecided = false;
+    for (std::size_t i = 0; i < lambda_.size(); ++i) {
+      const B l{lambda_[i], Real(0)};
+      const B u = l * l * ib;
+      B n, chi;
+      bool rejected = false;
+      const auto require_positive = [&](const B& c) {
+        const int sg = sign_of(c);
+        if (sg < 0) rejected = true;
+        if (sg == 0) undecided = true;
+      };
+      if (c_.k == 1) {
+        const B y = tr_e + l * qr;
+        n = qr * qr;
+        const B cc = y * (two - y) - x;  // z - A^2
+        chi = cc - kb * u * n;
+        require_positive(cc);
+      } else {
+        const B s1 = tr_e + l * qr, s0 = det_e + l * c_e, dd = omdp - l * b1;
+        const B delta = one - dd, tau = two - s1, z = one - x;
+        const B bq = s1 * (s1 - two) - two * s0;
+        const B q = (x + bq) * x + s0 * (four - two * s1 + s0);
+        const B n1 = b1 * b1 + two * tau * qr * b1 + delta * qr * qr;
+        n = (qr * qr * z + n1) * z + delta * b1 * b1;
+        if (n.v < 0) n.v = 0;  // N >= 0 above rho(M_i): a negative value is within its error of 0
+        chi = (dd - x) * q - kb * u * n;
+        require_positive(dd - x);        // z - det A
+        require_positive(two - dd - x);  // z + det A
+        require_positive(B{Real(0), Real(0)} - (two * x + bq));  // Q increasing in z
+        require_positive(q);
+      }
+      require_positive(chi);
+      if (rejected) return Side::Above;  // z <= rho(D_i) <= rho(T), whatever the others say
+      if (undecided) continue;
+      B h = u * n / chi;
+      if (!weight_.empty()) h = h * B{weight_[i], Real(0)};
+      sum = sum + h;
+    }
+    if (undecided) return Side::Unknown;
+    const int sg = sign_of(sum - one);
+    return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
   }
 
   int evaluations() const { return evaluations_; }
@@ -769,9 +905,63 @@ Rate<Real> contraction_rate(const Spectrum& spectrum, const Method<Real>& method
   return closed_form_or_generic<Real>(spectrum, method, noise);
 }
 
+namespace {
+
+/// Whether the 50-digit constants of a k <= 2 method can be rounded to Real
+/// as they are: each small quantity a + lambda b of the extreme directions
+/// (sigma1, sigma0, 1 - det A; 1 - A for k = 1) is formed with a bound on the
+/// error that the entries' 50-digit rounding (up to 64 eps relative, or
+/// absolute for P against its 1s) and the arithmetic leave, and that bound must
+/// be below 2^-(digits of Real + 10) of the quantity. A structural cancellation
+/// (det(I - P) = 0 for a method that fixes the constant vector: 1e-50 after
+/// rounding, next to lambda_min r^T adj(I - P) q = 1e-61 at kappa = 1e60) fails
+/// this, and the constants are then formed exactly instead.
+template <class Real>
+bool rounds_cleanly(const Method<mp50>& m, const Spectrum& spectrum) {
+  using B = Bounded<mp50>;
+  using boost::multiprecision::abs;
+  const mp50 eps = 64 * epsilon<mp50>();
+  const auto P = [&](int a, int b) {
+    const mp50& v = m.P[a][b];
+    return B{v, eps * (abs(v) > 1 ? abs(v) : mp50(1))};
+  };
+  const auto q = [&](int a) { return B{m.q[a], eps * abs(m.q[a])}; };
+  const auto r = [&](int a) { return B{m.r[a], eps * abs(m.r[a])}; };
+  const Constants<B> c = method_constants<B>(m.k, P, q, r, B{mp50(1), mp50(0)});
+  const mp50 tol = ldexp(mp50(1), -(std::numeric_limits<Real>::digits + 10));
+  const auto clean = [&](const B& a) { return a.e <= tol * abs(a.v); };
+  for (const double lambda : {spectrum.lambda_min(), spectrum.lambda_max()}) {
+    const B l{mp50(lambda), mp50(0)};
+    if (!clean(c.tr_e + l * c.qr)) return false;
+    if (m.k == 2 && (!clean(c.det_e + l * c.c_e) || !clean(c.one_minus_det_p - l * c.b1))) return false;
+  }
+  return true;
+}
+
+/// f(method) with the method's coefficients in 50 digits, or exact where the
+/// 50-digit constants would not round cleanly to Real (rounds_cleanly); k > 2
+/// (the generic path, which forms A_i = P - lambda_i q r^T in Real) always
+/// from 50 digits.
+template <class Real, class F>
+decltype(auto) with_method(const Spectrum& spectrum, const MethodSpec& spec, F&& f) {
+  const Method<mp50> wide = make_method<mp50>(spec);
+  if (wide.k <= 2 && !spectrum.lambda.empty() && !rounds_cleanly<Real>(wide, spectrum))
+    return f(make_method_exact(spec));
+  return f(wide);
+}
+
+}  // namespace
+
+// The constants from 50-digit coefficients, or from the exact (rational) ones
+// where a cancellation needs it (with_method): a structural cancellation
+// (det(I - P) = 0 when P fixes the constant vector, as for AccSGD, whose P
+// entries are quotients that 50 digits round) then stays exact at every
+// scale, and sigma0 = det(I - P) + lambda c_e keeps its relative precision
+// for lambda = 1e-60 (a 50-digit det(I - P) is 1e-50).
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise) {
-  return closed_form_or_generic<Real>(spectrum, make_method<mp50>(method), noise);
+  return with_method<Real>(spectrum, method,
+                           [&](const auto& m) { return closed_form_or_generic<Real>(spectrum, m, noise); });
 }
 
 namespace {
@@ -781,32 +971,113 @@ void require_constant_batch(const NoiseModel& noise) {
 }
 }  // namespace
 
+namespace {
+
+/// Whether Real certifies a rate it computed. For k <= 2 from the secular
+/// function with rounding-error bounds (Secular::side): the sign of the gap at
+/// x = 0, and that the gap lies between half and 1.5 times the computed one.
+/// For k > 2 (no bounds on the factorised blocks) by the next precision, which
+/// must give the same verdict and a gap within a factor 2 (mp50, the last, is
+/// taken as it is). Throws FieldError("precision", ...) otherwise.
+template <class Real, class Wide>
+void certify_fixed(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                   const Method<Wide>& wide_method, const Rate<Real>& r) {
+  using std::abs;
+  const std::string name(to_string(precision_of<Real>()));
+  const auto undetermined = [&] {
+    return FieldError("precision", fmt::format("precision {} cannot decide the sign of the gap (rho is within the "
+                                               "rounding errors of {} of 1): use --precision auto",
+                                               name, name));
+  };
+  const auto unresolved = [&] {
+    return FieldError("precision",
+                      fmt::format("precision {} cannot resolve the gap (computed {:.3g}, not one digit certain): "
+                                  "use --precision auto",
+                                  name, to_double(r.gap)));
+  };
+  if (wide_method.k > 2) {
+    if constexpr (!std::is_same_v<Real, mp50>) {
+      using Next = std::conditional_t<std::is_same_v<Real, double>, long double,
+                                      std::conditional_t<std::is_same_v<Real, long double>, quad, mp50>>;
+      const Rate<Next> wide = contraction_rate<Next>(spectrum, method, noise);
+      if (wide.stable != r.stable) throw undetermined();
+      if (!is_finite(r.gap)) return;  // unstable beyond the range of Real, as the next precision confirms
+      if (is_finite(wide.gap) && !(abs(to_double(r.gap) - to_double(wide.gap)) <= abs(to_double(wide.gap)) / 2))
+        throw unresolved();
+    }
+    return;
+  }
+  const Secular<Real> g(spectrum, coefficients<Real, Wide>(wide_method), noise);
+  const Side at_one = g.side(Real(0));
+  if (at_one == Side::Unknown || (at_one == Side::Below) != r.stable) throw undetermined();
+  // rho beyond the range of Real (reported as infinite): only when z = 1 is
+  // certified unstable (a stable problem whose small quantities underflow, e.g.
+  // sgd at lr 5e-309 on lambda = (1e308, 4e-4), can overflow the bracket too).
+  if (!is_finite(r.gap)) return;
+  if (r.gap == 0) return;  // only with a certified unstable verdict (Above at x = 0: rho = 1 exactly)
+  // A subnormal gap has lost digits of its own (sgd at lr 1e-320: 1.93e-322 for 2.0e-322 in double).
+  if (abs(r.gap) < std::numeric_limits<Real>::min()) throw unresolved();
+  const Real a = r.gap / 2, b = 3 * r.gap / 2;
+  if (g.side(a < b ? a : b) != Side::Below || g.side(a < b ? b : a) != Side::Above) throw unresolved();
+}
+
+}  // namespace
+
 AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
                              const NoiseModel& noise) {
   require_constant_batch(noise);
   return with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
+    const Rate<Real> r = contraction_rate<Real>(spectrum, method, noise);
+    with_method<Real>(spectrum, method, [&](const auto& m) { certify_fixed<Real>(spectrum, method, noise, m, r); });
+    return report(r);
+  });
+}
+
+namespace {
+/// One precision's answer for the escalation (certified by the agreement of
+/// two precisions instead).
+AutoRate uncertified_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
+                             const NoiseModel& noise) {
+  return with_precision(precision, [&](auto zero) {
+    using Real = decltype(zero);
     return report(contraction_rate<Real>(spectrum, method, noise));
   });
 }
+}  // namespace
 
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                double rtol) {
   check_escalation_rtol(rtol);
+  if (!(rtol >= min_rate_rtol))
+    throw FieldError("rtol", fmt::format("rtol must be in [{:g}, 1) for the rate (quad and mp50, the last two "
+                                         "precisions, agree to about 1e-34 at best), got {:g}",
+                                         min_rate_rtol, rtol));
   require_constant_batch(noise);
   int total = 0;  // evaluations summed over the precisions tried
   return escalate_precision(
       [&](Precision p) {
-        AutoRate r = contraction_rate_in(p, spectrum, method, noise);
+        AutoRate r = uncertified_rate_in(p, spectrum, method, noise);
         total += r.evaluations;
         r.evaluations = total;
         return r;
       },
-      [&](const AutoRate& prev, const AutoRate& cur) {
+      [&](const AutoRate& prev, AutoRate& cur) {
         // A gap of exactly 0 means rho rounded to 1 in that precision: it says
         // nothing about stability, so two such answers do not count as agreeing.
-        return cur.stable == prev.stable && cur.gap != 0 &&
-               std::abs(cur.gap - prev.gap) <= rtol * std::max(std::abs(cur.gap), std::abs(prev.gap));
+        // Compared in 50 digits from every digit of each: rounded to double,
+        // two gaps agree exactly whenever both are right to double's
+        // precision, which made any rtol below ~1e-16 stop at long double.
+        cur.agreed = false;
+        const auto finite_text = [](const std::string& t) { return t.find_first_of("in") == std::string::npos; };
+        // rho beyond a precision's range prints inf: no agreement.
+        if (cur.stable != prev.stable || !finite_text(cur.gap_text) || !finite_text(prev.gap_text)) return false;
+        const mp50 a(cur.gap_text), b(prev.gap_text);
+        if (a == 0) return false;
+        using boost::multiprecision::abs;
+        const bool agree = abs(a - b) <= mp50(rtol) * (abs(a) > abs(b) ? abs(a) : abs(b));
+        cur.agreed = agree;
+        return agree;
       });
 }
 
@@ -939,7 +1210,10 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
     out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
     return out;
   }
-  const Coefficients<double> coef = coefficients<double, mp50>(wide);
+  // As contraction_rate: exact constants where 50 digits lose a cancellation.
+  const Coefficients<double> coef = rounds_cleanly<double>(wide, spectrum)
+                                        ? coefficients<double, mp50>(wide)
+                                        : coefficients<double, exact>(make_method_exact(method));
   try {
     out.rate = solve<double>(spectrum, coef, noise);
   } catch (const std::runtime_error&) {

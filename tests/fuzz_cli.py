@@ -362,7 +362,8 @@ class Case:
             if self.chance(0.15):
                 a += ["--precision", self.pick(["auto", "double", "long", "quad", "mp50", "single"])]
             if self.chance(0.1):
-                a += ["--rtol", self.number_value(-20, -1)]
+                # rate refuses --rtol below 1e-32 (exit 2 naming --rtol)
+                a += ["--rtol", self.number_value(-40 if cmd == "rate" else -20, -1)]
             a += self.output_flag(["json", "table"])
         elif cmd == "tune":
             a += self.problem_flags(dmax=20) + self.method_flags(tune=True) + self.batch_flag()

@@ -73,6 +73,11 @@ TEST_CASE("cesr rate and stability: bad input is exit 2 with the flag named, not
   const Bad bad[] = {
       {"rate " + problem + " --lr 0.05 --precision triple", "--precision"},
       {"rate " + problem + " --lr 0.05 --rtol -1", "--rtol"},
+      // below what quad and mp50 can agree to (issue 12: it used to have no effect)
+      {"rate " + problem + " --lr 0.05 --rtol 1e-40", "--rtol"},
+      // a gap of 2e-309 that double cannot resolve (it printed 1.7e-16)
+      {"rate --spectrum loguniform:d=2,kappa=1e300 --method hb --lr 1e-10 --momentum 0.9 --precision double",
+       "--precision"},
       {"rate " + problem + " --lr -0.05", "--lr"},
       {"rate " + problem + " --lr 0.05 --format csv", "--format"},
       {"rate --spectrum powerlaw:d=0,alpha=1 --method sgd --lr 0.1", "--spectrum"},
@@ -117,4 +122,18 @@ TEST_CASE("--help of rate and stability has an example") {
     CHECK(r.code == 0);
     CHECK(r.out.find("Example:") != std::string::npos);
   }
+}
+
+TEST_CASE("cesr rate at the extremes: AccSGD at kappa = 1e60 is stable with gap 4.9e-61; --rtol 1e-20 reaches quad") {
+  const Run r = cesr(
+      "rate --spectrum loguniform:d=2,kappa=1e60 --batch 1000 --method asgd --lr 0.1 --kappa 100 --xi 5");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["stable"] == true);
+  CHECK(j["gap"].get<double>() == doctest::Approx(4.9e-61).epsilon(0.01));
+  CHECK(r.err.empty());
+  const Run t = cesr("rate " + problem + " --lr 0.05 --rtol 1e-20");
+  REQUIRE(t.code == 0);
+  const auto jt = nlohmann::json::parse(t.out);
+  CHECK((jt["precision"] == "quad" || jt["precision"] == "mp50"));
 }

@@ -80,8 +80,14 @@ inline constexpr double final_tolerance = 0.2;
 struct FrontierSummary {
   std::vector<MethodSummary> methods;   ///< in the order of FrontierOptions::methods
   std::optional<double> window_ratio;   ///< B_crit(hb) / B_crit(sgd), when both exist
-  double sqrt_kappa = 0, trace_over_max = 0, kappa = 0;
+  double sqrt_kappa = 0, trace_over_max = 0;
+  double kappa = 0;        ///< lambda_max / lambda_min; NaN (printed as null) when beyond the double range
+  double log10_kappa = 0;  ///< its decimal logarithm, always finite
 };
+
+/// kappa with 4 significant digits, from its logarithm when it exceeds the
+/// double range ("2.5e+311").
+std::string kappa_text(const FrontierSummary& s);
 
 struct Frontier {
   std::string spectrum_text, init_text;  ///< the problem as the user named it

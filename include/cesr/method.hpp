@@ -16,6 +16,8 @@
 #include "cesr/real.hpp"
 #include "cesr/schedule.hpp"
 
+#include <boost/multiprecision/cpp_int.hpp>
+
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -122,12 +124,18 @@ struct Hyperparameter {
 
 struct MethodSpec;
 
-/// Coefficient factories of a row, one per working precision.
+/// Exact rational arithmetic. The hyperparameters are doubles, i.e. rationals,
+/// and every constant-coefficient factory uses + - * / only, so a method formed
+/// in it is exact: make_method_exact.
+using exact = boost::multiprecision::number<boost::multiprecision::cpp_rational_backend, boost::multiprecision::et_off>;
+
+/// Coefficient factories of a row, one per working precision (and exact).
 struct Factory {
   MethodPath<double> (*as_double)(const MethodSpec&) = nullptr;
   MethodPath<long double> (*as_long)(const MethodSpec&) = nullptr;
   MethodPath<quad> (*as_quad)(const MethodSpec&) = nullptr;
   MethodPath<mp50> (*as_mp50)(const MethodSpec&) = nullptr;
+  MethodPath<exact> (*as_exact)(const MethodSpec&) = nullptr;
   template <class Real>
   MethodPath<Real> make(const MethodSpec& spec) const;
 };
@@ -242,6 +250,13 @@ MethodPath<Real> make_path(const MethodSpec& spec);
 /// "the method's coefficients change with the step ..." for a varying method.
 template <class Real>
 Method<Real> make_method(const MethodSpec& spec);
+
+/// The same constant coefficients in exact rational arithmetic (no rounding at
+/// all): identities of the method survive exactly, e.g. det(I - P) = 0 for a
+/// method that fixes the constant vector (AccSGD, heavy ball, QHM), which
+/// matters when lambda_min r^T adj(I - P) q is 1e-60 (the rate at kappa = 1e60).
+/// Throws like make_method.
+Method<exact> make_method_exact(const MethodSpec& spec);
 
 /// Reads a custom method from JSON {"P": [[..],..], "q": [..], "r": [..], "o": [..], "s0": [..]}
 /// (k = 1..4, s0 optional, finite numbers). Throws std::invalid_argument

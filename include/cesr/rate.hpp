@@ -41,7 +41,9 @@ Rate<Real> contraction_rate_generic(const Spectrum& spectrum, const Method<Real>
 /// The same, with the method given by its hyperparameters: the method's
 /// constants (I - P, det(I - P), r^T adj(P) q, ...) are formed in 50-digit
 /// arithmetic from the values as typed and rounded once to Real, so that e.g.
-/// 1 - beta is not lost in the rounding of 1 + beta. Prefer this overload.
+/// 1 - beta is not lost in the rounding of 1 + beta; in exact rational
+/// arithmetic where 50 digits would not do (a structural cancellation such as
+/// AccSGD's det(I - P) = 0 next to lambda_min = 1e-60). Prefer this overload.
 template <class Real>
 Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise);
 
@@ -73,12 +75,28 @@ struct AutoRate {
   bool stable = false;
   Precision precision = Precision::Double;  ///< precision whose answer is reported
   int evaluations = 0;            ///< summed over all precisions tried
+  /// auto: the reported precision agreed with the one below it to rtol (false
+  /// when mp50 is reported because quad and mp50 did not agree). A forced
+  /// precision reports only certified answers (contraction_rate_in).
+  bool agreed = true;
 };
+
+/// The smallest rtol contraction_rate_auto accepts: quad and mp50 agree on a
+/// gap to about 1e-34 at best, so a smaller tolerance could not be certified.
+inline constexpr double min_rate_rtol = 1e-32;
 
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                double rtol = 1e-10);
 
-/// The same in one fixed precision (no escalation), reported like AutoRate.
+/// The same in one fixed precision (no escalation), reported like AutoRate,
+/// and only when that precision certifies it: for k <= 2 a second evaluation
+/// of the secular function with bounds on every rounding error must decide the
+/// sign of the gap (at z = 1) and bracket the gap within a factor 3 (at
+/// 1 - gap/2 and 1 - 3 gap/2); for k > 2 the next precision must agree on the
+/// verdict and on the gap to a factor 2. Otherwise throws FieldError naming
+/// "precision" ("precision double cannot decide the sign of the gap ...: use
+/// --precision auto"). auto (contraction_rate_auto) throws FieldError naming
+/// "rtol" when rtol < min_rate_rtol.
 AutoRate contraction_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
                              const NoiseModel& noise);
 

@@ -83,3 +83,15 @@ def test_stability_limit_of_sgd_d1():
     assert s.lr_max == pytest.approx(2 / 3, rel=1e-10)
     assert s.lr_best == pytest.approx(1 / 3, rel=1e-6)
     assert s.gap_best == pytest.approx(1 / 3, rel=1e-9)
+
+
+def test_forced_precision_refuses_a_gap_it_cannot_resolve():
+    # lambda = (1, 1e-300): gap 2 lr lambda_min / (1 - beta) = 2e-309, subnormal in double.
+    sp = cesr.Spectrum.loguniform(d=2, kappa=1e300)
+    m = cesr.method("hb", lr=1e-10, momentum=0.9)
+    with pytest.raises(ValueError, match=r"^precision double cannot"):
+        cesr.rate(sp, m, batch=1, precision="double")
+    r = cesr.rate(sp, m, batch=1, precision="long")
+    assert r.stable and float(r.gap_text) == pytest.approx(2e-309, rel=1e-6)
+    with pytest.raises(ValueError, match=r"^rtol"):
+        cesr.rate(sp, m, batch=1, rtol=1e-40)

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -254,6 +256,10 @@ int run_frontier(const FrontierCliOptions& o) {
     po.init = p.init;
     po.nqm = o.nqm;
     spectra.push_back(po.make_spectrum());
+    if (const Spectrum& sp = spectra.back(); !sp.lambda.empty() && !std::isfinite(sp.lambda_max() / sp.lambda_min()))
+      defer_note(fmt::format("cesr frontier: note: kappa = lambda_max / lambda_min of {} exceeds the double range: "
+                             "null in JSON, nan in CSV (the text summary prints it from its logarithm)\n",
+                             p.spectrum));
     try {
       if (fo.tune.objective != Objective::Final) fo.tune.target.validate(spectra.back().initial_loss());
     } catch (const std::invalid_argument& e) {

@@ -43,6 +43,10 @@ int run_rate(const RateOptions& o) {
   const AutoRate r = precision ? contraction_rate_in(*precision, spectrum, spec, noise)
                                : contraction_rate_auto(spectrum, spec, noise, o.rtol);
   write_output(o.output, render_rate(r, format));
+  if (!precision && !r.agreed && r.rho_text != "inf")
+    std::cerr << fmt::format("cesr rate: note: quad and mp50 did not agree on the gap to --rtol {:g}; the mp50 answer "
+                             "is printed\n",
+                             o.rtol);
   if (!r.stable) {
     if (r.rho_text == "inf")
       std::cerr << fmt::format("cesr rate: {} diverges at batch {}: rho exceeds the range of {}\n", describe(spec),
@@ -63,7 +67,8 @@ const Registrar registrar{{"rate", "Contraction rate rho and gap 1 - rho of the 
   add_problem_options(app, o->problem, flags);
   add_threads_option(app);
   app.add_option("--rtol", o->rtol,
-                 "With --precision auto: relative agreement on the gap required between two successive precisions")
+                 "With --precision auto: relative agreement on the gap required between two successive precisions "
+                 "(1e-32 to 1)")
       ->capture_default_str()
       ->group("Numerics");
   add_output_options(app, o->format, o->output, "json|table", "json");
@@ -74,6 +79,8 @@ const Registrar registrar{{"rate", "Contraction rate rho and gap 1 - rho of the 
       "when rho is close to 1. The label noise does not change rho. Exit 3 (with the JSON still\n"
       "printed) when rho >= 1. With --precision auto, P is the precision of the printed digits; the\n"
       "next lower precision agreed with it to --rtol (double alone is never reported by auto).\n"
+      "A forced --precision prints only what it certifies: when its rounding errors could flip the\n"
+      "sign of the gap, or leave not one digit of it certain, exit 2 with a message (use auto).\n"
       "Example:\n  cesr rate --spectrum loguniform:d=100,kappa=1e4 --method hb --lr 0.1 --momentum 0.9 --batch 8");
   return [o] { return run_rate(*o); };
 }}};

@@ -108,7 +108,7 @@ int run_window(const WindowOptions& o) {
     };
     std::optional<double> over;
     if (f.summary.window_ratio) over = *f.summary.window_ratio / f.summary.sqrt_kappa;
-    t.rows.push_back({Cell::number(format_real(f.summary.kappa, 17)), Cell::number(format_real(f.summary.sqrt_kappa, 17)),
+    t.rows.push_back({std::isfinite(f.summary.kappa) ? Cell::number(format_real(f.summary.kappa, 17)) : Cell::null(), Cell::number(format_real(f.summary.sqrt_kappa, 17)),
                       Cell::number(format_real(f.summary.trace_over_max, 17)), cell(sgd.critical_batch),
                       cell(hb.critical_batch), cell(f.summary.window_ratio), cell(over)});
   }
