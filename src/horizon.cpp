@@ -588,3 +588,52 @@ CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 
 }  // namespace cesr
+
+namespace cesr {
+
+std::optional<AutoSteps> steps_any_horizon(const Spectrum& spectrum, const MethodSpec& spec, const NoiseModel& noise,
+                                           double target, bool relative, HorizonMode mode, double horizon_rtol,
+                                           std::uint64_t max_steps, std::optional<Precision> precision, double rtol,
+                                           HorizonReport& report, bool& fell_back) {
+  fell_back = false;
+  const auto stepping = [&](std::uint64_t cap) {
+    return precision ? steps_to_target_in(*precision, spectrum, spec, noise, target, relative, cap)
+                     : steps_to_target_auto(spectrum, spec, noise, target, relative, cap, rtol);
+  };
+  report.exact = false;
+  if (mode == HorizonMode::Auto) {
+    const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
+    const std::uint64_t cheap = std::min<std::uint64_t>(max_steps, 32 * spectrum.dim());
+    AutoSteps first = stepping(cheap);
+    report.reason = "reached by time stepping";
+    if (first.steps || first.diverged_at || (cheap == max_steps && unsupported)) return first;
+  }
+  if (mode != HorizonMode::Stepping) {
+    // The spectral path certifies its own precision (escalating from the one given).
+    std::optional<AutoSteps> res =
+        with_precision(precision.value_or(Precision::Double), [&](auto zero) -> std::optional<AutoSteps> {
+          using Real = decltype(zero);
+          const auto fast =
+              horizon_steps<Real>(spectrum, spec, noise, static_cast<Real>(target), relative, horizon_rtol, report);
+          if (!fast) return std::nullopt;
+          AutoSteps a;
+          a.steps = fast->steps;
+          a.steps_run = fast->steps_run;
+          a.diverged_at = fast->diverged_at;
+          a.loss = to_double(fast->loss);
+          a.initial_loss = to_double(fast->initial_loss);
+          a.loss_text = format_real(fast->loss);
+          a.initial_loss_text = format_real(fast->initial_loss);
+          a.precision = report.precision;
+          return a;
+        });
+    if (res || mode == HorizonMode::Exact) return res;
+    fell_back = true;
+  } else {
+    report.reason = "time stepping requested";
+  }
+  report.exact = false;
+  return stepping(max_steps);
+}
+
+}  // namespace cesr

@@ -138,6 +138,20 @@ std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const M
                                                const NoiseModel& noise, const Real& target, bool relative,
                                                double rtol, HorizonReport& report);
 
+/// `steps` at any horizon, the strategy of `cesr steps` and `cesr.steps`:
+/// in Auto, time stepping while it is cheaper than the spectral set-up (32 d
+/// steps), then the certified spectral path (no cap), and where that does not
+/// apply or cannot decide, time stepping up to `max_steps`; Exact: only the
+/// spectral path; Stepping: only time stepping. Time stepping runs in the
+/// forced `precision` or, without one, in automatic precision to `rtol`.
+/// Empty only in Exact mode when the spectral path cannot answer (`report`
+/// says why). `report.exact` tells which path answered; `fell_back` is set
+/// when the spectral path was tried and time stepping answered instead.
+std::optional<AutoSteps> steps_any_horizon(const Spectrum& spectrum, const MethodSpec& spec, const NoiseModel& noise,
+                                           double target, bool relative, HorizonMode mode, double horizon_rtol,
+                                           std::uint64_t max_steps, std::optional<Precision> precision, double rtol,
+                                           HorizonReport& report, bool& fell_back);
+
 /// The tuner's continuous stand-in for the step count (tune.hpp,
 /// fractional_steps) through the spectral path, with no cap: +infinity when
 /// the target is never reached. Empty when the path does not apply or cannot

@@ -566,44 +566,11 @@ py::dict steps_fn(const SpectrumObject& sp, const MethodObject& m, std::optional
     std::atomic<bool> stop{false};
     run_interruptible([&] {
       const StopScope scope(&stop);
-      const auto stepping = [&](std::uint64_t limit) {
-        return p ? steps_to_target_in(*p, sp.spectrum, spec, n, target, relative, limit)
-                 : steps_to_target_auto(sp.spectrum, spec, n, target, relative, limit, rtol);
-      };
-      // As cesr steps: time stepping while it is cheaper than the spectral
-      // set-up (32 d steps), then the certified spectral path (no cap);
-      // where that does not apply, time stepping up to max_steps.
-      const std::optional<std::string> unsupported = horizon_unsupported(sp.spectrum, spec, n);
-      if (mode == HorizonMode::Auto) {
-        const std::uint64_t cheap = std::min<std::uint64_t>(cap, 32 * sp.spectrum.dim());
-        AutoSteps first = stepping(cheap);
-        if (first.steps || first.diverged_at || (cheap == cap && unsupported)) res = std::move(first);
-      }
-      if (!res && mode != HorizonMode::Stepping) {
-        with_precision(p.value_or(Precision::Double), [&](auto zero) {
-          using Real = decltype(zero);
-          const auto fast =
-              horizon_steps<Real>(sp.spectrum, spec, n, static_cast<Real>(target), relative, horizon_rtol, rep);
-          if (!fast) return;
-          AutoSteps a;
-          a.steps = fast->steps;
-          a.steps_run = fast->steps_run;
-          a.diverged_at = fast->diverged_at;
-          a.loss = to_double(fast->loss);
-          a.initial_loss = to_double(fast->initial_loss);
-          a.loss_text = format_real(fast->loss);
-          a.precision = rep.precision;
-          res = std::move(a);
-        });
-        if (!res && mode == HorizonMode::Exact)
-          throw std::runtime_error(fmt::format("horizon='exact' cannot answer: {}", rep.reason));
-      }
-      if (!res) {
-        rep.exact = false;
-        res = stepping(cap);
-      }
+      bool fell_back = false;  // (cesr.steps reports the path in "horizon")
+      res = steps_any_horizon(sp.spectrum, spec, n, target, relative, mode, horizon_rtol, cap, p, rtol, rep, fell_back);
     }, stop);
   }
+  if (!res) throw std::runtime_error(fmt::format("horizon='exact' cannot answer: {}", rep.reason));
   return py::dict("steps"_a = optional_int(res->steps), "loss"_a = res->loss, "loss_text"_a = res->loss_text,
                   "initial_loss"_a = res->initial_loss, "steps_run"_a = res->steps_run,
                   "diverged_at"_a = optional_int(res->diverged_at),

@@ -33,53 +33,13 @@ int run_steps(const StepsOptions& o) {
   // (summed over the precisions that automatic precision runs).
   ProgressReporter progress("cesr steps", "steps", 0, o.progress.mode());
   const WorkScope counting(&progress.counter());
-  // Time stepping in automatic precision (or the forced one) up to `cap` steps.
-  const auto stepping = [&](std::uint64_t cap) {
-    return precision ? steps_to_target_in(*precision, spectrum, spec, noise, o.target, o.relative, cap)
-                     : steps_to_target_auto(spectrum, spec, noise, o.target, o.relative, cap, o.rtol);
-  };
-  // Auto: time stepping while it is cheaper than the spectral set-up (32 d
-  // steps), then the certified spectral path, which no --max-steps caps;
-  // where that does not apply, time stepping up to --max-steps.
-  std::optional<AutoSteps> res;
   HorizonReport rep;
-  const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
-  if (mode == HorizonMode::Auto) {
-    const auto cheap = std::min<std::uint64_t>(o.max_steps, 32 * spectrum.dim());
-    AutoSteps first = stepping(cheap);
-    if (first.steps || first.diverged_at || (cheap == o.max_steps && unsupported)) res = std::move(first);
-    rep.reason = "reached by time stepping";
-  }
-  if (!res && mode != HorizonMode::Stepping) {
-    // The spectral path certifies its own precision (escalating from the one given).
-    res = with_precision(precision.value_or(Precision::Double), [&](auto zero) -> std::optional<AutoSteps> {
-      using Real = decltype(zero);
-      const auto fast = horizon_steps<Real>(spectrum, spec, noise, static_cast<Real>(o.target), o.relative,
-                                            o.horizon.rtol, rep);
-      if (!fast) return std::nullopt;
-      AutoSteps a;
-      a.steps = fast->steps;
-      a.steps_run = fast->steps_run;
-      a.diverged_at = fast->diverged_at;
-      a.loss = to_double(fast->loss);
-      a.initial_loss = to_double(fast->initial_loss);
-      a.loss_text = format_real(fast->loss);
-      a.initial_loss_text = format_real(fast->initial_loss);
-      a.precision = rep.precision;
-      return a;
-    });
-    if (!res) {
-      if (mode == HorizonMode::Exact)
-        throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
-      if (rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
-        std::cerr << fmt::format("cesr steps: {}: time stepping ({})\n", describe(spec), rep.reason);
-    }
-  }
-  if (!res) {
-    if (mode == HorizonMode::Stepping) rep.reason = "--horizon stepping";
-    rep.exact = false;
-    res = stepping(o.max_steps);
-  }
+  bool fell_back = false;
+  const std::optional<AutoSteps> res = steps_any_horizon(spectrum, spec, noise, o.target, o.relative, mode,
+                                                         o.horizon.rtol, o.max_steps, precision, o.rtol, rep, fell_back);
+  if (!res) throw std::runtime_error(fmt::format("--horizon exact cannot answer: {}", rep.reason));
+  if (fell_back && rep.reason.find("does not contract") == std::string::npos)  // time stepping reports the divergence
+    std::cerr << fmt::format("cesr steps: {}: time stepping ({})\n", describe(spec), rep.reason);
   if (!res->agreed)
     std::cerr << fmt::format("cesr steps: warning: quad and mp50 do not agree to --rtol {:g}; mp50's answer "
                              "is printed\n",
