@@ -867,6 +867,14 @@ TuneResult tune_final(const Spectrum& spectrum, const Space& space, const NoiseM
 TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseModel& noise, const TuneOptions& options) {
   noise.validate();
   const MethodInfo& row = method_info(method);
+  // The search compares gaps (about 1/kappa or less), step counts (about
+  // kappa or more) and losses in double: beyond kappa ~ 1e308 they leave its
+  // range, and the answer would be a wrong verdict ("no stable
+  // hyperparameters") or lr = 0: refused.
+  if (!(spectrum.lambda_max() / spectrum.lambda_min() <= max_tunable_kappa))
+    throw FieldError("spectrum", fmt::format("spectrum: kappa = lambda_max/lambda_min = {:.3g}/{:.3g} exceeds the "
+                                             "double range, beyond what the tuner resolves",
+                                             spectrum.lambda_max(), spectrum.lambda_min()));
   if (options.objective == Objective::Final) {
     if (options.horizon < 1) throw FieldError("steps", "steps: the final objective needs a horizon T >= 1");
     TuneOptions o = options;

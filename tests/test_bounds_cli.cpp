@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -65,6 +66,27 @@ TEST_CASE("tuning at kappa = 1e308 finishes (it hung)") {
   INFO(r.out, r.err);
   CHECK(r.code == 0);
   CHECK(seconds < 10);
+  // At the top of double's range SGD's tuned gap is 2 lr lambda_min with
+  // lr lambda_max = 4/3, i.e. (8/3)/kappa = 1.57e-308 (just above the
+  // smallest normal double), still resolved; beyond the range the tuner
+  // refuses instead of answering "no stable hyperparameters".
+  const auto top = run_cesr("tune --spectrum loguniform:d=2,kappa=1.7e308 --method sgd --batch 4 --format json");
+  CHECK(top.code == 0);
+  const auto gap_at = top.out.find("\"gap\": ");
+  REQUIRE(gap_at != std::string::npos);
+  const double gap = std::strtod(top.out.c_str() + gap_at + 7, nullptr);
+  CHECK(gap > 1e-308);
+  CHECK(gap < 3e-308);
+  const auto file = std::filesystem::temp_directory_path() / "cesr_bounds_huge_kappa.txt";
+  {
+    std::ofstream f(file);
+    f << "1e308\n4e-4\n";
+  }
+  const auto beyond = run_cesr("tune --spectrum file:" + file.string() + " --method sgd --batch 1");
+  std::filesystem::remove(file);
+  CHECK(beyond.code == 2);
+  CHECK(beyond.err.find("--spectrum: kappa = lambda_max/lambda_min = 1e+308/0.0004 exceeds the double range") !=
+        std::string::npos);
 }
 
 TEST_CASE("a command line that helps: --format in any case, whole counts in scientific notation") {

@@ -10,6 +10,8 @@
 // Boost's Brent minimiser in one dimension. See docs/tune.md.
 #pragma once
 
+#include <limits>
+
 #include "cesr/dynamics.hpp"
 #include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
@@ -23,6 +25,11 @@
 #include <vector>
 
 namespace cesr {
+
+/// The tuner's limit on lambda_max / lambda_min (every objective): beyond it
+/// the gaps (about 1/kappa), step counts and losses it compares in double
+/// leave double's range; tune refuses such a spectrum (FieldError "spectrum").
+inline constexpr double max_tunable_kappa = std::numeric_limits<double>::max();
 
 /// rate: maximise the gap 1 - rho; steps: minimise the steps to a target;
 /// final: minimise the exact loss L_T after a fixed number of steps T (a budget).
