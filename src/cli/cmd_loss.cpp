@@ -336,8 +336,8 @@ const Registrar registrar{{"loss", "Exact expected loss curve L_t of a method", 
   flags.batch_list_flag = "--batches";
   add_problem_options(app, o->problem, flags);
   app.add_option("--rtol", o->rtol,
-                 "With --precision auto: relative agreement of every printed loss required between two "
-                 "successive precisions")
+                 "With --precision auto: the relative accuracy required of every printed loss (met by double "
+                 "alone where its rounding bound is within half of it, else by two successive precisions agreeing to it)")
       ->capture_default_str()
       ->group("Numerics");
   add_horizon_options(app, o->horizon);

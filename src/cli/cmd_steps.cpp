@@ -80,8 +80,9 @@ const Registrar registrar{{"steps", "Steps until the exact expected loss reaches
   flags.auto_precision = true;
   add_problem_options(app, o->problem, flags);
   app.add_option("--rtol", o->rtol,
-                 "With --precision auto: relative agreement of the losses required between two successive "
-                 "precisions (which must also find the same step)")
+                 "With --precision auto: the relative accuracy required of the losses compared (met by double "
+                 "alone where its rounding bound is within half of it and decides every comparison, else by two "
+                 "successive precisions agreeing to it and finding the same step)")
       ->capture_default_str()
       ->group("Numerics");
   app.add_option("--target", o->target, "Target loss EPS (absolute, or relative to L_0 with --relative)")
