@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "cesr_run.hpp"
+#include "npy_bytes.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -29,18 +30,7 @@ int lines(const std::string& s) {
   return n;
 }
 
-// A version-1 .npy of float64 values, byte by byte.
-std::string npy(const std::vector<double>& v) {
-  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + std::to_string(v.size()) + ",), }";
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += char(1);
-  out += char(0);
-  out += char(header.size() & 0xff);
-  out += char(header.size() >> 8);
-  return out + header + std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
-}
+std::string npy(const std::vector<double>& v) { return cesr_test::npy_f8(v); }
 
 }  // namespace
 

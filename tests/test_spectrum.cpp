@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "cesr/spectrum.hpp"
+#include "npy_bytes.hpp"
 
 #include <cmath>
 #include <filesystem>
@@ -158,20 +159,7 @@ TEST_CASE("weighted spectrum files: 'lambda w' lines, w directions each") {
 }
 
 namespace {
-// A .npy file written byte by byte from the format's definition (version 1:
-// magic, version, 2-byte header length, a Python dict literal padded to 64).
-std::string npy_bytes(const std::string& descr, const std::string& shape, const std::string& payload,
-                      const std::string& fortran = "False") {
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }";
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += char(1);
-  out += char(0);
-  out += char(header.size() & 0xff);
-  out += char(header.size() >> 8);
-  return out + header + payload;
-}
+using cesr_test::npy_bytes;
 template <class T>
 std::string raw(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
