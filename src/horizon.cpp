@@ -45,8 +45,8 @@ std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const M
   if (!noise.batch_schedule.constant()) return std::string("the batch size changes with the step");
   if (noise.additive()) return std::string("the additive noise model is not covered by the spectral path");
   if (spectrum.weighted()) return std::string("weighted spectra are not covered by the spectral path");
-  if (spec.states() != 1)
-    return fmt::format("the method has k = {} state vectors (the spectral path covers k = 1)", spec.states());
+  if (spec.states() > 2)
+    return fmt::format("the method has k = {} state vectors (the spectral path covers k = 1 and 2)", spec.states());
   if (spectrum.lambda.size() > max_horizon_dim)
     return fmt::format("d = {} exceeds the spectral path's O(d^2) budget (d <= {})", spectrum.lambda.size(),
                        max_horizon_dim);
@@ -93,6 +93,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build(const Spectrum& spec
     if (why) *why = std::move(reason);
     return std::optional<SpectralLoss>{};
   };
+  if (m.k == 2) return build_k2(spectrum, m, noise, why);
   if (m.k != 1) return fail(fmt::format("the method has k = {} state vectors", m.k));
   const std::size_t d = spectrum.lambda.size();
   const Real eps = epsilon<Real>();
@@ -321,6 +322,29 @@ Bounded<Real> SpectralLoss<Real>::at(std::uint64_t t) const {
 }
 
 template <class Real>
+std::uint64_t SpectralLoss<Real>::settled(double rtol) const {
+  using std::abs;
+  if (radius_ == 0) return 0;  // no remainder: certified from t = 0
+  const Real tol = Real(rtol) / 4;
+  const auto ok = [&](std::uint64_t t) {
+    const auto v = at(t);
+    return v.error <= tol * abs(v.value);
+  };
+  std::uint64_t hi = 1;
+  while (!ok(hi)) {
+    if (hi >= (std::uint64_t{1} << 62)) return forever;
+    hi *= 2;
+  }
+  std::uint64_t lo = hi / 2;  // not ok (or 0)
+  if (hi == 1) return ok(0) ? 0 : 1;
+  while (hi - lo > 1) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    (ok(mid) ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+template <class Real>
 Real SpectralLoss<Real>::lower_bound(std::uint64_t lo, std::uint64_t hi) const {
   using std::abs;
   const Real eps = epsilon<Real>();
@@ -389,6 +413,21 @@ To convert(const From& x) {
   else return To(x);
 }
 
+// The step before which a k = 2 spectral form is time-stepped instead
+// (SpectralLoss::settled), within a work budget; empty (with `why`) beyond it.
+template <class W>
+std::optional<std::uint64_t> prefix_steps(const SpectralLoss<W>& sl, const Spectrum& spectrum, double rtol,
+                                          std::string& why) {
+  const std::uint64_t t = sl.settled(rtol);
+  constexpr double max_prefix_work = 4e9;  // steps times directions
+  if (t == forever || static_cast<double>(t) * static_cast<double>(std::max<std::size_t>(spectrum.dim(), 1)) >
+                          max_prefix_work) {
+    why = "the remainder of the k = 2 spectral form decays too slowly to certify in this precision";
+    return std::nullopt;
+  }
+  return t;
+}
+
 }  // namespace
 
 template <class Real>
@@ -396,16 +435,42 @@ std::optional<std::vector<Real>> horizon_loss_at(const Spectrum& spectrum, const
                                                  const NoiseModel& noise, const std::vector<std::uint64_t>& steps,
                                                  double rtol, HorizonReport& report) {
   report.rtol = rtol;
+  std::optional<AutoLossCurve> early;  // time-stepped L_1.. where the remainder is loose (k = 2)
   return escalate<std::vector<Real>>(
       precision_of<Real>(), spectrum, spec, noise, report,
       [&](const auto& sl, std::string& why) -> std::optional<std::vector<Real>> {
         using W = std::decay_t<decltype(sl.initial_loss())>;
+        using std::abs;
         std::vector<Real> out;
         out.reserve(steps.size());
+        // The steps before the k = 2 remainder has decayed: time-stepped in
+        // automatic precision to the same tolerance (loss_curve_auto).
+        const auto prefix = prefix_steps(sl, spectrum, rtol, why);
+        if (!prefix) return std::nullopt;
+        std::uint64_t last = 0;
+        for (const std::uint64_t t : steps)
+          if (t < *prefix) last = std::max(last, t);
+        if (last > 0 && (!early || early->step.size() <= last)) {
+          constexpr std::uint64_t max_early = 2'000'000;
+          if (last > max_early) {
+            why = fmt::format("the k = 2 spectral form is loose before step {}, beyond the {} steps time-stepped",
+                              *prefix, max_early);
+            return std::nullopt;
+          }
+          early = loss_curve_auto(spectrum, spec, noise, last, 1, rtol);
+          if (!early->agreed || early->diverged_at || early->step.size() <= last) {
+            why = "the early steps are not certified by time stepping";
+            early.reset();
+            return std::nullopt;
+          }
+        }
         for (std::size_t i = 0; i < steps.size(); ++i) {
           if ((i & 1023) == 0) throw_if_stopped();
+          if (steps[i] > 0 && steps[i] < *prefix) {
+            out.push_back(Real(early->loss[steps[i]]));
+            continue;
+          }
           const auto v = sl.at(steps[i]);
-          using std::abs;
           if (!(v.error <= W(rtol) * abs(v.value))) {
             why = fmt::format("L at step {} is not certified to rtol {:.3g} in {}", steps[i], rtol,
                               to_string(precision_of<W>()));
@@ -449,7 +514,7 @@ enum class Verdict { Below, Above, Unsure };
 // that step, where time stepping in any precision may decide either way).
 template <class W>
 std::optional<std::optional<std::uint64_t>> first_crossing(const SpectralLoss<W>& sl, const W& goal, double rtol,
-                                                           std::string& why, bool& near) {
+                                                           std::string& why, bool& near, std::uint64_t from = 1) {
   using Out = std::optional<std::optional<std::uint64_t>>;
   bool undecided = false;
   std::uint64_t undecided_at = 0;
@@ -477,7 +542,8 @@ std::optional<std::optional<std::uint64_t>> first_crossing(const SpectralLoss<W>
   // bound stays above it for ever.
   std::uint64_t end = 0;
   bool never_after = false;
-  for (std::uint64_t t = 1;; t = t > forever / 2 ? forever : 2 * t) {
+  from = std::max<std::uint64_t>(from, 1);
+  for (std::uint64_t t = from;; t = t > forever / 2 ? forever : 2 * t) {
     if (below(t)) {
       end = t;
       break;
@@ -496,7 +562,7 @@ std::optional<std::optional<std::uint64_t>> first_crossing(const SpectralLoss<W>
   // First t in [1, end] with L_t <= goal, depth first, left to right: a range
   // whose lower bound stays above the goal is skipped, the rest is split.
   int nodes = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> stack{{1, end}};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> stack{{from, end}};
   while (!stack.empty()) {
     if (++nodes > max_search_nodes) {
       why = "the first-crossing search needs too many steps to separate";
@@ -527,16 +593,35 @@ std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const M
                                                const NoiseModel& noise, const Real& target, bool relative,
                                                double rtol, HorizonReport& report) {
   report.rtol = rtol;
+  std::uint64_t stepped_to = 0;  // L_t > goal for every t <= stepped_to, by time stepping (k = 2)
   return escalate<StepsResult<Real>>(
       precision_of<Real>(), spectrum, spec, noise, report,
       [&](const auto& sl, std::string& why) -> std::optional<StepsResult<Real>> {
         using W = std::decay_t<decltype(sl.initial_loss())>;
         const W goal = relative ? convert<W>(target) * sl.initial_loss() : convert<W>(target);
         bool near = false;
-        const auto first = first_crossing(sl, goal, rtol, why, near);
-        if (!first) return std::nullopt;
         StepsResult<Real> out;
         out.initial_loss = convert<Real>(sl.initial_loss());
+        const auto prefix = prefix_steps(sl, spectrum, rtol, why);
+        if (!prefix) return std::nullopt;
+        if (*prefix > 0 && !(sl.initial_loss() <= goal) && stepped_to < *prefix) {
+          // The steps before the remainder has decayed: time stepping in
+          // automatic precision (two precisions agreeing on the step).
+          const AutoSteps a = steps_to_target_auto(spectrum, spec, noise, to_double(target), relative, *prefix, rtol);
+          if (!a.agreed || a.diverged_at) {
+            why = "the early steps are not certified by time stepping";
+            return std::nullopt;
+          }
+          if (a.steps) {
+            out.steps = a.steps;
+            out.steps_run = *a.steps;
+            out.loss = Real(a.loss);
+            return out;
+          }
+          stepped_to = *prefix;
+        }
+        const auto first = first_crossing(sl, goal, rtol, why, near, *prefix + 1);
+        if (!first) return std::nullopt;
         if (!*first) {
           out.loss = convert<Real>(sl.floor().value);  // never reached: the floor it tends to
           return out;
@@ -560,7 +645,26 @@ std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const M
         using std::log;
         const W goal = relative ? W(target) * sl.initial_loss() : W(target);
         bool near = false;
-        const auto first = first_crossing(sl, goal, rtol, why, near);
+        const auto prefix = prefix_steps(sl, spectrum, rtol, why);
+        if (!prefix) return std::nullopt;
+        if (*prefix > 0 && !(sl.initial_loss() <= goal)) {
+          // The tuner's stand-in only (the count it reports is horizon_steps'):
+          // the early steps in double.
+          Dynamics<double> dyn(spectrum, make_path<double>(spec), noise);
+          const double g = to_double(goal);
+          double before = dyn.loss();
+          while (dyn.time() < *prefix) {
+            if ((dyn.time() & 1023) == 0) throw_if_stopped();
+            dyn.step();
+            const double now = dyn.loss();
+            if (now <= g) {
+              const double frac = std::log(before / g) / std::log(before / now);
+              return static_cast<double>(dyn.time() - 1) + std::clamp(frac, 0.0, 1.0);
+            }
+            before = now;
+          }
+        }
+        const auto first = first_crossing(sl, goal, rtol, why, near, *prefix + 1);
         if (!first) return std::nullopt;
         if (!*first) return std::numeric_limits<double>::infinity();
         const std::uint64_t t = **first;

@@ -90,11 +90,25 @@ class SpectralLoss {
   const Real& gap() const { return gap_; }
   std::size_t modes() const { return modes_.size(); }
   int evaluations() const { return evaluations_; }
+  /// The first step from which the error bound of at(t) stays within rtol / 4
+  /// of |L_t| (0 when it is from the start, as for k = 1; UINT64_MAX when no
+  /// step below 2^62 is): for k = 2 the remainder is loose at small t, and the
+  /// callers time-step the steps before this one.
+  std::uint64_t settled(double rtol) const;
+  /// k = 2: the radius r of the circle |z| = r that separates the outer real
+  /// modes from the remainder (0 for k = 1), and the arcs that certified it.
+  const Real& radius() const { return radius_; }
+  int arcs() const { return arcs_; }
 
  private:
+  // k = 2 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
+  // counted by the argument principle, plus the remainder as one more mode.
+  static std::optional<SpectralLoss> build_k2(const Spectrum& spectrum, const Method<Real>& method,
+                                              const NoiseModel& noise, std::string* why);
+
   std::vector<HorizonMode1<Real>> modes_;  // top (largest |z|) first
-  Real l_inf_{}, l_inf_error_{}, initial_{}, gap_{};
-  int evaluations_ = 0;
+  Real l_inf_{}, l_inf_error_{}, initial_{}, gap_{}, radius_{};
+  int evaluations_ = 0, arcs_ = 0;
 };
 
 /// What the spectral path did, for the output ("exact (double)" or the

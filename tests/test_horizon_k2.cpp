@@ -1,0 +1,177 @@
+// The spectral any-horizon path for k = 2 state vectors (src/horizon_k2.cpp:
+// the real eigenvalues of T outside a circle, counted by the argument
+// principle, plus a bounded remainder; the early steps time-stepped with a
+// rounding bound) against exact time stepping (src/dynamics.cpp) in long
+// double and 50 digits: heavy ball, NAG, AccSGD, QHM and a custom k = 2
+// method; underdamped, overdamped, near critical damping, nearly unstable;
+// label-noise floors, kurtosis 1 and 3, B = 1, 16, 1024; absolute and relative
+// targets; L_t within the tolerance and first-crossing counts equal. The
+// spectral side shares no code with time stepping beyond the first steps,
+// which it takes from Dynamics (their values are compared here too), so
+// each comparison can fail.
+#include <doctest/doctest.h>
+
+#include "cesr/dynamics.hpp"
+#include "cesr/horizon.hpp"
+#include "cesr/method.hpp"
+#include "cesr/rate.hpp"
+#include "cesr/spectrum.hpp"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace {
+
+using cesr::HorizonReport;
+using cesr::MethodSpec;
+using cesr::NoiseModel;
+using cesr::Spectrum;
+
+struct Case {
+  std::string name;
+  Spectrum spectrum;
+  MethodSpec spec;
+  NoiseModel noise;
+};
+
+MethodSpec hb(double lr, double b) { return cesr::method_spec("hb", {{"lr", lr}, {"momentum", b}}); }
+
+// The largest lr at which heavy ball with momentum b is stable in second
+// moment, by bisection on the rate's secular equation.
+double hb_lr_limit(const Spectrum& s, double b, const NoiseModel& n) {
+  double lo = 0, hi = 2 * (1 + b) / s.lambda_max();
+  for (int it = 0; it < 100; ++it) {
+    const double lr = (lo + hi) / 2;
+    const auto r = cesr::contraction_rate<long double>(s, cesr::make_method<long double>(hb(lr, b)), n);
+    if (r.stable) lo = lr;
+    else hi = lr;
+  }
+  return lo;
+}
+
+MethodSpec custom_k2() {
+  // A k = 2 method in none of the registry's forms: a damped buffer that the
+  // output reads only in part, the gradient at a mixed point, s0 = (1, 0.5).
+  MethodSpec m = cesr::method_spec("custom");
+  m.custom.k = 2;
+  m.custom.P[0] = {0.97, 0.2, 0, 0};
+  m.custom.P[1] = {-0.05, 0.6, 0, 0};
+  m.custom.q = {0.3, 0.4, 0, 0};
+  m.custom.r = {1, 0.1, 0, 0};
+  m.custom.o = {0.9, 0.3, 0, 0};
+  m.custom.s0 = {1, 0.5, 1, 1};
+  return m;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  const Spectrum lu = cesr::make_spectrum("loguniform:d=30,kappa=1e3");
+  const Spectrum pl = cesr::make_spectrum("powerlaw:d=24,alpha=1.5", "powerlaw:beta=0.5");
+  // Rate-tuned points (cesr tune --objective rate, B = 4 on lu): most
+  // directions underdamped, the slowest near critical damping.
+  out.push_back({"hb tuned B=4", lu, hb(0.11172256017704943, 0.9205517929261201), NoiseModel(4)});
+  out.push_back({"nag tuned", lu,
+                 cesr::method_spec("nag", {{"lr", 0.06780762226979968}, {"momentum", 0.9748901304420611}}),
+                 NoiseModel(4)});
+  out.push_back({"asgd tuned", lu,
+                 cesr::method_spec("asgd", {{"lr", 0.47587072340886205}, {"kappa", 1628.4371818345683},
+                                            {"xi", 23.788102941768}}),
+                 NoiseModel(4)});
+  out.push_back({"qhm tuned", lu,
+                 cesr::method_spec("qhm", {{"lr", 4.857234413451851}, {"momentum", 0.9827925064788782},
+                                           {"nu", 0.9020275695716036}}),
+                 NoiseModel(4)});
+  // Noise-limited heavy ball at B = 1 (small momentum: most directions overdamped).
+  out.push_back({"hb B=1 overdamped", lu, hb(0.5 * hb_lr_limit(lu, 0.3, NoiseModel(1)), 0.3), NoiseModel(1)});
+  out.push_back({"hb noise floor B=16", pl, hb(0.3, 0.8), NoiseModel(16, 3, 0.05)});
+  out.push_back({"nag rademacher noise", pl, cesr::method_spec("nag", {{"lr", 0.2}, {"momentum", 0.9}}),
+                 NoiseModel(2, 1, 0.01)});
+  out.push_back({"hb B=1024 underdamped", lu, hb(1.0, 0.95), NoiseModel(1024)});
+  {
+    NoiseModel n(2);
+    out.push_back({"hb nearly unstable", pl, hb(0.99 * hb_lr_limit(pl, 0.7, n), 0.7), n});
+  }
+  {
+    // Critical damping of the bottom direction: beta = (1 - sqrt(lr lambda_min))^2.
+    const Spectrum s = cesr::make_spectrum("loguniform:d=10,kappa=100");
+    const double lr = 0.5, b = std::pow(1 - std::sqrt(lr * 0.01), 2);
+    out.push_back({"hb critical damping", s, hb(lr, b), NoiseModel(16)});
+  }
+  out.push_back({"custom k=2", lu, custom_k2(), NoiseModel(2, 3, 0.02)});
+  return out;
+}
+
+template <class Real>
+std::vector<Real> stepped(const Case& c, const std::vector<std::uint64_t>& ts) {
+  cesr::Dynamics<Real> dyn(c.spectrum, cesr::make_path<Real>(c.spec), c.noise);
+  std::vector<Real> out;
+  for (std::uint64_t t : ts) {
+    dyn.advance(t - dyn.time());
+    out.push_back(dyn.loss());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("horizon k = 2: L_t equals 50-digit time stepping to the tolerance, early and late") {
+  const std::vector<std::uint64_t> ts{0, 1, 2, 7, 100, 1000, 3000};
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    HorizonReport rep;
+    const auto fast = cesr::horizon_loss_at<double>(c.spectrum, c.spec, c.noise, ts, 1e-10, rep);
+    INFO(rep.describe());
+    REQUIRE(fast);
+    CHECK(rep.exact);
+    const auto ref = stepped<cesr::mp50>(c, ts);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      CAPTURE(ts[i]);
+      const double exact = cesr::to_double(ref[i]);
+      CHECK(std::abs((*fast)[i] - exact) <= 1e-10 * exact);
+    }
+  }
+}
+
+TEST_CASE("horizon k = 2: far steps equal long-double time stepping") {
+  const std::vector<std::uint64_t> ts{10000, 50000, 200000};
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    HorizonReport rep;
+    const auto fast = cesr::horizon_loss_at<long double>(c.spectrum, c.spec, c.noise, ts, 1e-10, rep);
+    INFO(rep.describe());
+    REQUIRE(fast);
+    const auto ref = stepped<long double>(c, ts);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      CAPTURE(ts[i]);
+      // Long double stepping drifts by about t * 1e-19 relative.
+      CHECK(std::abs((double)((*fast)[i] - ref[i])) <= 1e-10 * (double)ref[i]);
+    }
+  }
+}
+
+TEST_CASE("horizon k = 2: the first crossing equals time stepping, absolute and relative targets") {
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    const double l0 = cesr::to_double(stepped<long double>(c, {0})[0]);
+    std::vector<std::pair<double, bool>> targets{{0.5, true}, {1e-2, true}, {1e-9, true}, {0.3 * l0, false},
+                                                 {1e-5 * l0, false}};
+    for (const auto& [eps, relative] : targets) {
+      CAPTURE(eps);
+      CAPTURE(relative);
+      HorizonReport rep;
+      const auto fast = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, eps, relative, 1e-10, rep);
+      INFO(rep.describe());
+      REQUIRE(fast);
+      const auto ref = cesr::steps_to_target<long double>(c.spectrum, cesr::make_path<long double>(c.spec), c.noise,
+                                                          eps, relative, 3'000'000);
+      if (ref.steps) {
+        REQUIRE(fast->steps);
+        if (!rep.near_target) CHECK(*fast->steps == *ref.steps);
+        CHECK(std::abs(fast->loss - (double)ref.loss) <= 1e-9 * (double)ref.loss);
+      } else {
+        if (fast->steps) CHECK(*fast->steps > 3'000'000u);
+      }
+    }
+  }
+}
