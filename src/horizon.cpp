@@ -85,7 +85,8 @@ Real power(const Real& ell, std::uint64_t t) {
 
 template <class Real>
 std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build(const Spectrum& spectrum, const Method<Real>& m,
-                                                            const NoiseModel& noise, std::string* why) {
+                                                            const NoiseModel& noise, std::string* why,
+                                                            const MethodSpec* spec) {
   using std::abs;
   using std::log;
   using std::log1p;
@@ -93,7 +94,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build(const Spectrum& spec
     if (why) *why = std::move(reason);
     return std::optional<SpectralLoss>{};
   };
-  if (m.k == 2) return build_k2(spectrum, m, noise, why);
+  if (m.k == 2) return build_k2(spectrum, m, noise, why, spec);
   if (m.k != 1) return fail(fmt::format("the method has k = {} state vectors", m.k));
   const std::size_t d = spectrum.lambda.size();
   const Real eps = epsilon<Real>();
@@ -325,11 +326,14 @@ template <class Real>
 std::uint64_t SpectralLoss<Real>::settled(double rtol) const {
   using std::abs;
   if (radius_ == 0) return 0;  // no remainder: certified from t = 0
+  // The remainder mode (c = 0) alone: the outer modes' own bounds are the
+  // solver's to certify (or escalate).
   const Real tol = Real(rtol) / 4;
-  const auto ok = [&](std::uint64_t t) {
-    const auto v = at(t);
-    return v.error <= tol * abs(v.value);
-  };
+  Real rest = 0, log_r = 0;
+  for (const auto& md : modes_)
+    if (md.c == 0 && md.c_error > rest) rest = md.c_error, log_r = md.log_abs;
+  if (rest == 0) return 0;
+  const auto ok = [&](std::uint64_t t) { return rest * power(log_r, t) <= tol * abs(at(t).value); };
   std::uint64_t hi = 1;
   while (!ok(hi)) {
     if (hi >= (std::uint64_t{1} << 62)) return forever;
@@ -384,7 +388,7 @@ std::optional<Result> escalate(Precision start, const Spectrum& spectrum, const 
     std::optional<Result> res = with_precision(p, [&](auto zero) -> std::optional<Result> {
       using W = decltype(zero);
       std::string why;
-      const auto sl = SpectralLoss<W>::build(spectrum, make_method<W>(spec), noise, &why);
+      const auto sl = SpectralLoss<W>::build(spectrum, make_method<W>(spec), noise, &why, &spec);
       if (!sl) {
         report.reason = why;
         return std::nullopt;
@@ -636,15 +640,19 @@ std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const M
 }
 
 std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const MethodSpec& spec,
-                                               const NoiseModel& noise, double target, bool relative, double rtol,
-                                               HorizonReport& report) {
-  report.rtol = rtol;
+                                               const NoiseModel& noise, double target, bool relative,
+                                               double rtol_asked, HorizonReport& report) {
+  report.rtol = rtol_asked;
   return escalate<double>(
       Precision::Double, spectrum, spec, noise, report, [&](const auto& sl, std::string& why) -> std::optional<double> {
         using W = std::decay_t<decltype(sl.initial_loss())>;
         using std::log;
         const W goal = relative ? W(target) * sl.initial_loss() : W(target);
         bool near = false;
+        // A stand-in for the search, not a count: decided to 1e-6 relative
+        // (comparisons closer than that by the value); the count the tuner
+        // reports comes from horizon_steps at the tolerance asked for.
+        const double rtol = std::max(rtol_asked, 1e-6);
         const auto prefix = prefix_steps(sl, spectrum, rtol, why);
         if (!prefix) return std::nullopt;
         if (*prefix > 0 && !(sl.initial_loss() <= goal)) {

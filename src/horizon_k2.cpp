@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <complex>
 #include <limits>
@@ -47,7 +48,7 @@ namespace cesr {
 namespace {
 
 // Arc evaluations (each O(d)) of the count certificate before it refuses.
-constexpr int max_arc_evaluations = 1 << 15;
+std::atomic<int> max_arc_evaluations{1 << 15};
 constexpr int max_arc_halvings = 48;
 constexpr int max_k2_root_iterations = 200;
 constexpr std::size_t max_k2_dim = 20000;
@@ -201,8 +202,50 @@ struct Vec3 {
   std::array<Bd<Real>, 3> a;
 };
 
+// The direction-independent constants of a k = 2 method (src/rate.cpp,
+// method_constants): with E = I - P, tr E, det E, r^T adj(E) q, b1 = -r^T adj(P) q,
+// r^T q and 1 - det P, each with its error bound.
 template <class Real>
-Dir2<Real> make_dir(const Method<Real>& m, double lambda, double init, const Bd<Real>& kb, const Bd<Real>& ib) {
+struct K2Constants {
+  Bd<Real> tr_e, det_e, c_e, b1, qr, omdp;
+};
+
+// Formed in the arithmetic of W, then rounded once to Real (W = exact: only
+// that rounding; W = Real: the bounds of every operation).
+template <class Real, class W>
+K2Constants<Real> k2_constants(const Method<W>& m) {
+  const auto lift = [](const W& x) {
+    if constexpr (std::is_same_v<W, Real>) return rounded(x);
+    else return rounded(static_cast<Real>(x));
+  };
+  if constexpr (std::is_same_v<W, Real>) {
+    using B = Bd<Real>;
+    const B one = exact(Real(1)), zero = exact(Real(0));
+    const B P00 = lift(m.P[0][0]), P01 = lift(m.P[0][1]), P10 = lift(m.P[1][0]), P11 = lift(m.P[1][1]);
+    const B q0 = lift(m.q[0]), q1 = lift(m.q[1]), r0 = lift(m.r[0]), r1 = lift(m.r[1]);
+    const B e00 = one - P00, e11 = one - P11;
+    K2Constants<Real> c;
+    c.tr_e = e00 + e11;
+    c.det_e = e00 * e11 - P01 * P10;
+    c.c_e = r0 * (e11 * q0 + P01 * q1) + r1 * (e00 * q1 + P10 * q0);
+    c.b1 = zero - (r0 * (P11 * q0 - P01 * q1) + r1 * (P00 * q1 - P10 * q0));
+    c.qr = r0 * q0 + r1 * q1;
+    c.omdp = c.tr_e - c.det_e;
+    return c;
+  } else {
+    const W one(1);
+    const W e00 = one - m.P[0][0], e11 = one - m.P[1][1], p01 = m.P[0][1], p10 = m.P[1][0];
+    const W tr_e = e00 + e11, det_e = e00 * e11 - p01 * p10;
+    const W c_e = m.r[0] * (e11 * m.q[0] + p01 * m.q[1]) + m.r[1] * (e00 * m.q[1] + p10 * m.q[0]);
+    const W b1 = W(0) - (m.r[0] * (m.P[1][1] * m.q[0] - p01 * m.q[1]) + m.r[1] * (m.P[0][0] * m.q[1] - p10 * m.q[0]));
+    const W qr = m.r[0] * m.q[0] + m.r[1] * m.q[1];
+    return {lift(tr_e), lift(det_e), lift(c_e), lift(b1), lift(qr), lift(tr_e - det_e)};
+  }
+}
+
+template <class Real>
+Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double lambda, double init, const Bd<Real>& kb,
+                    const Bd<Real>& ib) {
   using B = Bd<Real>;
   const B one = exact(Real(1)), two = exact(Real(2)), four = exact(Real(4)), zero = exact(Real(0));
   const B P00 = rounded(m.P[0][0]), P01 = rounded(m.P[0][1]), P10 = rounded(m.P[1][0]), P11 = rounded(m.P[1][1]);
@@ -210,13 +253,8 @@ Dir2<Real> make_dir(const Method<Real>& m, double lambda, double init, const Bd<
   const B o0 = rounded(m.o[0]), o1 = rounded(m.o[1]), a0 = rounded(m.s0[0]), a1 = rounded(m.s0[1]);
   const B l = exact(Real(lambda));
   // The small quantities (as in the rate's secular function, src/rate.cpp).
-  const B e00 = one - P00, e11 = one - P11;
-  const B tr_e = e00 + e11, det_e = e00 * e11 - P01 * P10;
-  const B c_e = r0 * (e11 * q0 + P01 * q1) + r1 * (e00 * q1 + P10 * q0);
-  const B b1 = zero - (r0 * (P11 * q0 - P01 * q1) + r1 * (P00 * q1 - P10 * q0));
-  const B qr = r0 * q0 + r1 * q1;
-  const B omdp = tr_e - det_e;
-  const B s1 = tr_e + l * qr, s0 = det_e + l * c_e, dd = omdp - l * b1;
+  const B b1 = k.b1, qr = k.qr;
+  const B s1 = k.tr_e + l * qr, s0 = k.det_e + l * k.c_e, dd = k.omdp - l * b1;
   const B delta = one - dd, tau = two - s1;
   const B bq = s1 * (s1 - two) - two * s0, cq = s0 * (four - two * s1 + s0);
   // C(x) = (1 - det A - x)(x^2 + bq x + cq) = (z - det A)(z - mu1^2)(z - mu2^2).
@@ -277,9 +315,12 @@ Dir2<Real> make_dir(const Method<Real>& m, double lambda, double init, const Bd<
 
 }  // namespace
 
+int set_k2_arc_budget(int arcs) { return max_arc_evaluations.exchange(arcs); }
+
 template <class Real>
 std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& spectrum, const Method<Real>& m,
-                                                               const NoiseModel& noise, std::string* why) {
+                                                               const NoiseModel& noise, std::string* why,
+                                                               const MethodSpec* spec) {
   using std::abs;
   using std::cos;
   using std::log;
@@ -320,11 +361,14 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     out.gap_ = Real(1);
     return out;
   }
+  K2Constants<Real> constants;
+  if (spec) constants = k2_constants<Real>(make_method_exact(*spec));
+  else constants = k2_constants<Real>(m);
   std::vector<Dir2<Real>> dirs;
   dirs.reserve(merged.size());
   for (std::size_t i = 0; i < merged.size(); ++i) {
     if ((i & 1023) == 0) throw_if_stopped();
-    dirs.push_back(make_dir<Real>(m, merged[i].first, merged[i].second, kb, ib));
+    dirs.push_back(make_dir<Real>(m, constants, merged[i].first, merged[i].second, kb, ib));
   }
   const std::size_t d = dirs.size();
   const Real gamma = Real(d + 16) * eps;  // relative rounding of a d-term sum
@@ -427,14 +471,24 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     int dir;
   };
   std::vector<Pole> outer;
+  // Per direction only the top pole (the Perron root of the block) can be
+  // an outer one: the other two, and |det A_i|, bound the circle from below.
+  std::vector<int> top(d, -1);
   for (std::size_t i = 0; i < d; ++i) {
     inner = std::max(inner, std::abs(dirs[i].det_a));
-    for (const auto& p : dirs[i].poles)
-      if (!(p.imag() == 0 && p.real() > 0)) inner = std::max(inner, std::abs(p));
+    int best = 0;
+    for (int k = 1; k < 3; ++k)
+      if (std::abs(dirs[i].poles[k]) > std::abs(dirs[i].poles[best])) best = k;
+    const auto& p = dirs[i].poles[best];
+    if (p.imag() == 0 && p.real() > 0) top[i] = best;
+    for (int k = 0; k < 3; ++k)
+      if (k != top[i]) inner = std::max(inner, std::abs(dirs[i].poles[k]));
   }
   for (std::size_t i = 0; i < d; ++i) {
-    for (const auto& p : dirs[i].poles) {
-      if (!(p.imag() == 0 && p.real() > inner * (1 + 1e-12))) continue;
+    if (top[i] < 0) continue;
+    {
+      const auto& p = dirs[i].poles[top[i]];
+      if (!(p.real() > inner * (1 + 1e-12))) continue;
       if (!(p.real() < 1)) return fail("the method does not contract (a block has rho >= 1)");
       // Bracket the root of chi near x0 = 1 - p and solve.
       const auto chi = [&](const Real& x) {
@@ -585,7 +639,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     for (const double frac : {0.25, 0.5, 0.75}) {
       const double r = a + frac * (b - a);
       if (!(r > inner) || !(r < rho)) continue;
-      const double arcs = 4 * 3.14159 * r / (r - inner) + 8 * std::log2(1 + r / std::min(r - a, b - r));
+      const double arcs = 2 * 3.14159 * r / (r - inner) + 8 * std::log2(1 + r / std::min(r - a, b - r));
       const double steps = 40 / std::log(rho / r);
       const double cost = 150 * arcs + steps;
       if (cost < best_cost) best_cost = cost, best_r = r;
@@ -670,8 +724,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     if (!start.ok) return fail("the circle passes through a pole or an eigenvalue");
     prev_g = to_cd(start.omg);
     gmax = start.gmax;
-    const double est = 4 * 3.14159 * best_r / (best_r - inner);
-    const int pieces = static_cast<int>(std::clamp(est, 16.0, 4096.0));
+    // Coarse to start with: the arcs split where a pole or an eigenvalue is near.
+    const int pieces = 16;
     // Intervals [a, b] kept on a stack, leftmost on top, so the centres are visited in order.
     std::vector<std::pair<Real, Real>> todo;
     std::vector<int> depth;
@@ -684,9 +738,9 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
       const int dep = depth.back();
       todo.pop_back();
       depth.pop_back();
-      if (++arcs > max_arc_evaluations)
-        return fail(fmt::format("the count certificate needs more than {} arcs of |z| = {}", max_arc_evaluations,
-                                format_real(r, 6)));
+      if (++arcs > max_arc_evaluations.load())
+        return fail(fmt::format("the count certificate needs more than {} arcs of |z| = {}",
+                                max_arc_evaluations.load(), format_real(r, 6)));
       if ((arcs & 63) == 0) throw_if_stopped();
       const Real c = a + (b - a) / 2;
       const Real h = r * (b - a) / 2 + 8 * eps * r;
@@ -768,7 +822,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
 
 #define CESR_INSTANTIATE(Real)                                                                             \
   template std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum&, const Method<Real>&, \
-                                                                          const NoiseModel&, std::string*);
+                                                                          const NoiseModel&, std::string*,      \
+                                                                          const MethodSpec*);
 CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 

@@ -175,3 +175,70 @@ TEST_CASE("horizon k = 2: the first crossing equals time stepping, absolute and 
     }
   }
 }
+
+TEST_CASE("horizon k = 2: far crossings of tuned heavy ball equal long-double stepping (d = 100, kappa = 1e4)") {
+  // The case the all-eigenvalue attempt could not separate: most block
+  // eigenvalues on |z| = momentum. Rate-tuned at B = 1 (cesr tune --objective rate).
+  const Spectrum s = cesr::make_spectrum("loguniform:d=100,kappa=1e4");
+  const Case c{"hb tuned kappa=1e4", s, hb(0.004536661094368624, 0.973108956109759), NoiseModel(1)};
+  for (const double eps : {1e-3, 1e-6}) {
+    CAPTURE(eps);
+    HorizonReport rep;
+    const auto fast = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, eps, true, 1e-10, rep);
+    INFO(rep.describe());
+    REQUIRE(fast);
+    REQUIRE(fast->steps);
+    const auto ref = cesr::steps_to_target<long double>(c.spectrum, cesr::make_path<long double>(c.spec), c.noise,
+                                                        eps, true, 20'000'000);
+    REQUIRE(ref.steps);
+    if (!rep.near_target) CHECK(*fast->steps == *ref.steps);
+    CHECK(std::abs(fast->loss - (double)ref.loss) <= 1e-9 * (double)ref.loss);
+  }
+}
+
+TEST_CASE("horizon k = 2: a count certificate out of budget refuses, and time stepping answers") {
+  const Spectrum s = cesr::make_spectrum("loguniform:d=30,kappa=1e3");
+  const MethodSpec m = hb(0.11172256017704943, 0.9205517929261201);
+  const NoiseModel n(4);
+  const int saved = cesr::set_k2_arc_budget(3);  // fewer arcs than the coarsest cover of the circle
+  HorizonReport rep;
+  const auto fast = cesr::horizon_steps<double>(s, m, n, 1e-6, true, 1e-10, rep);
+  CHECK(!fast);
+  CHECK(rep.reason.find("arcs") != std::string::npos);
+  bool fell_back = false;
+  HorizonReport rep2;
+  const auto any = cesr::steps_any_horizon(s, m, n, 1e-6, true, cesr::HorizonMode::Auto, 1e-10, 100'000'000,
+                                           std::nullopt, 1e-10, rep2, fell_back);
+  cesr::set_k2_arc_budget(saved);
+  REQUIRE(any);
+  CHECK(!rep2.exact);
+  const auto ref = cesr::steps_to_target<long double>(s, cesr::make_path<long double>(m), n, 1e-6, true, 10'000'000);
+  REQUIRE(ref.steps);
+  REQUIRE(any->steps);
+  CHECK(*any->steps == *ref.steps);
+  // With the budget restored the spectral path answers the same count.
+  HorizonReport rep3;
+  const auto again = cesr::horizon_steps<double>(s, m, n, 1e-6, true, 1e-10, rep3);
+  REQUIRE(again);
+  CHECK(rep3.exact);
+  REQUIRE(again->steps);
+  CHECK(*again->steps == *ref.steps);
+}
+
+TEST_CASE("horizon k = 2: a noise floor is never crossed from above, a target just above it is") {
+  const Spectrum sp = cesr::make_spectrum("loguniform:d=12,kappa=100");
+  const Case c{"floor", sp, hb(0.2, 0.6), NoiseModel(2, 3, 0.1)};
+  const double floor = (double)stepped<long double>(c, {40000})[0];
+  HorizonReport rep;
+  const auto below = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, floor * (1 - 1e-6), false, 1e-10, rep);
+  INFO(rep.describe());
+  REQUIRE(below);
+  CHECK(!below->steps);
+  const auto above = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, floor * (1 + 1e-6), false, 1e-10, rep);
+  REQUIRE(above);
+  REQUIRE(above->steps);
+  const auto ref = cesr::steps_to_target<long double>(c.spectrum, cesr::make_path<long double>(c.spec), c.noise,
+                                                      floor * (1 + 1e-6), false, 1'000'000);
+  REQUIRE(ref.steps);
+  CHECK(*above->steps == *ref.steps);
+}

@@ -50,6 +50,11 @@ inline constexpr double default_horizon_rtol = 1e-10;
 std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const MethodSpec& spec,
                                                const NoiseModel& noise);
 
+/// The k = 2 count certificate's budget of arc evaluations (each O(d); 32768
+/// by default): beyond it the spectral path refuses and the callers time-step.
+/// Returns the previous budget (tests lower it to see the refusal).
+int set_k2_arc_budget(int arcs);
+
 /// One mode c z^t of the loss, with z = sign * exp(log_abs).
 template <class Real>
 struct HorizonMode1 {
@@ -74,8 +79,12 @@ class SpectralLoss {
   /// Builds the modes. Returns an empty optional (with `why` set) when the
   /// method is not stable with certainty in this precision, or the problem
   /// is not of the supported form (see horizon_unsupported).
+  /// With `spec` (the method's row and hyperparameters), the k = 2 path
+  /// forms its direction-independent constants in exact arithmetic and
+  /// rounds them once (as the rate does), else from `method`.
   static std::optional<SpectralLoss> build(const Spectrum& spectrum, const Method<Real>& method,
-                                           const NoiseModel& noise, std::string* why);
+                                           const NoiseModel& noise, std::string* why,
+                                           const MethodSpec* spec = nullptr);
 
   /// L_t with its error bound.
   Bounded<Real> at(std::uint64_t t) const;
@@ -104,7 +113,7 @@ class SpectralLoss {
   // k = 2 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
   // counted by the argument principle, plus the remainder as one more mode.
   static std::optional<SpectralLoss> build_k2(const Spectrum& spectrum, const Method<Real>& method,
-                                              const NoiseModel& noise, std::string* why);
+                                              const NoiseModel& noise, std::string* why, const MethodSpec* spec);
 
   std::vector<HorizonMode1<Real>> modes_;  // top (largest |z|) first
   Real l_inf_{}, l_inf_error_{}, initial_{}, gap_{}, radius_{};
