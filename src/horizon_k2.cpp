@@ -377,9 +377,15 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   // --- The real line: g(x) alone (for brackets), and the full sums with
   // error bounds at a root. The direction `base_dir` (-1: none) is evaluated
   // through its chi shifted to x = base, so x = base + tau keeps tau exact.
+  // The error of the shifted chi's value at the base is not an evaluation
+  // error but the uncertainty of where the pole is: the computed modes are
+  // those of a problem whose pole sits at the root of the shifted chi,
+  // within pole_shift of the exact one; the root moves with it, and the
+  // bounds of the mode account for the move (first order) instead.
   struct Shift {
     int dir = -1;
     Poly<Real, 3> chi;
+    Real pole_shift{};
   };
   const auto shift_to = [&](int dir, const Real& base) {
     Shift s;
@@ -387,7 +393,9 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     if (dir < 0) return s;
     const auto t = taylor<Real, Real, 3>(dirs[dir].chi, base);
     s.chi.c = {t.v, t.d1, t.d2, dirs[dir].chi.c[3]};
-    s.chi.e = {t.err, t.err1, t.err2, Real(0)};
+    s.chi.e = {Real(0), t.err1, t.err2, Real(0)};
+    const Real slope = abs(t.d1) - t.err1;
+    s.pole_shift = slope > 0 ? 2 * t.err / slope : Real(std::numeric_limits<double>::infinity());
     return s;
   };
   const auto g_at = [&](const Real& base, const Real& tau, const Shift& sh) {
@@ -408,6 +416,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   struct Full {
     std::array<Real, 4> f{}, df{}, err{}, abs{}, derr{};
     Real d2g{};
+    std::array<Real, 4> base_df{};  // the shifted direction's part of df
+    Real base_d2g{};
   };
   const auto full_at = [&](const Real& base, const Real& tau, const Shift& sh) {
     ++evaluations;
@@ -440,10 +450,12 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
                                   : Real(std::numeric_limits<double>::infinity());
         s.err[k] += abs(sc) * ferr;
         s.derr[k] += abs(sc) * dferr + 16 * eps * abs(sc * df);
+        if (shifted) s.base_df[k] = sc * df;
         if (k == RQ) {
           // (N / chi)'' = (N'' - 2 f' chi' - f chi'') / chi.
           const Real d2 = (2 * n.d2 - 2 * df * c.d1 - f * 2 * c.d2) / c.v;
           s.d2g += sc * d2;
+          if (shifted) s.base_d2g = sc * d2;
         }
       }
     }
@@ -786,7 +798,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     const Real Fv = 1 - s.f[RQ];  // F' = -dg/dx, and v^T R^2 u = dg/dx
     const Real dg = s.df[RQ], dg_lo = abs(dg) - s.derr[RQ];
     if (!(dg_lo > 0)) return fail("an outer eigenvalue is not a simple root in this precision");
-    const Real radius = 2 * (abs(Fv) + s.err[RQ]) / dg_lo + rt->width;
+    const Real shift = rt->shift.pole_shift;  // the root moves with its pole (0 without one)
+    const Real radius = 2 * (abs(Fv) + s.err[RQ] + shift * abs(s.base_df[RQ])) / dg_lo + rt->width;
     const Real mu_error = radius + 8 * eps * (abs(x) + abs(rt->base));
     const Real z = 1 - x;
     if (!(mu_error < z / 2) || !(x > mu_error))
@@ -796,11 +809,18 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     md.log_abs = log1p(-x);
     md.log_error = 2 * mu_error / z + 4 * eps * abs(md.log_abs);
     const Real wu = s.f[OQ], vy = s.f[RS] - sigma2 / x;
-    const Real dwu = s.df[OQ], dvy = s.df[RS] + sigma2 / (x * x);
+    // y's label-noise part: d/dx [sigma^2 / (1 - g(1)) (g - g(1)) / x] at g = 1.
+    const Real dwu = s.df[OQ], dvy = s.df[RS] - noise_coef * dg / x + sigma2 / (x * x);
     md.c = wu * vy / dg;
     const Real dc = (dwu * vy * dg + wu * dvy * dg - wu * vy * s.d2g) / (dg * dg);
     const Real vy_err = s.err[RS] + 4 * eps * sigma2 / x;
-    md.c_error = 2 * radius * abs(dc) + (s.err[OQ] * abs(vy) + abs(wu) * vy_err) / dg_lo +
+    // Moving the base pole alone changes c by at most shift |dc/dpole|, and
+    // d/dpole of the base terms is minus their d/dx (they depend on x - pole).
+    const Real dvy_base = s.base_df[RS] - noise_coef * s.base_df[RQ] / x;
+    const Real dc_base =
+        (s.base_df[OQ] * vy * dg + wu * dvy_base * dg - wu * vy * s.base_d2g) / (dg * dg);
+    md.c_error = 2 * radius * abs(dc) + 2 * shift * abs(dc_base) +
+                 (s.err[OQ] * abs(vy) + abs(wu) * vy_err) / dg_lo +
                  abs(md.c) * s.derr[RQ] / dg_lo + 8 * eps * abs(md.c);
     if (!is_finite(md.c) || !is_finite(md.c_error)) return fail("a residue overflows in this precision");
     out.modes_.push_back(md);

@@ -115,11 +115,35 @@ TEST_CASE("horizon cli: errors and fallbacks") {
   const Run rtol = cesr_run("loss " + problem + " --steps 10 --horizon-rtol 0");
   CHECK(rtol.code == 2);
   CHECK(rtol.err.find("--horizon-rtol") != std::string::npos);
-  const std::string hb = "--spectrum loguniform:d=10,kappa=100 --method hb --lr 0.5 --momentum 0.5 --batch 4";
-  const Run exact = cesr_run("steps " + hb + " --target 1e-3 --relative --horizon exact");
+  // Three states (heavy ball with an EMA of the iterate): not covered.
+  const std::string ema =
+      "--spectrum loguniform:d=10,kappa=100 --method hb --lr 0.5 --momentum 0.5 --batch 4 --average ema:decay=0.9";
+  const Run exact = cesr_run("steps " + ema + " --target 1e-3 --relative --horizon exact");
   CHECK(exact.code == 4);
-  CHECK(exact.err.find("k = 2") != std::string::npos);
-  const Run autod = cesr_run("loss " + hb + " --steps 1000 --every 500");
+  CHECK(exact.err.find("k = 3") != std::string::npos);
+  const Run autod = cesr_run("loss " + ema + " --steps 1000 --every 500");
   CHECK(autod.code == 0);
-  CHECK(autod.err.find("time stepping (the method has k = 2") != std::string::npos);
+  CHECK(autod.err.find("time stepping (the method has k = 3") != std::string::npos);
+}
+
+TEST_CASE("horizon cli: heavy ball (k = 2) takes the exact path and equals long-double stepping") {
+  const std::string hb = "--spectrum loguniform:d=10,kappa=100 --method hb --lr 0.5 --momentum 0.5 --batch 4";
+  const Run exact = cesr_run("steps " + hb + " --target 1e-9 --relative --horizon exact");
+  REQUIRE(exact.code == 0);
+  const auto je = nlohmann::json::parse(exact.out);
+  CHECK(je["horizon"] == "exact");
+  const Run ref = cesr_run("steps " + hb + " --target 1e-9 --relative --horizon stepping --precision long");
+  REQUIRE(ref.code == 0);
+  CHECK(nlohmann::json::parse(ref.out)["steps"] == je["steps"]);
+  const Run far = cesr_run("loss " + hb + " --steps 4000 --every 1000 --horizon exact --format json");
+  REQUIRE(far.code == 0);
+  const Run far_ref = cesr_run("loss " + hb + " --steps 4000 --every 1000 --horizon stepping --precision mp50 --format json");
+  REQUIRE(far_ref.code == 0);
+  const auto a = nlohmann::json::parse(far.out), b = nlohmann::json::parse(far_ref.out);
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    const double x = a[i]["loss"], y = b[i]["loss"];
+    CHECK(std::abs(x - y) <= 1e-10 * y);
+  }
 }

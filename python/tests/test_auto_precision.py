@@ -33,9 +33,10 @@ def test_loss_auto_matches_the_cli_and_50_digits(cli, beta, certified):
     lr, batch, steps, every = (0.5, 100, 200, 50) if beta == 0.5 else (5e-4, 100, 20000, 5000)
     method = "hb" if beta == 0.5 else "nag"
     m = cesr.method(method, lr=lr, momentum=beta)
-    c = cesr.loss(SP, m, batch=batch, steps=steps, every=every)
-    ref = cesr.loss(SP, m, batch=batch, steps=steps, every=every, precision="mp50")
-    dbl = cesr.loss(SP, m, batch=batch, steps=steps, every=every, precision="double")
+    # time stepping itself (NAG over 2e4 steps would take the k = 2 spectral path under auto)
+    c = cesr.loss(SP, m, batch=batch, steps=steps, every=every, horizon="stepping")
+    ref = cesr.loss(SP, m, batch=batch, steps=steps, every=every, precision="mp50", horizon="stepping")
+    dbl = cesr.loss(SP, m, batch=batch, steps=steps, every=every, precision="double", horizon="stepping")
     assert ref.precision == "mp50" and dbl.precision == "double"
     assert c.horizon == "stepping"
     assert c.certified is certified
@@ -44,7 +45,8 @@ def test_loss_auto_matches_the_cli_and_50_digits(cli, beta, certified):
     if not certified:
         assert rel(dbl.loss, ref.loss) > 1e-8  # the case is hard: double alone is far off
     out = cli("loss", "--spectrum", SP, "--method", method, "--lr", str(lr), "--momentum", str(beta), "--batch",
-              str(batch), "--steps", str(steps), "--every", str(every), "--format", "json").stdout
+              str(batch), "--steps", str(steps), "--every", str(every), "--format", "json",
+              "--horizon", "stepping").stdout
     rows = json.loads(out)
     assert [r["step"] for r in rows] == list(c.step)
     # the same numbers (the CLI prints 17 digits of the answering precision: one ulp apart at most)
@@ -82,6 +84,28 @@ def test_horizon_exact_and_stepping_agree_and_say_so(cli):
     want = cesr.steps(sp, m, batch=4, target=1e-9, relative=True, horizon="stepping", precision="mp50")
     assert n.horizon == "exact" and want.horizon == "stepping"
     assert n.steps == want.steps
+
+
+def test_momentum_far_steps_take_the_same_exact_path_as_the_cli(cli):
+    # Heavy ball (k = 2) far beyond 32 d steps: the spectral path with the
+    # bounded remainder answers under auto, in Python as in the CLI, and
+    # equals 50-digit time stepping.
+    sp = "loguniform:d=20,kappa=1e3"
+    m = cesr.method("hb", lr=0.1, momentum=0.9)
+    far = cesr.loss(sp, m, batch=4, steps=6000, every=1000)
+    assert far.horizon == "exact"
+    stepped = cesr.loss(sp, m, batch=4, steps=6000, every=1000, horizon="stepping", precision="mp50")
+    assert rel(far.loss, stepped.loss) <= 1e-10
+    rows = json.loads(cli("loss", "--spectrum", sp, "--method", "hb", "--lr", "0.1", "--momentum", "0.9", "--batch",
+                          "4", "--steps", "6000", "--every", "1000", "--format", "json").stdout)
+    np.testing.assert_allclose([r["loss"] for r in rows], far.loss, rtol=3e-16, atol=0)
+    n = cesr.steps(sp, m, batch=4, target=1e-12, relative=True)
+    want = cesr.steps(sp, m, batch=4, target=1e-12, relative=True, horizon="stepping", precision="mp50")
+    assert n.horizon == "exact" and want.horizon == "stepping"
+    assert n.steps == want.steps
+    doc = json.loads(cli("steps", "--spectrum", sp, "--method", "hb", "--lr", "0.1", "--momentum", "0.9", "--batch",
+                         "4", "--target", "1e-12", "--relative").stdout)
+    assert doc["horizon"] == "exact" and doc["steps"] == n.steps
 
 
 def test_bad_rtol_and_horizon_name_the_argument():

@@ -427,8 +427,9 @@ HorizonMode HorizonOptions::make_mode() const {
 
 void add_horizon_options(CLI::App& app, HorizonOptions& o) {
   app.add_option("--horizon", o.mode,
-                 "How large steps are reached: exact (certified spectral path, k = 1 constant-coefficient "
-                 "methods), stepping (time stepping), auto (exact where it applies and pays off)")
+                 "How large steps are reached: exact (certified spectral path, constant-coefficient "
+                 "methods with k = 1 or 2 states), stepping (time stepping), auto (exact where it applies and pays "
+                 "off)")
       ->capture_default_str()
       ->group("Run");
   app.add_option("--horizon-rtol", o.rtol, "Relative tolerance the exact path certifies")
