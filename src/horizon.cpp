@@ -403,8 +403,12 @@ std::optional<Result> escalate(Precision start, const Spectrum& spectrum, const 
       report.reason.clear();
       return res;
     }
-    // An unstable method stays unstable in every precision.
-    if (report.reason.find("does not contract") != std::string::npos) return std::nullopt;
+    // An unstable method stays unstable in every precision, and the k = 2
+    // circle's structure (what lies outside it, how fast the rest decays)
+    // does not depend on the precision either.
+    for (const char* lasting : {"does not contract", "decays too slowly", "lie outside", "needs more than",
+                                "no real eigenvalue", "no circle"})
+      if (report.reason.find(lasting) != std::string::npos) return std::nullopt;
     if (p == Precision::Mp50) return std::nullopt;
   }
 }
@@ -649,10 +653,11 @@ std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const M
         using std::log;
         const W goal = relative ? W(target) * sl.initial_loss() : W(target);
         bool near = false;
-        // A stand-in for the search, not a count: decided to 1e-6 relative
-        // (comparisons closer than that by the value); the count the tuner
-        // reports comes from horizon_steps at the tolerance asked for.
-        const double rtol = std::max(rtol_asked, 1e-6);
+        // A stand-in for the search, not a count: decided to 1e-4 relative
+        // (comparisons closer than that by the value, which moves the count by
+        // about 1e-4 / (gap t) of itself); the count the tuner reports comes
+        // from horizon_steps at the tolerance asked for.
+        const double rtol = std::max(rtol_asked, 1e-4);
         const auto prefix = prefix_steps(sl, spectrum, rtol, why);
         if (!prefix) return std::nullopt;
         if (*prefix > 0 && !(sl.initial_loss() <= goal)) {
