@@ -653,16 +653,17 @@ std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const M
         using std::log;
         const W goal = relative ? W(target) * sl.initial_loss() : W(target);
         bool near = false;
-        // A stand-in for the search, not a count: decided to 1e-4 relative
-        // (comparisons closer than that by the value, which moves the count by
-        // about 1e-4 / (gap t) of itself); the count the tuner reports comes
-        // from horizon_steps at the tolerance asked for.
-        const double rtol = std::max(rtol_asked, 1e-4);
-        const auto prefix = prefix_steps(sl, spectrum, rtol, why);
+        // A stand-in for the search, not a count: decided to the tolerance
+        // asked for where that holds, else (k = 2 in double) to 1e-4
+        // relative, comparisons closer than that by the value, which moves
+        // the count by about 1e-4 / (gap t) of itself. The count the tuner
+        // reports comes from horizon_steps at the tolerance asked for.
+        const bool loose_ok = sl.radius() > 0 && precision_of<W>() == Precision::Double;
+        auto prefix = prefix_steps(sl, spectrum, rtol_asked, why);
+        if (!prefix && loose_ok) prefix = prefix_steps(sl, spectrum, 1e-4, why);
         if (!prefix) return std::nullopt;
         if (*prefix > 0 && !(sl.initial_loss() <= goal)) {
-          // The tuner's stand-in only (the count it reports is horizon_steps'):
-          // the early steps in double.
+          // The early steps in double (a stand-in, as above).
           Dynamics<double> dyn(spectrum, make_path<double>(spec), noise);
           const double g = to_double(goal);
           double before = dyn.loss();
@@ -677,7 +678,8 @@ std::optional<double> horizon_fractional_steps(const Spectrum& spectrum, const M
             before = now;
           }
         }
-        const auto first = first_crossing(sl, goal, rtol, why, near, *prefix + 1);
+        auto first = first_crossing(sl, goal, rtol_asked, why, near, *prefix + 1);
+        if (!first && loose_ok) first = first_crossing(sl, goal, 1e-4, why, near, *prefix + 1);
         if (!first) return std::nullopt;
         if (!*first) return std::numeric_limits<double>::infinity();
         const std::uint64_t t = **first;
