@@ -430,7 +430,8 @@ std::optional<std::uint64_t> prefix_steps(const SpectralLoss<W>& sl, const Spect
   constexpr double max_prefix_work = 4e9;  // steps times directions
   if (t == forever || static_cast<double>(t) * static_cast<double>(std::max<std::size_t>(spectrum.dim(), 1)) >
                           max_prefix_work) {
-    why = "the remainder of the k = 2 spectral form decays too slowly to certify in this precision";
+    why = "the remainder of the k = 2 spectral form decays too slowly (the modes outside its circle do not "
+          "dominate soon enough)";
     return std::nullopt;
   }
   return t;

@@ -197,11 +197,6 @@ struct Dir2 {
   double det_a = 0;                          // det A_i
 };
 
-template <class Real>
-struct Vec3 {
-  std::array<Bd<Real>, 3> a;
-};
-
 // The direction-independent constants of a k = 2 method (src/rate.cpp,
 // method_constants): with E = I - P, tr E, det E, r^T adj(E) q, b1 = -r^T adj(P) q,
 // r^T q and 1 - det P, each with its error bound.
@@ -572,7 +567,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   };
   // Just inside (x_a, x_b) from the pole at one end: the first offset where F
   // has the sign it takes next to that pole.
-  const auto near_pole = [&](const Real& base, const Shift& sh, const Real& span, bool positive) -> std::optional<Real> {
+  const auto near_pole = [&](const Real& base, const Shift& sh, const Real& span,
+                             bool positive) -> std::optional<Real> {
     Real t = span / 2;
     for (int k = 0; k < std::numeric_limits<Real>::digits + 8; ++k) {
       const Real f = F(base, t, sh);
@@ -710,7 +706,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     const Cx<Real> dg{S[RQ].re - g1, S[RQ].im}, dwu{S[OQ].re - wu0, S[OQ].im};
     const Cx<Real> vy = S[RS] - dg * inv_x * noise_coef;
     const Cx<Real> wy = S[OS] - dwu * inv_x * noise_coef;
-    const Real rvy = R[RS] + an * ((R[RQ] + g1_err) / xlo + cabs(dg) * h / (xlo * ax)) + 8 * eps * (cabs(vy) + cabs(S[RS]));
+    const Real rvy =
+        R[RS] + an * ((R[RQ] + g1_err) / xlo + cabs(dg) * h / (xlo * ax)) + 8 * eps * (cabs(vy) + cabs(S[RS]));
     const Real rwy =
         R[OS] + an * ((R[OQ] + wu0_err) / xlo + cabs(dwu) * h / (xlo * ax)) + 8 * eps * (cabs(wy) + cabs(S[OS]));
     res.gmax = (cabs(wy) + rwy) + (cabs(S[OQ]) + R[OQ]) * (cabs(vy) + rvy) / (aomg - R[RQ]);

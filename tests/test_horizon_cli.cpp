@@ -137,7 +137,8 @@ TEST_CASE("horizon cli: heavy ball (k = 2) takes the exact path and equals long-
   CHECK(nlohmann::json::parse(ref.out)["steps"] == je["steps"]);
   const Run far = cesr_run("loss " + hb + " --steps 4000 --every 1000 --horizon exact --format json");
   REQUIRE(far.code == 0);
-  const Run far_ref = cesr_run("loss " + hb + " --steps 4000 --every 1000 --horizon stepping --precision mp50 --format json");
+  const Run far_ref =
+      cesr_run("loss " + hb + " --steps 4000 --every 1000 --horizon stepping --precision mp50 --format json");
   REQUIRE(far_ref.code == 0);
   const auto a = nlohmann::json::parse(far.out), b = nlohmann::json::parse(far_ref.out);
   REQUIRE(a.size() == b.size());
