@@ -19,6 +19,7 @@
 #include "cesr/rate.hpp"
 
 #include "cesr/parallel.hpp"
+#include "kernels.hpp"
 
 #include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
@@ -92,6 +93,23 @@ void chunked_sums(std::size_t d, Real& sum, Real& dsum, int& bad, const Body& bo
     dsum += dsums[c];
     bad += bads[c];
   }
+}
+
+/// The kernel sums of src/kernels.hpp over d directions: chunk(begin, end)
+/// per chunk (on several threads for long loops), the chunks added in order.
+template <class Chunk>
+kernels::SecularSums chunked_kernel(std::size_t d, const Chunk& chunk) {
+  const std::size_t chunks = chunk_count(d);
+  if (chunks <= 1) return chunk(0, d);
+  std::vector<kernels::SecularSums> parts(chunks);
+  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = chunk(begin, end); });
+  kernels::SecularSums total;
+  for (const kernels::SecularSums& p : parts) {
+    total.g += p.g;
+    total.dg += p.dg;
+    total.rejected += p.rejected;
+  }
+  return total;
 }
 
 /// Constants of a method that do not depend on the direction. With E = I - P:
@@ -257,9 +275,27 @@ class Secular {
     // unweighted one (the poles do not move). The unweighted loops are
     // separate instances, unchanged.
     const Real* wt = weight_.data();
-    // For the built-in floating types the loop is vectorized (the sums are
-    // reordered into SIMD lanes, which changes rounding only); long loops are
-    // summed in fixed chunks, on several threads (chunked_sums).
+    // Double takes the kernels of src/kernels.cpp (the widest instruction
+    // set the CPU has, with the same bits in each); the other types this
+    // loop (vectorized for long double). Long loops are summed in fixed
+    // chunks, on several threads (chunked_sums, chunked_kernel).
+    if constexpr (std::is_same_v<Real, double>) {
+      const double* w = weight_.empty() ? nullptr : wt;
+      const kernels::SecularSums s = chunked_kernel(d, [&](std::size_t begin, std::size_t end) {
+        const double* wb = w ? w + begin : nullptr;
+        if (c_.k == 1) {
+          const kernels::ConstantsK1 k1{c_.tr_e, c_.qr, c_.qr * c_.qr, kb_, inv_batch_};
+          return kernels::secular_k1(k1, lam + begin, wb, end - begin, x);
+        }
+        const kernels::ConstantsK2 k2{c_.tr_e, c_.det_e, c_.c_e, c_.qr, c_.b1, c_.one_minus_det_p, kb_, inv_batch_};
+        return kernels::secular_k2(k2, lam + begin, wb, end - begin, x);
+      });
+      Evaluation<Real> out;
+      out.accepted = s.rejected == 0 && is_finite(s.g) && is_finite(s.dg);
+      out.g = s.g;
+      out.dg = s.dg;
+      return out;
+    }
     const auto run = [&](auto weighted) {
       constexpr bool W = decltype(weighted)::value;
       if (c_.k == 1) {
@@ -1115,77 +1151,24 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
   using Sums = std::array<double, max_sums>;
   const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
   std::vector<Sums> partial(chunks, Sums{});
+  // The terms' partial derivatives (formulas in src/kernels.cpp, from the
+  // same expressions as Secular::terms), per chunk, the chunks added in order.
   if (c.k == 1) {
     // h = u n / chi, chi = y (2 - y) - x - kb u n, n = qr^2, y = tr_e + l qr.
-    const double qr = c.qr, n = qr * qr, tr_e = c.tr_e;
+    const kernels::ConstantsK1 k1{c.tr_e, c.qr, c.qr * c.qr, kb, ib};
     for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
-      double s_y = 0, s_ly = 0, s_n = 0;
-#pragma omp simd reduction(+ : s_y, s_ly, s_n)
-      for (std::size_t i = begin; i < end; ++i) {
-        const double l = lam[i];
-        const double y = tr_e + l * qr, u = l * l * ib;
-        const double chi = y * (2 - y) - x - kb * u * n;
-        const double h = u * n / chi;
-        const double w = wt ? wt[i] : 1.0;
-        const double h_y = -w * h * (2 - 2 * y) / chi;          // through chi
-        const double h_qr = w * 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
-        s_y += h_y;
-        s_ly += l * h_y;
-        s_n += h_qr;
-      }
-      partial[ch] = {s_y, s_ly, s_n};
+      const auto p = kernels::sensitivity_k1(k1, lam + begin, wt ? wt + begin : nullptr, end - begin, x);
+      partial[ch] = {p[0], p[1], p[2]};
     });
     Sums t{};
     for (const Sums& p : partial)
       for (int k = 0; k < max_sums; ++k) t[k] += p[k];
     return {t[0], t[1] + t[2]};
   }
-  const double tr_e = c.tr_e, det_e = c.det_e, c_e = c.c_e, a0 = c.qr, b1 = c.b1, omdp = c.one_minus_det_p;
-  const double z = 1 - x;
+  const kernels::ConstantsK2 k2{c.tr_e, c.det_e, c.c_e, c.qr, c.b1, c.one_minus_det_p, kb, ib};
   for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
-    double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
-#pragma omp simd reduction(+ : g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1)
-    for (std::size_t i = begin; i < end; ++i) {
-      const double l = lam[i];
-      const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
-      const double delta = 1 - dd, tau = 2 - s1;
-      const double bq = s1 * (s1 - 2) - 2 * s0;
-      const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
-      const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
-      const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
-      const double u = l * l * ib;
-      const double chi = (dd - x) * q - kb * u * n;
-      const double h = u * n / chi;
-      // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
-      const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
-      const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
-      const double n_s1 = z * (-2 * a0 * b1);
-      const double n_dd = z * (-a0 * a0) - b1 * b1;
-      const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
-      const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
-      const double kbu = kb * u;
-      const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
-      const double chi_s0 = (dd - x) * q_s0;
-      const double chi_dd = q - kbu * n_dd;
-      const double chi_a0 = -kbu * n_a0;
-      const double chi_b1 = -kbu * n_b1;
-      // dh = (u dn - h dchi) / chi.
-      const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
-      const double h_s0 = -h * chi_s0 / chi;
-      const double h_dd = (u * n_dd - h * chi_dd) / chi;
-      const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
-      const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
-      const double w = wt ? wt[i] : 1.0;  // exact for 1: the unweighted sums are unchanged
-      g_s1 += w * h_s1;
-      g_ls1 += w * l * h_s1;
-      g_a0 += w * h_a0;
-      g_s0 += w * h_s0;
-      g_ls0 += w * l * h_s0;
-      g_dd += w * h_dd;
-      g_ldd += w * l * h_dd;
-      g_b1 += w * h_b1;
-    }
-    partial[ch] = {g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1};
+    const auto p = kernels::sensitivity_k2(k2, lam + begin, wt ? wt + begin : nullptr, end - begin, x);
+    std::copy(p.begin(), p.end(), partial[ch].begin());
   });
   Sums t{};
   for (const Sums& p : partial)
