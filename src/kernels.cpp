@@ -177,31 +177,48 @@ template <int W>
   return {r.sum[0], r.sum[1], r.rejected};
 }
 
+/// The quantities of Secular::terms for k = 2 (same operations).
+template <int W>
+struct PartsK2 {
+  using V = typename Vec<W>::V;
+  V s1, s0, dd, delta, tau, bq, q, n1, nv, above_det, u, dq, cc, chi;
+};
+template <int W>
+[[gnu::always_inline]] inline PartsK2<W> parts_k2(const ConstantsK2& c, const typename Vec<W>::V& l, double x) {
+  using V = typename Vec<W>::V;
+  const double a0 = c.qr, b1 = c.b1, z = 1 - x;
+  PartsK2<W> p;
+  p.s1 = c.tr_e + l * c.qr;
+  p.s0 = c.det_e + l * c.c_e;
+  p.dd = c.omdp - l * c.b1;  // 1 - det A
+  p.delta = 1.0 - p.dd;      // det A
+  p.tau = 2.0 - p.s1;        // tr A
+  p.bq = p.s1 * (p.s1 - 2.0) - 2.0 * p.s0;
+  p.q = (x + p.bq) * x + p.s0 * (4.0 - 2.0 * p.s1 + p.s0);
+  p.n1 = b1 * b1 + 2.0 * p.tau * a0 * b1 + p.delta * a0 * a0;
+  const V nn = (a0 * a0 * z + p.n1) * z + p.delta * b1 * b1;
+  const V zero{};
+  p.nv = nn < 0.0 ? zero : nn;  // std::max(nn, 0)
+  p.above_det = p.delta >= 0.0 ? p.dd - x : 2.0 - p.dd - x;
+  p.u = l * l * c.ib;
+  p.dq = 2 * x + p.bq;
+  p.cc = (p.dd - x) * p.q;
+  p.chi = p.cc - c.kb * p.u * p.nv;
+  return p;
+}
+
 template <int W>
 [[gnu::always_inline]] inline SecularSums secular_k2_impl(const ConstantsK2& c, const double* lambda,
                                                           const double* w, std::size_t n, double x) {
   using V = typename Vec<W>::V;
   const bool weighted = w != nullptr;
-  const double a0 = c.qr, b1 = c.b1, z = 1 - x;
+  const double a0 = c.qr, z = 1 - x;
   const auto body = [&](const V& l, const V& wv, V* t, V& bad) __attribute__((always_inline)) {
-    const V s1 = c.tr_e + l * c.qr;
-    const V s0 = c.det_e + l * c.c_e;
-    const V dd = c.omdp - l * c.b1;  // 1 - det A
-    const V delta = 1.0 - dd;        // det A
-    const V tau = 2.0 - s1;          // tr A
-    const V bq = s1 * (s1 - 2.0) - 2.0 * s0;
-    const V q = (x + bq) * x + s0 * (4.0 - 2.0 * s1 + s0);
-    const V n1 = b1 * b1 + 2.0 * tau * a0 * b1 + delta * a0 * a0;
-    const V nn = (a0 * a0 * z + n1) * z + delta * b1 * b1;
+    const PartsK2<W> p = parts_k2<W>(c, l, x);
+    const V &dd = p.dd, &q = p.q, &n1 = p.n1, &nv = p.nv, &u = p.u, &dq = p.dq, &chi = p.chi;
     const V zero{}, one = zero + 1.0;
-    const V nv = nn < 0.0 ? zero : nn;  // std::max(nn, 0)
-    const V above_det = delta >= 0.0 ? dd - x : 2.0 - dd - x;
-    const V u = l * l * c.ib;
-    const V dq = 2 * x + bq;
-    const V cc = (dd - x) * q;
-    const V chi = cc - c.kb * u * nv;
     // Any failed condition rejects (NaN fails each of them).
-    bad = (above_det > 0.0 ? zero : one) + (dq < 0.0 ? zero : one) + (q > 0.0 ? zero : one) +
+    bad = (p.above_det > 0.0 ? zero : one) + (dq < 0.0 ? zero : one) + (q > 0.0 ? zero : one) +
           (chi > 0.0 ? zero : one);
     const V dn = -(2 * a0 * a0 * z + n1);
     const V dchi = (dd - x) * dq - q - c.kb * u * dn;
@@ -289,6 +306,148 @@ template <int W>
   return out;
 }
 
+/// Lane-wise sqrt (-fno-math-errno, CMakeLists.txt, lets it compile to the
+/// vector instruction: a negative argument's lane is discarded by its caller).
+template <int W>
+[[gnu::always_inline]] inline typename Vec<W>::V lane_sqrt(const typename Vec<W>::V& v) {
+  typename Vec<W>::V r;
+  for (int j = 0; j < W; ++j) r[j] = __builtin_sqrt(v[j]);
+  return r;
+}
+
+/// The smallest pole(l) over lambda[0..n) and its first index: per lane (a
+/// lane moves only on a strictly smaller value, as the serial scan), then the
+/// lanes' minima, ties to the smallest index.
+template <int W, class Pole>
+[[gnu::always_inline]] inline PoleMin pole_min(const double* lambda, std::size_t n, const Pole& pole) {
+  using V = typename Vec<W>::V;
+  constexpr int P = lanes / W;
+  const double inf = __builtin_inf();
+  V best[P], arg[P];
+  for (int p = 0; p < P; ++p) {
+    best[p] = V{} + inf;
+    arg[p] = V{} - 1.0;
+  }
+  V offset;
+  for (int j = 0; j < W; ++j) offset[j] = j;
+  const auto take = [&](int p, const V& x, const V& index) __attribute__((always_inline)) {
+    const V smaller = x < best[p] ? V{} + 1.0 : V{};
+    best[p] = smaller > 0.0 ? x : best[p];
+    arg[p] = smaller > 0.0 ? index : arg[p];
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    for (int p = 0; p < P; ++p) {
+      V l;
+      std::memcpy(&l, lambda + i + p * W, sizeof l);
+      take(p, pole(l), offset + static_cast<double>(i + p * W));
+    }
+  for (; i < n; ++i) {  // the tail, one direction at a time in its lane
+    const std::size_t r = i % lanes;
+    V l{};
+    l = l + lambda[i];
+    const double x = pole(l)[0];
+    const int p = static_cast<int>(r) / W, j = static_cast<int>(r) % W;
+    if (x < best[p][j]) best[p][j] = x, arg[p][j] = static_cast<double>(i);
+  }
+  PoleMin out{inf, 0};
+  double out_arg = -1;
+  for (int p = 0; p < P; ++p)
+    for (int j = 0; j < W; ++j) {
+      const double x = best[p][j], a = arg[p][j];
+      if (a < 0) continue;
+      if (x < out.x || (x == out.x && (out_arg < 0 || a < out_arg))) out.x = x, out_arg = a;
+    }
+  if (out_arg >= 0) out.index = static_cast<std::size_t>(out_arg);
+  return out;
+}
+
+template <int W>
+[[gnu::always_inline]] inline PoleMin pole_min_k1_impl(const ConstantsK1& c, const double* lambda, std::size_t n) {
+  using V = typename Vec<W>::V;
+  // Secular::deterministic_pole, k = 1.
+  return pole_min<W>(lambda, n, [&](const V& l) __attribute__((always_inline)) {
+    const V y = c.tr_e + l * c.qr;
+    V xm = y * (2.0 - y);
+    if (c.kb > 0) xm -= c.kb * l * l * c.ib * c.qr * c.qr;
+    return xm;
+  });
+}
+
+template <int W>
+[[gnu::always_inline]] inline PoleMin pole_min_k2_impl(const ConstantsK2& c, const double* lambda, std::size_t n) {
+  using V = typename Vec<W>::V;
+  // Secular::deterministic_pole, k = 2: both branches, the complex pair's where disc < 0.
+  return pole_min<W>(lambda, n, [&](const V& l) __attribute__((always_inline)) {
+    const V s1 = c.tr_e + l * c.qr;
+    const V s0 = c.det_e + l * c.c_e;
+    const V disc = s1 * s1 - 4 * s0;
+    const V complex = c.omdp - l * c.b1;  // |mu|^2 = det A
+    const V sq = lane_sqrt<W>(disc);
+    const V qq = (s1 >= 0.0 ? s1 + sq : s1 - sq) / 2;
+    const V zero{};
+    const V y1 = qq;
+    const V y2 = qq != 0.0 ? s0 / qq : zero;
+    const V a = y1 * (2.0 - y1), b = y2 * (2.0 - y2);
+    const V real = b < a ? b : a;  // std::min(a, b)
+    return disc < 0.0 ? complex : real;
+  });
+}
+
+template <int W>
+[[gnu::always_inline]] inline std::size_t first_unaccepted_chi_k2_impl(const ConstantsK2& c, const double* lambda,
+                                                                       std::size_t n, double x) {
+  using V = typename Vec<W>::V;
+  const auto fails = [&](const V& l) __attribute__((always_inline)) {
+    const V chi = parts_k2<W>(c, l, x).chi;
+    return chi > 0.0 ? V{} : V{} + 1.0;
+  };
+  // Blocks of 64 checked at once; the first failing one again lane by lane.
+  constexpr std::size_t block = 64;
+  std::size_t i = 0;
+  for (; i + block <= n; i += block) {
+    V any{};
+    for (std::size_t k = 0; k < block; k += W) {
+      V l;
+      std::memcpy(&l, lambda + i + k, sizeof l);
+      any += fails(l);
+    }
+    double count = 0;
+    for (int j = 0; j < W; ++j) count += any[j];
+    if (count > 0) break;
+  }
+  for (; i < n; ++i) {
+    V l{};
+    l = l + lambda[i];
+    if (fails(l)[0] > 0) return i;
+  }
+  return n;
+}
+
+template <int W>
+[[gnu::always_inline]] inline std::pair<double, double> min_max_impl(const double* v, std::size_t n) {
+  using V = typename Vec<W>::V;
+  V lo = V{} + v[0], hi = lo;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    V x;
+    std::memcpy(&x, v + i, sizeof x);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+  }
+  double a = v[0], b = v[0];
+  for (int j = 0; j < W; ++j) a = lo[j] < a ? lo[j] : a, b = hi[j] > b ? hi[j] : b;
+  for (; i < n; ++i) a = v[i] < a ? v[i] : a, b = v[i] > b ? v[i] : b;
+  return {a, b};
+}
+std::pair<double, double> min_max_baseline(const double* v, std::size_t n) { return min_max_impl<2>(v, n); }
+__attribute__((target("arch=x86-64-v3"))) std::pair<double, double> min_max_avx2(const double* v, std::size_t n) {
+  return min_max_impl<4>(v, n);
+}
+__attribute__((target("arch=x86-64-v4"))) std::pair<double, double> min_max_avx512(const double* v, std::size_t n) {
+  return min_max_impl<8>(v, n);
+}
+
 // One entry per instruction set (the baseline is this file's default target).
 #define CESR_KERNEL_VARIANTS(name, Ret, Consts)                                                               \
   Ret name##_baseline(const Consts& c, const double* l, const double* w, std::size_t n, double x) {          \
@@ -310,6 +469,33 @@ CESR_KERNEL_VARIANTS(sensitivity_k1, Sens1, ConstantsK1)
 CESR_KERNEL_VARIANTS(sensitivity_k2, Sens2, ConstantsK2)
 #undef CESR_KERNEL_VARIANTS
 
+#define CESR_POLE_VARIANTS(name, Consts)                                                                          \
+  PoleMin name##_baseline(const Consts& c, const double* l, std::size_t n) { return name##_impl<2>(c, l, n); }    \
+  __attribute__((target("arch=x86-64-v3"))) PoleMin name##_avx2(const Consts& c, const double* l, std::size_t n) { \
+    return name##_impl<4>(c, l, n);                                                                                 \
+  }                                                                                                                 \
+  __attribute__((target("arch=x86-64-v4"))) PoleMin name##_avx512(const Consts& c, const double* l,                \
+                                                                  std::size_t n) {                                  \
+    return name##_impl<8>(c, l, n);                                                                                 \
+  }
+CESR_POLE_VARIANTS(pole_min_k1, ConstantsK1)
+CESR_POLE_VARIANTS(pole_min_k2, ConstantsK2)
+#undef CESR_POLE_VARIANTS
+
+std::size_t first_unaccepted_chi_k2_baseline(const ConstantsK2& c, const double* l, std::size_t n, double x) {
+  return first_unaccepted_chi_k2_impl<2>(c, l, n, x);
+}
+__attribute__((target("arch=x86-64-v3"))) std::size_t first_unaccepted_chi_k2_avx2(const ConstantsK2& c,
+                                                                                     const double* l, std::size_t n,
+                                                                                     double x) {
+  return first_unaccepted_chi_k2_impl<4>(c, l, n, x);
+}
+__attribute__((target("arch=x86-64-v4"))) std::size_t first_unaccepted_chi_k2_avx512(const ConstantsK2& c,
+                                                                                       const double* l,
+                                                                                       std::size_t n, double x) {
+  return first_unaccepted_chi_k2_impl<8>(c, l, n, x);
+}
+
 }  // namespace
 
 #define CESR_KERNEL_DISPATCH(name, Ret, Consts)                                            \
@@ -326,6 +512,37 @@ CESR_KERNEL_DISPATCH(secular_k2, SecularSums, ConstantsK2)
 CESR_KERNEL_DISPATCH(sensitivity_k1, Sens1, ConstantsK1)
 CESR_KERNEL_DISPATCH(sensitivity_k2, Sens2, ConstantsK2)
 #undef CESR_KERNEL_DISPATCH
+
+#define CESR_POLE_DISPATCH(name, Consts)                                 \
+  PoleMin name(const Consts& c, const double* l, std::size_t n) {       \
+    switch (kernel_isa()) {                                             \
+      case Isa::Avx512: return name##_avx512(c, l, n);                  \
+      case Isa::Avx2: return name##_avx2(c, l, n);                      \
+      case Isa::Baseline: break;                                        \
+    }                                                                   \
+    return name##_baseline(c, l, n);                                    \
+  }
+CESR_POLE_DISPATCH(pole_min_k1, ConstantsK1)
+CESR_POLE_DISPATCH(pole_min_k2, ConstantsK2)
+#undef CESR_POLE_DISPATCH
+
+std::pair<double, double> min_max(const double* v, std::size_t n) {
+  switch (kernel_isa()) {
+    case Isa::Avx512: return min_max_avx512(v, n);
+    case Isa::Avx2: return min_max_avx2(v, n);
+    case Isa::Baseline: break;
+  }
+  return min_max_baseline(v, n);
+}
+
+std::size_t first_unaccepted_chi_k2(const ConstantsK2& c, const double* l, std::size_t n, double x) {
+  switch (kernel_isa()) {
+    case Isa::Avx512: return first_unaccepted_chi_k2_avx512(c, l, n, x);
+    case Isa::Avx2: return first_unaccepted_chi_k2_avx2(c, l, n, x);
+    case Isa::Baseline: break;
+  }
+  return first_unaccepted_chi_k2_baseline(c, l, n, x);
+}
 
 }  // namespace kernels
 

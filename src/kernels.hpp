@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <utility>
 
 namespace cesr::kernels {
 
@@ -41,5 +42,23 @@ std::array<double, 3> sensitivity_k1(const ConstantsK1& c, const double* lambda,
 /// secular_sensitivity (k = 2).
 std::array<double, 8> sensitivity_k2(const ConstantsK2& c, const double* lambda, const double* w, std::size_t n,
                                      double x);
+
+/// The smallest of the closed-form poles x_i = 1 - rho(M_i) (k = 2; for
+/// k = 1 1 - rho(D_i)) over lambda[0..n) of Secular::deterministic_pole, and
+/// the first index attaining it (the serial scan's answer: `index` stays 0
+/// when no pole is below +infinity).
+struct PoleMin {
+  double x;
+  std::size_t index;
+};
+PoleMin pole_min_k1(const ConstantsK1& c, const double* lambda, std::size_t n);
+PoleMin pole_min_k2(const ConstantsK2& c, const double* lambda, std::size_t n);
+
+/// The first i < n whose k = 2 block has !(chi_i(x) > 0) (Secular::terms's
+/// chi), or n when there is none.
+std::size_t first_unaccepted_chi_k2(const ConstantsK2& c, const double* lambda, std::size_t n, double x);
+
+/// The smallest and the largest of v[0..n) (n >= 1; v without NaN).
+std::pair<double, double> min_max(const double* v, std::size_t n);
 
 }  // namespace cesr::kernels

@@ -31,6 +31,8 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <span>
 #include <utility>
 #include <type_traits>
 #include <stdexcept>
@@ -257,8 +259,12 @@ class Secular {
         // rho(T) = rho(D) = max_i rho(A_i)^2.
         kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
         inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
-        weight_(spectrum.weight.begin(), spectrum.weight.end()) {}
+        // Double reads the spectrum in place (no copy of d values per solve);
+        // the wider types keep their own rounded copy.
+        lambda_store_(std::is_same_v<Real, double> ? 0 : spectrum.lambda.size()),
+        weight_store_(std::is_same_v<Real, double> ? 0 : spectrum.weight.size()),
+        lambda_(view(spectrum.lambda, lambda_store_)),
+        weight_(view(spectrum.weight, weight_store_)) {}
 
   /// g at z = 1 - x. A direction is accepted when z > rho(M_i) (checked by
   /// signs: z > |det A_i|, C_i increasing at z, C_i(z) > 0), N_i(z) >= 0 and
@@ -283,12 +289,8 @@ class Secular {
       const double* w = weight_.empty() ? nullptr : wt;
       const kernels::SecularSums s = chunked_kernel(d, [&](std::size_t begin, std::size_t end) {
         const double* wb = w ? w + begin : nullptr;
-        if (c_.k == 1) {
-          const kernels::ConstantsK1 k1{c_.tr_e, c_.qr, c_.qr * c_.qr, kb_, inv_batch_};
-          return kernels::secular_k1(k1, lam + begin, wb, end - begin, x);
-        }
-        const kernels::ConstantsK2 k2{c_.tr_e, c_.det_e, c_.c_e, c_.qr, c_.b1, c_.one_minus_det_p, kb_, inv_batch_};
-        return kernels::secular_k2(k2, lam + begin, wb, end - begin, x);
+        if (c_.k == 1) return kernels::secular_k1(k1(), lam + begin, wb, end - begin, x);
+        return kernels::secular_k2(k2(), lam + begin, wb, end - begin, x);
       });
       Evaluation<Real> out;
       out.accepted = s.rejected == 0 && is_finite(s.g) && is_finite(s.dg);
@@ -356,6 +358,13 @@ class Secular {
     std::vector<Real> chunk_best(chunks, std::numeric_limits<Real>::infinity());
     std::vector<std::size_t> chunk_arg(chunks, 0);
     for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      if constexpr (std::is_same_v<Real, double>) {
+        // The same poles and the same first smallest, in the kernels of src/kernels.cpp.
+        const kernels::PoleMin m = c_.k == 1 ? kernels::pole_min_k1(k1(), lambda_.data() + begin, end - begin)
+                                             : kernels::pole_min_k2(k2(), lambda_.data() + begin, end - begin);
+        if (m.x < chunk_best[c]) chunk_best[c] = m.x, chunk_arg[c] = begin + m.index;
+        return;
+      }
       for (std::size_t i = begin; i < end; ++i) {
         const Real x = deterministic_pole(lambda_[i]);
         if (x < chunk_best[c]) chunk_best[c] = x, chunk_arg[c] = i;
@@ -369,8 +378,19 @@ class Secular {
       // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the
       // current best is accepted there, so its self-noise pole lies below;
       // only the others need a root solve, which moves the best up.
-      for (std::size_t i = 0; i < d; ++i)
-        if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best), arg = i;
+      if constexpr (std::is_same_v<Real, double>) {
+        // The same scan, skipping ahead to the next direction that is not
+        // accepted at the current best (kernels: the same chi as terms()).
+        for (std::size_t i = 0; i < d;) {
+          i += kernels::first_unaccepted_chi_k2(k2(), lambda_.data() + i, d - i, best);
+          if (i >= d) break;
+          best = self_pole(lambda_[i], best), arg = i;
+          ++i;
+        }
+      } else {
+        for (std::size_t i = 0; i < d; ++i)
+          if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best), arg = i;
+      }
     }
     // The pole of a direction is known to about eps times the size of its
     // small quantities (sigma1, sigma0, 1 - det A, or 1 - A for k = 1).
@@ -464,6 +484,12 @@ class Secular {
   std::size_t dim() const { return lambda_.size(); }
 
  private:
+  // The constants as the kernels take them (double only).
+  kernels::ConstantsK1 k1() const { return {c_.tr_e, c_.qr, c_.qr * c_.qr, kb_, inv_batch_}; }
+  kernels::ConstantsK2 k2() const {
+    return {c_.tr_e, c_.det_e, c_.c_e, c_.qr, c_.b1, c_.one_minus_det_p, kb_, inv_batch_};
+  }
+
   struct Terms {
     bool ok;
     Real chi, h, dh;  // dh: derivative of h in x
@@ -537,13 +563,97 @@ class Secular {
 
   Coefficients<Real> c_;
   Real kb_, inv_batch_;
-  std::vector<Real> lambda_;
-  std::vector<Real> weight_;  // w_i, empty when unweighted
+  static std::span<const Real> view(const std::vector<double>& values, std::vector<Real>& store) {
+    if constexpr (std::is_same_v<Real, double>) {
+      return {values.data(), values.size()};
+    } else {
+      std::copy(values.begin(), values.end(), store.begin());
+      return {store.data(), store.size()};
+    }
+  }
+
+  std::vector<Real> lambda_store_, weight_store_;
+  std::span<const Real> lambda_;
+  std::span<const Real> weight_;  // w_i, empty when unweighted
   mutable int evaluations_ = 0;
 };
 
+/// The root of g = 1 from a guess of it (in a search, the gap of the point
+/// before), or no value: the caller then solves cold.
+///
+/// From the guess, Newton steps on F = 1/g - 1, each overshot by a factor 2
+/// (4 more after a step that stays on the same side), until two accepted
+/// points (every direction above its pole) lie on either side of g = 1: that
+/// certifies the bracket as solve_in_range's does (every point between them is
+/// accepted, and g is increasing in x there). A step that lands beyond a pole
+/// is cut by 16 (the root can sit far closer to a pole than the Newton step
+/// of g from further off suggests, when the term of that pole is still small
+/// there). z = 1 inside the bracket is evaluated as solve_in_range does, so
+/// the stability verdict is decided the same way; then its Newton phase b) in
+/// the bracket. No value when the guess is itself beyond a pole, no bracket
+/// appears within 8 evaluations (no root above rho(D), a far guess) or Newton
+/// does not settle. Skips the rho(D) pass, the cold bracketing and the
+/// log-distance phase.
 template <class Real>
-Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
+  if (!is_finite(hint)) return std::nullopt;
+  Evaluation<Real> e = g(hint);
+  if (!e.accepted || !(e.g > 0) || !(e.dg > 0)) return std::nullopt;
+  if (e.g == 1) return hint;
+  const bool below = e.g < 1;  // the guess lies below the root in x
+  Real lo = hint, hi = hint;
+  Real base = hint, first = hint;  // the point the steps start from; the first Newton iterate
+  Real factor = 2;
+  bool bracketed = false;
+  for (int probe = 0; probe < 8 && !bracketed; ++probe) {
+    const Real step = e.g * (1 - e.g) / e.dg;  // Newton on F from `base`
+    if (probe == 0) first = hint + step;
+    const Real x = base + factor * step;
+    if (x == base || !is_finite(x)) return std::nullopt;
+    const Evaluation<Real> ex = g(x);
+    if (!ex.accepted) {  // beyond a pole (only above an accepted point)
+      factor /= 16;
+      continue;
+    }
+    if (!(ex.g > 0) || !(ex.dg > 0)) return std::nullopt;
+    if (below ? ex.g > 1 : ex.g < 1) {
+      (below ? hi : lo) = x;
+      bracketed = true;
+    } else {
+      // Still on the guess's side: closer to the root; step on from there.
+      (below ? lo : hi) = x;
+      base = x;
+      e = ex;
+      factor = 2;
+    }
+  }
+  if (!bracketed) return std::nullopt;
+  if (lo < 0 && hi > 0) {
+    // As solve_in_range: z = 1 decides stability exactly.
+    const Evaluation<Real> e0 = g(Real(0));
+    if (!e0.accepted) return std::nullopt;
+    if (e0.g == 1) return Real(0);
+    (e0.g < 1 ? lo : hi) = 0;
+  }
+  const auto in_x = [&](const Real& x) {
+    const Evaluation<Real> ev = g(x);
+    if (!ev.accepted) return std::make_pair(Real(-1), Real(-1) / (hi - lo));  // rounding at a pole: g = infinity
+    return std::make_pair(1 / ev.g - 1, -ev.dg / (ev.g * ev.g));
+  };
+  const Real guess = std::clamp(base == hint ? first : base, lo, hi);
+  constexpr boost::uintmax_t max_iterations = 30;
+  boost::uintmax_t iters = max_iterations;
+  const Real root =
+      boost::math::tools::newton_raphson_iterate(in_x, guess, lo, hi, std::numeric_limits<Real>::digits - 2, iters);
+  if (iters >= max_iterations || !(root >= lo && root <= hi)) return std::nullopt;
+  return root;
+}
+
+/// rho(T) from the secular equation; from `hint` (a guess of the gap) where
+/// root_near brackets the root from it, else cold.
+template <class Real>
+Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise,
+                          const std::optional<Real>& hint = std::nullopt) {
   using std::abs;
   using std::max;
   using std::min;
@@ -558,6 +668,8 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
     out.evaluations = g.evaluations();
     return out;
   };
+  if (hint)
+    if (const std::optional<Real> root = root_near(g, *hint)) return finish(*root);
 
   // 1. The base x_b = 1 - rho(D) from the closed-form block radii, then an
   //    accepted point x_hi near it with g(x_hi) > 1. Numerically the base can
@@ -692,9 +804,10 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
 /// rho(T), or rho = +infinity (gap = -infinity, unstable) when it overflows
 /// the working precision (a higher precision has a wider exponent range).
 template <class Real>
-Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise,
+                 const std::optional<Real>& hint = std::nullopt) {
   try {
-    return solve_in_range(spectrum, coef, noise);
+    return solve_in_range(spectrum, coef, noise, hint);
   } catch (const Overflow&) {
     Rate<Real> out;
     out.rho = std::numeric_limits<Real>::infinity();
@@ -966,7 +1079,9 @@ bool rounds_cleanly(const Method<mp50>& m, const Spectrum& spectrum) {
   const Constants<B> c = method_constants<B>(m.k, P, q, r, B{mp50(1), mp50(0)});
   const mp50 tol = ldexp(mp50(1), -(std::numeric_limits<Real>::digits + 10));
   const auto clean = [&](const B& a) { return a.e <= tol * abs(a.v); };
-  for (const double lambda : {spectrum.lambda_min(), spectrum.lambda_max()}) {
+  if (spectrum.lambda.empty()) return true;  // nothing to round (the solve refuses an empty spectrum)
+  const auto [lambda_min, lambda_max] = kernels::min_max(spectrum.lambda.data(), spectrum.lambda.size());
+  for (const double lambda : {lambda_min, lambda_max}) {
     const B l{mp50(lambda), mp50(0)};
     if (!clean(c.tr_e + l * c.qr)) return false;
     if (m.k == 2 && (!clean(c.det_e + l * c.c_e) || !clean(c.one_minus_det_p - l * c.b1))) return false;
@@ -1183,7 +1298,7 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
 
 GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
                                       const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
-                                      double h, const NoiseModel& noise) {
+                                      double h, const NoiseModel& noise, double gap_hint) {
   require_constant_batch(noise);
   if (plus.size() != minus.size()) throw std::invalid_argument("contraction_rate_gradient: unpaired directions");
   if (!(h > 0)) throw std::invalid_argument("contraction_rate_gradient: the difference step must be > 0");
@@ -1198,7 +1313,8 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
                                         ? coefficients<double, mp50>(wide)
                                         : coefficients<double, exact>(make_method_exact(method));
   try {
-    out.rate = solve<double>(spectrum, coef, noise);
+    out.rate = solve<double>(spectrum, coef, noise,
+                             std::isfinite(gap_hint) ? std::optional<double>(gap_hint) : std::nullopt);
   } catch (const std::runtime_error&) {
     out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
     return out;  // the generic fallback: no derivative
@@ -1223,6 +1339,20 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
     out.gradient.push_back(-dg / e.dg);
   }
   return out;
+}
+
+Rate<double> contraction_rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                                   double gap_hint) {
+  if (!std::isfinite(gap_hint)) return contraction_rate<double>(spectrum, method, noise);
+  return with_method<double>(spectrum, method, [&](const auto& m) {
+    if (m.k > 2) return contraction_rate_generic(spectrum, m.template cast<double>(), noise);
+    // As closed_form_or_generic, with the hint.
+    try {
+      return solve<double>(spectrum, coefficients<double>(m), noise, gap_hint);
+    } catch (const std::runtime_error&) {
+      return contraction_rate_generic(spectrum, m.template cast<double>(), noise);
+    }
+  });
 }
 
 #define CESR_INSTANTIATE(Real)                                                                           \

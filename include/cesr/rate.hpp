@@ -10,6 +10,7 @@
 #include "cesr/real.hpp"
 #include "cesr/spectrum.hpp"
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,9 +64,24 @@ struct GapGradient {
   std::vector<double> gradient;
 };
 
+///
+/// `gap_hint`, when finite, is a guess of the gap (the tuner passes the gap of
+/// the point before): the root is then bracketed from it by two accepted
+/// evaluations of the secular function on either side of g = 1 and refined by
+/// Newton inside, skipping the rho(D) pass and the cold bracketing (about
+/// 5 instead of 13 O(d) passes); where that fails within a few evaluations
+/// the solve is the cold one. The gap agrees with the cold solve's to the
+/// root finder's tolerance (tests/test_rate_hint.cpp), not bitwise.
 GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
                                       const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
-                                      double h, const NoiseModel& noise);
+                                      double h, const NoiseModel& noise,
+                                      double gap_hint = std::numeric_limits<double>::quiet_NaN());
+
+/// contraction_rate<double>(spectrum, method, noise) started from a guess of
+/// the gap, as contraction_rate_gradient's gap_hint (k <= 2; k > 2 and a
+/// non-finite hint solve cold).
+Rate<double> contraction_rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                                   double gap_hint);
 
 /// The rate with automatic precision: double first, then long double, quad and
 /// mp50 until two successive precisions agree on the gap to `rtol` (relative).
