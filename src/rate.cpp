@@ -272,6 +272,25 @@ class Secular {
   /// of g is >= 0 and decreasing in z.
   Evaluation<Real> operator()(const Real& x) {
     ++evaluations_;
+    // The root finders revisit points (a clamped Newton iterate lands on the
+    // bracket's end, evaluated before): the same x gives the same bits, so
+    // the last two points are answered without another O(d) pass. Counted
+    // as evaluations all the same (what they report is unchanged).
+    for (const Recent& r : recent_)
+      if (r.valid && r.x == x) return r.e;
+    const Evaluation<Real> e = evaluate(x);
+    recent_[next_recent_] = {true, x, e};
+    next_recent_ ^= 1;
+    return e;
+  }
+
+  /// O(d) passes actually run (evaluations() less the repeats answered from
+  /// the last two).
+  int passes() const { return passes_; }
+
+  /// g at z = 1 - x, always computed (one O(d) pass).
+  Evaluation<Real> evaluate(const Real& x) {
+    ++passes_;
     Real sum = 0, dsum = 0;
     int rejected = 0;
     const std::size_t d = lambda_.size();
@@ -480,10 +499,20 @@ class Secular {
     return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
   }
 
+  struct Recent {
+    bool valid = false;
+    Real x{};
+    Evaluation<Real> e{};
+  };
+
+ public:
   int evaluations() const { return evaluations_; }
   std::size_t dim() const { return lambda_.size(); }
 
  private:
+  Recent recent_[2];
+  int next_recent_ = 0;
+  int passes_ = 0;
   // The constants as the kernels take them (double only).
   kernels::ConstantsK1 k1() const { return {c_.tr_e, c_.qr, c_.qr * c_.qr, kb_, inv_batch_}; }
   kernels::ConstantsK2 k2() const {
@@ -581,19 +610,15 @@ class Secular {
 /// The root of g = 1 from a guess of it (in a search, the gap of the point
 /// before), or no value: the caller then solves cold.
 ///
-/// From the guess, Newton steps on F = 1/g - 1, each overshot by a factor 2
-/// (4 more after a step that stays on the same side), until two accepted
-/// points (every direction above its pole) lie on either side of g = 1: that
-/// certifies the bracket as solve_in_range's does (every point between them is
-/// accepted, and g is increasing in x there). A step that lands beyond a pole
-/// is cut by 16 (the root can sit far closer to a pole than the Newton step
-/// of g from further off suggests, when the term of that pole is still small
-/// there). z = 1 inside the bracket is evaluated as solve_in_range does, so
-/// the stability verdict is decided the same way; then its Newton phase b) in
-/// the bracket. No value when the guess is itself beyond a pole, no bracket
-/// appears within 8 evaluations (no root above rho(D), a far guess) or Newton
-/// does not settle. Skips the rho(D) pass, the cold bracketing and the
-/// log-distance phase.
+/// From the guess, Newton steps on F = 1/g - 1, each overshot by a factor 2,
+/// until two accepted points (every direction above its pole) lie on either
+/// side of g = 1: that certifies the bracket as solve_in_range's does (every
+/// point between them is accepted, and g is increasing in x there). z = 1
+/// inside the bracket is evaluated as solve_in_range does, so the stability
+/// verdict is decided the same way; then its Newton phase b) in the bracket.
+/// No value when the guess or a step lands beyond a pole, no bracket appears
+/// within 8 evaluations (a far guess) or Newton does not settle. Skips the
+/// rho(D) pass, the cold bracketing and the log-distance phase.
 template <class Real>
 std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
   if (!is_finite(hint)) return std::nullopt;
@@ -603,18 +628,25 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
   const bool below = e.g < 1;  // the guess lies below the root in x
   Real lo = hint, hi = hint;
   Real base = hint, first = hint;  // the point the steps start from; the first Newton iterate
-  Real factor = 2;
   bool bracketed = false;
   for (int probe = 0; probe < 8 && !bracketed; ++probe) {
     const Real step = e.g * (1 - e.g) / e.dg;  // Newton on F from `base`
     if (probe == 0) first = hint + step;
-    const Real x = base + factor * step;
+    // At least a few ulps of `base` (a guess that is the root already: its
+    // step rounds away), in the direction of the root.
+    using std::abs;
+    using std::max;
+    const Real least = 8 * epsilon<Real>() * max(abs(base), std::numeric_limits<Real>::min());
+    const Real move = 2 * step;
+    const Real x = base + (abs(move) >= least ? move : below ? least : -least);
     if (x == base || !is_finite(x)) return std::nullopt;
     const Evaluation<Real> ex = g(x);
-    if (!ex.accepted) {  // beyond a pole (only above an accepted point)
-      factor /= 16;
-      continue;
-    }
+    // Beyond a pole (only above an accepted point): the root then lies closer
+    // to that pole than the Newton step of g from here suggests -- typically
+    // within 1e-6 relative of it, where g is dominated by one small term
+    // until very near it (tuned heavy ball) -- which the cold solve's
+    // log-distance phase finds; probing for it here costs more.
+    if (!ex.accepted) return std::nullopt;
     if (!(ex.g > 0) || !(ex.dg > 0)) return std::nullopt;
     if (below ? ex.g > 1 : ex.g < 1) {
       (below ? hi : lo) = x;
@@ -624,7 +656,6 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
       (below ? lo : hi) = x;
       base = x;
       e = ex;
-      factor = 2;
     }
   }
   if (!bracketed) return std::nullopt;
@@ -635,18 +666,38 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
     if (e0.g == 1) return Real(0);
     (e0.g < 1 ? lo : hi) = 0;
   }
-  const auto in_x = [&](const Real& x) {
+  // Newton on F = 1/g - 1 inside [lo, hi], which every evaluation narrows
+  // (F > 0: below the root; F < 0: above), with bisection where a step
+  // leaves it; to Newton phase b)'s tolerance (digits - 2 bits relative to
+  // x), or to the noise floor of the computed F: when |F| stops falling for
+  // two steps, the rounding errors of g (cancellations in its terms: 1e-13
+  // for AccSGD at B = 1 in double) decide its sign, and the point with the
+  // smallest |F| is the root as far as g determines it (the cold solve's
+  // Newton then walks that band by halving steps, ~20 evaluations).
+  using std::abs;
+  const Real tol = ldexp(Real(1), 3 - std::numeric_limits<Real>::digits);
+  Real x = std::clamp(base == hint ? first : base, lo, hi);
+  Real best_x = x, best_f = std::numeric_limits<Real>::infinity();
+  int stalled = 0;
+  for (int it = 0; it < 40; ++it) {
     const Evaluation<Real> ev = g(x);
-    if (!ev.accepted) return std::make_pair(Real(-1), Real(-1) / (hi - lo));  // rounding at a pole: g = infinity
-    return std::make_pair(1 / ev.g - 1, -ev.dg / (ev.g * ev.g));
-  };
-  const Real guess = std::clamp(base == hint ? first : base, lo, hi);
-  constexpr boost::uintmax_t max_iterations = 30;
-  boost::uintmax_t iters = max_iterations;
-  const Real root =
-      boost::math::tools::newton_raphson_iterate(in_x, guess, lo, hi, std::numeric_limits<Real>::digits - 2, iters);
-  if (iters >= max_iterations || !(root >= lo && root <= hi)) return std::nullopt;
-  return root;
+    if (!ev.accepted || !(ev.g > 0) || !(ev.dg > 0)) return std::nullopt;  // rounding at a pole: cold
+    const Real f = 1 / ev.g - 1, df = -ev.dg / (ev.g * ev.g);
+    if (f == 0) return x;
+    (f > 0 ? lo : hi) = x;
+    if (abs(f) < best_f / 2) {
+      best_f = abs(f), best_x = x, stalled = 0;
+    } else if (++stalled >= 2) {
+      return best_x;
+    } else if (abs(f) < best_f) {
+      best_f = abs(f), best_x = x;
+    }
+    Real next = x - f / df;
+    if (!(next > lo && next < hi)) next = lo + (hi - lo) / 2;
+    if (abs(next - x) <= tol * abs(x) || next == lo || next == hi) return next;
+    x = next;
+  }
+  return std::nullopt;
 }
 
 /// rho(T) from the secular equation; from `hint` (a guess of the gap) where
@@ -1116,6 +1167,24 @@ Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, 
 }
 
 namespace {
+/// contraction_rate<Real>(spectrum, method, noise) started from a guess of
+/// the gap (root_near; k <= 2), cold without one (a non-finite guess).
+template <class Real>
+Rate<Real> rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise, double gap_hint) {
+  if (!std::isfinite(gap_hint)) return contraction_rate<Real>(spectrum, method, noise);
+  return with_method<Real>(spectrum, method, [&](const auto& m) {
+    if (m.k > 2) return contraction_rate_generic(spectrum, m.template cast<Real>(), noise);
+    // As closed_form_or_generic, with the hint.
+    try {
+      return solve<Real>(spectrum, coefficients<Real>(m), noise, std::optional<Real>(Real(gap_hint)));
+    } catch (const std::runtime_error&) {
+      return contraction_rate_generic(spectrum, m.template cast<Real>(), noise);
+    }
+  });
+}
+}  // namespace
+
+namespace {
 void require_constant_batch(const NoiseModel& noise) {
   if (!noise.batch_schedule.constant())
     throw FieldError("batch_schedule", "batch_schedule: the rate needs a constant batch size (use steps or loss)");
@@ -1189,16 +1258,16 @@ namespace {
 /// One precision's answer for the escalation (certified by the agreement of
 /// two precisions instead).
 AutoRate uncertified_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
-                             const NoiseModel& noise) {
+                             const NoiseModel& noise, double gap_hint) {
   return with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
-    return report(contraction_rate<Real>(spectrum, method, noise));
+    return report(rate_near<Real>(spectrum, method, noise, gap_hint));
   });
 }
 }  // namespace
 
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol) {
+                               double rtol, double gap_hint) {
   check_escalation_rtol(rtol);
   if (!(rtol >= min_rate_rtol))
     throw FieldError("rtol", fmt::format("rtol must be in [{:g}, 1) for the rate (quad and mp50, the last two "
@@ -1208,7 +1277,9 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
   int total = 0;  // evaluations summed over the precisions tried
   return escalate_precision(
       [&](Precision p) {
-        AutoRate r = uncertified_rate_in(p, spectrum, method, noise);
+        AutoRate r = uncertified_rate_in(p, spectrum, method, noise, gap_hint);
+        // The next precision starts from this one's gap (when hinted at all).
+        if (std::isfinite(gap_hint) && std::isfinite(r.gap)) gap_hint = r.gap;
         total += r.evaluations;
         r.evaluations = total;
         return r;
@@ -1343,16 +1414,7 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
 
 Rate<double> contraction_rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
                                    double gap_hint) {
-  if (!std::isfinite(gap_hint)) return contraction_rate<double>(spectrum, method, noise);
-  return with_method<double>(spectrum, method, [&](const auto& m) {
-    if (m.k > 2) return contraction_rate_generic(spectrum, m.template cast<double>(), noise);
-    // As closed_form_or_generic, with the hint.
-    try {
-      return solve<double>(spectrum, coefficients<double>(m), noise, gap_hint);
-    } catch (const std::runtime_error&) {
-      return contraction_rate_generic(spectrum, m.template cast<double>(), noise);
-    }
-  });
+  return rate_near<double>(spectrum, method, noise, gap_hint);
 }
 
 #define CESR_INSTANTIATE(Real)                                                                           \

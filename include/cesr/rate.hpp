@@ -101,8 +101,15 @@ struct AutoRate {
 /// gap to about 1e-34 at best, so a smaller tolerance could not be certified.
 inline constexpr double min_rate_rtol = 1e-32;
 
+///
+/// With a finite `gap_hint` (a guess of the gap: the tuner's search value at
+/// the point it confirms) each precision's solve starts from a guess, the
+/// first from gap_hint and each next one from the gap of the one before
+/// (contraction_rate_near's warm start: the same root to the root finder's
+/// accuracy, each certified by its own bracket of accepted points; about a
+/// third of the secular evaluations). Without one, the cold solves.
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol = 1e-10);
+                               double rtol = 1e-10, double gap_hint = std::numeric_limits<double>::quiet_NaN());
 
 /// The same in one fixed precision (no escalation), reported like AutoRate,
 /// and only when that precision certifies it: for k <= 2 a second evaluation
