@@ -676,6 +676,7 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
   // Newton then walks that band by halving steps, ~20 evaluations).
   using std::abs;
   const Real tol = ldexp(Real(1), 3 - std::numeric_limits<Real>::digits);
+  const Real sqrt_eps = ldexp(Real(1), -std::numeric_limits<Real>::digits / 2);
   Real x = std::clamp(base == hint ? first : base, lo, hi);
   Real best_x = x, best_f = std::numeric_limits<Real>::infinity();
   int stalled = 0;
@@ -685,9 +686,13 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
     const Real f = 1 / ev.g - 1, df = -ev.dg / (ev.g * ev.g);
     if (f == 0) return x;
     (f > 0 ? lo : hi) = x;
+    // Stalls count only once the bracket is within sqrt(eps) of x
+    // relatively, never for the far iterates of a bisection.
+    using std::max;
+    const bool tight = hi - lo <= sqrt_eps * max(abs(lo), abs(hi));
     if (abs(f) < best_f / 2) {
       best_f = abs(f), best_x = x, stalled = 0;
-    } else if (++stalled >= 2) {
+    } else if (tight && ++stalled >= 2) {
       return best_x;
     } else if (abs(f) < best_f) {
       best_f = abs(f), best_x = x;
