@@ -841,6 +841,26 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
   return {std::move(serial), std::move(ce)};
 }
 
+Panel final_loss_panel(const std::vector<FrontierCurve>& curves, const std::string& title) {
+  Panel p;
+  p.title = title.empty() ? "loss at a sample budget" : title;
+  p.xlabel = "batch size B";
+  p.ylabel = "tuned loss L_T after T = N/B steps";
+  p.ylabel_tex = "tuned loss $L_T$ after $T = N/B$ steps";
+  for (const FrontierCurve& c : curves) {
+    Series s;
+    s.name = c.name;
+    s.color = c.color;
+    s.stroke = c.stroke;
+    s.markers = true;
+    s.x = c.batch;
+    s.y = c.loss;
+    p.series.push_back(std::move(s));
+    if (c.critical_batch) p.vlines.push_back({*c.critical_batch, "critical batch, " + c.name, c.color});
+  }
+  return p;
+}
+
 std::optional<std::array<double, 2>> tradeoff_point(const FrontierCurve& c, double batch) {
   const std::size_t n = std::min(c.batch.size(), c.steps.size());
   std::optional<std::size_t> prev;

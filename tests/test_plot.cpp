@@ -505,6 +505,55 @@ TEST_CASE("cesr frontier --plot / --format pgfplots draw the table's values") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("cesr frontier --objective final --plot: the tuned L_T against batch, one panel per budget") {
+  const auto dir = temp_dir();
+  const std::string args = "--spectrum loguniform:d=30,kappa=1e3 --methods sgd,hb --batches 1,8,64 --threads 1 "
+                           "--objective final --samples 2000,20000 --noise 0.01";
+  const Run json = run_command("frontier " + args + " --format json --plot " + (dir / "f.svg").string(), dir);
+  REQUIRE(json.code == 0);
+  const auto problems = nlohmann::json::parse(json.out);
+  REQUIRE(problems.size() == 2);
+  const std::string svg = slurp(dir / "f.svg");
+  CHECK(tag_balance(svg) == "");
+  CHECK_FALSE(has_non_finite_text(svg));
+  CHECK(count(svg, "<clipPath") == 2);  // one panel per budget
+  CHECK(svg.find("N = 2000 samples") != std::string::npos);
+  CHECK(svg.find("N = 20000 samples") != std::string::npos);
+  CHECK(svg.find(">HB</text>") != std::string::npos);
+  CHECK(svg.find("perfect scaling") == std::string::npos);  // no slope -1 line: the y axis is a loss
+
+  // The pgfplots picture holds (B, L_T) of every row of both budgets, as in the
+  // JSON, and a critical batch line for each method of each budget.
+  const Run tex = run_command("frontier " + args + " --format pgfplots", dir);
+  REQUIRE(tex.code == 0);
+  CHECK(count(tex.out, "\\begin{axis}") == 2);
+  int points = 0, critical = 0;
+  for (const auto& p : problems) {
+    for (const auto& row : p["rows"]) {
+      const auto b = row["batch"].get<std::uint64_t>();
+      CHECK(tex.out.find(fmt::format("({},{:.7g})", b, row["loss"].get<double>())) != std::string::npos);
+      ++points;
+    }
+    for (const char* m : {"sgd", "hb"}) {
+      const auto& c = p["summary"]["methods"][m]["critical_batch"];
+      REQUIRE_FALSE(c.is_null());
+      // sgd is palette colour 0, hb colour 1 (a method keeps its colour in every figure).
+      const std::string line = fmt::format("color=cesr{}, dashdotted, thick, mark=none] coordinates {{({:.7g},",
+                                           m[0] == 's' ? 0 : 1, c.get<double>());
+      CHECK(tex.out.find(line) != std::string::npos);
+      ++critical;
+    }
+  }
+  CHECK(points == 12);
+  CHECK(critical == 4);
+  // The trade-off needs steps to a target.
+  const Run tradeoff = run_command("frontier " + args + " --plot-kind tradeoff --plot " + (dir / "t.svg").string(), dir);
+  CHECK(tradeoff.code == 2);
+  CHECK(tradeoff.err.find("--plot-kind tradeoff") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "t.svg"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("cesr simulate --plot: exact curve, simulated mean and its 2-standard-error band") {
   const auto dir = temp_dir();
   const std::string args = "--spectrum loguniform:d=20,kappa=100 --method sgd --lr 0.2 --batch 2 --steps 60 "

@@ -136,6 +136,8 @@ struct FrontierCurve {
   /// Steps to the target (the table's steps column); non-finite: not drawn.
   std::vector<double> steps;
   Stroke stroke = Stroke::Solid;  ///< keep it fixed per method too (curves stay apart in gray)
+  /// Final objective: the tuned loss L_T at each batch (same sample budget); non-finite: not drawn.
+  std::vector<double> loss;
 };
 
 /// Two log-log panels: serial runtime against batch (with a slope -1 line for
@@ -150,6 +152,12 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
 /// critical batch marked with a ring where the curve passes it (steps
 /// interpolated linearly in (log B, log steps) between the neighbouring rows).
 Panel tradeoff_panel(const std::vector<FrontierCurve>& curves, const std::string& title);
+
+/// The budget frontier (final objective): the tuned loss L_T after floor(N/B)
+/// steps against batch size B at one sample budget N, log-log, one curve per
+/// method (its `loss`), and each method's critical batch (the largest B whose
+/// L_T is within 20% of its best) as a vertical line. `title` heads the panel.
+Panel final_loss_panel(const std::vector<FrontierCurve>& curves, const std::string& title);
 
 /// The point (samples, steps) of a curve at batch size `batch`, interpolated in
 /// (log B, log steps) between its neighbouring drawable rows; empty outside them.

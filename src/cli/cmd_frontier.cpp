@@ -91,17 +91,21 @@ std::string figure_title(const Frontier& f) {
   return t;
 }
 
-/// Panel columns of a figure of `problems` problems.
-int figure_columns(bool tradeoff, std::size_t problems) {
-  return tradeoff ? static_cast<int>(std::min<std::size_t>(problems, 2)) : 2;
+/// Panel columns of a figure of `problems` problems (one panel each for the
+/// trade-off and the final objective, two otherwise).
+int figure_columns(bool one_panel_each, std::size_t problems) {
+  return one_panel_each ? static_cast<int>(std::min<std::size_t>(problems, 2)) : 2;
 }
 
 /// Serial runtime and compute efficiency against batch size, log-log, one
 /// colour per method, critical batches marked: two panels per problem; or the
-/// trade-off, steps against samples B * steps: one panel per problem.
+/// trade-off, steps against samples B * steps: one panel per problem; or, for
+/// the final objective, the tuned L_T against batch size: one panel per
+/// problem and sample budget.
 plot::Figure frontier_figure(const std::vector<Frontier>& results, bool tradeoff) {
   plot::Figure fig;
-  fig.columns = figure_columns(tradeoff, results.size());
+  const bool final_objective = !results.empty() && results.front().options.tune.objective == Objective::Final;
+  fig.columns = figure_columns(tradeoff || final_objective, results.size());
   for (const Frontier& f : results) {
     const bool rate = f.options.tune.objective == Objective::Rate;
     std::vector<plot::FrontierCurve> curves;
@@ -122,8 +126,14 @@ plot::Figure frontier_figure(const std::vector<Frontier>& results, bool tradeoff
         else c.serial.push_back(r.tuned.steps ? static_cast<double>(*r.tuned.steps) : not_drawn);
         c.ce.push_back(r.ce);
         c.steps.push_back(r.tuned.steps ? static_cast<double>(*r.tuned.steps) : not_drawn);
+        c.loss.push_back(r.tuned.final_loss ? *r.tuned.final_loss : not_drawn);
       }
       curves.push_back(std::move(c));
+    }
+    if (final_objective) {
+      fig.panels.push_back(
+          plot::final_loss_panel(curves, fmt::format("{}, N = {} samples", figure_title(f), f.options.samples)));
+      continue;
     }
     if (tradeoff) {
       fig.panels.push_back(plot::tradeoff_panel(curves, figure_title(f)));
@@ -219,8 +229,9 @@ int run_frontier(const FrontierCliOptions& o) {
       if (comma == std::string_view::npos) break;
       rest = rest.substr(comma + 1);
     }
-    if (pgfplots || !o.plot.empty())
-      throw UsageError("--objective final has no figure yet (its loss against batch size): use a table format");
+    if (tradeoff)
+      throw UsageError("--plot-kind tradeoff needs steps to a target: with --objective final the figure is the "
+                       "tuned loss against batch size (--plot-kind frontier)");
   } else if (!o.samples.empty()) {
     throw UsageError("--samples applies only to --objective final");
   }
@@ -247,7 +258,9 @@ int run_frontier(const FrontierCliOptions& o) {
                                  o.inits.size(), problems.size()));
   for (std::size_t i = 0; i < problems.size(); ++i)
     if (!o.inits.empty()) problems[i].init = o.inits[o.inits.size() == 1 ? 0 : i];
-  check_figure_options(o.figure, figure_columns(tradeoff, problems.size() * budgets.size()), pgfplots || !o.plot.empty());
+  check_figure_options(o.figure,
+                       figure_columns(tradeoff || fo.tune.objective == Objective::Final, problems.size() * budgets.size()),
+                       pgfplots || !o.plot.empty());
   // Parse every problem before computing anything, so bad input fails at once.
   std::vector<Spectrum> spectra;
   for (const auto& p : problems) {
@@ -469,7 +482,8 @@ const Registrar registrar{{"frontier",
   add_progress_options(app, o->progress);
   add_plot_option(app, o->plot,
                   "serial runtime and compute efficiency against batch size, log-log, critical batch sizes "
-                  "marked, slope -1 reference (or the trade-off: --plot-kind)");
+                  "marked, slope -1 reference (or the trade-off: --plot-kind); with --objective final the tuned "
+                  "loss L_T against batch size, one panel per problem and budget");
   app.add_option("--plot-kind", o->plot_kind,
                  "frontier: serial runtime and compute efficiency against B (two panels per problem); tradeoff: "
                  "steps against samples B*steps, one curve per method, critical batch ringed (one panel per problem)")
