@@ -14,9 +14,12 @@
 //                           (continuation) against global
 //   BM_RateThreads/<n>      one heavy-ball contraction_rate<double> at d = 1e6 on n kernel threads
 //                           (its best gap is reported next to the tuner's as gap_ratio)
+//   BM_RateIsa/<isa>/<k>    the same (k = 2; SGD for k = 1) on one thread in each instruction set of
+//                           the kernels: 0 baseline (SSE2), 1 AVX2, 2 AVX-512
 #include <benchmark/benchmark.h>
 
 #include "cesr/frontier.hpp"
+#include "cesr/isa.hpp"
 #include "cesr/parallel.hpp"
 #include "cesr/rate.hpp"
 #include "cesr/tune.hpp"
@@ -168,6 +171,36 @@ void BM_RateThreads(benchmark::State& state) {
   state.counters["gap"] = gap;
 }
 BENCHMARK(BM_RateThreads)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One contraction_rate<double> at d = 1e6 on one thread in each instruction
+// set of the kernels (include/cesr/isa.hpp): heavy ball (k = 2, the tuned
+// point of BM_RateThreads) and SGD (k = 1); "per_pass" is the time per
+// secular evaluation (the rate's cost is ~evaluations of them plus the
+// rho(D) pass). Variants the CPU does not run are skipped.
+void BM_RateIsa(benchmark::State& state) {
+  static const Spectrum s = make_spectrum("powerlaw:d=1000000,alpha=1.5");
+  const Isa isa = static_cast<Isa>(state.range(0));
+  if (!isa_supported(isa)) {
+    state.SkipWithError("instruction set not supported by this CPU");
+    return;
+  }
+  const Isa saved = kernel_isa();
+  set_kernel_isa(isa);
+  const KernelThreads threads(1);
+  const MethodSpec m = state.range(1) == 2
+                           ? method_spec("hb", {{"lr", 0.00081970167530255502}, {"momentum", 0.99991923790376636}})
+                           : method_spec("sgd", {{"lr", 1.7664258254486735}});
+  Rate<double> r;
+  for (auto _ : state) r = contraction_rate<double>(s, m, NoiseModel{16, 3.0, 0.0});
+  set_kernel_isa(saved);
+  state.counters["evaluations"] = r.evaluations;
+  state.counters["gap"] = r.gap;
+  state.SetLabel(std::string(to_string(isa)));
+}
+BENCHMARK(BM_RateIsa)
+    ->ArgsProduct({{static_cast<int>(Isa::Baseline), static_cast<int>(Isa::Avx2), static_cast<int>(Isa::Avx512)}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

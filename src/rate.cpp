@@ -19,6 +19,7 @@
 #include "cesr/rate.hpp"
 
 #include "cesr/parallel.hpp"
+#include "kernels.hpp"
 
 #include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
@@ -30,6 +31,8 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <span>
 #include <utility>
 #include <type_traits>
 #include <stdexcept>
@@ -92,6 +95,23 @@ void chunked_sums(std::size_t d, Real& sum, Real& dsum, int& bad, const Body& bo
     dsum += dsums[c];
     bad += bads[c];
   }
+}
+
+/// The kernel sums of src/kernels.hpp over d directions: chunk(begin, end)
+/// per chunk (on several threads for long loops), the chunks added in order.
+template <class Chunk>
+kernels::SecularSums chunked_kernel(std::size_t d, const Chunk& chunk) {
+  const std::size_t chunks = chunk_count(d);
+  if (chunks <= 1) return chunk(0, d);
+  std::vector<kernels::SecularSums> parts(chunks);
+  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = chunk(begin, end); });
+  kernels::SecularSums total;
+  for (const kernels::SecularSums& p : parts) {
+    total.g += p.g;
+    total.dg += p.dg;
+    total.rejected += p.rejected;
+  }
+  return total;
 }
 
 /// Constants of a method that do not depend on the direction. With E = I - P:
@@ -239,8 +259,12 @@ class Secular {
         // rho(T) = rho(D) = max_i rho(A_i)^2.
         kb_(noise.additive() ? Real(0) : Real(noise.kurtosis) - 2),
         inv_batch_(noise.additive() ? Real(0) : Real(1) / Real(noise.batch)),
-        lambda_(spectrum.lambda.begin(), spectrum.lambda.end()),
-        weight_(spectrum.weight.begin(), spectrum.weight.end()) {}
+        // Double reads the spectrum in place (no copy of d values per solve);
+        // the wider types keep their own rounded copy.
+        lambda_store_(std::is_same_v<Real, double> ? 0 : spectrum.lambda.size()),
+        weight_store_(std::is_same_v<Real, double> ? 0 : spectrum.weight.size()),
+        lambda_(view(spectrum.lambda, lambda_store_)),
+        weight_(view(spectrum.weight, weight_store_)) {}
 
   /// g at z = 1 - x. A direction is accepted when z > rho(M_i) (checked by
   /// signs: z > |det A_i|, C_i increasing at z, C_i(z) > 0), N_i(z) >= 0 and
@@ -248,6 +272,25 @@ class Secular {
   /// of g is >= 0 and decreasing in z.
   Evaluation<Real> operator()(const Real& x) {
     ++evaluations_;
+    // The root finders revisit points (a clamped Newton iterate lands on the
+    // bracket's end, evaluated before): the same x gives the same bits, so
+    // the last two points are answered without another O(d) pass. Counted
+    // as evaluations all the same (what they report is unchanged).
+    for (const Recent& r : recent_)
+      if (r.valid && r.x == x) return r.e;
+    const Evaluation<Real> e = evaluate(x);
+    recent_[next_recent_] = {true, x, e};
+    next_recent_ ^= 1;
+    return e;
+  }
+
+  /// O(d) passes actually run (evaluations() less the repeats answered from
+  /// the last two).
+  int passes() const { return passes_; }
+
+  /// g at z = 1 - x, always computed (one O(d) pass).
+  Evaluation<Real> evaluate(const Real& x) {
+    ++passes_;
     Real sum = 0, dsum = 0;
     int rejected = 0;
     const std::size_t d = lambda_.size();
@@ -257,9 +300,23 @@ class Secular {
     // unweighted one (the poles do not move). The unweighted loops are
     // separate instances, unchanged.
     const Real* wt = weight_.data();
-    // For the built-in floating types the loop is vectorized (the sums are
-    // reordered into SIMD lanes, which changes rounding only); long loops are
-    // summed in fixed chunks, on several threads (chunked_sums).
+    // Double takes the kernels of src/kernels.cpp (the widest instruction
+    // set the CPU has, with the same bits in each); the other types this
+    // loop (vectorized for long double). Long loops are summed in fixed
+    // chunks, on several threads (chunked_sums, chunked_kernel).
+    if constexpr (std::is_same_v<Real, double>) {
+      const double* w = weight_.empty() ? nullptr : wt;
+      const kernels::SecularSums s = chunked_kernel(d, [&](std::size_t begin, std::size_t end) {
+        const double* wb = w ? w + begin : nullptr;
+        if (c_.k == 1) return kernels::secular_k1(k1(), lam + begin, wb, end - begin, x);
+        return kernels::secular_k2(k2(), lam + begin, wb, end - begin, x);
+      });
+      Evaluation<Real> out;
+      out.accepted = s.rejected == 0 && is_finite(s.g) && is_finite(s.dg);
+      out.g = s.g;
+      out.dg = s.dg;
+      return out;
+    }
     const auto run = [&](auto weighted) {
       constexpr bool W = decltype(weighted)::value;
       if (c_.k == 1) {
@@ -320,6 +377,13 @@ class Secular {
     std::vector<Real> chunk_best(chunks, std::numeric_limits<Real>::infinity());
     std::vector<std::size_t> chunk_arg(chunks, 0);
     for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      if constexpr (std::is_same_v<Real, double>) {
+        // The same poles and the same first smallest, in the kernels of src/kernels.cpp.
+        const kernels::PoleMin m = c_.k == 1 ? kernels::pole_min_k1(k1(), lambda_.data() + begin, end - begin)
+                                             : kernels::pole_min_k2(k2(), lambda_.data() + begin, end - begin);
+        if (m.x < chunk_best[c]) chunk_best[c] = m.x, chunk_arg[c] = begin + m.index;
+        return;
+      }
       for (std::size_t i = begin; i < end; ++i) {
         const Real x = deterministic_pole(lambda_[i]);
         if (x < chunk_best[c]) chunk_best[c] = x, chunk_arg[c] = i;
@@ -333,8 +397,19 @@ class Secular {
       // Pass 2 (k = 2, K > 2): a direction whose chi is positive at the
       // current best is accepted there, so its self-noise pole lies below;
       // only the others need a root solve, which moves the best up.
-      for (std::size_t i = 0; i < d; ++i)
-        if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best), arg = i;
+      if constexpr (std::is_same_v<Real, double>) {
+        // The same scan, skipping ahead to the next direction that is not
+        // accepted at the current best (kernels: the same chi as terms()).
+        for (std::size_t i = 0; i < d;) {
+          i += kernels::first_unaccepted_chi_k2(k2(), lambda_.data() + i, d - i, best);
+          if (i >= d) break;
+          best = self_pole(lambda_[i], best), arg = i;
+          ++i;
+        }
+      } else {
+        for (std::size_t i = 0; i < d; ++i)
+          if (!(terms(lambda_[i], best).chi > 0)) best = self_pole(lambda_[i], best), arg = i;
+      }
     }
     // The pole of a direction is known to about eps times the size of its
     // small quantities (sigma1, sigma0, 1 - det A, or 1 - A for k = 1).
@@ -424,10 +499,26 @@ class Secular {
     return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
   }
 
+  struct Recent {
+    bool valid = false;
+    Real x{};
+    Evaluation<Real> e{};
+  };
+
+ public:
   int evaluations() const { return evaluations_; }
   std::size_t dim() const { return lambda_.size(); }
 
  private:
+  Recent recent_[2];
+  int next_recent_ = 0;
+  int passes_ = 0;
+  // The constants as the kernels take them (double only).
+  kernels::ConstantsK1 k1() const { return {c_.tr_e, c_.qr, c_.qr * c_.qr, kb_, inv_batch_}; }
+  kernels::ConstantsK2 k2() const {
+    return {c_.tr_e, c_.det_e, c_.c_e, c_.qr, c_.b1, c_.one_minus_det_p, kb_, inv_batch_};
+  }
+
   struct Terms {
     bool ok;
     Real chi, h, dh;  // dh: derivative of h in x
@@ -501,13 +592,124 @@ class Secular {
 
   Coefficients<Real> c_;
   Real kb_, inv_batch_;
-  std::vector<Real> lambda_;
-  std::vector<Real> weight_;  // w_i, empty when unweighted
+  static std::span<const Real> view(const std::vector<double>& values, std::vector<Real>& store) {
+    if constexpr (std::is_same_v<Real, double>) {
+      return {values.data(), values.size()};
+    } else {
+      std::copy(values.begin(), values.end(), store.begin());
+      return {store.data(), store.size()};
+    }
+  }
+
+  std::vector<Real> lambda_store_, weight_store_;
+  std::span<const Real> lambda_;
+  std::span<const Real> weight_;  // w_i, empty when unweighted
   mutable int evaluations_ = 0;
 };
 
+/// The root of g = 1 from a guess of it (in a search, the gap of the point
+/// before), or no value: the caller then solves cold.
+///
+/// From the guess, Newton steps on F = 1/g - 1, each overshot by a factor 2,
+/// until two accepted points (every direction above its pole) lie on either
+/// side of g = 1: that certifies the bracket as solve_in_range's does (every
+/// point between them is accepted, and g is increasing in x there). z = 1
+/// inside the bracket is evaluated as solve_in_range does, so the stability
+/// verdict is decided the same way; then its Newton phase b) in the bracket.
+/// No value when the guess or a step lands beyond a pole, no bracket appears
+/// within 8 evaluations (a far guess) or Newton does not settle. Skips the
+/// rho(D) pass, the cold bracketing and the log-distance phase.
 template <class Real>
-Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
+  if (!is_finite(hint)) return std::nullopt;
+  Evaluation<Real> e = g(hint);
+  if (!e.accepted || !(e.g > 0) || !(e.dg > 0)) return std::nullopt;
+  if (e.g == 1) return hint;
+  const bool below = e.g < 1;  // the guess lies below the root in x
+  Real lo = hint, hi = hint;
+  Real base = hint, first = hint;  // the point the steps start from; the first Newton iterate
+  bool bracketed = false;
+  for (int probe = 0; probe < 8 && !bracketed; ++probe) {
+    const Real step = e.g * (1 - e.g) / e.dg;  // Newton on F from `base`
+    if (probe == 0) first = hint + step;
+    // At least a few ulps of `base` (a guess that is the root already: its
+    // step rounds away), in the direction of the root.
+    using std::abs;
+    using std::max;
+    const Real least = 8 * epsilon<Real>() * max(abs(base), std::numeric_limits<Real>::min());
+    const Real move = 2 * step;
+    const Real x = base + (abs(move) >= least ? move : below ? least : -least);
+    if (x == base || !is_finite(x)) return std::nullopt;
+    const Evaluation<Real> ex = g(x);
+    // Beyond a pole (only above an accepted point): the root then lies closer
+    // to that pole than the Newton step of g from here suggests -- typically
+    // within 1e-6 relative of it, where g is dominated by one small term
+    // until very near it (tuned heavy ball) -- which the cold solve's
+    // log-distance phase finds; probing for it here costs more.
+    if (!ex.accepted) return std::nullopt;
+    if (!(ex.g > 0) || !(ex.dg > 0)) return std::nullopt;
+    if (below ? ex.g > 1 : ex.g < 1) {
+      (below ? hi : lo) = x;
+      bracketed = true;
+    } else {
+      // Still on the guess's side: closer to the root; step on from there.
+      (below ? lo : hi) = x;
+      base = x;
+      e = ex;
+    }
+  }
+  if (!bracketed) return std::nullopt;
+  if (lo < 0 && hi > 0) {
+    // As solve_in_range: z = 1 decides stability exactly.
+    const Evaluation<Real> e0 = g(Real(0));
+    if (!e0.accepted) return std::nullopt;
+    if (e0.g == 1) return Real(0);
+    (e0.g < 1 ? lo : hi) = 0;
+  }
+  // Newton on F = 1/g - 1 inside [lo, hi], which every evaluation narrows
+  // (F > 0: below the root; F < 0: above), with bisection where a step
+  // leaves it; to Newton phase b)'s tolerance (digits - 2 bits relative to
+  // x), or to the noise floor of the computed F: when |F| stops falling for
+  // two steps, the rounding errors of g (cancellations in its terms: 1e-13
+  // for AccSGD at B = 1 in double) decide its sign, and the point with the
+  // smallest |F| is the root as far as g determines it (the cold solve's
+  // Newton then walks that band by halving steps, ~20 evaluations).
+  using std::abs;
+  const Real tol = ldexp(Real(1), 3 - std::numeric_limits<Real>::digits);
+  const Real sqrt_eps = ldexp(Real(1), -std::numeric_limits<Real>::digits / 2);
+  Real x = std::clamp(base == hint ? first : base, lo, hi);
+  Real best_x = x, best_f = std::numeric_limits<Real>::infinity();
+  int stalled = 0;
+  for (int it = 0; it < 40; ++it) {
+    const Evaluation<Real> ev = g(x);
+    if (!ev.accepted || !(ev.g > 0) || !(ev.dg > 0)) return std::nullopt;  // rounding at a pole: cold
+    const Real f = 1 / ev.g - 1, df = -ev.dg / (ev.g * ev.g);
+    if (f == 0) return x;
+    (f > 0 ? lo : hi) = x;
+    // Stalls count only once the bracket is within sqrt(eps) of x
+    // relatively, never for the far iterates of a bisection.
+    using std::max;
+    const bool tight = hi - lo <= sqrt_eps * max(abs(lo), abs(hi));
+    if (abs(f) < best_f / 2) {
+      best_f = abs(f), best_x = x, stalled = 0;
+    } else if (tight && ++stalled >= 2) {
+      return best_x;
+    } else if (abs(f) < best_f) {
+      best_f = abs(f), best_x = x;
+    }
+    Real next = x - f / df;
+    if (!(next > lo && next < hi)) next = lo + (hi - lo) / 2;
+    if (abs(next - x) <= tol * abs(x) || next == lo || next == hi) return next;
+    x = next;
+  }
+  return std::nullopt;
+}
+
+/// rho(T) from the secular equation; from `hint` (a guess of the gap) where
+/// root_near brackets the root from it, else cold.
+template <class Real>
+Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise,
+                          const std::optional<Real>& hint = std::nullopt) {
   using std::abs;
   using std::max;
   using std::min;
@@ -522,6 +724,8 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
     out.evaluations = g.evaluations();
     return out;
   };
+  if (hint)
+    if (const std::optional<Real> root = root_near(g, *hint)) return finish(*root);
 
   // 1. The base x_b = 1 - rho(D) from the closed-form block radii, then an
   //    accepted point x_hi near it with g(x_hi) > 1. Numerically the base can
@@ -656,9 +860,10 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
 /// rho(T), or rho = +infinity (gap = -infinity, unstable) when it overflows
 /// the working precision (a higher precision has a wider exponent range).
 template <class Real>
-Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise) {
+Rate<Real> solve(const Spectrum& spectrum, const Coefficients<Real>& coef, const NoiseModel& noise,
+                 const std::optional<Real>& hint = std::nullopt) {
   try {
-    return solve_in_range(spectrum, coef, noise);
+    return solve_in_range(spectrum, coef, noise, hint);
   } catch (const Overflow&) {
     Rate<Real> out;
     out.rho = std::numeric_limits<Real>::infinity();
@@ -930,7 +1135,9 @@ bool rounds_cleanly(const Method<mp50>& m, const Spectrum& spectrum) {
   const Constants<B> c = method_constants<B>(m.k, P, q, r, B{mp50(1), mp50(0)});
   const mp50 tol = ldexp(mp50(1), -(std::numeric_limits<Real>::digits + 10));
   const auto clean = [&](const B& a) { return a.e <= tol * abs(a.v); };
-  for (const double lambda : {spectrum.lambda_min(), spectrum.lambda_max()}) {
+  if (spectrum.lambda.empty()) return true;  // nothing to round (the solve refuses an empty spectrum)
+  const auto [lambda_min, lambda_max] = kernels::min_max(spectrum.lambda.data(), spectrum.lambda.size());
+  for (const double lambda : {lambda_min, lambda_max}) {
     const B l{mp50(lambda), mp50(0)};
     if (!clean(c.tr_e + l * c.qr)) return false;
     if (m.k == 2 && (!clean(c.det_e + l * c.c_e) || !clean(c.one_minus_det_p - l * c.b1))) return false;
@@ -963,6 +1170,24 @@ Rate<Real> contraction_rate(const Spectrum& spectrum, const MethodSpec& method, 
   return with_method<Real>(spectrum, method,
                            [&](const auto& m) { return closed_form_or_generic<Real>(spectrum, m, noise); });
 }
+
+namespace {
+/// contraction_rate<Real>(spectrum, method, noise) started from a guess of
+/// the gap (root_near; k <= 2), cold without one (a non-finite guess).
+template <class Real>
+Rate<Real> rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise, double gap_hint) {
+  if (!std::isfinite(gap_hint)) return contraction_rate<Real>(spectrum, method, noise);
+  return with_method<Real>(spectrum, method, [&](const auto& m) {
+    if (m.k > 2) return contraction_rate_generic(spectrum, m.template cast<Real>(), noise);
+    // As closed_form_or_generic, with the hint.
+    try {
+      return solve<Real>(spectrum, coefficients<Real>(m), noise, std::optional<Real>(Real(gap_hint)));
+    } catch (const std::runtime_error&) {
+      return contraction_rate_generic(spectrum, m.template cast<Real>(), noise);
+    }
+  });
+}
+}  // namespace
 
 namespace {
 void require_constant_batch(const NoiseModel& noise) {
@@ -1038,16 +1263,16 @@ namespace {
 /// One precision's answer for the escalation (certified by the agreement of
 /// two precisions instead).
 AutoRate uncertified_rate_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
-                             const NoiseModel& noise) {
+                             const NoiseModel& noise, double gap_hint) {
   return with_precision(precision, [&](auto zero) {
     using Real = decltype(zero);
-    return report(contraction_rate<Real>(spectrum, method, noise));
+    return report(rate_near<Real>(spectrum, method, noise, gap_hint));
   });
 }
 }  // namespace
 
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol) {
+                               double rtol, double gap_hint) {
   check_escalation_rtol(rtol);
   if (!(rtol >= min_rate_rtol))
     throw FieldError("rtol", fmt::format("rtol must be in [{:g}, 1) for the rate (quad and mp50, the last two "
@@ -1057,7 +1282,9 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
   int total = 0;  // evaluations summed over the precisions tried
   return escalate_precision(
       [&](Precision p) {
-        AutoRate r = uncertified_rate_in(p, spectrum, method, noise);
+        AutoRate r = uncertified_rate_in(p, spectrum, method, noise, gap_hint);
+        // The next precision starts from this one's gap (when hinted at all).
+        if (std::isfinite(gap_hint) && std::isfinite(r.gap)) gap_hint = r.gap;
         total += r.evaluations;
         r.evaluations = total;
         return r;
@@ -1115,77 +1342,24 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
   using Sums = std::array<double, max_sums>;
   const std::size_t chunks = std::max<std::size_t>(chunk_count(d), 1);
   std::vector<Sums> partial(chunks, Sums{});
+  // The terms' partial derivatives (formulas in src/kernels.cpp, from the
+  // same expressions as Secular::terms), per chunk, the chunks added in order.
   if (c.k == 1) {
     // h = u n / chi, chi = y (2 - y) - x - kb u n, n = qr^2, y = tr_e + l qr.
-    const double qr = c.qr, n = qr * qr, tr_e = c.tr_e;
+    const kernels::ConstantsK1 k1{c.tr_e, c.qr, c.qr * c.qr, kb, ib};
     for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
-      double s_y = 0, s_ly = 0, s_n = 0;
-#pragma omp simd reduction(+ : s_y, s_ly, s_n)
-      for (std::size_t i = begin; i < end; ++i) {
-        const double l = lam[i];
-        const double y = tr_e + l * qr, u = l * l * ib;
-        const double chi = y * (2 - y) - x - kb * u * n;
-        const double h = u * n / chi;
-        const double w = wt ? wt[i] : 1.0;
-        const double h_y = -w * h * (2 - 2 * y) / chi;          // through chi
-        const double h_qr = w * 2 * qr * u * (1 + kb * h) / chi;  // through n (numerator and self-noise)
-        s_y += h_y;
-        s_ly += l * h_y;
-        s_n += h_qr;
-      }
-      partial[ch] = {s_y, s_ly, s_n};
+      const auto p = kernels::sensitivity_k1(k1, lam + begin, wt ? wt + begin : nullptr, end - begin, x);
+      partial[ch] = {p[0], p[1], p[2]};
     });
     Sums t{};
     for (const Sums& p : partial)
       for (int k = 0; k < max_sums; ++k) t[k] += p[k];
     return {t[0], t[1] + t[2]};
   }
-  const double tr_e = c.tr_e, det_e = c.det_e, c_e = c.c_e, a0 = c.qr, b1 = c.b1, omdp = c.one_minus_det_p;
-  const double z = 1 - x;
+  const kernels::ConstantsK2 k2{c.tr_e, c.det_e, c.c_e, c.qr, c.b1, c.one_minus_det_p, kb, ib};
   for_each_chunk(d, [&](std::size_t ch, std::size_t begin, std::size_t end) {
-    double g_s1 = 0, g_ls1 = 0, g_a0 = 0, g_s0 = 0, g_ls0 = 0, g_dd = 0, g_ldd = 0, g_b1 = 0;
-#pragma omp simd reduction(+ : g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1)
-    for (std::size_t i = begin; i < end; ++i) {
-      const double l = lam[i];
-      const double s1 = tr_e + l * a0, s0 = det_e + l * c_e, dd = omdp - l * b1;
-      const double delta = 1 - dd, tau = 2 - s1;
-      const double bq = s1 * (s1 - 2) - 2 * s0;
-      const double q = (x + bq) * x + s0 * (4 - 2 * s1 + s0);
-      const double n1 = b1 * b1 + 2 * tau * a0 * b1 + delta * a0 * a0;
-      const double n = (a0 * a0 * z + n1) * z + delta * b1 * b1;
-      const double u = l * l * ib;
-      const double chi = (dd - x) * q - kb * u * n;
-      const double h = u * n / chi;
-      // Partial derivatives of q, n and chi in (s1, s0, dd, a0, b1).
-      const double q_s1 = x * (2 * s1 - 2) - 2 * s0;
-      const double q_s0 = -2 * x + 4 - 2 * s1 + 2 * s0;
-      const double n_s1 = z * (-2 * a0 * b1);
-      const double n_dd = z * (-a0 * a0) - b1 * b1;
-      const double n_a0 = 2 * a0 * z * z + z * (2 * tau * b1 + 2 * delta * a0);
-      const double n_b1 = z * (2 * b1 + 2 * tau * a0) + 2 * delta * b1;
-      const double kbu = kb * u;
-      const double chi_s1 = (dd - x) * q_s1 - kbu * n_s1;
-      const double chi_s0 = (dd - x) * q_s0;
-      const double chi_dd = q - kbu * n_dd;
-      const double chi_a0 = -kbu * n_a0;
-      const double chi_b1 = -kbu * n_b1;
-      // dh = (u dn - h dchi) / chi.
-      const double h_s1 = (u * n_s1 - h * chi_s1) / chi;
-      const double h_s0 = -h * chi_s0 / chi;
-      const double h_dd = (u * n_dd - h * chi_dd) / chi;
-      const double h_a0 = (u * n_a0 - h * chi_a0) / chi;
-      const double h_b1 = (u * n_b1 - h * chi_b1) / chi;
-      const double w = wt ? wt[i] : 1.0;  // exact for 1: the unweighted sums are unchanged
-      g_s1 += w * h_s1;
-      g_ls1 += w * l * h_s1;
-      g_a0 += w * h_a0;
-      g_s0 += w * h_s0;
-      g_ls0 += w * l * h_s0;
-      g_dd += w * h_dd;
-      g_ldd += w * l * h_dd;
-      g_b1 += w * h_b1;
-    }
-    partial[ch] = {g_s1, g_ls1, g_a0, g_s0, g_ls0, g_dd, g_ldd, g_b1};
+    const auto p = kernels::sensitivity_k2(k2, lam + begin, wt ? wt + begin : nullptr, end - begin, x);
+    std::copy(p.begin(), p.end(), partial[ch].begin());
   });
   Sums t{};
   for (const Sums& p : partial)
@@ -1200,7 +1374,7 @@ std::vector<double> secular_sensitivity(const Spectrum& spectrum, const Coeffici
 
 GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
                                       const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
-                                      double h, const NoiseModel& noise) {
+                                      double h, const NoiseModel& noise, double gap_hint) {
   require_constant_batch(noise);
   if (plus.size() != minus.size()) throw std::invalid_argument("contraction_rate_gradient: unpaired directions");
   if (!(h > 0)) throw std::invalid_argument("contraction_rate_gradient: the difference step must be > 0");
@@ -1215,7 +1389,8 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
                                         ? coefficients<double, mp50>(wide)
                                         : coefficients<double, exact>(make_method_exact(method));
   try {
-    out.rate = solve<double>(spectrum, coef, noise);
+    out.rate = solve<double>(spectrum, coef, noise,
+                             std::isfinite(gap_hint) ? std::optional<double>(gap_hint) : std::nullopt);
   } catch (const std::runtime_error&) {
     out.rate = contraction_rate_generic(spectrum, wide.cast<double>(), noise);
     return out;  // the generic fallback: no derivative
@@ -1240,6 +1415,11 @@ GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec
     out.gradient.push_back(-dg / e.dg);
   }
   return out;
+}
+
+Rate<double> contraction_rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                                   double gap_hint) {
+  return rate_near<double>(spectrum, method, noise, gap_hint);
 }
 
 #define CESR_INSTANTIATE(Real)                                                                           \

@@ -14,6 +14,7 @@
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace cesr {
@@ -301,6 +302,11 @@ struct Evaluator {
   int evaluations = 0, rate_evaluations = 0, failures = 0;
   std::vector<double> best_x;
   double best = std::numeric_limits<double>::infinity();
+  /// The gap of the last point of the rate objective in double (NaN: none
+  /// yet): the next point's rate solve starts from it (contraction_rate_near).
+  /// A function of the points evaluated since the last reset, so a search
+  /// that is the same sequence of points gives the same values.
+  double gap_hint = std::numeric_limits<double>::quiet_NaN();
 
   double operator()(const std::vector<double>& x) {
     count_work(1);  // the progress of a search counts points, not the time steps behind them
@@ -360,10 +366,18 @@ struct Evaluator {
   }
 };
 
-// -gap of a method in precision Real; +inf when unstable.
+// -gap of a method in precision Real; +inf when unstable. In double the solve
+// starts from `hint`, which is then set to this point's gap.
 template <class Real>
-double negative_gap(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise, int& evals) {
-  const Rate<Real> r = contraction_rate<Real>(spectrum, m, noise);
+double negative_gap(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise, int& evals,
+                    double& hint) {
+  Rate<Real> r;
+  if constexpr (std::is_same_v<Real, double>) {
+    r = contraction_rate_near(spectrum, m, noise, hint);
+    hint = r.gap;
+  } else {
+    r = contraction_rate<Real>(spectrum, m, noise);
+  }
   evals = r.evaluations;
   const double gap = to_double(r.gap);
   if (!r.stable || !std::isfinite(gap) || !(gap > 0)) return std::numeric_limits<double>::infinity();
@@ -682,6 +696,9 @@ void route_free_finish(Evaluator& ev, const Space& sp, const std::vector<double>
   std::sort(corners.begin(), corners.end());
   ev.best = std::numeric_limits<double>::infinity();
   ev.best_x.clear();
+  // The rate solves start cold again: from here on every value depends only
+  // on the corner and the points after it, whatever the route before.
+  ev.gap_hint = std::numeric_limits<double>::quiet_NaN();
   for (const auto& [dist, c] : corners) {
     std::vector<double> x(n);
     for (std::size_t i = 0; i < n; ++i) x[i] = (c >> i) & 1 ? above[i] : below[i];
@@ -925,10 +942,12 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     rate_ev = Evaluator{};
     rate_ev.space = &space;
     if (p == Precision::Double)
-      rate_ev.value = [&](const MethodSpec& m, int& evals) { return negative_gap<double>(spectrum, m, noise, evals); };
+      rate_ev.value = [&](const MethodSpec& m, int& evals) {
+        return negative_gap<double>(spectrum, m, noise, evals, rate_ev.gap_hint);
+      };
     else
       rate_ev.value = [&](const MethodSpec& m, int& evals) {
-        return negative_gap<long double>(spectrum, m, noise, evals);
+        return negative_gap<long double>(spectrum, m, noise, evals, rate_ev.gap_hint);
       };
     // Under the additive model the rate is rho(D) = max_i rho(A_i)^2 at every
     // point (no root of g = 1, so no gradient), and its optimum is a kink
@@ -950,9 +969,10 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
           plus.push_back(space.decode(xp));
           minus.push_back(space.decode(xm));
         }
-        const GapGradient r = contraction_rate_gradient(spectrum, m, plus, minus, h, noise);
+        const GapGradient r = contraction_rate_gradient(spectrum, m, plus, minus, h, noise, rate_ev.gap_hint);
         evals = r.rate.evaluations;
         const double gap = r.rate.gap;
+        rate_ev.gap_hint = gap;
         if (!std::isfinite(gap)) return std::numeric_limits<double>::infinity();
         grad.clear();
         for (double v : r.gradient) grad.push_back(-v);
@@ -973,7 +993,8 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     // THEORY.md: a nearly defective block misjudged in double) is searched again.
     if (p == Precision::Double && options.confirm_gap && options.objective == Objective::Rate) {
       try {
-        confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise);
+        // Started from the search's gap there (the precisions' solves warm).
+        confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise, 1e-10, -rate_ev.best);
       } catch (const std::runtime_error&) {
         confirmed.reset();  // handled (and reported) with the final confirmation below
       }

@@ -227,8 +227,8 @@ TEST_CASE("an interrupted frontier writes the rows it finished, marked incomplet
 }
 
 TEST_CASE("an interrupted window writes the kappas it finished, marked incomplete") {
-  // tens of seconds of work; SIGTERM after 4 s
-  const Run r = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 3000 --threads 1 --format csv "
+  // tens of seconds of work (d = 60000: ~20 s on one thread with the AVX-512 kernels); SIGTERM after 4 s
+  const Run r = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 60000 --threads 1 --format csv "
                                    "--output window.csv");
   INFO(r.err);
   CHECK(r.code == 124);
@@ -242,7 +242,7 @@ TEST_CASE("an interrupted window writes the kappas it finished, marked incomplet
 
   // JSON: the same shape as a complete run's (a list of kappa rows), the
   // kappa stopped last, marked "complete": false.
-  const Run json = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 3000 --threads 1 --format json "
+  const Run json = stopped_after("4", "window --kappas 1e2,1e4,1e6,1e8,1e10,1e12 --d 60000 --threads 1 --format json "
                                       "--output window.json");
   CHECK(json.code == 124);
   const auto list = nlohmann::json::parse(cesr_test::slurp("window.json"));

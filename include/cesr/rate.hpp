@@ -10,6 +10,7 @@
 #include "cesr/real.hpp"
 #include "cesr/spectrum.hpp"
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,9 +64,24 @@ struct GapGradient {
   std::vector<double> gradient;
 };
 
+///
+/// `gap_hint`, when finite, is a guess of the gap (the tuner passes the gap of
+/// the point before): the root is then bracketed from it by two accepted
+/// evaluations of the secular function on either side of g = 1 and refined by
+/// Newton inside, skipping the rho(D) pass and the cold bracketing (about
+/// 5 instead of 13 O(d) passes); where that fails within a few evaluations
+/// the solve is the cold one. The gap agrees with the cold solve's to the
+/// root finder's tolerance (tests/test_rate_hint.cpp), not bitwise.
 GapGradient contraction_rate_gradient(const Spectrum& spectrum, const MethodSpec& method,
                                       const std::vector<MethodSpec>& plus, const std::vector<MethodSpec>& minus,
-                                      double h, const NoiseModel& noise);
+                                      double h, const NoiseModel& noise,
+                                      double gap_hint = std::numeric_limits<double>::quiet_NaN());
+
+/// contraction_rate<double>(spectrum, method, noise) started from a guess of
+/// the gap, as contraction_rate_gradient's gap_hint (k <= 2; k > 2 and a
+/// non-finite hint solve cold).
+Rate<double> contraction_rate_near(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                                   double gap_hint);
 
 /// The rate with automatic precision: double first, then long double, quad and
 /// mp50 until two successive precisions agree on the gap to `rtol` (relative).
@@ -85,8 +101,15 @@ struct AutoRate {
 /// gap to about 1e-34 at best, so a smaller tolerance could not be certified.
 inline constexpr double min_rate_rtol = 1e-32;
 
+///
+/// With a finite `gap_hint` (a guess of the gap: the tuner's search value at
+/// the point it confirms) each precision's solve starts from a guess, the
+/// first from gap_hint and each next one from the gap of the one before
+/// (contraction_rate_near's warm start: the same root to the root finder's
+/// accuracy, each certified by its own bracket of accepted points; about a
+/// third of the secular evaluations). Without one, the cold solves.
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol = 1e-10);
+                               double rtol = 1e-10, double gap_hint = std::numeric_limits<double>::quiet_NaN());
 
 /// The same in one fixed precision (no escalation), reported like AutoRate,
 /// and only when that precision certifies it: for k <= 2 a second evaluation

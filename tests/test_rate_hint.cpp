@@ -1,0 +1,132 @@
+// The warm-started rate (contraction_rate_near, contraction_rate_gradient's
+// gap_hint): from any guess of the gap, the gap of the cold solve to the root
+// finder's accuracy and the same stability verdict, on many random methods
+// (SGD, heavy ball, Nesterov, AccSGD; near the stability edge and far inside;
+// additive noise, a weighted spectrum); and a near guess really skips most of
+// the cold solve's secular evaluations (a far one, or one beyond a pole of
+// the secular function, falls back to the cold solve).
+#include <doctest/doctest.h>
+
+#include "cesr/rate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace cesr;
+
+namespace {
+
+struct Case {
+  Spectrum spectrum;
+  MethodSpec method;
+  NoiseModel noise;
+};
+
+std::vector<Case> random_cases() {
+  std::vector<Spectrum> spectra = {make_spectrum("powerlaw:d=3000,alpha=1.5"), make_spectrum("loguniform:d=500,kappa=1e6"),
+                                   make_spectrum("powerlaw:d=70000,alpha=0.7")};
+  {
+    Spectrum w = make_spectrum("loguniform:d=800,kappa=1e4");
+    w.weight.resize(w.lambda.size());
+    for (std::size_t i = 0; i < w.weight.size(); ++i) w.weight[i] = 1.0 + static_cast<double>(i % 4) / 2;
+    spectra.push_back(w);
+  }
+  std::mt19937_64 rng(1414);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<Case> out;
+  for (const Spectrum& s : spectra) {
+    const double L = s.lambda_max();
+    for (int j = 0; j < 10; ++j) {
+      NoiseModel noise{static_cast<std::uint64_t>(1) << (2 * (j % 6)), 1.5 + 2 * unit(rng), 0.0};
+      if (j == 9) noise.model = NoiseKind::Additive;
+      // Step sizes up to 3x the deterministic limit, so some points are unstable.
+      const double lr = 3 * std::pow(10.0, -3 * unit(rng)) / L;
+      const double beta = 1 - std::pow(10.0, -4 * unit(rng));
+      out.push_back({s, method_spec("sgd", {{"lr", lr}}), noise});
+      out.push_back({s, method_spec("hb", {{"lr", lr * (1 - beta)}, {"momentum", beta}}), noise});
+      out.push_back({s, method_spec("nag", {{"lr", lr / 2}, {"momentum", beta}}), noise});
+      out.push_back({s, method_spec("asgd", {{"lr", lr * L / 2}, {"kappa", std::pow(10.0, 1 + 4 * unit(rng))},
+                                             {"xi", 1 + 3 * unit(rng)}}),
+                     noise});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("contraction_rate_near: the cold gap from any guess, and fewer evaluations from a near one") {
+  int cases = 0, unstable = 0, near_guesses = 0, near_cheaper = 0, near_warm_evals = 0, near_cold_evals = 0;
+  for (const Case& c : random_cases()) {
+    Rate<double> cold;
+    try {
+      cold = contraction_rate<double>(c.spectrum, c.method, c.noise);
+    } catch (const std::invalid_argument&) {
+      continue;  // not a valid method (AccSGD's xi above sqrt(kappa)...)
+    }
+    if (!std::isfinite(cold.gap)) continue;
+    ++cases;
+    unstable += !cold.stable;
+    CAPTURE(describe(c.method));
+    CAPTURE(c.noise.batch);
+    CAPTURE(cold.gap);
+    const double g = cold.gap;
+    // The reference: the same problem in long double (its own loop, 64-bit
+    // mantissa). The warm gap must be as accurate as the cold one: within
+    // four times the cold error (or 1e-12 relative).
+    const double ref = static_cast<double>(contraction_rate<long double>(c.spectrum, c.method, c.noise).gap);
+    const double tol = std::max(1e-12 * std::abs(ref), 4 * std::abs(g - ref));
+    CAPTURE(ref);
+    for (const double guess : {g, g * (1 + 1e-12), g * (1 + 1e-6), g * (1 - 1e-3), g * 1.1, g * 0.5, g * 3, -g,
+                               g + 1e-3, 0.0, -0.5, 1e-300, 0.9}) {
+      CAPTURE(guess);
+      const Rate<double> warm = contraction_rate_near(c.spectrum, c.method, c.noise, guess);
+      CHECK(warm.stable == cold.stable);
+      CHECK(std::abs(warm.gap - ref) <= tol);
+      // A guess within 1e-12 (a lower precision's gap, or a search's next
+      // point nearly on top): on the root's side of every pole.
+      // (The additive model has no root of g = 1: rho = rho(D), always cold.)
+      if (guess != g * (1 + 1e-12) || c.noise.additive()) continue;
+      ++near_guesses;
+      near_warm_evals += warm.evaluations;
+      near_cold_evals += cold.evaluations;
+      near_cheaper += warm.evaluations < cold.evaluations;
+    }
+  }
+  MESSAGE(cases, " methods (", unstable, " unstable); a guess within 1e-12: ", near_warm_evals, " secular evaluations "
+          "against ", near_cold_evals, " cold, fewer in ", near_cheaper, " of ", near_guesses);
+  CHECK(cases > 120);
+  CHECK(unstable > 5);
+  CHECK(near_cheaper * 10 > near_guesses * 9);
+  CHECK(near_warm_evals * 2 < near_cold_evals);
+}
+
+TEST_CASE("contraction_rate_gradient with a gap hint: the cold gap and gradient") {
+  const Spectrum s = make_spectrum("powerlaw:d=20000,alpha=1.5");
+  const NoiseModel n{16, 3.0, 0.0};
+  for (const double beta : {0.9, 0.999, 0.99995}) {
+    const double lr = 0.5 * (1 - beta);
+    const MethodSpec m = method_spec("hb", {{"lr", lr}, {"momentum", beta}});
+    const MethodSpec plus = method_spec("hb", {{"lr", lr * (1 + 1e-6)}, {"momentum", beta}});
+    const MethodSpec minus = method_spec("hb", {{"lr", lr * (1 - 1e-6)}, {"momentum", beta}});
+    const GapGradient cold = contraction_rate_gradient(s, m, {plus}, {minus}, 1e-6 * lr, n);
+    REQUIRE(cold.rate.stable);
+    REQUIRE(cold.gradient.size() == 1);
+    for (const double f : {1.0, 1.001, 0.9}) {
+      const GapGradient warm = contraction_rate_gradient(s, m, {plus}, {minus}, 1e-6 * lr, n, f * cold.rate.gap);
+      CAPTURE(beta);
+      CAPTURE(f);
+      CHECK(warm.rate.gap == doctest::Approx(cold.rate.gap).epsilon(1e-12));
+      REQUIRE(warm.gradient.size() == 1);
+      // The gradient at two roots 1e-12 apart: equal to ~1e-9 (the
+      // sensitivity pass is smooth in x there).
+      CHECK(warm.gradient[0] == doctest::Approx(cold.gradient[0]).epsilon(1e-8));
+      // The root of tuned heavy ball lies within 1e-6 of the pole: a guess
+      // 1e-3 off is beyond it or too far below, and the solve is cold.
+      if (f == 1.0) CHECK(warm.rate.evaluations < cold.rate.evaluations);
+    }
+  }
+}
