@@ -30,6 +30,7 @@
 
 #include "cesr/error.hpp"
 #include "cesr/stop.hpp"
+#include "rounded.hpp"
 
 #include <Eigen/Eigenvalues>
 #include <boost/math/tools/toms748_solve.hpp>
@@ -53,38 +54,11 @@ constexpr int max_arc_halvings = 48;
 constexpr int max_k2_root_iterations = 200;
 constexpr std::size_t max_k2_dim = 20000;
 
-// A value with a first-order bound on its absolute rounding error.
+// A value with a first-order bound on its absolute rounding error (src/rounded.hpp).
 template <class Real>
-struct Bd {
-  Real v{}, e{};
-};
-template <class Real>
-Bd<Real> exact(const Real& v) {
-  return {v, Real(0)};
-}
-template <class Real>
-Bd<Real> rounded(const Real& v) {
-  using std::abs;
-  return {v, epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bd<Real> operator+(const Bd<Real>& a, const Bd<Real>& b) {
-  using std::abs;
-  const Real v = a.v + b.v;
-  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bd<Real> operator-(const Bd<Real>& a, const Bd<Real>& b) {
-  using std::abs;
-  const Real v = a.v - b.v;
-  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bd<Real> operator*(const Bd<Real>& a, const Bd<Real>& b) {
-  using std::abs;
-  const Real v = a.v * b.v;
-  return {v, abs(a.v) * b.e + abs(b.v) * a.e + a.e * b.e + epsilon<Real>() * abs(v)};
-}
+using Bd = detail::Rounded<Real>;
+using detail::exact;
+using detail::rounded_once;
 
 // Complex numbers in any working precision (std::complex is only specified
 // for the built-in types).
@@ -210,8 +184,8 @@ struct K2Constants {
 template <class Real, class W>
 K2Constants<Real> k2_constants(const Method<W>& m) {
   const auto lift = [](const W& x) {
-    if constexpr (std::is_same_v<W, Real>) return rounded(x);
-    else return rounded(static_cast<Real>(x));
+    if constexpr (std::is_same_v<W, Real>) return rounded_once(x);
+    else return rounded_once(static_cast<Real>(x));
   };
   if constexpr (std::is_same_v<W, Real>) {
     using B = Bd<Real>;
@@ -243,9 +217,10 @@ Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double la
                     const Bd<Real>& ib) {
   using B = Bd<Real>;
   const B one = exact(Real(1)), two = exact(Real(2)), four = exact(Real(4)), zero = exact(Real(0));
-  const B P00 = rounded(m.P[0][0]), P01 = rounded(m.P[0][1]), P10 = rounded(m.P[1][0]), P11 = rounded(m.P[1][1]);
-  const B q0 = rounded(m.q[0]), q1 = rounded(m.q[1]), r0 = rounded(m.r[0]), r1 = rounded(m.r[1]);
-  const B o0 = rounded(m.o[0]), o1 = rounded(m.o[1]), a0 = rounded(m.s0[0]), a1 = rounded(m.s0[1]);
+  const B P00 = rounded_once(m.P[0][0]), P01 = rounded_once(m.P[0][1]);
+  const B P10 = rounded_once(m.P[1][0]), P11 = rounded_once(m.P[1][1]);
+  const B q0 = rounded_once(m.q[0]), q1 = rounded_once(m.q[1]), r0 = rounded_once(m.r[0]), r1 = rounded_once(m.r[1]);
+  const B o0 = rounded_once(m.o[0]), o1 = rounded_once(m.o[1]), a0 = rounded_once(m.s0[0]), a1 = rounded_once(m.s0[1]);
   const B l = exact(Real(lambda));
   // The small quantities (as in the rate's secular function, src/rate.cpp).
   const B b1 = k.b1, qr = k.qr;
@@ -328,7 +303,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   const Real eps = epsilon<Real>();
   const Real pi = Real(3.14159265358979323846264338327950288419716939937510582097494459L);
   const Real sigma2 = Real(noise.label_noise);
-  const Bd<Real> kb = rounded(Real(noise.kurtosis) - 2), ib = rounded(Real(1) / Real(noise.batch));
+  const Bd<Real> kb = rounded_once(Real(noise.kurtosis) - 2), ib = rounded_once(Real(1) / Real(noise.batch));
 
   // Directions with lambda = 0 neither move nor are read; equal eigenvalues
   // have equal blocks and merge (their initial errors add).

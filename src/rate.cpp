@@ -20,6 +20,7 @@
 
 #include "cesr/parallel.hpp"
 #include "kernels.hpp"
+#include "rounded.hpp"
 
 #include <Eigen/Dense>
 #include <boost/math/tools/roots.hpp>
@@ -185,60 +186,11 @@ struct Evaluation {
   Real dg{};              ///< its derivative in x = 1 - z (>= 0)
 };
 
-/// A value and a bound on its absolute rounding error, to first order (the
-/// product of two errors is added as well): a + b, a - b, a b and a / b each
-/// add one rounding of the result, eps |result|. The certificates of
-/// Secular::side use it.
+/// A value with a bound on its rounding error (src/rounded.hpp); the
+/// certificates of Secular::side use it.
 template <class Real>
-struct Bounded {
-  Real v{}, e{};
-};
-template <class Real>
-Bounded<Real> rounded_once(const Real& v) {
-  using std::abs;
-  return {v, epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bounded<Real> operator+(const Bounded<Real>& a, const Bounded<Real>& b) {
-  using std::abs;
-  const Real v = a.v + b.v;
-  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bounded<Real> operator-(const Bounded<Real>& a, const Bounded<Real>& b) {
-  using std::abs;
-  const Real v = a.v - b.v;
-  return {v, a.e + b.e + epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bounded<Real> operator*(const Bounded<Real>& a, const Bounded<Real>& b) {
-  using std::abs;
-  const Real v = a.v * b.v;
-  return {v, abs(a.v) * b.e + abs(b.v) * a.e + a.e * b.e + epsilon<Real>() * abs(v)};
-}
-template <class Real>
-Bounded<Real> operator/(const Bounded<Real>& a, const Bounded<Real>& b) {
-  using std::abs;
-  const Real v = a.v / b.v;
-  // |b| - e_b > 0 is checked by the caller (a denominator decided positive).
-  return {v, (a.e + abs(v) * b.e) / (abs(b.v) - b.e) + epsilon<Real>() * abs(v)};
-}
-/// The sign of a bounded value: +1 or -1 when decided (the error bound, with
-/// a factor 2 of margin, is below |v|), 0 when not. An exact 0 counts as not
-/// positive (a condition "> 0" that fails exactly).
-template <class Real>
-int sign_of(const Bounded<Real>& a) {
-  using std::isnan;
-  using boost::multiprecision::isnan;
-  // A value that overflowed to +-infinity (an opposite infinity would have
-  // made it NaN) is far beyond its error: rho = 1e400 at lr = 1e200.
-  if (!is_finite(a.v)) return isnan(a.v) ? 0 : (a.v > 0 ? 1 : -1);
-  if (!is_finite(a.e)) return 0;
-  if (a.e == 0) return a.v > 0 ? 1 : -1;
-  if (a.v > 2 * a.e) return 1;
-  if (a.v < -2 * a.e) return -1;
-  return 0;
-}
+using Bounded = detail::Rounded<Real>;
+using detail::rounded_once;
 
 /// Where a point x lies relative to the gap 1 - rho(T) of the problem whose
 /// constants are the exact ones rounded once to Real.
