@@ -801,6 +801,21 @@ std::string render_for_file(const Figure& figure, std::string_view path) {
   return path.substr(path.size() - 4) == ".svg" ? to_svg(figure) : to_pgfplots(figure);
 }
 
+namespace {
+// A method's curve as a series: its legend entry, colour and dash, a dot at
+// each point, and the given coordinates.
+Series curve_series(const FrontierCurve& c, std::vector<double> x, std::vector<double> y) {
+  Series s;
+  s.name = c.name;
+  s.color = c.color;
+  s.stroke = c.stroke;
+  s.markers = true;
+  s.x = std::move(x);
+  s.y = std::move(y);
+  return s;
+}
+}  // namespace
+
 std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, const std::string& title,
                                    const std::string& serial_label, const std::string& ce_label) {
   const auto titled = [&](const std::string& what) { return title.empty() ? what : title + ": " + what; };
@@ -811,16 +826,8 @@ std::vector<Panel> frontier_panels(const std::vector<FrontierCurve>& curves, con
   serial.ylabel = serial_label;
   ce.ylabel = ce_label;
   for (const FrontierCurve& c : curves) {
-    Series s;
-    s.name = c.name;
-    s.color = c.color;
-    s.markers = true;
-    s.stroke = c.stroke;
-    s.x = c.batch;
-    s.y = c.serial;
-    serial.series.push_back(s);
-    s.y = c.ce;
-    ce.series.push_back(std::move(s));
+    serial.series.push_back(curve_series(c, c.batch, c.serial));
+    ce.series.push_back(curve_series(c, c.batch, c.ce));
     if (c.critical_batch) {
       const VerticalLine v{*c.critical_batch, "critical batch, " + c.name, c.color};
       serial.vlines.push_back(v);
@@ -848,14 +855,7 @@ Panel final_loss_panel(const std::vector<FrontierCurve>& curves, const std::stri
   p.ylabel = "tuned loss L_T after T = N/B steps";
   p.ylabel_tex = "tuned loss $L_T$ after $T = N/B$ steps";
   for (const FrontierCurve& c : curves) {
-    Series s;
-    s.name = c.name;
-    s.color = c.color;
-    s.stroke = c.stroke;
-    s.markers = true;
-    s.x = c.batch;
-    s.y = c.loss;
-    p.series.push_back(std::move(s));
+    p.series.push_back(curve_series(c, c.batch, c.loss));
     if (c.critical_batch) p.vlines.push_back({*c.critical_batch, "critical batch, " + c.name, c.color});
   }
   return p;
@@ -888,16 +888,12 @@ Panel tradeoff_panel(const std::vector<FrontierCurve>& curves, const std::string
   p.ylabel = "serial runtime (steps)";
   p.xlabel_tex = "samples processed ($B \\cdot$ steps)";
   for (const FrontierCurve& c : curves) {
-    Series s;
-    s.name = c.name;
-    s.color = c.color;
-    s.stroke = c.stroke;
-    s.markers = true;
+    std::vector<double> samples, steps;
     for (std::size_t i = 0; i < std::min(c.batch.size(), c.steps.size()); ++i) {
-      s.x.push_back(c.batch[i] * c.steps[i]);
-      s.y.push_back(c.steps[i]);
+      samples.push_back(c.batch[i] * c.steps[i]);
+      steps.push_back(c.steps[i]);
     }
-    p.series.push_back(std::move(s));
+    p.series.push_back(curve_series(c, std::move(samples), std::move(steps)));
   }
   for (const FrontierCurve& c : curves)
     if (c.critical_batch)

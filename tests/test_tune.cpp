@@ -9,6 +9,7 @@
 #include "cesr/rate.hpp"
 #include "cesr/tune.hpp"
 #include "oracle.hpp"
+#include "grid_search.hpp"
 #include "tune_compare.hpp"
 
 #include <fmt/format.h>
@@ -36,37 +37,7 @@ double gap_of(const Spectrum& s, const MethodSpec& m, const NoiseModel& n) {
   }
 }
 
-// Maximises f over a box by a grid, then twice more on a grid spanning the
-// two cells around the best point. Returns the best value.
-double grid_max(const std::function<double(const std::vector<double>&)>& f, std::vector<double> lo,
-                std::vector<double> hi, const std::vector<int>& points, int levels = 3) {
-  const std::size_t n = lo.size();
-  double best = -std::numeric_limits<double>::infinity();
-  std::vector<double> best_x(n);
-  for (int level = 0; level < levels; ++level) {
-    std::vector<double> h(n);
-    for (std::size_t i = 0; i < n; ++i) h[i] = (hi[i] - lo[i]) / (points[i] - 1);
-    std::vector<int> idx(n, 0);
-    for (;;) {
-      std::vector<double> x(n);
-      for (std::size_t i = 0; i < n; ++i) x[i] = lo[i] + idx[i] * h[i];
-      const double v = f(x);
-      if (v > best) {
-        best = v;
-        best_x = x;
-      }
-      std::size_t i = 0;
-      while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
-      if (i == n) break;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      const double l = std::max(lo[i], best_x[i] - 2 * h[i]), u = std::min(hi[i], best_x[i] + 2 * h[i]);
-      lo[i] = l;
-      hi[i] = u;
-    }
-  }
-  return best;
-}
+using cesr_test::grid_max;
 
 // The brute-force optimum of the gap for a method, over a box wider than the
 // tuner's own.

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "cesr/tune.hpp"
+#include "grid_search.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -35,37 +36,7 @@ double steps_of(const Spectrum& s, const MethodSpec& m, const NoiseModel& n, con
   }
 }
 
-// Minimises f over a box by a grid, then twice more on a grid spanning the two
-// cells around the best point. f gets the best value so far (to cap its runs).
-double grid_min(const std::function<double(const std::vector<double>&, double)>& f, std::vector<double> lo,
-                std::vector<double> hi, const std::vector<int>& points) {
-  const std::size_t n = lo.size();
-  double best = std::numeric_limits<double>::infinity();
-  std::vector<double> best_x(n);
-  for (int level = 0; level < 3; ++level) {
-    std::vector<double> h(n);
-    for (std::size_t i = 0; i < n; ++i) h[i] = (hi[i] - lo[i]) / (points[i] - 1);
-    std::vector<int> idx(n, 0);
-    for (;;) {
-      std::vector<double> x(n);
-      for (std::size_t i = 0; i < n; ++i) x[i] = lo[i] + idx[i] * h[i];
-      const double v = f(x, best);
-      if (v < best) {
-        best = v;
-        best_x = x;
-      }
-      std::size_t i = 0;
-      while (i < n && ++idx[i] == points[i]) idx[i++] = 0;
-      if (i == n) break;
-    }
-    REQUIRE(std::isfinite(best));
-    for (std::size_t i = 0; i < n; ++i) {
-      lo[i] = std::max(lo[i], best_x[i] - 2 * h[i]);
-      hi[i] = std::min(hi[i], best_x[i] + 2 * h[i]);
-    }
-  }
-  return best;
-}
+using cesr_test::grid_min;
 
 // The grid's best step count for `kind` on a box wider than the tuner's.
 double dense_steps(const Spectrum& s, const std::string& kind, const NoiseModel& n, const Target& t) {
@@ -99,6 +70,7 @@ void check_against_dense(const Spectrum& s, const std::string& kind, const Noise
   o.target = t;
   const TuneResult r = tune(s, kind, n, o);
   const double dense = dense_steps(s, kind, n, t);
+  REQUIRE(std::isfinite(dense));  // the grid reached the target somewhere
   CAPTURE(kind);
   CAPTURE(n.batch);
   CAPTURE(n.label_noise);
