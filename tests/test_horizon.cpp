@@ -11,6 +11,7 @@
 #include "cesr/horizon.hpp"
 #include "cesr/method.hpp"
 #include "cesr/spectrum.hpp"
+#include "horizon_checks.hpp"
 
 #include <cmath>
 #include <string>
@@ -23,12 +24,8 @@ using cesr::MethodSpec;
 using cesr::NoiseModel;
 using cesr::Spectrum;
 
-struct Case {
-  std::string name;
-  Spectrum spectrum;
-  MethodSpec spec;
-  NoiseModel noise;
-};
+using horizon_checks::Case;
+using horizon_checks::stepped;
 
 MethodSpec sgd(double lr) { return cesr::method_spec("sgd", {{"lr", lr}}); }
 
@@ -102,80 +99,23 @@ std::vector<Case> cases() {
   return out;
 }
 
-template <class Real>
-std::vector<Real> stepped(const Case& c, const std::vector<std::uint64_t>& ts) {
-  cesr::Dynamics<Real> dyn(c.spectrum, cesr::make_path<Real>(c.spec), c.noise);
-  std::vector<Real> out;
-  for (std::uint64_t t : ts) {
-    dyn.advance(t - dyn.time());
-    out.push_back(dyn.loss());
-  }
-  return out;
-}
 
 }  // namespace
 
 TEST_CASE("horizon: L_t equals 50-digit time stepping to the tolerance, early and late") {
-  const std::vector<std::uint64_t> ts{0, 1, 2, 3, 7, 20, 100, 333, 1000, 3000};
-  for (const Case& c : cases()) {
-    CAPTURE(c.name);
-    HorizonReport rep;
-    const auto fast = cesr::horizon_loss_at<double>(c.spectrum, c.spec, c.noise, ts, 1e-10, rep);
-    INFO(rep.describe());
-    REQUIRE(fast);
-    CHECK(rep.exact);
-    const auto ref = stepped<cesr::mp50>(c, ts);
-    for (std::size_t i = 0; i < ts.size(); ++i) {
-      CAPTURE(ts[i]);
-      const double exact = cesr::to_double(ref[i]);
-      CHECK(std::abs((*fast)[i] - exact) <= 1e-10 * exact);
-    }
-  }
+  horizon_checks::check_against_mp50(cases(), {0, 1, 2, 3, 7, 20, 100, 333, 1000, 3000});
 }
 
 TEST_CASE("horizon: far steps equal long-double time stepping") {
-  const std::vector<std::uint64_t> ts{10000, 50000, 200000};
-  for (const Case& c : cases()) {
-    CAPTURE(c.name);
-    HorizonReport rep;
-    const auto fast = cesr::horizon_loss_at<long double>(c.spectrum, c.spec, c.noise, ts, 1e-10, rep);
-    INFO(rep.describe());
-    REQUIRE(fast);
-    const auto ref = stepped<long double>(c, ts);
-    for (std::size_t i = 0; i < ts.size(); ++i) {
-      CAPTURE(ts[i]);
-      // Long double stepping drifts by about t * 1e-19 relative.
-      CHECK(std::abs((double)((*fast)[i] - ref[i])) <= 1e-10 * (double)ref[i]);
-    }
-  }
+  horizon_checks::check_far_steps(cases(), {10000, 50000, 200000});
 }
 
 TEST_CASE("horizon: the first crossing equals time stepping, absolute and relative targets") {
-  for (const Case& c : cases()) {
-    CAPTURE(c.name);
+  const auto targets = [](const Case& c) {
     const double l0 = c.spectrum.initial_loss();
-    std::vector<std::pair<double, bool>> targets{{0.5, true}, {1e-2, true}, {1e-4, true}, {0.3 * l0, false},
-                                                 {1e-3 * l0, false}};
-    for (const auto& [eps, relative] : targets) {
-      CAPTURE(eps);
-      CAPTURE(relative);
-      HorizonReport rep;
-      const auto fast = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, eps, relative, 1e-10, rep);
-      INFO(rep.describe());
-      REQUIRE(fast);
-      const auto ref = cesr::steps_to_target<long double>(c.spectrum, cesr::make_path<long double>(c.spec), c.noise,
-                                                          eps, relative, 2'000'000);
-      if (ref.steps) {
-        REQUIRE(fast->steps);
-        CHECK(*fast->steps == *ref.steps);
-        CHECK(std::abs(fast->loss - (double)ref.loss) <= 1e-9 * (double)ref.loss);
-      } else {
-        // Not reached in 2e6 steps: the spectral path says never (below the
-        // floor) or gives a count beyond the stepped range.
-        if (fast->steps) CHECK(*fast->steps > 2'000'000u);
-      }
-    }
-  }
+    return std::vector<std::pair<double, bool>>{{0.5, true}, {1e-2, true}, {1e-4, true}, {0.3 * l0, false}, {1e-3 * l0, false}};
+  };
+  horizon_checks::check_crossings(cases(), targets, 2'000'000, false);
 }
 
 TEST_CASE("horizon: a target below the noise floor is never reached, one just above it is") {
