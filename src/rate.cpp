@@ -20,6 +20,7 @@
 
 #include "cesr/parallel.hpp"
 #include "kernels.hpp"
+#include "double_double.hpp"
 #include "rounded.hpp"
 
 #include <Eigen/Dense>
@@ -31,6 +32,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <span>
@@ -199,6 +201,100 @@ enum class Side {
   Above,    ///< x >= gap, certified: a direction rejected (z <= rho(D)) or g > 1
   Unknown,  ///< within the rounding errors of Real
 };
+
+/// The constants of a side test (Secular::side, double_double_certifies) as
+/// bounded values of B (src/rounded.hpp's Rounded, or src/double_double.hpp's
+/// BoundedDD): each with a bound on how far it is from the exact constant.
+template <class B>
+struct SideConstants {
+  int k = 1;
+  B zero, one, two, four, kb, ib, tr_e, det_e, c_e, qr, b1, omdp;
+};
+
+inline void clamp_nonnegative(detail::BoundedDD& n) {
+  if (n.v.hi < 0) n.v = {0, 0};
+}
+template <class Real>
+void clamp_nonnegative(Bounded<Real>& n) {
+  if (n.v < 0) n.v = 0;
+}
+
+/// The terms of a side test over the directions [begin, end).
+template <class B>
+struct SidePart {
+  bool rejected = false, undecided = false;
+  B sum;
+};
+template <class B, class Value, class Exact>
+SidePart<B> side_part(const SideConstants<B>& c, std::span<const Value> lambda, std::span<const Value> weight,
+                      const Exact& exact_value, const B& x, std::size_t begin, std::size_t end) {
+  SidePart<B> out;
+  out.sum = c.zero;
+  for (std::size_t i = begin; i < end; ++i) {
+    const B l = exact_value(lambda[i]);
+    const B u = l * l * c.ib;
+    B n, chi;
+    bool rejected = false;
+    const auto require_positive = [&](const B& v) {
+      const int sg = sign_of(v);
+      if (sg < 0) rejected = true;
+      if (sg == 0) out.undecided = true;
+    };
+    if (c.k == 1) {
+      const B y = c.tr_e + l * c.qr;
+      n = c.qr * c.qr;
+      const B cc = y * (c.two - y) - x;  // z - A^2
+      chi = cc - c.kb * u * n;
+      require_positive(cc);
+    } else {
+      const B s1 = c.tr_e + l * c.qr, s0 = c.det_e + l * c.c_e, dd = c.omdp - l * c.b1;
+      const B delta = c.one - dd, tau = c.two - s1, z = c.one - x;
+      const B bq = s1 * (s1 - c.two) - c.two * s0;
+      const B q = (x + bq) * x + s0 * (c.four - c.two * s1 + s0);
+      const B n1 = c.b1 * c.b1 + c.two * tau * c.qr * c.b1 + delta * c.qr * c.qr;
+      n = (c.qr * c.qr * z + n1) * z + delta * c.b1 * c.b1;
+      clamp_nonnegative(n);  // N >= 0 above rho(M_i): a negative value is within its error of 0
+      chi = (dd - x) * q - c.kb * u * n;
+      require_positive(dd - x);             // z - det A
+      require_positive(c.two - dd - x);     // z + det A
+      require_positive(c.zero - (c.two * x + bq));  // Q increasing in z
+      require_positive(q);
+    }
+    require_positive(chi);
+    if (rejected) {
+      out.rejected = true;  // z <= rho(D_i) <= rho(T), whatever the others say
+      return out;
+    }
+    if (out.undecided) continue;
+    B h = u * n / chi;
+    if (!weight.empty()) h = h * exact_value(weight[i]);
+    out.sum = out.sum + h;
+  }
+  return out;
+}
+
+/// The side of x for the problem of `c`: side_part per chunk of directions
+/// (include/cesr/parallel.hpp, on several threads for long loops), the
+/// chunks' sums added in chunk order; up to one chunk the serial loop.
+template <class B, class Value, class Exact>
+Side side_of(const SideConstants<B>& c, std::span<const Value> lambda, std::span<const Value> weight,
+             const Exact& exact_value, const B& x) {
+  const std::size_t chunks = std::max<std::size_t>(chunk_count(lambda.size()), 1);
+  std::vector<SidePart<B>> parts(chunks);
+  for_each_chunk(lambda.size(), [&](std::size_t ch, std::size_t begin, std::size_t end) {
+    parts[ch] = side_part(c, lambda, weight, exact_value, x, begin, end);
+  });
+  B sum = parts[0].sum;
+  bool undecided = false;
+  for (std::size_t ch = 0; ch < chunks; ++ch) {
+    if (parts[ch].rejected) return Side::Above;
+    undecided |= parts[ch].undecided;
+    if (ch > 0) sum = sum + parts[ch].sum;
+  }
+  if (undecided) return Side::Unknown;
+  const int sg = sign_of(sum - c.one);
+  return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
+}
 
 /// The secular function and the per-direction poles for one problem.
 template <class Real>
@@ -403,52 +499,22 @@ class Secular {
   /// the rounding of the method's constants and of 1/B, K - 2.
   Side side(const Real& x_in) const {
     using B = Bounded<Real>;
-    const B one{Real(1), Real(0)}, two{Real(2), Real(0)}, four{Real(4), Real(0)}, x{x_in, Real(0)};
-    const B kb = rounded_once(kb_), ib = rounded_once(inv_batch_);
-    const B tr_e = rounded_once(c_.tr_e), det_e = rounded_once(c_.det_e), c_e = rounded_once(c_.c_e);
-    const B qr = rounded_once(c_.qr), b1 = rounded_once(c_.b1), omdp = rounded_once(c_.one_minus_det_p);
-    B sum{Real(0), Real(0)};
-    bool undecided = false;
-    for (std::size_t i = 0; i < lambda_.size(); ++i) {
-      const B l{lambda_[i], Real(0)};
-      const B u = l * l * ib;
-      B n, chi;
-      bool rejected = false;
-      const auto require_positive = [&](const B& c) {
-        const int sg = sign_of(c);
-        if (sg < 0) rejected = true;
-        if (sg == 0) undecided = true;
-      };
-      if (c_.k == 1) {
-        const B y = tr_e + l * qr;
-        n = qr * qr;
-        const B cc = y * (two - y) - x;  // z - A^2
-        chi = cc - kb * u * n;
-        require_positive(cc);
-      } else {
-        const B s1 = tr_e + l * qr, s0 = det_e + l * c_e, dd = omdp - l * b1;
-        const B delta = one - dd, tau = two - s1, z = one - x;
-        const B bq = s1 * (s1 - two) - two * s0;
-        const B q = (x + bq) * x + s0 * (four - two * s1 + s0);
-        const B n1 = b1 * b1 + two * tau * qr * b1 + delta * qr * qr;
-        n = (qr * qr * z + n1) * z + delta * b1 * b1;
-        if (n.v < 0) n.v = 0;  // N >= 0 above rho(M_i): a negative value is within its error of 0
-        chi = (dd - x) * q - kb * u * n;
-        require_positive(dd - x);        // z - det A
-        require_positive(two - dd - x);  // z + det A
-        require_positive(B{Real(0), Real(0)} - (two * x + bq));  // Q increasing in z
-        require_positive(q);
-      }
-      require_positive(chi);
-      if (rejected) return Side::Above;  // z <= rho(D_i) <= rho(T), whatever the others say
-      if (undecided) continue;
-      B h = u * n / chi;
-      if (!weight_.empty()) h = h * B{weight_[i], Real(0)};
-      sum = sum + h;
-    }
-    if (undecided) return Side::Unknown;
-    const int sg = sign_of(sum - one);
-    return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
+    SideConstants<B> c;
+    c.k = c_.k;
+    c.zero = B{Real(0), Real(0)};
+    c.one = B{Real(1), Real(0)};
+    c.two = B{Real(2), Real(0)};
+    c.four = B{Real(4), Real(0)};
+    c.kb = rounded_once(kb_);
+    c.ib = rounded_once(inv_batch_);
+    c.tr_e = rounded_once(c_.tr_e);
+    c.det_e = rounded_once(c_.det_e);
+    c.c_e = rounded_once(c_.c_e);
+    c.qr = rounded_once(c_.qr);
+    c.b1 = rounded_once(c_.b1);
+    c.omdp = rounded_once(c_.one_minus_det_p);
+    const auto exact_value = [](const Real& v) { return B{v, Real(0)}; };
+    return side_of(c, lambda_, weight_, exact_value, B{x_in, Real(0)});
   }
 
   struct Recent {
@@ -649,9 +715,19 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
     } else if (abs(f) < best_f) {
       best_f = abs(f), best_x = x;
     }
+    // Quad and 50 digits confirm a lower precision's gap (the tuner's
+    // confirmation, contraction_rate_auto with a hint): a root bracketed to
+    // 2^-(digits - 23) relative (quad: 8e-28, far below what double shows
+    // or rtol >= 1e-32 compares) stands. Without this, where the computed F
+    // is noise below that (AccSGD at B = 4, d = 1e6: |F| ~ 1e-27), the loop
+    // halves the bracket down to digits - 2 bits, ~20 more O(d) passes.
+    // The same for a Newton step that small (the iterate is that close).
+    constexpr bool wide = std::numeric_limits<Real>::digits > std::numeric_limits<long double>::digits;
+    const Real settled = ldexp(Real(1), 23 - std::numeric_limits<Real>::digits);
+    if (wide && hi - lo <= settled * max(abs(lo), abs(hi))) return best_x;
     Real next = x - f / df;
     if (!(next > lo && next < hi)) next = lo + (hi - lo) / 2;
-    if (abs(next - x) <= tol * abs(x) || next == lo || next == hi) return next;
+    if (abs(next - x) <= (wide ? settled : tol) * abs(x) || next == lo || next == hi) return next;
     x = next;
   }
   return std::nullopt;
@@ -1223,8 +1299,70 @@ AutoRate uncertified_rate_in(Precision precision, const Spectrum& spectrum, cons
 }
 }  // namespace
 
+bool double_double_certifies(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                             long double gap, double rtol) {
+  using detail::BoundedDD;
+  using detail::exact_dd;
+  require_constant_batch(noise);
+  if (!std::isfinite(gap) || gap == 0 || !(rtol > 0 && rtol < 1) || spectrum.lambda.empty()) return false;
+  std::optional<Method<exact>> m;
+  try {
+    m = make_method_exact(method);
+  } catch (const std::exception&) {
+    return false;  // no exact coefficients (a method file): not decided here
+  }
+  if (m->k > 2) return false;
+  // The exact constants, rounded to 50 digits (2^-166 relative) and split
+  // into a double-double (2^-106): within 2^-104 of the exact ones.
+  const Coefficients<mp50> wide = coefficients<mp50, exact>(*m);
+  const auto constant = [](const mp50& v) {
+    const double hi = static_cast<double>(v);
+    const double lo = static_cast<double>(mp50(v - hi));
+    BoundedDD out{{hi, lo}, std::abs(hi) * 0x1p-104};
+    if (!std::isfinite(hi) || (hi != 0 && !(std::abs(hi) >= 0x1p-900 && std::abs(hi) <= 0x1p900)))
+      out.e = std::numeric_limits<double>::infinity();
+    return out;
+  };
+  SideConstants<BoundedDD> c;
+  c.k = m->k;
+  c.zero = exact_dd(0);
+  c.one = exact_dd(1);
+  c.two = exact_dd(2);
+  c.four = exact_dd(4);
+  // K - 2 and 1/B as Secular forms them (0 for the additive model).
+  c.kb = noise.additive() ? exact_dd(0) : exact_dd(noise.kurtosis) - exact_dd(2);
+  c.ib = noise.additive() ? exact_dd(0) : exact_dd(1) / exact_dd(static_cast<double>(noise.batch));
+  if (!noise.additive() && static_cast<double>(noise.batch) > 0x1p53) return false;  // B not exact as a double
+  c.tr_e = constant(wide.tr_e);
+  c.qr = constant(wide.qr);
+  if (m->k == 2) {
+    c.det_e = constant(wide.det_e);
+    c.c_e = constant(wide.c_e);
+    c.b1 = constant(wide.b1);
+    c.omdp = constant(wide.one_minus_det_p);
+  }
+  const auto exact_value = [](double v) { return exact_dd(v); };
+  const std::span<const double> lambda(spectrum.lambda), weight(spectrum.weight);
+  // The two ends, exact double-doubles: gap (1 -+ rtol / 2) rounded to long
+  // double (what is tested is where they lie, not how they were formed).
+  const long double a = gap * (1 - static_cast<long double>(rtol) / 2), b = gap * (1 + static_cast<long double>(rtol) / 2);
+  const auto point = [](long double x) {
+    // x = hi + lo exactly: hi is x rounded to double, and x - hi (at most 11
+    // significant bits, exact in long double) is a double below ulp(hi) / 2.
+    const double hi = static_cast<double>(x);
+    return BoundedDD{{hi, static_cast<double>(x - hi)}, 0};
+  };
+  if (!(std::abs(a) >= 0x1p-900L && std::abs(b) >= 0x1p-900L && std::abs(a) <= 0x1p900L && std::abs(b) <= 0x1p900L))
+    return false;  // outside double-double's safe range
+  const BoundedDD lo = point(std::min(a, b)), hi = point(std::max(a, b));
+  // Below at lo: every direction accepted at z = 1 - lo and g < 1 there, so
+  // rho(T) < 1 - lo; Above at hi: rho(T) >= 1 - hi.
+  return side_of(c, lambda, weight, exact_value, lo) == Side::Below &&
+         side_of(c, lambda, weight, exact_value, hi) == Side::Above;
+}
+
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol, double gap_hint) {
+                               double rtol, double gap_hint, RateConfirmation confirmation) {
   check_escalation_rtol(rtol);
   if (!(rtol >= min_rate_rtol))
     throw FieldError("rtol", fmt::format("rtol must be in [{:g}, 1) for the rate (quad and mp50, the last two "
@@ -1247,16 +1385,21 @@ AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& metho
         // Compared in 50 digits from every digit of each: rounded to double,
         // two gaps agree exactly whenever both are right to double's
         // precision, which made any rtol below ~1e-16 stop at long double.
-        cur.agreed = false;
-        const auto finite_text = [](const std::string& t) { return t.find_first_of("in") == std::string::npos; };
-        // rho beyond a precision's range prints inf: no agreement.
-        if (cur.stable != prev.stable || !finite_text(cur.gap_text) || !finite_text(prev.gap_text)) return false;
-        const mp50 a(cur.gap_text), b(prev.gap_text);
-        if (a == 0) return false;
-        using boost::multiprecision::abs;
-        const bool agree = abs(a - b) <= mp50(rtol) * (abs(a) > abs(b) ? abs(a) : abs(b));
-        cur.agreed = agree;
-        return agree;
+        const auto agreement = [&] {
+          const auto finite_text = [](const std::string& t) { return t.find_first_of("in") == std::string::npos; };
+          // rho beyond a precision's range prints inf: no agreement.
+          if (cur.stable != prev.stable || !finite_text(cur.gap_text) || !finite_text(prev.gap_text)) return false;
+          const mp50 a(cur.gap_text), b(prev.gap_text);
+          if (a == 0) return false;
+          using boost::multiprecision::abs;
+          return abs(a - b) <= mp50(rtol) * (abs(a) > abs(b) ? abs(a) : abs(b));
+        };
+        cur.agreed = agreement();
+        // Long double certified by the double-double bound: quad not needed.
+        if (!cur.agreed && confirmation == RateConfirmation::Bound && cur.precision == Precision::Long &&
+            double_double_certifies(spectrum, method, noise, std::strtold(cur.gap_text.c_str(), nullptr), rtol))
+          cur.agreed = cur.bounded = true;
+        return cur.agreed;
       });
 }
 

@@ -994,7 +994,8 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
     if (p == Precision::Double && options.confirm_gap && options.objective == Objective::Rate) {
       try {
         // Started from the search's gap there (the precisions' solves warm).
-        confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise, 1e-10, -rate_ev.best);
+        confirmed = contraction_rate_auto(spectrum, space.decode(rate_ev.best_x), noise, 1e-10, -rate_ev.best,
+                                          RateConfirmation::Bound);
       } catch (const std::runtime_error&) {
         confirmed.reset();  // handled (and reported) with the final confirmation below
       }

@@ -95,6 +95,21 @@ struct AutoRate {
   /// when mp50 is reported because quad and mp50 did not agree). A forced
   /// precision reports only certified answers (contraction_rate_in).
   bool agreed = true;
+  /// auto with RateConfirmation::Bound: the long double gap was certified by
+  /// the double-double rounding bound (the exact gap lies within rtol / 2 of
+  /// it, sign included) instead of by quad's agreement.
+  bool bounded = false;
+};
+
+/// How contraction_rate_auto certifies an answer that double does not.
+enum class RateConfirmation {
+  /// Two successive precisions agree to rtol (double, long double, quad, mp50).
+  Agreement,
+  /// As Agreement, except that where double and long double disagree, the
+  /// long double gap of a one- or two-state method stands when
+  /// double_double_certifies it: quad is not run. Where the bound does not
+  /// decide, on to quad as before. (The tuner's confirmation.)
+  Bound,
 };
 
 /// The smallest rtol contraction_rate_auto accepts: quad and mp50 agree on a
@@ -109,7 +124,20 @@ inline constexpr double min_rate_rtol = 1e-32;
 /// accuracy, each certified by its own bracket of accepted points; about a
 /// third of the secular evaluations). Without one, the cold solves.
 AutoRate contraction_rate_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double rtol = 1e-10, double gap_hint = std::numeric_limits<double>::quiet_NaN());
+                               double rtol = 1e-10, double gap_hint = std::numeric_limits<double>::quiet_NaN(),
+                               RateConfirmation confirmation = RateConfirmation::Agreement);
+
+/// Whether the secular function evaluated in double-double arithmetic with a
+/// bound on every rounding error (src/double_double.hpp; the method's exact
+/// constants rounded to double-double, lambda_i exact) puts z = 1 - gap (1 -
+/// rtol / 2) above rho(T) (every direction accepted, g < 1) and z = 1 - gap
+/// (1 + rtol / 2) at or below it (a direction rejected, or g > 1): then the
+/// exact gap lies between the two, so within rtol / 2 of `gap` with its sign.
+/// False where the bound does not decide, for k > 2 (no closed-form terms), a
+/// method without exact coefficients, a gap of 0 or not finite. O(d), on the
+/// kernel threads, about ten double passes.
+bool double_double_certifies(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
+                             long double gap, double rtol);
 
 /// The same in one fixed precision (no escalation), reported like AutoRate,
 /// and only when that precision certifies it: for k <= 2 a second evaluation
