@@ -44,7 +44,6 @@ std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const M
     return std::string("the method's coefficients change with the step");
   if (!noise.batch_schedule.constant()) return std::string("the batch size changes with the step");
   if (noise.additive()) return std::string("the additive noise model is not covered by the spectral path");
-  if (spectrum.weighted()) return std::string("weighted spectra are not covered by the spectral path");
   if (spec.states() > 2)
     return fmt::format("the method has k = {} state vectors (the spectral path covers k = 1 and 2)", spec.states());
   if (spectrum.lambda.size() > max_horizon_dim)
@@ -112,10 +111,13 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build(const Spectrum& spec
   Real initial = 0;
   for (std::size_t i = 0; i < d; ++i) {
     const Real l = Real(spectrum.lambda[i]);
-    const Real x0 = s0 * s0 * Real(spectrum.init[i]);
+    // A line of weight m (a multiplicity) is the sum of m equal directions:
+    // its initial error and its share of the noise forcing u are m times one's.
+    const Real m_i = Real(spectrum.weight_at(i));
+    const Real x0 = m_i * s0 * s0 * Real(spectrum.init[i]);
     const Real one_minus_a = one_minus_p + l * qr, a = p - l * qr;
     const Real delta = one_minus_a * (1 + a) - qq * ekb * rr * l * l;
-    const Real u = qq * l / B, v = rr * l, w = oo * l / 2;
+    const Real u = m_i * qq * l / B, v = rr * l, w = oo * l / 2;
     dirs[i] = {delta, u * v, v * x0, w * x0, w * sigma2 * u};
     initial += l * x0;
   }

@@ -213,8 +213,8 @@ K2Constants<Real> k2_constants(const Method<W>& m) {
 }
 
 template <class Real>
-Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double lambda, double init, const Bd<Real>& kb,
-                    const Bd<Real>& ib) {
+Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double lambda, double init, double weight,
+                    const Bd<Real>& kb, const Bd<Real>& ib) {
   using B = Bd<Real>;
   const B one = exact(Real(1)), two = exact(Real(2)), four = exact(Real(4)), zero = exact(Real(0));
   const B P00 = rounded_once(m.P[0][0]), P01 = rounded_once(m.P[0][1]);
@@ -270,8 +270,10 @@ Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double la
   d.num[OQ] = numerator(ot, qt);
   d.num[RS] = numerator(rt, st);
   d.num[OS] = numerator(ot, st);
-  const Real L = Real(lambda), x0 = Real(init);
-  d.scale = {L * L * ib.v, L * L * ib.v / 2, L * x0, L * x0 / 2};
+  // u carries the line's multiplicity (or weight) m: scale of v^T R u and
+  // w^T R u is m lambda^2 / B; x_0 is already the line's summed initial error.
+  const Real L = Real(lambda), x0 = Real(init), mult = Real(weight);
+  d.scale = {mult * L * L * ib.v, mult * L * L * ib.v / 2, L * x0, L * x0 / 2};
   // Approximate block poles, only to place the circle (the certificate does
   // not rely on them).
   Eigen::Matrix3d Md;
@@ -305,16 +307,27 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   const Real sigma2 = Real(noise.label_noise);
   const Bd<Real> kb = rounded_once(Real(noise.kurtosis) - 2), ib = rounded_once(Real(1) / Real(noise.batch));
 
-  // Directions with lambda = 0 neither move nor are read; equal eigenvalues
-  // have equal blocks and merge (their initial errors add).
-  std::vector<std::pair<double, double>> li;
+  // Directions with lambda = 0 neither move nor are read. Equal eigenvalues
+  // have equal blocks and merge: the sum of their states evolves by the same
+  // block, with the noise forcing and the initial errors of all of them, so a
+  // merged line carries its multiplicity (a weighted line its weight) in u
+  // and its summed initial error in x_0.
+  struct Line {
+    double lambda, init, weight;
+  };
+  std::vector<Line> li;
   for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
-    if (spectrum.lambda[i] > 0 && spectrum.init[i] >= 0) li.emplace_back(spectrum.lambda[i], spectrum.init[i]);
-  std::sort(li.begin(), li.end());
-  std::vector<std::pair<double, double>> merged;
-  for (const auto& p : li) {
-    if (!merged.empty() && merged.back().first == p.first) merged.back().second += p.second;
-    else merged.push_back(p);
+    if (spectrum.lambda[i] > 0 && spectrum.init[i] >= 0)
+      li.push_back({spectrum.lambda[i], spectrum.weight_at(i) * spectrum.init[i], spectrum.weight_at(i)});
+  std::sort(li.begin(), li.end(), [](const Line& a, const Line& b) { return a.lambda < b.lambda; });
+  std::vector<Line> merged;
+  for (const Line& p : li) {
+    if (!merged.empty() && merged.back().lambda == p.lambda) {
+      merged.back().init += p.init;
+      merged.back().weight += p.weight;
+    } else {
+      merged.push_back(p);
+    }
   }
   if (merged.size() > max_k2_dim)
     return fail(fmt::format("d = {} exceeds the k = 2 spectral path's budget (d <= {})", merged.size(), max_k2_dim));
@@ -324,7 +337,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     Real initial = 0;
     const Real so = m.o[0] * m.s0[0] + m.o[1] * m.s0[1];
     for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
-      initial += Real(spectrum.lambda[i]) * Real(spectrum.init[i]);
+      initial += Real(spectrum.weight_at(i)) * Real(spectrum.lambda[i]) * Real(spectrum.init[i]);
     out.initial_ = so * so * initial / 2;
   }
   if (merged.empty()) {
@@ -338,7 +351,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   dirs.reserve(merged.size());
   for (std::size_t i = 0; i < merged.size(); ++i) {
     if ((i & 1023) == 0) throw_if_stopped();
-    dirs.push_back(make_dir<Real>(m, constants, merged[i].first, merged[i].second, kb, ib));
+    dirs.push_back(make_dir<Real>(m, constants, merged[i].lambda, merged[i].init, merged[i].weight, kb, ib));
   }
   const std::size_t d = dirs.size();
   const Real gamma = Real(d + 16) * eps;  // relative rounding of a d-term sum

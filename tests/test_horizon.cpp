@@ -96,6 +96,13 @@ std::vector<Case> cases() {
     Spectrum s{{1, 0.3, 0.1, 0.01}, {5, 0, 0, 0}};
     out.push_back({"non-monotone", s, sgd(0.5), NoiseModel(1, 3, 0.5)});
   }
+  {
+    // A weighted spectrum (fractional and whole weights, a repeated line):
+    // time stepping carries the weights in its sums, the spectral path in u and x_0.
+    Spectrum s{{1, 0.5, 0.5, 0.05, 0.003}, {1, 2, 0.5, 1, 3}};
+    s.weight = {1, 3, 0.25, 2.5, 7};
+    out.push_back({"weighted", s, sgd(0.25), NoiseModel(2, 3, 0.01)});
+  }
   return out;
 }
 

@@ -96,6 +96,19 @@ std::vector<Case> cases() {
     out.push_back({"hb critical damping", s, hb(lr, b), NoiseModel(16)});
   }
   out.push_back({"custom k=2", lu, custom_k2(), NoiseModel(2, 3, 0.02)});
+  {
+    // Repeated eigenvalues merge into one block that carries their
+    // multiplicity in u (a spectral path that dropped it was 2x off here).
+    Spectrum s{{1, 0.5, 0.5, 0.5, 0.01, 0.01, 0.001}, {1, 1, 2, 0, 1, 0.5, 1}};
+    out.push_back({"hb repeated eigenvalues", s, hb(0.05, 0.9), NoiseModel(1, 3, 0.001)});
+  }
+  {
+    // A weighted spectrum (fractional and whole weights, a repeated line).
+    Spectrum s{{1, 0.5, 0.5, 0.01, 0.001}, {1, 3, 1, 2, 1}};
+    s.weight = {1, 3, 0.5, 2.5, 0.7};
+    out.push_back({"asgd weighted", s,
+                   cesr::method_spec("asgd", {{"lr", 0.1}, {"kappa", 100.0}, {"xi", 5.0}}), NoiseModel(2, 3, 0.01)});
+  }
   return out;
 }
 
