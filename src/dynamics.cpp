@@ -43,16 +43,10 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
 // number of threads (one chunk: the kernel over all d, on this thread).
 template <class Kernel>
 kernels::StepSums chunked_step(std::size_t d, const Kernel& kernel) {
-  const std::size_t chunks = chunk_count(d);
-  if (chunks <= 1) return kernel(std::size_t{0}, d);
-  std::vector<kernels::StepSums> parts(chunks);
-  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = kernel(begin, end); });
-  kernels::StepSums total;
-  for (const kernels::StepSums& part : parts) {
-    total.psi += part.psi;
-    total.loss += part.loss;
-  }
-  return total;
+  return chunked_reduce<kernels::StepSums>(d, kernel, [](kernels::StepSums& t, const kernels::StepSums& p) {
+    t.psi += p.psi;
+    t.loss += p.loss;
+  });
 }
 }  // namespace
 

@@ -104,17 +104,11 @@ void chunked_sums(std::size_t d, Real& sum, Real& dsum, int& bad, const Body& bo
 /// per chunk (on several threads for long loops), the chunks added in order.
 template <class Chunk>
 kernels::SecularSums chunked_kernel(std::size_t d, const Chunk& chunk) {
-  const std::size_t chunks = chunk_count(d);
-  if (chunks <= 1) return chunk(0, d);
-  std::vector<kernels::SecularSums> parts(chunks);
-  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = chunk(begin, end); });
-  kernels::SecularSums total;
-  for (const kernels::SecularSums& p : parts) {
-    total.g += p.g;
-    total.dg += p.dg;
-    total.rejected += p.rejected;
-  }
-  return total;
+  return chunked_reduce<kernels::SecularSums>(d, chunk, [](kernels::SecularSums& t, const kernels::SecularSums& p) {
+    t.g += p.g;
+    t.dg += p.dg;
+    t.rejected += p.rejected;
+  });
 }
 
 /// Constants of a method that do not depend on the direction. With E = I - P:

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <vector>
 
 namespace cesr {
 
@@ -53,5 +54,20 @@ class KernelThreads {
 /// kernel_threads() threads when n >= parallel_min, else in order on the
 /// calling thread. The body must not throw; chunks must be independent.
 void for_each_chunk(std::size_t n, const std::function<void(std::size_t, std::size_t, std::size_t)>& body);
+
+/// The results of chunk(begin, end) (a T) for every chunk of [0, n), run by
+/// for_each_chunk, combined in chunk order by add(total, part) from a
+/// value-initialised T: the same bits for any thread count. One chunk (or
+/// none): chunk(0, n) on the calling thread.
+template <class T, class Chunk, class Add>
+T chunked_reduce(std::size_t n, const Chunk& chunk, const Add& add) {
+  const std::size_t chunks = chunk_count(n);
+  if (chunks <= 1) return chunk(std::size_t{0}, n);
+  std::vector<T> parts(chunks);
+  for_each_chunk(n, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = chunk(begin, end); });
+  T total{};
+  for (const T& part : parts) add(total, part);
+  return total;
+}
 
 }  // namespace cesr
