@@ -268,25 +268,22 @@ SidePart<B> side_part(const SideConstants<B>& c, std::span<const Value> lambda, 
 }
 
 /// The side of x for the problem of `c`: side_part per chunk of directions
-/// (include/cesr/parallel.hpp, on several threads for long loops), the
-/// chunks' sums added in chunk order; up to one chunk the serial loop.
+/// (chunked_reduce, on several threads for long loops), the chunks' sums
+/// added in chunk order; up to one chunk the serial loop.
 template <class B, class Value, class Exact>
 Side side_of(const SideConstants<B>& c, std::span<const Value> lambda, std::span<const Value> weight,
              const Exact& exact_value, const B& x) {
-  const std::size_t chunks = std::max<std::size_t>(chunk_count(lambda.size()), 1);
-  std::vector<SidePart<B>> parts(chunks);
-  for_each_chunk(lambda.size(), [&](std::size_t ch, std::size_t begin, std::size_t end) {
-    parts[ch] = side_part(c, lambda, weight, exact_value, x, begin, end);
-  });
-  B sum = parts[0].sum;
-  bool undecided = false;
-  for (std::size_t ch = 0; ch < chunks; ++ch) {
-    if (parts[ch].rejected) return Side::Above;
-    undecided |= parts[ch].undecided;
-    if (ch > 0) sum = sum + parts[ch].sum;
-  }
-  if (undecided) return Side::Unknown;
-  const int sg = sign_of(sum - c.one);
+  const SidePart<B> all = chunked_reduce<SidePart<B>>(
+      lambda.size(),
+      [&](std::size_t begin, std::size_t end) { return side_part(c, lambda, weight, exact_value, x, begin, end); },
+      [](SidePart<B>& total, const SidePart<B>& part) {
+        total.rejected |= part.rejected;
+        total.undecided |= part.undecided;
+        total.sum = total.sum + part.sum;
+      });
+  if (all.rejected) return Side::Above;  // z <= rho(D_i) <= rho(T), whatever the others say
+  if (all.undecided) return Side::Unknown;
+  const int sg = sign_of(all.sum - c.one);
   return sg < 0 ? Side::Below : sg > 0 ? Side::Above : Side::Unknown;
 }
 
