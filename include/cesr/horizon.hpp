@@ -55,6 +55,11 @@ std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const M
 /// Returns the previous budget (tests lower it to see the refusal).
 int set_k2_arc_budget(int arcs);
 
+/// Tests: build the blocks of k = 2 methods by the generic construction of
+/// k = 3 and 4 (Faddeev-LeVerrier in a wider precision) instead of the k = 2
+/// fast path. Returns the previous setting.
+bool set_generic_k2_blocks(bool on);
+
 /// One mode c z^t of the loss, with z = sign * exp(log_abs).
 template <class Real>
 struct HorizonMode1 {
@@ -110,10 +115,11 @@ class SpectralLoss {
   int arcs() const { return arcs_; }
 
  private:
-  // k = 2 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
+  // k = 2..4 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
   // counted by the argument principle, plus the remainder as one more mode.
-  static std::optional<SpectralLoss> build_k2(const Spectrum& spectrum, const Method<Real>& method,
-                                              const NoiseModel& noise, std::string* why, const MethodSpec* spec);
+  static std::optional<SpectralLoss> build_blocks(const Spectrum& spectrum, const Method<Real>& method,
+                                                  const NoiseModel& noise, std::string* why,
+                                                  const MethodSpec* spec);
 
   std::vector<HorizonMode1<Real>> modes_;  // top (largest |z|) first
   Real l_inf_{}, l_inf_error_{}, initial_{}, gap_{}, radius_{};
