@@ -11,12 +11,14 @@
 #include <benchmark/benchmark.h>
 
 #include "cesr/dynamics.hpp"
+#include "cesr/isa.hpp"
 #include "cesr/method.hpp"
 #include "cesr/spectrum.hpp"
 
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace {
@@ -46,6 +48,33 @@ void BM_HeavyBall(benchmark::State& state) {
   }
   if (dyn.diverged()) state.SkipWithError("the benchmark problem diverged");
   state.SetItemsProcessed(steps * static_cast<std::int64_t>(d));
+  state.counters["ns/dir-step"] = benchmark::Counter(
+      static_cast<double>(steps) * static_cast<double>(d) * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Heavy ball in double in each instruction set of the time-step kernel
+// (src/kernels.cpp; every variant gives the same bits), at d = range(1).
+// Variants the CPU does not run are skipped.
+void BM_HeavyBallIsa(benchmark::State& state) {
+  const auto isa = static_cast<cesr::Isa>(state.range(0));
+  if (!cesr::isa_supported(isa)) {
+    state.SkipWithError("instruction set not supported by this CPU");
+    return;
+  }
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const cesr::Spectrum s = problem(d);
+  const cesr::Isa saved = cesr::kernel_isa();
+  cesr::set_kernel_isa(isa);
+  cesr::Dynamics<double> dyn(s, cesr::make_method<double>(heavy_ball()), noise_for(d));
+  std::int64_t steps = 0;
+  for (auto _ : state) {
+    dyn.step();
+    ++steps;
+    benchmark::DoNotOptimize(dyn.loss());
+  }
+  cesr::set_kernel_isa(saved);
+  state.SetLabel(std::string(cesr::to_string(isa)));
   state.counters["ns/dir-step"] = benchmark::Counter(
       static_cast<double>(steps) * static_cast<double>(d) * 1e-9,
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
@@ -171,6 +200,10 @@ BENCHMARK(BM_LossAuto)->Args({100000, 0})->Args({100000, 1})->Args({100000, 2})-
 BENCHMARK(BM_LossDoubleAndLong)->Args({100000, 0})->Args({100000, 1})->Args({100000, 2})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReferenceLoop)->RangeMultiplier(10)->Range(1000, 1000000);
 BENCHMARK(BM_HeavyBall<double>)->Name("BM_HeavyBall<double>")->RangeMultiplier(10)->Range(1000, 1000000);
+BENCHMARK(BM_HeavyBallIsa)
+    ->ArgsProduct({{static_cast<int>(cesr::Isa::Baseline), static_cast<int>(cesr::Isa::Avx2),
+                    static_cast<int>(cesr::Isa::Avx512)},
+                   {1000, 100000}});
 BENCHMARK(BM_HeavyBallGeneric)->Args({10000, 0})->Args({10000, 1});
 BENCHMARK(BM_HeavyBall<long double>)->Name("BM_HeavyBall<long double>")->Arg(10000);
 BENCHMARK(BM_HeavyBall<cesr::quad>)->Name("BM_HeavyBall<quad>")->Arg(10000);

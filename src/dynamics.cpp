@@ -1,8 +1,10 @@
 #include "cesr/dynamics.hpp"
 
 #include "cesr/error.hpp"
+#include "cesr/parallel.hpp"
 #include "cesr/progress.hpp"
 #include "cesr/stop.hpp"
+#include "kernels.hpp"
 
 #include <Eigen/Dense>
 #include <boost/multiprecision/eigen.hpp>
@@ -14,6 +16,7 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 namespace cesr {
 
@@ -32,6 +35,24 @@ inline void for_each_direction(std::size_t d, Real& psi, Real& loss, Body&& body
   }
   psi = p;
   loss = l;
+}
+
+// A double time-step kernel of src/kernels.cpp over d directions, run as
+// kernel(begin, end) per chunk of include/cesr/parallel.hpp on the kernel
+// threads, the chunks' sums added in chunk order: the same bits for any
+// number of threads (one chunk: the kernel over all d, on this thread).
+template <class Kernel>
+kernels::StepSums chunked_step(std::size_t d, const Kernel& kernel) {
+  const std::size_t chunks = chunk_count(d);
+  if (chunks <= 1) return kernel(std::size_t{0}, d);
+  std::vector<kernels::StepSums> parts(chunks);
+  for_each_chunk(d, [&](std::size_t c, std::size_t begin, std::size_t end) { parts[c] = kernel(begin, end); });
+  kernels::StepSums total;
+  for (const kernels::StepSums& part : parts) {
+    total.psi += part.psi;
+    total.loss += part.loss;
+  }
+  return total;
 }
 }  // namespace
 
@@ -311,17 +332,34 @@ void Dynamics<Real>::step_k1(const Method<Real>& next, Real& psi, Real& loss) {
   const Real* __restrict wlam = weighted_lambda_.data();
   Real* __restrict a = state_.data();
   const Real p = m.P[0][0], qr = m.q[0] * m.r[0], rr = m.r[0] * m.r[0], qq = m.q[0] * m.q[0];
-  for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
-    const Real l = lam[i];
-    const Real A = p - l * qr;
-    Real n;
-    if constexpr (Weighted) n = l * (ekb * l * rr * a[i]) + wlam[i] * coupling;
-    else n = l * (ekb * l * rr * a[i] + coupling);
-    const Real an = A * A * a[i] + qq * n;
-    a[i] = an;
-    psi_sum += l * an;
-    loss_sum += l * an;
-  });
+  if constexpr (std::is_same_v<Real, double>) {
+    // The same operations in the widest instruction set (src/kernels.cpp).
+    kernels::StepConstants c{};
+    c.p00 = p;
+    c.qr00 = qr;
+    c.r2a = rr;
+    c.qqa = qq;
+    c.ekb = ekb;
+    c.coupling = coupling;
+    const double* wl = Weighted ? wlam : nullptr;
+    const kernels::StepSums s = chunked_step(d, [&](std::size_t begin, std::size_t end) {
+      return kernels::step_k1(c, a + begin, lam + begin, wl ? wl + begin : nullptr, end - begin);
+    });
+    psi = s.psi;
+    loss = s.loss;
+  } else {
+    for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
+      const Real l = lam[i];
+      const Real A = p - l * qr;
+      Real n;
+      if constexpr (Weighted) n = l * (ekb * l * rr * a[i]) + wlam[i] * coupling;
+      else n = l * (ekb * l * rr * a[i] + coupling);
+      const Real an = A * A * a[i] + qq * n;
+      a[i] = an;
+      psi_sum += l * an;
+      loss_sum += l * an;
+    });
+  }
   psi *= next.r[0] * next.r[0];
   loss *= next.o[0] * next.o[0];
 }
@@ -355,6 +393,19 @@ void Dynamics<Real>::step_k2(const Method<Real>& next, Real& psi, Real& loss) {
   // any custom method of that form) the loss sum is psi / 2: one weighted
   // sum instead of two, decided by the data, not by the method's name.
   const bool same = on[0] == rn[0] && on[1] == rn[1];
+  if constexpr (std::is_same_v<Real, double>) {
+    // The same operations in the widest instruction set (src/kernels.cpp).
+    const kernels::StepConstants k{p00,  p01,  p10,  p11,  qr00, qr01, qr10, qr11, r2a,      r2b, r2c,
+                                   s2a,  s2b,  s2c,  o2a,  o2b,  o2c,  qqa,  qqb,  qqc,      ekb, coupling};
+    const double* wl = Weighted ? wlam : nullptr;
+    const kernels::StepSums s = chunked_step(d, [&](std::size_t begin, std::size_t end) {
+      return kernels::step_k2(k, a + begin, b + begin, c + begin, lam + begin, wl ? wl + begin : nullptr,
+                              end - begin, same);
+    });
+    psi = s.psi;
+    loss = s.loss;
+    return;
+  }
   const auto kernel = [&](auto same_output) {
     for_each_direction(d, psi, loss, [&](std::size_t i, Real& psi_sum, Real& loss_sum) {
       const Real l = lam[i];

@@ -1,5 +1,5 @@
-// The rate's O(d) kernels (src/kernels.hpp) in three instruction sets with
-// one result.
+// The O(d) kernels of src/kernels.hpp (the rate's, and the time step of
+// Dynamics<double>) in three instruction sets with one result.
 //
 // Each kernel is written once on GCC vector types of W doubles and compiled
 // for W = 2 (the x86-64 baseline, SSE2), W = 4 (AVX2) and W = 8 (AVX-512).
@@ -448,6 +448,163 @@ __attribute__((target("arch=x86-64-v4"))) std::pair<double, double> min_max_avx5
   return min_max_impl<8>(v, n);
 }
 
+/// One time step over n directions, in place: the NS state arrays st[k], and
+/// NT sums of the terms body(l, wl, s, t) (s the state, updated; t the
+/// terms), direction i in lane i mod 8 whatever W, then the lanes added in the
+/// tree of sum_lanes. A short tail is padded (with the last direction's
+/// eigenvalue and a zero state), its results stored for the real directions
+/// only and masked out of the sums.
+template <int W, int NS, int NT, class Body>
+[[gnu::always_inline]] inline std::array<double, NT> step_lanes(double* const* st, const double* lambda,
+                                                                const double* wlam, std::size_t n,
+                                                                const Body& body) {
+  using V = typename Vec<W>::V;
+  constexpr int P = lanes / W;
+  V acc[P][NT];
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < NT; ++t) acc[p][t] = V{};
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    for (int p = 0; p < P; ++p) {
+      const std::size_t o = i + p * W;
+      V l, wl{}, s[NS], t[NT];
+      std::memcpy(&l, lambda + o, sizeof l);
+      if (wlam) std::memcpy(&wl, wlam + o, sizeof wl);
+      // Unrolled: a loop of copies compiles to a detour through the stack
+      // (two 16-byte stores read back as one 32-byte load, which stalls).
+#pragma GCC unroll 10
+      for (int k = 0; k < NS; ++k) std::memcpy(&s[k], st[k] + o, sizeof l);
+      body(l, wl, s, t);
+#pragma GCC unroll 10
+      for (int k = 0; k < NS; ++k) std::memcpy(st[k] + o, &s[k], sizeof l);
+      for (int k = 0; k < NT; ++k) acc[p][k] += t[k];
+    }
+  }
+  if (i < n) {
+    const std::size_t m = n - i;
+    double lpad[lanes], wpad[lanes], spad[NS][lanes];
+    for (int j = 0; j < lanes; ++j) {
+      const bool real = static_cast<std::size_t>(j) < m;
+      const std::size_t k = real ? i + j : n - 1;
+      lpad[j] = lambda[k];
+      wpad[j] = wlam ? wlam[k] : 0.0;
+      for (int e = 0; e < NS; ++e) spad[e][j] = real ? st[e][k] : 0.0;
+    }
+    const double count = static_cast<double>(m);
+    for (int p = 0; p < P; ++p) {
+      V l, wl, s[NS], t[NT], index;
+      std::memcpy(&l, lpad + p * W, sizeof l);
+      std::memcpy(&wl, wpad + p * W, sizeof wl);
+#pragma GCC unroll 10
+      for (int k = 0; k < NS; ++k) std::memcpy(&s[k], spad[k] + p * W, sizeof l);
+      for (int j = 0; j < W; ++j) index[j] = static_cast<double>(p * W + j);
+      body(l, wl, s, t);
+#pragma GCC unroll 10
+      for (int k = 0; k < NS; ++k) std::memcpy(spad[k] + p * W, &s[k], sizeof l);
+      const V zero{};
+      for (int k = 0; k < NT; ++k) acc[p][k] += index < count ? t[k] : zero;
+    }
+    for (std::size_t j = 0; j < m; ++j)
+      for (int e = 0; e < NS; ++e) st[e][i + j] = spad[e][j];
+  }
+  std::array<double, NT> out;
+  const auto lane = [&](int t, int j) { return acc[j / W][t][j % W]; };
+  for (int t = 0; t < NT; ++t)
+    out[t] = ((lane(t, 0) + lane(t, 1)) + (lane(t, 2) + lane(t, 3))) +
+             ((lane(t, 4) + lane(t, 5)) + (lane(t, 6) + lane(t, 7)));
+  return out;
+}
+
+// The bodies: Dynamics::step_k1 and step_k2 (src/dynamics.cpp) operation for
+// operation (same association, the scalars broadcast).
+template <int W>
+[[gnu::always_inline]] inline StepSums step_k1_impl(const StepConstants& c, double* s, const double* lambda,
+                                                    const double* wlam, std::size_t n) {
+  using V = typename Vec<W>::V;
+  const double p = c.p00, qr = c.qr00, rr = c.r2a, qq = c.qqa, ekb = c.ekb, coupling = c.coupling;
+  const bool weighted = wlam != nullptr;
+  double* st[1] = {s};
+  const auto body = [=](const V& l, const V& wl, V* x, V* t) __attribute__((always_inline)) {
+    const V A = p - l * qr;
+    V nz;
+    if (weighted) nz = l * (ekb * l * rr * x[0]) + wl * coupling;
+    else nz = l * (ekb * l * rr * x[0] + coupling);
+    const V an = A * A * x[0] + qq * nz;
+    x[0] = an;
+    t[0] = l * an;
+  };
+  const auto r = step_lanes<W, 1, 1>(st, lambda, wlam, n, body);
+  return {r[0], r[0]};
+}
+
+template <int W, bool Same>
+[[gnu::always_inline]] inline StepSums step_k2_body(const StepConstants& k, double* a, double* b, double* cc,
+                                                    const double* lambda, const double* wlam, std::size_t n) {
+  using V = typename Vec<W>::V;
+  const bool weighted = wlam != nullptr;
+  double* st[3] = {a, b, cc};
+  constexpr int NT = Same ? 1 : 2;
+  // By value: the state's stores could alias the constants' struct, so a body
+  // that read them through a reference would reload them on every step.
+  const StepConstants c = k;
+  const auto body = [=](const V& l, const V& wl, V* x, V* t) __attribute__((always_inline)) {
+    const V A00 = c.p00 - l * c.qr00, A01 = c.p01 - l * c.qr01;
+    const V A10 = c.p10 - l * c.qr10, A11 = c.p11 - l * c.qr11;
+    const V ai = x[0], bi = x[1], ci = x[2];
+    const V z2 = c.r2a * ai + c.r2b * bi + c.r2c * ci;
+    V nz;
+    if (weighted) nz = l * (c.ekb * l * z2) + wl * c.coupling;
+    else nz = l * (c.ekb * l * z2 + c.coupling);
+    const V T00 = A00 * ai + A01 * bi, T01 = A00 * bi + A01 * ci;
+    const V T10 = A10 * ai + A11 * bi, T11 = A10 * bi + A11 * ci;
+    const V an = T00 * A00 + T01 * A01 + c.qqa * nz;
+    const V bn = T10 * A00 + T11 * A01 + c.qqb * nz;
+    const V cn = T10 * A10 + T11 * A11 + c.qqc * nz;
+    x[0] = an;
+    x[1] = bn;
+    x[2] = cn;
+    t[0] = l * (c.s2a * an + c.s2b * bn + c.s2c * cn);
+    if constexpr (!Same) t[1] = l * (c.o2a * an + c.o2b * bn + c.o2c * cn);
+  };
+  const auto r = step_lanes<W, 3, NT>(st, lambda, wlam, n, body);
+  if constexpr (Same) return {r[0], r[0]};
+  else return {r[0], r[1]};
+}
+
+template <int W>
+[[gnu::always_inline]] inline StepSums step_k2_impl(const StepConstants& c, double* a, double* b, double* cc,
+                                                    const double* lambda, const double* wlam, std::size_t n,
+                                                    bool same) {
+  return same ? step_k2_body<W, true>(c, a, b, cc, lambda, wlam, n)
+              : step_k2_body<W, false>(c, a, b, cc, lambda, wlam, n);
+}
+
+StepSums step_k1_baseline(const StepConstants& c, double* s, const double* l, const double* w, std::size_t n) {
+  return step_k1_impl<2>(c, s, l, w, n);
+}
+__attribute__((target("arch=x86-64-v3"))) StepSums step_k1_avx2(const StepConstants& c, double* s, const double* l,
+                                                                 const double* w, std::size_t n) {
+  return step_k1_impl<4>(c, s, l, w, n);
+}
+__attribute__((target("arch=x86-64-v4"))) StepSums step_k1_avx512(const StepConstants& c, double* s,
+                                                                   const double* l, const double* w, std::size_t n) {
+  return step_k1_impl<8>(c, s, l, w, n);
+}
+StepSums step_k2_baseline(const StepConstants& c, double* a, double* b, double* cc, const double* l, const double* w,
+                          std::size_t n, bool same) {
+  return step_k2_impl<2>(c, a, b, cc, l, w, n, same);
+}
+__attribute__((target("arch=x86-64-v3"))) StepSums step_k2_avx2(const StepConstants& c, double* a, double* b,
+                                                                 double* cc, const double* l, const double* w,
+                                                                 std::size_t n, bool same) {
+  return step_k2_impl<4>(c, a, b, cc, l, w, n, same);
+}
+__attribute__((target("arch=x86-64-v4"))) StepSums step_k2_avx512(const StepConstants& c, double* a, double* b,
+                                                                   double* cc, const double* l, const double* w,
+                                                                   std::size_t n, bool same) {
+  return step_k2_impl<8>(c, a, b, cc, l, w, n, same);
+}
+
 // One entry per instruction set (the baseline is this file's default target).
 #define CESR_KERNEL_VARIANTS(name, Ret, Consts)                                                               \
   Ret name##_baseline(const Consts& c, const double* l, const double* w, std::size_t n, double x) {          \
@@ -533,6 +690,25 @@ std::pair<double, double> min_max(const double* v, std::size_t n) {
     case Isa::Baseline: break;
   }
   return min_max_baseline(v, n);
+}
+
+StepSums step_k1(const StepConstants& c, double* s, const double* lambda, const double* wlam, std::size_t n) {
+  switch (kernel_isa()) {
+    case Isa::Avx512: return step_k1_avx512(c, s, lambda, wlam, n);
+    case Isa::Avx2: return step_k1_avx2(c, s, lambda, wlam, n);
+    case Isa::Baseline: break;
+  }
+  return step_k1_baseline(c, s, lambda, wlam, n);
+}
+
+StepSums step_k2(const StepConstants& c, double* a, double* b, double* cc, const double* lambda, const double* wlam,
+                 std::size_t n, bool same_output) {
+  switch (kernel_isa()) {
+    case Isa::Avx512: return step_k2_avx512(c, a, b, cc, lambda, wlam, n, same_output);
+    case Isa::Avx2: return step_k2_avx2(c, a, b, cc, lambda, wlam, n, same_output);
+    case Isa::Baseline: break;
+  }
+  return step_k2_baseline(c, a, b, cc, lambda, wlam, n, same_output);
 }
 
 std::size_t first_unaccepted_chi_k2(const ConstantsK2& c, const double* l, std::size_t n, double x) {

@@ -820,6 +820,23 @@ void use_steps_objective(Evaluator& ev, const Spectrum& spectrum, const NoiseMod
   };
 }
 
+// The step count a tune reports: the exact first step with L_t <= goal, as
+// `cesr steps` finds it (the certified spectral path where it applies, else
+// time stepping in automatic precision: double alone drifts over long runs);
+// empty when the target is not reached within max_steps or the method diverges.
+std::optional<std::uint64_t> exact_steps(const Spectrum& spectrum, const MethodSpec& m, const NoiseModel& noise,
+                                         const Target& target) {
+  HorizonReport report;
+  bool fell_back = false;
+  // The search treats exact as auto (time stepping where the path refuses); so does its count.
+  const HorizonMode mode = target.horizon == HorizonMode::Stepping ? HorizonMode::Stepping : HorizonMode::Auto;
+  const std::optional<AutoSteps> res =
+      steps_any_horizon(spectrum, m, noise, target.eps, target.relative, mode, target.horizon_rtol,
+                        target.max_steps, std::nullopt, default_horizon_rtol, report, fell_back);
+  if (!res || res->diverged_at) return std::nullopt;
+  return res->steps;
+}
+
 // Steps objective for a method without a contraction rate: the coarse grid and
 // the local refinement of search() on the step count itself, each run capped
 // at twice the best count so far.
@@ -839,9 +856,7 @@ TuneResult tune_steps_only(const Spectrum& spectrum, const Space& space, const N
   }
   out.method = space.decode(ev.best_x);
   out.method.validate();
-  const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
-                                           options.target.relative, options.target.max_steps);
-  if (!res.diverged_at) out.steps = res.steps;
+  out.steps = exact_steps(spectrum, out.method, noise, options.target);
   out.stable = out.steps.has_value();
   return out;
 }
@@ -1095,23 +1110,10 @@ TuneResult tune(const Spectrum& spectrum, std::string_view method, const NoiseMo
   }
   if (options.objective == Objective::Steps && !steps_reached) {
     out.steps.reset();  // no point reached the target within max_steps
-  } else if (options.objective == Objective::Steps) {
-    HorizonReport rep;
-    std::optional<StepsResult<double>> fast;
-    if (spectral_steps(spectrum, out.method, noise, options.target))
-      fast = horizon_steps<double>(spectrum, out.method, noise, options.target.eps, options.target.relative,
-                                   options.target.horizon_rtol, rep);
-    const auto res = fast ? *fast
-                          : steps_to_target<double>(spectrum, make_path<double>(out.method), noise,
-                                                    options.target.eps, options.target.relative,
-                                                    options.target.max_steps);
-    if (!res.diverged_at) out.steps = res.steps;
-  } else if (noise.additive()) {
-    // The additive model's loss tends to a floor, not to 0: the rate alone
-    // does not tell the steps to a target (or whether it is reached at all).
-    const auto res = steps_to_target<double>(spectrum, make_path<double>(out.method), noise, options.target.eps,
-                                             options.target.relative, options.target.max_steps);
-    if (!res.diverged_at) out.steps = res.steps;
+  } else if (options.objective == Objective::Steps || noise.additive()) {
+    // (The additive model's loss tends to a floor, not to 0: the rate alone
+    // does not tell the steps to a target, or whether it is reached at all.)
+    out.steps = exact_steps(spectrum, out.method, noise, options.target);
   } else {
     out.steps = asymptotic_steps(out.rho, out.gap, spectrum.initial_loss(), options.target);
   }

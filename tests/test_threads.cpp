@@ -1,7 +1,8 @@
 // Thread independence: every command that takes --threads prints the same
 // bytes for --threads 1 and 2, on spectra long enough (d >= 65536, several
 // 32768-direction chunks) that the kernels do run on two threads; and the
-// chunked sums of the library against a plain serial sum of the same terms.
+// chunked sums of the library against a plain serial sum of the same terms,
+// and the chunked time step against long double.
 #include <doctest/doctest.h>
 
 #include "cesr_run.hpp"
@@ -98,5 +99,39 @@ TEST_CASE("for_each_chunk covers every index once, in chunks independent of the 
         CHECK(last[c] == std::min(n, (c + 1) * parallel_chunk));
       }
     }
+  }
+}
+
+TEST_CASE("the chunked time step: the same losses on 1, 2 and 3 threads, and long double's to 1e-12") {
+  // k = 1 and k = 2 (o = r and o != r), weighted too, over several chunks and a
+  // partial last one; long double runs the template loop, not the kernels.
+  Spectrum w = make_spectrum("loguniform:d=70001,kappa=1e4");
+  w.weight.resize(w.lambda.size());
+  for (std::size_t i = 0; i < w.weight.size(); ++i) w.weight[i] = i == 3 ? 0.5 : 1.0 + static_cast<double>(i % 2);
+  const Spectrum s = make_spectrum("powerlaw:d=100003,alpha=1.2");
+  struct Case {
+    const Spectrum* spectrum;
+    MethodSpec method;
+  };
+  const std::vector<Case> cases{{&s, method_spec("sgd", {{"lr", 0.5}})},
+                                {&s, method_spec("hb", {{"lr", 0.1}, {"momentum", 0.9}})},
+                                {&w, method_spec("nag", {{"lr", 0.2}, {"momentum", 0.8}})}};
+  const NoiseModel n{1024, 3.0, 0.01};
+  for (const Case& c : cases) {
+    CAPTURE(describe(c.method));
+    std::vector<double> losses;
+    for (unsigned t : {1u, 2u, 3u}) {
+      const KernelThreads scope(t);
+      Dynamics<double> dyn(*c.spectrum, make_path<double>(c.method), n);
+      dyn.advance(300);
+      losses.push_back(dyn.loss());
+    }
+    CHECK(losses[0] == losses[1]);
+    CHECK(losses[0] == losses[2]);
+    Dynamics<long double> ref(*c.spectrum, make_path<long double>(c.method), n);
+    ref.advance(300);
+    const double l = static_cast<double>(ref.loss());
+    CHECK(l > 0);
+    CHECK(std::abs(losses[0] - l) <= 1e-12 * l);
   }
 }

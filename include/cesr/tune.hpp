@@ -127,8 +127,10 @@ struct TuneResult {
   /// Precision of the search: double, or long double when double found no
   /// stable point at all.
   Precision search_precision = Precision::Double;
-  /// Steps to the target: the exact count (steps objective, from
-  /// steps_to_target<double>) or ceil(ln(L_0 / goal) / -ln rho) (rate objective).
+  /// Steps to the target: the exact count (steps objective, and the additive
+  /// model under any objective: as `cesr steps` finds it, by the certified
+  /// spectral path or time stepping in automatic precision) or
+  /// ceil(ln(L_0 / goal) / -ln rho) (rate objective).
   /// Empty when the target is not reached (steps objective) or rho >= 1.
   std::optional<std::uint64_t> steps;
   int evaluations = 0;                ///< objective evaluations (hyperparameter points tried)
