@@ -32,6 +32,9 @@ HorizonMode parse_horizon(std::string_view text) {
 namespace {
 // The roots cost O(d) secular evaluations of O(d) each: refuse beyond this d.
 constexpr std::size_t max_horizon_dim = 20000;
+// k = 3 and 4: the generic blocks' root search costs O(d) gaps of ~100 O(d m)
+// evaluations each (m = 6, 10).
+constexpr std::size_t max_generic_dim = 2000;
 constexpr int max_root_iterations = 200;
 // Visits of the first-crossing search (each O(d)) before it gives up.
 constexpr int max_search_nodes = 200000;
@@ -44,8 +47,9 @@ std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const M
     return std::string("the method's coefficients change with the step");
   if (!noise.batch_schedule.constant()) return std::string("the batch size changes with the step");
   if (noise.additive()) return std::string("the additive noise model is not covered by the spectral path");
-  if (spec.states() > 2)
-    return fmt::format("the method has k = {} state vectors (the spectral path covers k = 1 and 2)", spec.states());
+  if (spec.states() > 2 && spectrum.lambda.size() > max_generic_dim)
+    return fmt::format("d = {} exceeds the budget of the spectral path for k = {} state vectors (d <= {})",
+                       spectrum.lambda.size(), spec.states(), max_generic_dim);
   if (spectrum.lambda.size() > max_horizon_dim)
     return fmt::format("d = {} exceeds the spectral path's O(d^2) budget (d <= {})", spectrum.lambda.size(),
                        max_horizon_dim);
@@ -93,7 +97,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build(const Spectrum& spec
     if (why) *why = std::move(reason);
     return std::optional<SpectralLoss>{};
   };
-  if (m.k == 2) return build_k2(spectrum, m, noise, why, spec);
+  if (m.k >= 2) return build_blocks(spectrum, m, noise, why, spec);
   if (m.k != 1) return fail(fmt::format("the method has k = {} state vectors", m.k));
   const std::size_t d = spectrum.lambda.size();
   const Real eps = epsilon<Real>();
@@ -409,7 +413,7 @@ std::optional<Result> escalate(Precision start, const Spectrum& spectrum, const 
     // circle's structure (what lies outside it, how fast the rest decays)
     // does not depend on the precision either.
     for (const char* lasting : {"does not contract", "decays too slowly", "lie outside", "needs more than",
-                                "no real eigenvalue", "no circle"})
+                                "no real eigenvalue", "no circle", "does not cover"})
       if (report.reason.find(lasting) != std::string::npos) return std::nullopt;
     if (p == Precision::Mp50) return std::nullopt;
   }

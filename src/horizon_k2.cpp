@@ -1,31 +1,41 @@
-// The spectral path for methods with k = 2 state vectors (heavy ball, NAG,
-// AccSGD, QHM, custom k = 2): the real eigenvalues of T = D + u v^T outside a
-// circle |z| = r, certified in number by the argument principle, plus the rest
-// of L_t bounded as a whole by a contour integral over that circle.
+// The spectral path for methods with k = 2, 3 or 4 state vectors (heavy ball,
+// NAG, AccSGD, QHM, any of them with an EMA of the iterate, custom k <= 4): the
+// real eigenvalues of T = D + u v^T outside a circle |z| = r, certified in
+// number by the argument principle, plus the rest of L_t bounded as a whole by
+// a contour integral over that circle.
 //
 // With G(z) = w^T (z - T)^{-1} y (y = x_0 - x_inf), L_t - L_inf is
 // (1 / 2 pi i) times the integral of G(z) z^t over a large circle. Shrinking it
 // to |z| = r picks up the residues c_j z_j^t of the eigenvalues outside, and
 // leaves |integral over |z| = r| <= r^(t+1) max_{|z|=r} |G(z)|.
 //
-// Per direction the block D_i is the 3x3 map S -> A S A^T + (K-2) lambda^2 / B
-// q q^T r^T S r on symmetric 2x2 matrices; every quantity of the secular form
-// (g = v^T R u, w^T R u, v^T R x_0, w^T R x_0, R = (z - D)^{-1}) is a sum of
-// N_i(x) / chi_i(x) with chi_i = det(z - D_i) a cubic and N_i a quadratic in
-// x = 1 - z. chi_i is formed from sigma1 = tr(I - A_i), sigma0 = det(I - A_i)
-// and 1 - det A_i (as the rate's secular function is), so the poles near z = 1
-// are carried with a relative error of a few ulps.
+// Per direction the block D_i is the m x m map S -> A S A^T + (K-2) lambda^2 / B
+// q q^T r^T S r on symmetric k x k matrices (m = k(k+1)/2: 3, 6, 10); every
+// quantity of the secular form (g = v^T R u, w^T R u, v^T R x_0, w^T R x_0,
+// R = (z - D)^{-1}) is a sum of N_i(x) / chi_i(x) with chi_i = det(z - D_i) of
+// degree m and N_i of degree m - 1 in x = 1 - z. Two constructions of the
+// block polynomials:
+//  - k = 2 (the fast path): chi_i from sigma1 = tr(I - A_i), sigma0 =
+//    det(I - A_i) and 1 - det A_i (as the rate's secular function is), so the
+//    poles near z = 1 carry a relative error of a few ulps; the numerators
+//    from E = I - D_i in closed form.
+//  - any k (the generic block): E = I - D_i on the unique entries of symmetric
+//    k x k matrices, formed from F = I - A_i, and chi_i and the numerators by
+//    Faddeev-LeVerrier, all in a wider precision with rounding bounds and then
+//    rounded once, so the cancellation of det(x - E) near x = 0 costs the
+//    wider precision's digits, not the working one's.
 //
 // The circle: r lies above every block eigenvalue that is not real and
-// positive (|det A_i|, the complex mu^2 of underdamped directions). Outside,
-// the remaining block poles are real (the mu_1^2 of overdamped directions) and
-// the eigenvalues of T there are the real roots of g = 1, found between
-// consecutive poles by TOMS 748. Their number is certified: on an adaptive set
-// of arcs of |z| = r each chi_i and 1 - g are bounded away from 0 by exact
-// Taylor bounds of the polynomials (plus their rounding), which also fixes the
-// winding of each, so (#zeros of det(z - T) outside) = (#zeros of prod chi_i
-// outside) - winding(1 - g) is known exactly. The same arcs bound |G|.
-// Derivation and certification: docs/theory.md, section 8.
+// positive (the complex ones, the negative ones, and for the generic block the
+// real positive ones below a complex one of their block or invisible to g).
+// Outside, the remaining block poles are real, and the eigenvalues of T there
+// are the real roots of g = 1, found between consecutive poles by TOMS 748.
+// Their number is certified: on an adaptive set of arcs of |z| = r each chi_i
+// and 1 - g are bounded away from 0 by exact Taylor bounds of the polynomials
+// (plus their rounding), which also fixes the winding of each, so (#zeros of
+// det(z - T) outside) = (#zeros of prod chi_i outside) - winding(1 - g) is
+// known exactly; a count that disagrees with the roots found refuses. The same
+// arcs bound |G|. Derivation and certification: docs/theory.md, section 8.
 #include "cesr/horizon.hpp"
 
 #include "cesr/error.hpp"
@@ -34,6 +44,7 @@
 
 #include <Eigen/Eigenvalues>
 #include <boost/math/tools/toms748_solve.hpp>
+#include <boost/multiprecision/cpp_bin_float.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -50,6 +61,8 @@ namespace {
 
 // Arc evaluations (each O(d)) of the count certificate before it refuses.
 std::atomic<int> max_arc_evaluations{1 << 15};
+// Tests: build k = 2 blocks by the generic construction too.
+std::atomic<bool> generic_k2_blocks{false};
 constexpr int max_arc_halvings = 48;
 constexpr int max_k2_root_iterations = 200;
 constexpr std::size_t max_k2_dim = 20000;
@@ -108,11 +121,27 @@ Poly<Real, N> poly(const std::array<Bd<Real>, N + 1>& b) {
   for (int k = 0; k <= N; ++k) p.c[k] = b[k].v, p.e[k] = b[k].e;
   return p;
 }
+// p(x) by Horner's rule.
+template <class Real, std::size_t L>
+Real horner(const std::array<Real, L>& c, const Real& x) {
+  Real v = c[L - 1];
+  for (std::size_t k = L - 1; k-- > 0;) v = v * x + c[k];
+  return v;
+}
 
-// p, p' and p''/2 at x, each with a bound on its error (coefficient errors
-// plus the rounding of the evaluation, 16 eps of the absolute terms).
-template <class S, class Real>
+constexpr int binomial(int n, int k) {
+  int b = 1;
+  for (int j = 1; j <= k; ++j) b = b * (n - k + j) / j;
+  return b;
+}
+
+// The Taylor coefficients p^(j)(x) / j! at x (c[j]), each with a bound on its
+// error (e[j]: coefficient errors plus the rounding of the evaluation, 16 eps
+// of the absolute terms); v, d1, d2 and err, err1, err2 name the first three.
+template <class S, class Real, int N>
 struct Taylor {
+  std::array<S, N + 1> c;
+  std::array<Real, N + 1> e;
   S v, d1, d2;
   Real err, err1, err2;
 };
@@ -130,45 +159,66 @@ S times(const S& a, const Real& s) {
   return a * s;
 }
 template <class S, class Real, int N>
-Taylor<S, Real> taylor(const Poly<Real, N>& p, const S& x) {
+Taylor<S, Real, N> taylor(const Poly<Real, N>& p, const S& x) {
   using std::abs;
+  static_assert(N >= 2);
   const Real g = 16 * epsilon<Real>();
-  std::array<S, 4> pw;
+  std::array<S, N + 1> pw;
   if constexpr (std::is_same_v<S, Cx<Real>>) pw[0] = Cx<Real>{Real(1), Real(0)};
   else pw[0] = Real(1);
   for (int k = 1; k <= N; ++k) pw[k] = pw[k - 1] * x;
   const Real ax = magnitude(x);
-  std::array<Real, 4> apw{Real(1), ax, ax * ax, ax * ax * ax};
-  Taylor<S, Real> t{pw[0] * Real(0), pw[0] * Real(0), pw[0] * Real(0), Real(0), Real(0), Real(0)};
+  std::array<Real, N + 1> apw;
+  apw[0] = Real(1);
+  for (int k = 1; k <= N; ++k) apw[k] = apw[k - 1] * ax;
+  Taylor<S, Real, N> t;
+  for (int j = 0; j <= N; ++j) t.c[j] = pw[0] * Real(0), t.e[j] = Real(0);
   for (int k = 0; k <= N; ++k) {
     const Real bound = p.e[k] + g * abs(p.c[k]);
-    t.v = t.v + times(pw[k], p.c[k]);
-    t.err += bound * apw[k];
-    if (k >= 1) {
-      t.d1 = t.d1 + times(pw[k - 1], Real(k) * p.c[k]);
-      t.err1 += Real(k) * bound * apw[k - 1];
-    }
-    if (k >= 2) {
-      const Real binom = Real(k * (k - 1) / 2);
-      t.d2 = t.d2 + times(pw[k - 2], binom * p.c[k]);
-      t.err2 += binom * bound * apw[k - 2];
+    t.c[0] = t.c[0] + times(pw[k], p.c[k]);
+    t.e[0] += bound * apw[k];
+    for (int j = 1; j <= k; ++j) {
+      const Real binom = Real(binomial(k, j));
+      t.c[j] = t.c[j] + times(pw[k - j], binom * p.c[k]);
+      t.e[j] += binom * bound * apw[k - j];
     }
   }
+  t.v = t.c[0], t.d1 = t.c[1], t.d2 = t.c[2];
+  t.err = t.e[0], t.err1 = t.e[1], t.err2 = t.e[2];
   return t;
+}
+// A bound on |p(x + delta) - p(x)| over |delta| <= h, from the Taylor
+// coefficients at x and their errors.
+template <class S, class Real, int N>
+Real variation(const Taylor<S, Real, N>& t, const Real& h) {
+  Real v = 0, hp = 1;
+  for (int j = 1; j <= N; ++j) {
+    hp *= h;
+    v += (magnitude(t.c[j]) + t.e[j]) * hp;
+  }
+  return v;
+}
+// A bound on |p'(x + delta) - p'(x)| over |delta| <= h (h tiny: first order in
+// h, the higher terms bounded by |delta| <= 1).
+template <class S, class Real, int N>
+Real slope_variation(const Taylor<S, Real, N>& t, const Real& h) {
+  Real v = 0;
+  for (int j = 2; j <= N; ++j) v += Real(j) * (magnitude(t.c[j]) + t.e[j]) * h;
+  return v;
 }
 
 enum Pair { RQ = 0, OQ = 1, RS = 2, OS = 3 };
 
-// One direction (equal eigenvalues merged): chi(x) = det(z - D_i) and the four
-// numerators, each term being scale * N / chi.
-template <class Real>
-struct Dir2 {
-  Poly<Real, 3> chi;
-  std::array<Poly<Real, 2>, 4> num;
+// One direction (equal eigenvalues merged) with an M x M block: chi(x) =
+// det(z - D_i) and the four numerators, each term being scale * N / chi.
+template <class Real, int M>
+struct Dir {
+  Poly<Real, M> chi;
+  std::array<Poly<Real, M - 1>, 4> num;
   std::array<Real, 4> scale;
   double lambda = 0;
-  std::array<std::complex<double>, 3> poles;  // approximate eigenvalues of D_i (z)
-  double det_a = 0;                          // det A_i
+  std::array<std::complex<double>, M> poles;  // approximate eigenvalues of D_i (z)
+  double det_a = 0;                          // k = 2: det A_i (a lower bound of the circle)
 };
 
 // The direction-independent constants of a k = 2 method (src/rate.cpp,
@@ -213,7 +263,7 @@ K2Constants<Real> k2_constants(const Method<W>& m) {
 }
 
 template <class Real>
-Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double lambda, double init, double weight,
+Dir<Real, 3> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double lambda, double init, double weight,
                     const Bd<Real>& kb, const Bd<Real>& ib) {
   using B = Bd<Real>;
   const B one = exact(Real(1)), two = exact(Real(2)), four = exact(Real(4)), zero = exact(Real(0));
@@ -232,7 +282,7 @@ Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double la
   const B n1 = b1 * b1 + two * tau * qr * b1 + delta * qr * qr;
   const B nx0 = qr * qr + n1 + delta * b1 * b1, nx1 = zero - (two * qr * qr + n1), nx2 = qr * qr;
   const B kap = kb * l * l * ib;  // (K - 2) lambda^2 / B
-  Dir2<Real> d;
+  Dir<Real, 3> d;
   d.lambda = lambda;
   d.chi = poly<Real, 3>({dd * cq - kap * nx0, (dd * bq - cq) - kap * nx1, (dd - bq) - kap * nx2, exact(Real(-1))});
   d.num[RQ] = poly<Real, 2>({nx0, nx1, nx2});
@@ -285,14 +335,196 @@ Dir2<Real> make_dir(const Method<Real>& m, const K2Constants<Real>& k, double la
   return d;
 }
 
-}  // namespace
-
-int set_k2_arc_budget(int arcs) { return max_arc_evaluations.exchange(arcs); }
-
+// --- The generic block (any k): E = I - D_i on the unique entries of
+// symmetric k x k matrices, chi and the numerators by Faddeev-LeVerrier, in a
+// wider precision W with rounding bounds, rounded once to the working one.
 template <class Real>
-std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& spectrum, const Method<Real>& m,
-                                                               const NoiseModel& noise, std::string* why,
-                                                               const MethodSpec* spec) {
+struct WiderOf {
+  using type = quad;
+};
+template <>
+struct WiderOf<quad> {
+  using type = mp50;
+};
+template <>
+struct WiderOf<mp50> {
+  using type = boost::multiprecision::cpp_bin_float_100;
+};
+template <class Real>
+using Wider = typename WiderOf<Real>::type;
+
+template <class To, class From>
+To convert_to(const From& x) {
+  if constexpr (std::is_same_v<To, From>) return x;
+  else if constexpr (std::is_arithmetic_v<To> && std::is_arithmetic_v<From>) return static_cast<To>(x);
+  else if constexpr (!std::is_arithmetic_v<From>) return x.template convert_to<To>();
+  else return To(x);
+}
+
+template <class W>
+Bd<W> neg(const Bd<W>& a) {
+  return {-a.v, a.e};
+}
+
+// The method's coefficients in W, each with its error bound.
+template <class W>
+struct WideMethod {
+  int k = 0;
+  std::array<std::array<Bd<W>, max_states>, max_states> P;
+  std::array<Bd<W>, max_states> q, r, o, s0;
+};
+// From the exact coefficients (one rounding to W), or from the working
+// precision's (their own rounding, rel_error |v|, on top).
+template <class W, class From>
+WideMethod<W> widen(const Method<From>& m, const W& rel_error) {
+  using std::abs;
+  const auto one = [&](const From& x) {
+    const W v = convert_to<W>(x);
+    return Bd<W>{v, (rel_error + epsilon<W>()) * abs(v)};
+  };
+  WideMethod<W> w;
+  w.k = m.k;
+  for (int a = 0; a < max_states; ++a) {
+    w.q[a] = one(m.q[a]), w.r[a] = one(m.r[a]), w.o[a] = one(m.o[a]), w.s0[a] = one(m.s0[a]);
+    for (int b = 0; b < max_states; ++b) w.P[a][b] = one(m.P[a][b]);
+  }
+  return w;
+}
+
+template <class Real, int K, class W>
+Dir<Real, K*(K + 1) / 2> make_dir_generic(const WideMethod<W>& wm, double lambda, double init, double weight,
+                                          const Bd<W>& kb, const Bd<W>& ib, const Real& ib_real) {
+  using std::abs;
+  constexpr int M = K * (K + 1) / 2;
+  using B = Bd<W>;
+  const B one = exact(W(1)), zero = exact(W(0)), two = exact(W(2));
+  const B l = exact(W(lambda));
+  // F = I - A with A = P - lambda q r^T.
+  std::array<std::array<B, K>, K> F;
+  for (int a = 0; a < K; ++a)
+    for (int b = 0; b < K; ++b)
+      F[a][b] = (a == b ? one - wm.P[a][b] : neg(wm.P[a][b])) + l * wm.q[a] * wm.r[b];
+  // The unique entries (a <= b) of a symmetric k x k matrix; a quadratic form
+  // a^T S a reads them with weight 2 off the diagonal.
+  std::array<std::pair<int, int>, M> ix;
+  {
+    int n = 0;
+    for (int a = 0; a < K; ++a)
+      for (int b = a; b < K; ++b) ix[n++] = {a, b};
+  }
+  std::array<B, M> qt, st, rt, ot;
+  for (int i = 0; i < M; ++i) {
+    const auto [a, b] = ix[i];
+    const B w = a == b ? one : two;
+    qt[i] = wm.q[a] * wm.q[b];
+    st[i] = wm.s0[a] * wm.s0[b];
+    rt[i] = w * wm.r[a] * wm.r[b];
+    ot[i] = w * wm.o[a] * wm.o[b];
+  }
+  const B kap = kb * l * l * ib;  // (K - 2) lambda^2 / B
+  // E = I - D_i: (A S A^T)_ab = sum_{c <= d} S_cd (A_ac A_bd + [c != d] A_ad A_bc)
+  // with A = I - F, so the identity cancels exactly and E is formed from F.
+  using Mat = std::array<std::array<B, M>, M>;
+  Mat E;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < M; ++j) {
+      const auto [a, b] = ix[i];
+      const auto [c, d] = ix[j];
+      B e = zero;
+      if (a == c) e = e + F[b][d];
+      if (b == d) e = e + F[a][c];
+      e = e - F[a][c] * F[b][d];
+      if (c != d) {
+        if (a == d) e = e + F[b][c];
+        if (b == c) e = e + F[a][d];
+        e = e - F[a][d] * F[b][c];
+      }
+      E[i][j] = e - kap * qt[i] * rt[j];
+    }
+  // Faddeev-LeVerrier: det(x - E) = sum_j c_j x^j (c_M = 1) and
+  // adj(x - E) = sum_{k=1}^M B_k x^(M-k), B_1 = I, B_k = E B_(k-1) + c_(M-k+1) I,
+  // c_(M-k) = -tr(E B_k) / k.
+  std::array<B, M + 1> c;
+  c[M] = one;
+  const std::array<std::pair<const std::array<B, M>*, const std::array<B, M>*>, 4> pairs{
+      {{&rt, &qt}, {&ot, &qt}, {&rt, &st}, {&ot, &st}}};
+  std::array<std::array<B, M>, 4> num;
+  Mat Bk, next;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < M; ++j) Bk[i][j] = i == j ? one : zero;
+  for (int k = 1; k <= M; ++k) {
+    if (k > 1) {
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < M; ++j) {
+          B s = i == j ? c[M - k + 1] : zero;
+          for (int n = 0; n < M; ++n) s = s + E[i][n] * Bk[n][j];
+          next[i][j] = s;
+        }
+      Bk = next;
+    }
+    for (int p = 0; p < 4; ++p) {
+      const auto& av = *pairs[p].first;
+      const auto& bv = *pairs[p].second;
+      B s = zero;
+      for (int i = 0; i < M; ++i) {
+        B row = zero;
+        for (int j = 0; j < M; ++j) row = row + Bk[i][j] * bv[j];
+        s = s + av[i] * row;
+      }
+      num[p][M - k] = s;
+    }
+    B tr = zero;
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < M; ++j) tr = tr + E[i][j] * Bk[j][i];
+    c[M - k] = neg(tr) / exact(W(k));
+  }
+  // In z: det(z - D_i) = det(E - x) = (-1)^M det(x - E) and
+  // a^T adj(z - D_i) b = (-1)^(M-1) a^T adj(x - E) b; rounded once to Real.
+  const Real eps = epsilon<Real>();
+  const auto lift = [&](const B& b, bool flip) {
+    const Real v = convert_to<Real>(flip ? -b.v : b.v);
+    return Bd<Real>{v, convert_to<Real>(b.e) * (1 + 4 * eps) + eps * abs(v)};
+  };
+  Dir<Real, M> d;
+  d.lambda = lambda;
+  {
+    std::array<Bd<Real>, M + 1> ch;
+    for (int j = 0; j <= M; ++j) ch[j] = lift(c[j], M % 2 == 1);
+    d.chi = poly<Real, M>(ch);
+  }
+  for (int p = 0; p < 4; ++p) {
+    std::array<Bd<Real>, M> n;
+    for (int j = 0; j < M; ++j) n[j] = lift(num[p][j], M % 2 == 0);
+    d.num[p] = poly<Real, M - 1>(n);
+  }
+  const Real L = Real(lambda), x0 = Real(init), mult = Real(weight);
+  d.scale = {mult * L * L * ib_real, mult * L * L * ib_real / 2, L * x0, L * x0 / 2};
+  // Approximate block poles (eigenvalues of D_i = I - E), only to place the
+  // circle and to start the refinement of the real ones.
+  Eigen::Matrix<double, M, M> Md;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < M; ++j) Md(i, j) = (i == j ? 1.0 : 0.0) - convert_to<double>(E[i][j].v);
+  Eigen::EigenSolver<Eigen::Matrix<double, M, M>> es(Md, false);
+  for (int i = 0; i < M; ++i) d.poles[i] = es.eigenvalues()(i);
+  d.det_a = 0;
+  return d;
+}
+
+// What the circle construction hands back to SpectralLoss.
+template <class Real>
+struct Parts {
+  std::vector<HorizonMode1<Real>> modes;
+  Real l_inf{}, l_inf_error{}, gap{}, radius{};
+  int arcs = 0, evaluations = 0;
+};
+
+// The circle, its certificate and the outer modes, for blocks of size M.
+// generic: the block poles are classified and the roots sought as for any k
+// (see the generic block above); else the k = 2 rules (one outer candidate
+// per block, one root per gap).
+template <class Real, int M>
+std::optional<Parts<Real>> circle_build(const std::vector<Dir<Real, M>>& dirs, const Real& sigma2, bool generic,
+                                        std::string* why) {
   using std::abs;
   using std::cos;
   using std::log;
@@ -300,59 +532,11 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   using std::sin;
   const auto fail = [&](std::string reason) {
     if (why) *why = std::move(reason);
-    return std::optional<SpectralLoss>{};
+    return std::optional<Parts<Real>>{};
   };
   const Real eps = epsilon<Real>();
   const Real pi = Real(3.14159265358979323846264338327950288419716939937510582097494459L);
-  const Real sigma2 = Real(noise.label_noise);
-  const Bd<Real> kb = rounded_once(Real(noise.kurtosis) - 2), ib = rounded_once(Real(1) / Real(noise.batch));
-
-  // Directions with lambda = 0 neither move nor are read. Equal eigenvalues
-  // have equal blocks and merge: the sum of their states evolves by the same
-  // block, with the noise forcing and the initial errors of all of them, so a
-  // merged line carries its multiplicity (a weighted line its weight) in u
-  // and its summed initial error in x_0.
-  struct Line {
-    double lambda, init, weight;
-  };
-  std::vector<Line> li;
-  for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
-    if (spectrum.lambda[i] > 0 && spectrum.init[i] >= 0)
-      li.push_back({spectrum.lambda[i], spectrum.weight_at(i) * spectrum.init[i], spectrum.weight_at(i)});
-  std::sort(li.begin(), li.end(), [](const Line& a, const Line& b) { return a.lambda < b.lambda; });
-  std::vector<Line> merged;
-  for (const Line& p : li) {
-    if (!merged.empty() && merged.back().lambda == p.lambda) {
-      merged.back().init += p.init;
-      merged.back().weight += p.weight;
-    } else {
-      merged.push_back(p);
-    }
-  }
-  if (merged.size() > max_k2_dim)
-    return fail(fmt::format("d = {} exceeds the k = 2 spectral path's budget (d <= {})", merged.size(), max_k2_dim));
-  SpectralLoss out;
-  {
-    // L_0 as time stepping sums it: 1/2 sum_i lambda_i o^T S_i(0) o.
-    Real initial = 0;
-    const Real so = m.o[0] * m.s0[0] + m.o[1] * m.s0[1];
-    for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
-      initial += Real(spectrum.weight_at(i)) * Real(spectrum.lambda[i]) * Real(spectrum.init[i]);
-    out.initial_ = so * so * initial / 2;
-  }
-  if (merged.empty()) {
-    out.gap_ = Real(1);
-    return out;
-  }
-  K2Constants<Real> constants;
-  if (spec) constants = k2_constants<Real>(make_method_exact(*spec));
-  else constants = k2_constants<Real>(m);
-  std::vector<Dir2<Real>> dirs;
-  dirs.reserve(merged.size());
-  for (std::size_t i = 0; i < merged.size(); ++i) {
-    if ((i & 1023) == 0) throw_if_stopped();
-    dirs.push_back(make_dir<Real>(m, constants, merged[i].lambda, merged[i].init, merged[i].weight, kb, ib));
-  }
+  Parts<Real> out;
   const std::size_t d = dirs.size();
   const Real gamma = Real(d + 16) * eps;  // relative rounding of a d-term sum
   int evaluations = 0;
@@ -367,18 +551,23 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   // bounds of the mode account for the move (first order) instead.
   struct Shift {
     int dir = -1;
-    Poly<Real, 3> chi;
+    Poly<Real, M> chi;
     Real pole_shift{};
+    Real near{};  // offsets below this may lie across the (shifted) pole itself
   };
   const auto shift_to = [&](int dir, const Real& base) {
     Shift s;
     s.dir = dir;
     if (dir < 0) return s;
-    const auto t = taylor<Real, Real, 3>(dirs[dir].chi, base);
-    s.chi.c = {t.v, t.d1, t.d2, dirs[dir].chi.c[3]};
-    s.chi.e = {Real(0), t.err1, t.err2, Real(0)};
+    const auto t = taylor<Real, Real, M>(dirs[dir].chi, base);
+    s.chi.c = t.c;
+    s.chi.e = t.e;
+    s.chi.c[M] = dirs[dir].chi.c[M];
+    s.chi.e[0] = Real(0);
+    s.chi.e[M] = dirs[dir].chi.e[M];
     const Real slope = abs(t.d1) - t.err1;
     s.pole_shift = slope > 0 ? 2 * t.err / slope : Real(std::numeric_limits<double>::infinity());
+    s.near = slope > 0 ? 4 * (abs(t.v) / slope + s.pole_shift) : s.pole_shift;
     return s;
   };
   const auto g_at = [&](const Real& base, const Real& tau, const Shift& sh) {
@@ -386,13 +575,12 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     const Real x = base + tau;
     Real g = 0;
     for (std::size_t i = 0; i < d; ++i) {
-      const Dir2<Real>& dr = dirs[i];
+      const Dir<Real, M>& dr = dirs[i];
       const bool shifted = static_cast<int>(i) == sh.dir;
       const Real& xi = shifted ? tau : x;
       const auto& ch = shifted ? sh.chi.c : dr.chi.c;
-      const Real chi = ((ch[3] * xi + ch[2]) * xi + ch[1]) * xi + ch[0];
-      const Poly<Real, 2>& n = dr.num[RQ];
-      g += dr.scale[RQ] * ((n.c[2] * x + n.c[1]) * x + n.c[0]) / chi;
+      const Real chi = horner(ch, xi);
+      g += dr.scale[RQ] * horner(dr.num[RQ].c, x) / chi;
     }
     return g;
   };
@@ -408,18 +596,18 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     const Real xerr = eps * abs(x);
     Full s;
     for (std::size_t i = 0; i < d; ++i) {
-      const Dir2<Real>& dr = dirs[i];
+      const Dir<Real, M>& dr = dirs[i];
       const bool shifted = static_cast<int>(i) == sh.dir;
-      auto c = shifted ? taylor<Real, Real, 3>(sh.chi, tau) : taylor<Real, Real, 3>(dr.chi, x);
+      auto c = shifted ? taylor<Real, Real, M>(sh.chi, tau) : taylor<Real, Real, M>(dr.chi, x);
       if (!shifted) {
         c.err += (abs(c.d1) + c.err1) * xerr;
-        c.err1 += 2 * (abs(c.d2) + c.err2) * xerr + 3 * xerr;
+        c.err1 += slope_variation(c, xerr);
       }
       const Real ac = abs(c.v), lo = ac - c.err;
       for (int k = 0; k < 4; ++k) {
-        auto n = taylor<Real, Real, 2>(dr.num[k], x);
+        auto n = taylor<Real, Real, M - 1>(dr.num[k], x);
         n.err += (abs(n.d1) + n.err1) * xerr;
-        n.err1 += 2 * abs(n.d2) * xerr;
+        n.err1 += slope_variation(n, xerr);
         const Real f = n.v / c.v;
         const Real df = (n.d1 - f * c.d1) / c.v;  // d/dx (N / chi)
         const Real sc = dr.scale[k];
@@ -454,8 +642,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
                        : "the method is too close to instability to certify in this precision");
   const Real noise_coef = sigma2 / (1 - g1);
   const Real wu0 = at_one.f[OQ], wu0_err = at_one.err[OQ];
-  out.l_inf_ = noise_coef * wu0;
-  out.l_inf_error_ = abs(noise_coef) * (wu0_err + abs(wu0) * g1_err / (1 - g1 - g1_err)) + 8 * eps * abs(out.l_inf_);
+  out.l_inf = noise_coef * wu0;
+  out.l_inf_error = abs(noise_coef) * (wu0_err + abs(wu0) * g1_err / (1 - g1 - g1_err)) + 8 * eps * abs(out.l_inf);
 
   // --- The block poles: those that are not real and positive (and det A_i)
   // must lie inside the circle; the real positive ones above them are the
@@ -466,63 +654,113 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     int dir;
   };
   std::vector<Pole> outer;
-  // Per direction only the top pole (the Perron root of the block) can be
-  // an outer one: the other two, and |det A_i|, bound the circle from below.
-  std::vector<int> top(d, -1);
-  for (std::size_t i = 0; i < d; ++i) {
-    inner = std::max(inner, std::abs(dirs[i].det_a));
-    int best = 0;
-    for (int k = 1; k < 3; ++k)
-      if (std::abs(dirs[i].poles[k]) > std::abs(dirs[i].poles[best])) best = k;
-    const auto& p = dirs[i].poles[best];
-    if (p.imag() == 0 && p.real() > 0) top[i] = best;
-    for (int k = 0; k < 3; ++k)
-      if (k != top[i]) inner = std::max(inner, std::abs(dirs[i].poles[k]));
-  }
-  for (std::size_t i = 0; i < d; ++i) {
-    if (top[i] < 0) continue;
-    {
-      const auto& p = dirs[i].poles[top[i]];
-      if (!(p.real() > inner * (1 + 1e-12))) continue;
-      if (!(p.real() < 1)) return fail("the method does not contract (a block has rho >= 1)");
-      // Bracket the root of chi near x0 = 1 - p and solve.
-      const auto chi = [&](const Real& x) {
-        const auto& c = dirs[i].chi.c;
-        return ((c[3] * x + c[2]) * x + c[1]) * x + c[0];
-      };
-      // A few Newton steps in the working precision from the double estimate.
-      Real x0 = Real(1 - p.real());
-      for (int it = 0; it < 4; ++it) {
-        const auto& c = dirs[i].chi.c;
-        const Real dchi = (3 * c[3] * x0 + 2 * c[2]) * x0 + c[1];
-        if (dchi == 0) break;
-        const Real nx = x0 - chi(x0) / dchi;
-        if (!(nx > 0)) break;
-        x0 = nx;
-      }
-      Real w = abs(x0) * Real(1e-9);
-      if (!(w > 0)) return fail("a real block pole could not be bracketed in this precision");
-      Real lo = x0 - w, hi = x0 + w, flo = chi(lo), fhi = chi(hi);
-      int guard = 0;
-      while (!((flo < 0) != (fhi < 0)) && ++guard < 60) {
-        w *= 4;
-        lo = x0 - w;
-        hi = x0 + w;
-        flo = chi(lo);
-        fhi = chi(hi);
-      }
-      if (!((flo < 0) != (fhi < 0)) || !(lo > 0))
-        return fail("a real block pole could not be bracketed in this precision");
-      std::uintmax_t iters = max_k2_root_iterations;
-      const auto tol = boost::math::tools::eps_tolerance<Real>(std::numeric_limits<Real>::digits - 2);
-      std::pair<Real, Real> br;
-      try {
-        br = boost::math::tools::toms748_solve(chi, lo, hi, flo, fhi, tol, iters);
-      } catch (const std::exception& e) {
-        return fail(fmt::format("a block pole: {}", e.what()));
-      }
-      outer.push_back({br.first + (br.second - br.first) / 2, static_cast<int>(i)});
+  struct Candidate {
+    int dir, pole;
+  };
+  std::vector<Candidate> candidates;
+  double hidden = 0;  // the top block pole that g does not see (generic blocks)
+  if (!generic) {
+    // k = 2: per direction only the top pole (the Perron root of the block)
+    // can be an outer one: the other two, and |det A_i|, bound the circle
+    // from below.
+    for (std::size_t i = 0; i < d; ++i) {
+      inner = std::max(inner, std::abs(dirs[i].det_a));
+      int best = 0;
+      for (int k = 1; k < M; ++k)
+        if (std::abs(dirs[i].poles[k]) > std::abs(dirs[i].poles[best])) best = k;
+      const auto& p = dirs[i].poles[best];
+      const int top = p.imag() == 0 && p.real() > 0 ? best : -1;
+      if (top >= 0) candidates.push_back({static_cast<int>(i), top});
+      for (int k = 0; k < M; ++k)
+        if (k != top) inner = std::max(inner, std::abs(dirs[i].poles[k]));
     }
+  } else {
+    // The generic block: every real positive pole above the block's complex
+    // and negative ones is a candidate (an EMA state adds real poles near 1
+    // next to the momentum's), unless g does not see it (its numerator
+    // vanishes with chi: the EMA's own poles, which no noise feeds back):
+    // then it bounds the circle from below like the complex ones. The count
+    // certificate decides whether this picture is right.
+    for (std::size_t i = 0; i < d; ++i) {
+      double cmax = 0;
+      for (int k = 0; k < M; ++k) {
+        const auto& p = dirs[i].poles[k];
+        if (!(p.imag() == 0 && p.real() > 0)) cmax = std::max(cmax, std::abs(p));
+      }
+      inner = std::max(inner, cmax);
+      for (int k = 0; k < M; ++k) {
+        const auto& p = dirs[i].poles[k];
+        if (!(p.imag() == 0 && p.real() > 0)) continue;
+        // (|mu|^2 of an underdamped pair has the modulus of mu^2.)
+        if (!(p.real() > cmax * (1 + 1e-9))) {
+          inner = std::max(inner, p.real());
+          continue;
+        }
+        // Seen by g: |N_RQ| at the pole well above its rounding level.
+        const double x = 1 - p.real();
+        double nv = 0, na = 0, xp = 1;
+        for (int j = 0; j < M; ++j) {
+          const double cj = to_double(dirs[i].num[RQ].c[j]);
+          nv += cj * xp;
+          na += std::abs(cj) * xp;
+          xp *= x;
+        }
+        if (!(std::abs(nv) > 1e-6 * na)) {
+          inner = std::max(inner, p.real());
+          hidden = std::max(hidden, p.real());
+          continue;
+        }
+        candidates.push_back({static_cast<int>(i), k});
+      }
+    }
+  }
+  for (const Candidate& cd : candidates) {
+    const std::size_t i = static_cast<std::size_t>(cd.dir);
+    const auto& p = dirs[i].poles[cd.pole];
+    if (!(p.real() > inner * (1 + 1e-12))) continue;
+    if (!(p.real() < 1)) return fail("the method does not contract (a block has rho >= 1)");
+    // The bracket may not reach the block's other poles.
+    double room = std::numeric_limits<double>::infinity();
+    for (int k = 0; k < M; ++k)
+      if (k != cd.pole) room = std::min(room, std::abs(dirs[i].poles[k] - p));
+    const auto& cc = dirs[i].chi.c;
+    const auto chi = [&](const Real& x) { return horner(cc, x); };
+    const auto dchi = [&](const Real& x) {
+      Real v = Real(M) * cc[M];
+      for (int k = M - 1; k >= 1; --k) v = v * x + Real(k) * cc[k];
+      return v;
+    };
+    // A few Newton steps in the working precision from the double estimate.
+    Real x0 = Real(1 - p.real());
+    for (int it = 0; it < 4; ++it) {
+      const Real dc = dchi(x0);
+      if (dc == 0) break;
+      const Real nx = x0 - chi(x0) / dc;
+      if (!(nx > 0)) break;
+      x0 = nx;
+    }
+    Real w = abs(x0) * Real(1e-9);
+    if (!(w > 0)) return fail("a real block pole could not be bracketed in this precision");
+    Real lo = x0 - w, hi = x0 + w, flo = chi(lo), fhi = chi(hi);
+    int guard = 0;
+    while (!((flo < 0) != (fhi < 0)) && ++guard < 60 && (!generic || to_double(w) < room / 2)) {
+      w *= 4;
+      lo = x0 - w;
+      hi = x0 + w;
+      flo = chi(lo);
+      fhi = chi(hi);
+    }
+    if (!((flo < 0) != (fhi < 0)) || !(lo > 0))
+      return fail("a real block pole could not be bracketed in this precision");
+    std::uintmax_t iters = max_k2_root_iterations;
+    const auto tol = boost::math::tools::eps_tolerance<Real>(std::numeric_limits<Real>::digits - 2);
+    std::pair<Real, Real> br;
+    try {
+      br = boost::math::tools::toms748_solve(chi, lo, hi, flo, fhi, tol, iters);
+    } catch (const std::exception& e) {
+      return fail(fmt::format("a block pole: {}", e.what()));
+    }
+    outer.push_back({br.first + (br.second - br.first) / 2, static_cast<int>(i)});
   }
   if (!(inner < 1)) return fail("the method does not contract (a block has rho >= 1)");
   std::sort(outer.begin(), outer.end(), [](const Pole& a, const Pole& b) { return a.x < b.x; });
@@ -582,42 +820,117 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     if (!t) return std::nullopt;
     return solve(xa, sh, *t, mid - xa, F(xa, *t, sh), fm);
   };
-  for (std::size_t j = 0; j < outer.size(); ++j) {
-    if ((j & 63) == 0) throw_if_stopped();
-    const Real xa = j == 0 ? Real(0) : outer[j - 1].x;
-    const int pa = j == 0 ? -1 : outer[j - 1].dir;
-    auto rt = solve_gap(xa, pa, outer[j].x, outer[j].dir);
-    if (!rt) return fail(fmt::format("the real eigenvalue below block pole {} was not found", j));
-    roots.push_back(*rt);
-  }
-  {
-    // Below the lowest outer pole (or below z = 1 without one), down to the
-    // inner poles: the first sign change on a grid, finest next to the pole.
-    const Real xa = outer.empty() ? Real(0) : outer.back().x;
-    const int pa = outer.empty() ? -1 : outer.back().dir;
-    const Real xm = Real(1 - inner);
-    const Shift sh = shift_to(pa, xa);
-    std::vector<Real> ts;
-    const Real span = xm - xa;
-    for (int k = 40; k >= 1; --k) ts.push_back(span * Real(std::ldexp(1.0, -k)));
-    for (int j = 9; j <= 15; ++j) ts.push_back(span * Real(j) / 16);
-    Real tprev = 0, fprev = outer.empty() ? 1 - g1 : Real(1);
-    bool have_prev = outer.empty();
-    for (const Real& t : ts) {
-      const Real f = F(xa, t, sh);
-      if (!have_prev) {
-        if (f > 0) tprev = t, fprev = f, have_prev = true;
-        continue;
+  if (generic) {
+    // The generic block: the residues of g at its poles need not alternate,
+    // so each gap may hold no root or several. Every sign change of F on a
+    // grid of each gap (finest next to its poles, each side evaluated from its
+    // own pole) is bracketed and solved; roots the grid misses, and complex
+    // eigenvalues outside the circle, make the count certificate refuse.
+    struct Pt {
+      Real base, tau, f;
+      const Shift* sh;
+    };
+    const Shift none{};
+    std::vector<Shift> shifts(outer.size());
+    for (std::size_t j = 0; j < outer.size(); ++j) shifts[j] = shift_to(outer[j].dir, outer[j].x);
+    constexpr int finest = 48;
+    const auto scan = [&](const std::vector<Pt>& pts) -> bool {
+      for (std::size_t j = 0; j + 1 < pts.size(); ++j) {
+        const Pt& a = pts[j];
+        const Pt& b = pts[j + 1];
+        if (a.f == 0) {
+          roots.push_back(Root{a.base, a.tau, Real(0), *a.sh});
+          continue;
+        }
+        if (b.f == 0 || (a.f > 0) == (b.f > 0)) continue;
+        std::optional<Root> rt;
+        if (a.sh == b.sh && a.base == b.base) {
+          rt = solve(a.base, *a.sh, a.tau, b.tau, a.f, b.f);
+        } else {
+          // Across the middle of a gap: the left end from the right pole.
+          const Real ta = (a.base + a.tau) - b.base;
+          const Real fa = F(b.base, ta, *b.sh);
+          if (!(ta < b.tau)) return false;
+          if (fa == 0 || (fa > 0) != (b.f > 0)) rt = solve(b.base, *b.sh, ta, b.tau, fa, b.f);
+          else continue;  // the sign change is within rounding: the certificate decides
+        }
+        if (!rt) return false;
+        roots.push_back(*rt);
       }
-      if (f < 0) {
-        auto rt = solve(xa, sh, tprev, t, fprev, f);
-        if (rt) roots.push_back(*rt);
-        break;
+      return true;
+    };
+    for (std::size_t j = 0; j <= outer.size(); ++j) {
+      if ((j & 15) == 0) throw_if_stopped();
+      const bool last = j == outer.size();
+      const Real xa = j == 0 ? Real(0) : outer[j - 1].x;
+      const Shift& sa = j == 0 ? none : shifts[j - 1];
+      const Real xb = last ? Real(1 - inner) : outer[j].x;
+      const Real span = xb - xa;
+      if (!(span > 0)) return fail("two outer block poles coincide in this precision");
+      std::vector<Pt> pts;
+      if (j == 0) pts.push_back({Real(0), Real(0), 1 - g1, &none});
+      for (int k = finest; k >= 1; --k) {
+        const Real t = span * Real(std::ldexp(1.0, -k));
+        if (t > sa.near) pts.push_back({xa, t, F(xa, t, sa), &sa});
       }
-      tprev = t;
-      fprev = f;
+      if (last) {
+        for (int k = 9; k <= 15; ++k) {
+          const Real t = span * Real(k) / 16;
+          pts.push_back({xa, t, F(xa, t, sa), &sa});
+        }
+      } else {
+        for (int k = 2; k <= finest; ++k) {
+          const Real t = Real(0) - span * Real(std::ldexp(1.0, -k));
+          if (-t > shifts[j].near) pts.push_back({xb, t, F(xb, t, shifts[j]), &shifts[j]});
+        }
+      }
+      if (!scan(pts)) return fail("a real eigenvalue of T between block poles was not found");
+    }
+  } else {
+    for (std::size_t j = 0; j < outer.size(); ++j) {
+      if ((j & 63) == 0) throw_if_stopped();
+      const Real xa = j == 0 ? Real(0) : outer[j - 1].x;
+      const int pa = j == 0 ? -1 : outer[j - 1].dir;
+      auto rt = solve_gap(xa, pa, outer[j].x, outer[j].dir);
+      if (!rt) return fail(fmt::format("the real eigenvalue below block pole {} was not found", j));
+      roots.push_back(*rt);
+    }
+    {
+      // Below the lowest outer pole (or below z = 1 without one), down to the
+      // inner poles: the first sign change on a grid, finest next to the pole.
+      const Real xa = outer.empty() ? Real(0) : outer.back().x;
+      const int pa = outer.empty() ? -1 : outer.back().dir;
+      const Real xm = Real(1 - inner);
+      const Shift sh = shift_to(pa, xa);
+      std::vector<Real> ts;
+      const Real span = xm - xa;
+      for (int k = 40; k >= 1; --k) ts.push_back(span * Real(std::ldexp(1.0, -k)));
+      for (int j = 9; j <= 15; ++j) ts.push_back(span * Real(j) / 16);
+      Real tprev = 0, fprev = outer.empty() ? 1 - g1 : Real(1);
+      bool have_prev = outer.empty();
+      for (const Real& t : ts) {
+        const Real f = F(xa, t, sh);
+        if (!have_prev) {
+          if (f > 0) tprev = t, fprev = f, have_prev = true;
+          continue;
+        }
+        if (f < 0) {
+          auto rt = solve(xa, sh, tprev, t, fprev, f);
+          if (rt) roots.push_back(*rt);
+          break;
+        }
+        tprev = t;
+        fprev = f;
+      }
     }
   }
+  // An eigenvalue of T that g does not see (the EMA of an iterate, slower
+  // than the method) above the top mode: its residue is not one of g = 1,
+  // and the circle would have to pass below it.
+  if (hidden > 0 && (roots.empty() || !(1 - to_double(roots.front().base + roots.front().tau) > hidden)))
+    return fail(fmt::format("a block pole that the noise coupling does not see (z = {:.6g}, e.g. an average slower "
+                            "than the method) lies above the top mode; the spectral path does not cover it",
+                            hidden));
   if (roots.empty()) return fail("no real eigenvalue of T lies outside the block poles' circle");
 
   // --- The circle: r in a gap of {inner, outer poles, roots} below the top
@@ -628,7 +941,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   for (const Pole& p : outer) marks.push_back(1 - to_double(p.x));
   for (const Root& rt : roots) marks.push_back(1 - to_double(rt.base + rt.tau));
   std::sort(marks.begin(), marks.end());
-  double best_r = 0, best_cost = std::numeric_limits<double>::infinity();
+  std::vector<std::pair<double, double>> circles;  // (cost, r)
   for (std::size_t j = 0; j + 1 < marks.size(); ++j) {
     const double a = marks[j], b = marks[j + 1];
     if (!(a >= inner) || !(b <= rho) || !(b > a)) continue;
@@ -638,12 +951,17 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
       const double arcs = 2 * 3.14159 * r / (r - inner) + 8 * std::log2(1 + r / std::min(r - a, b - r));
       const double steps = 40 / std::log(rho / r);
       const double cost = 150 * arcs + steps;
-      if (cost < best_cost) best_cost = cost, best_r = r;
+      circles.emplace_back(cost, r);
     }
   }
-  if (!(best_r > 0)) return fail("no circle separates the outer real modes from the block poles");
-  const Real r = Real(best_r);
-  const Real xr = 1 - r;
+  if (circles.empty()) return fail("no circle separates the outer real modes from the block poles");
+  std::stable_sort(circles.begin(), circles.end());
+  Real r{}, xr{}, gmax{};
+  int arcs = 0;
+  std::vector<const Root*> outer_roots;
+  const auto attempt = [&](double rr) -> std::optional<std::string> {
+  r = Real(rr);
+  xr = 1 - r;
 
   // --- The arcs of the upper half circle (the lower half is its mirror image:
   // every coefficient is real). Each arc bounds every chi_i and 1 - g away
@@ -661,17 +979,17 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
     std::array<Cx<Real>, 4> S{};
     std::array<Real, 4> R{}, A{};
     for (std::size_t i = 0; i < d; ++i) {
-      const Dir2<Real>& dr = dirs[i];
-      const auto c = taylor<Cx<Real>, Real, 3>(dr.chi, x);
+      const Dir<Real, M>& dr = dirs[i];
+      const auto c = taylor<Cx<Real>, Real, M>(dr.chi, x);
       const Real ac = cabs(c.v);
-      const Real var = (cabs(c.d1) + c.err1) * h + (cabs(c.d2) + c.err2) * h * h + h * h * h;
+      const Real var = variation(c, h);
       if (!(c.err + var <= ac / 2)) return res;
       const Real lo = ac - c.err - var, mid = ac - c.err;
       vals[i] = to_cd(c.v);
       for (int k = 0; k < 4; ++k) {
-        const auto n = taylor<Cx<Real>, Real, 2>(dr.num[k], x);
+        const auto n = taylor<Cx<Real>, Real, M - 1>(dr.num[k], x);
         const Real an = cabs(n.v);
-        const Real nvar = (cabs(n.d1) + n.err1) * h + (cabs(n.d2) + n.err2) * h * h;
+        const Real nvar = variation(n, h);
         const Cx<Real> f = n.v / c.v;
         const Real af = cabs(f), sc = abs(dr.scale[k]);
         const Real ferr = (n.err + af * c.err) / mid + 8 * eps * af;
@@ -706,8 +1024,8 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   };
   double wind_chi = 0, wind_g = 0;
   std::complex<double> prev_g;
-  Real gmax = 0;
-  int arcs = 0;
+  gmax = 0;
+  arcs = 0;
   const auto accumulate = [&](const ArcOut& a) {
     for (std::size_t i = 0; i < d; ++i) wind_chi += std::arg(cur[i] * std::conj(prev[i]));
     const std::complex<double> gc = to_cd(a.omg);
@@ -718,7 +1036,7 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
   };
   {
     const ArcOut start = arc(Real(0), Real(0), prev);
-    if (!start.ok) return fail("the circle passes through a pole or an eigenvalue");
+    if (!start.ok) return std::optional<std::string>("the circle passes through a pole or an eigenvalue");
     prev_g = to_cd(start.omg);
     gmax = start.gmax;
     // Coarse to start with: the arcs split where a pole or an eigenvalue is near.
@@ -736,14 +1054,14 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
       todo.pop_back();
       depth.pop_back();
       if (++arcs > max_arc_evaluations.load())
-        return fail(fmt::format("the count certificate needs more than {} arcs of |z| = {}",
+        return std::optional<std::string>(fmt::format("the count certificate needs more than {} arcs of |z| = {}",
                                 max_arc_evaluations.load(), format_real(r, 6)));
       if ((arcs & 63) == 0) throw_if_stopped();
       const Real c = a + (b - a) / 2;
       const Real h = r * (b - a) / 2 + 8 * eps * r;
       const ArcOut o = arc(c, h, cur);
       if (!o.ok) {
-        if (dep >= max_arc_halvings) return fail("an arc of the count certificate cannot be certified");
+        if (dep >= max_arc_halvings) return std::optional<std::string>("an arc of the count certificate cannot be certified");
         todo.emplace_back(c, b);
         depth.push_back(dep + 1);
         todo.emplace_back(a, c);
@@ -753,27 +1071,45 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
       accumulate(o);
     }
     const ArcOut end = arc(pi, Real(0), cur);
-    if (!end.ok) return fail("the circle passes through a pole or an eigenvalue");
+    if (!end.ok) return std::optional<std::string>("the circle passes through a pole or an eigenvalue");
     accumulate(end);
   }
   // Winding numbers over the whole circle: twice those of the upper half.
   const double w_chi = wind_chi / 3.14159265358979323846, w_g = wind_g / 3.14159265358979323846;
   const double n_chi = std::round(w_chi), n_g = std::round(w_g);
   if (std::abs(w_chi - n_chi) > 0.25 || std::abs(w_g - n_g) > 0.25)
-    return fail("the winding numbers of the count certificate are not integers");
-  const long poles_out = static_cast<long>(3 * d) - static_cast<long>(n_chi);
+    return std::optional<std::string>("the winding numbers of the count certificate are not integers");
+  const long poles_out = static_cast<long>(M) * static_cast<long>(d) - static_cast<long>(n_chi);
   const long expected = poles_out - static_cast<long>(n_g);
   long outer_poles = 0;
   for (const Pole& p : outer) outer_poles += p.x < xr;
-  std::vector<const Root*> outer_roots;
+  outer_roots.clear();
   for (const Root& rt : roots)
     if (rt.base + rt.tau < xr) outer_roots.push_back(&rt);
   if (poles_out != outer_poles)
-    return fail(fmt::format("{} block poles lie outside |z| = {}, {} of them real", poles_out, format_real(r, 6),
+    return std::optional<std::string>(fmt::format("{} block poles lie outside |z| = {}, {} of them real", poles_out, format_real(r, 6),
                             outer_poles));
   if (expected != static_cast<long>(outer_roots.size()))
-    return fail(fmt::format("{} eigenvalues of T lie outside |z| = {}, {} of them found real", expected,
+    return std::optional<std::string>(fmt::format("{} eigenvalues of T lie outside |z| = {}, {} of them found real", expected,
                             format_real(r, 6), outer_roots.size()));
+  return std::nullopt;
+  };
+  // The cheapest circle first; for the generic block, where complex
+  // eigenvalues of T may lie among the lower real poles, a count that
+  // disagrees retries on a larger circle (up to 4 circles).
+  {
+    std::optional<std::string> err;
+    double tried = 0;
+    int tries = 0;
+    for (const auto& [cost, rr] : circles) {
+      if (!(rr > tried)) continue;
+      err = attempt(rr);
+      if (!err) break;
+      tried = rr;
+      if (!generic || ++tries >= 4) break;
+    }
+    if (err) return fail(*err);
+  }
 
   // --- The outer modes: residues c_j = (w^T R u)(v^T R y) / (v^T R^2 u) at
   // each root, with the root's inclusion radius carried into log|z_j| and c_j.
@@ -808,27 +1144,141 @@ std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum& s
                  (s.err[OQ] * abs(vy) + abs(wu) * vy_err) / dg_lo +
                  abs(md.c) * s.derr[RQ] / dg_lo + 8 * eps * abs(md.c);
     if (!is_finite(md.c) || !is_finite(md.c_error)) return fail("a residue overflows in this precision");
-    out.modes_.push_back(md);
+    out.modes.push_back(md);
   }
-  out.gap_ = roots.front().base + roots.front().tau;
+  out.gap = roots.front().base + roots.front().tau;
   // The remainder: |L_t - L_inf - sum_j c_j z_j^t| <= r^(t+1) max |G| on |z| = r.
   HorizonMode1<Real> rest;
   rest.log_abs = log(r) * (1 - 8 * eps);  // log r < 0, rounded towards 0
   rest.c = 0;
   rest.c_error = r * gmax * (1 + 8 * eps);
   rest.log_error = 0;
-  out.modes_.push_back(rest);
-  out.radius_ = r;
-  out.arcs_ = arcs;
-  out.evaluations_ = evaluations;
-  std::sort(out.modes_.begin(), out.modes_.end(), [](const auto& a, const auto& b) { return a.log_abs > b.log_abs; });
+  out.modes.push_back(rest);
+  out.radius = r;
+  out.arcs = arcs;
+  out.evaluations = evaluations;
+  std::sort(out.modes.begin(), out.modes.end(), [](const auto& a, const auto& b) { return a.log_abs > b.log_abs; });
   return out;
 }
 
-#define CESR_INSTANTIATE(Real)                                                                             \
-  template std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_k2(const Spectrum&, const Method<Real>&, \
-                                                                          const NoiseModel&, std::string*,      \
-                                                                          const MethodSpec*);
+}  // namespace
+
+int set_k2_arc_budget(int arcs) { return max_arc_evaluations.exchange(arcs); }
+bool set_generic_k2_blocks(bool on) { return generic_k2_blocks.exchange(on); }
+
+template <class Real>
+std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_blocks(const Spectrum& spectrum, const Method<Real>& m,
+                                                                   const NoiseModel& noise, std::string* why,
+                                                                   const MethodSpec* spec) {
+  const auto fail = [&](std::string reason) {
+    if (why) *why = std::move(reason);
+    return std::optional<SpectralLoss>{};
+  };
+  if (m.k < 2 || m.k > max_states) return fail(fmt::format("the method has k = {} state vectors", m.k));
+  const Real sigma2 = Real(noise.label_noise);
+  const Bd<Real> kb = rounded_once(Real(noise.kurtosis) - 2), ib = rounded_once(Real(1) / Real(noise.batch));
+
+  // Directions with lambda = 0 neither move nor are read. Equal eigenvalues
+  // have equal blocks and merge: the sum of their states evolves by the same
+  // block, with the noise forcing and the initial errors of all of them, so a
+  // merged line carries its multiplicity (a weighted line its weight) in u
+  // and its summed initial error in x_0.
+  struct Line {
+    double lambda, init, weight;
+  };
+  std::vector<Line> li;
+  for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
+    if (spectrum.lambda[i] > 0 && spectrum.init[i] >= 0)
+      li.push_back({spectrum.lambda[i], spectrum.weight_at(i) * spectrum.init[i], spectrum.weight_at(i)});
+  std::sort(li.begin(), li.end(), [](const Line& a, const Line& b) { return a.lambda < b.lambda; });
+  std::vector<Line> merged;
+  for (const Line& p : li) {
+    if (!merged.empty() && merged.back().lambda == p.lambda) {
+      merged.back().init += p.init;
+      merged.back().weight += p.weight;
+    } else {
+      merged.push_back(p);
+    }
+  }
+  if (merged.size() > max_k2_dim)
+    return fail(fmt::format("d = {} exceeds the k = {} spectral path's budget (d <= {})", merged.size(), m.k,
+                            max_k2_dim));
+  SpectralLoss out;
+  {
+    // L_0 as time stepping sums it: 1/2 sum_i lambda_i o^T S_i(0) o.
+    Real initial = 0;
+    Real so = 0;
+    for (int a = 0; a < m.k; ++a) so += m.o[a] * m.s0[a];
+    for (std::size_t i = 0; i < spectrum.lambda.size(); ++i)
+      initial += Real(spectrum.weight_at(i)) * Real(spectrum.lambda[i]) * Real(spectrum.init[i]);
+    out.initial_ = so * so * initial / 2;
+  }
+  if (merged.empty()) {
+    out.gap_ = Real(1);
+    return out;
+  }
+  const auto finish = [&](std::optional<Parts<Real>> parts) {
+    if (!parts) return std::optional<SpectralLoss>{};
+    out.modes_ = std::move(parts->modes);
+    out.l_inf_ = parts->l_inf;
+    out.l_inf_error_ = parts->l_inf_error;
+    out.gap_ = parts->gap;
+    out.radius_ = parts->radius;
+    out.arcs_ = parts->arcs;
+    out.evaluations_ = parts->evaluations;
+    return std::optional<SpectralLoss>{std::move(out)};
+  };
+  if (m.k == 2 && !generic_k2_blocks.load()) {
+    // The k = 2 fast path.
+    K2Constants<Real> constants;
+    if (spec) constants = k2_constants<Real>(make_method_exact(*spec));
+    else constants = k2_constants<Real>(m);
+    std::vector<Dir<Real, 3>> dirs;
+    dirs.reserve(merged.size());
+    for (std::size_t i = 0; i < merged.size(); ++i) {
+      if ((i & 1023) == 0) throw_if_stopped();
+      dirs.push_back(make_dir<Real>(m, constants, merged[i].lambda, merged[i].init, merged[i].weight, kb, ib));
+    }
+    return finish(circle_build<Real, 3>(dirs, sigma2, false, why));
+  }
+  // The generic block, formed in the wider precision W from the exact
+  // coefficients when the method's row gives them.
+  using W = Wider<Real>;
+  WideMethod<W> wm;
+  {
+    bool have = false;
+    if (spec) {
+      try {
+        wm = widen<W>(make_method_exact(*spec), W(0));
+        have = true;
+      } catch (const std::exception&) {
+        have = false;
+      }
+    }
+    if (!have) wm = widen<W>(m, convert_to<W>(epsilon<Real>()));
+  }
+  const Bd<W> kbw = rounded_once(W(noise.kurtosis) - 2), ibw = rounded_once(W(1) / W(noise.batch));
+  const auto run = [&](auto kk) {
+    constexpr int K = decltype(kk)::value;
+    constexpr int M = K * (K + 1) / 2;
+    std::vector<Dir<Real, M>> dirs;
+    dirs.reserve(merged.size());
+    for (std::size_t i = 0; i < merged.size(); ++i) {
+      if ((i & 63) == 0) throw_if_stopped();
+      dirs.push_back(make_dir_generic<Real, K>(wm, merged[i].lambda, merged[i].init, merged[i].weight, kbw, ibw,
+                                               ib.v));
+    }
+    return finish(circle_build<Real, M>(dirs, sigma2, true, why));
+  };
+  if (m.k == 2) return run(std::integral_constant<int, 2>{});
+  if (m.k == 3) return run(std::integral_constant<int, 3>{});
+  return run(std::integral_constant<int, 4>{});
+}
+
+#define CESR_INSTANTIATE(Real)                                                                                 \
+  template std::optional<SpectralLoss<Real>> SpectralLoss<Real>::build_blocks(const Spectrum&, const Method<Real>&, \
+                                                                              const NoiseModel&, std::string*,      \
+                                                                              const MethodSpec*);
 CESR_FOR_EACH_REAL(CESR_INSTANTIATE)
 #undef CESR_INSTANTIATE
 

@@ -115,15 +115,51 @@ TEST_CASE("horizon cli: errors and fallbacks") {
   const Run rtol = cesr_run("loss " + problem + " --steps 10 --horizon-rtol 0");
   CHECK(rtol.code == 2);
   CHECK(rtol.err.find("--horizon-rtol") != std::string::npos);
-  // Three states (heavy ball with an EMA of the iterate): not covered.
+  // Heavy ball with an EMA of the iterate slower than the method (decay
+  // 0.999 above the top mode, about 0.98): not covered.
   const std::string ema =
-      "--spectrum loguniform:d=10,kappa=100 --method hb --lr 0.5 --momentum 0.5 --batch 4 --average ema:decay=0.9";
+      "--spectrum loguniform:d=10,kappa=100 --method hb --lr 0.5 --momentum 0.5 --batch 4 --average ema:decay=0.999";
   const Run exact = cesr_run("steps " + ema + " --target 1e-3 --relative --horizon exact");
   CHECK(exact.code == 4);
-  CHECK(exact.err.find("k = 3") != std::string::npos);
+  CHECK(exact.err.find("does not see") != std::string::npos);
   const Run autod = cesr_run("loss " + ema + " --steps 1000 --every 500");
   CHECK(autod.code == 0);
-  CHECK(autod.err.find("time stepping (the method has k = 3") != std::string::npos);
+  CHECK(autod.err.find("time stepping (a block pole that the noise coupling does not see") != std::string::npos);
+  const Run steps = cesr_run("steps " + ema + " --target 1e-3 --relative");
+  CHECK(steps.code == 0);
+  CHECK(steps.err.find("time stepping") != std::string::npos);
+  CHECK(nlohmann::json::parse(steps.out)["horizon"] == "stepping");
+}
+
+TEST_CASE("horizon cli: heavy ball with an EMA (k = 3) takes the exact path and equals time stepping") {
+  const std::string hb = "--spectrum loguniform:d=20,kappa=1e4 --method hb --lr 0.1 --momentum 0.8 --batch 4 "
+                         "--noise 1e-7 --average ema:decay=0.99";
+  for (const std::string target : {"--target 1e-6 --relative", "--target 3e-7"}) {
+    CAPTURE(target);
+    const Run exact = cesr_run("steps " + hb + " " + target + " --horizon exact");
+    REQUIRE(exact.code == 0);
+    const auto je = nlohmann::json::parse(exact.out);
+    CHECK(je["horizon"] == "exact");
+    const Run ref = cesr_run("steps " + hb + " " + target + " --horizon stepping --precision long");
+    REQUIRE(ref.code == 0);
+    const auto jr = nlohmann::json::parse(ref.out);
+    CHECK(jr["steps"] == je["steps"]);
+    CHECK(je["steps"].get<std::uint64_t>() > 30000u);
+    CHECK(std::abs(je["loss"].get<double>() - jr["loss"].get<double>()) <= 1e-9 * jr["loss"].get<double>());
+  }
+  const Run far = cesr_run("loss " + hb + " --steps 40000 --every 10000 --horizon exact --format json");
+  REQUIRE(far.code == 0);
+  const Run far_ref =
+      cesr_run("loss " + hb + " --steps 40000 --every 10000 --horizon stepping --precision mp50 --format json");
+  REQUIRE(far_ref.code == 0);
+  const auto a = nlohmann::json::parse(far.out), b = nlohmann::json::parse(far_ref.out);
+  REQUIRE(a.size() == b.size());
+  REQUIRE(a.size() == 5);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    const double x = a[i]["loss"], y = b[i]["loss"];
+    CHECK(std::abs(x - y) <= 1e-10 * y);
+  }
 }
 
 TEST_CASE("horizon cli: heavy ball (k = 2) takes the exact path and equals long-double stepping") {

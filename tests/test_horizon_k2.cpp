@@ -197,3 +197,35 @@ TEST_CASE("horizon k = 2: a noise floor is never crossed from above, a target ju
   REQUIRE(ref.steps);
   CHECK(*above->steps == *ref.steps);
 }
+
+TEST_CASE("horizon k = 2: the generic block construction (k = 3, 4) gives the fast path's L_t and counts") {
+  // The same problems through Faddeev-LeVerrier blocks in a wider precision
+  // and the generic pole and root rules: each side is certified to 1e-10, so
+  // they agree to 2e-10, and the first crossings are equal.
+  const std::vector<std::uint64_t> ts{0, 1, 7, 100, 1000, 3000, 100000, 10000000};
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    HorizonReport fast_rep, gen_rep;
+    const auto fast = cesr::horizon_loss_at<double>(c.spectrum, c.spec, c.noise, ts, 1e-10, fast_rep);
+    const bool saved = cesr::set_generic_k2_blocks(true);
+    const auto gen = cesr::horizon_loss_at<double>(c.spectrum, c.spec, c.noise, ts, 1e-10, gen_rep);
+    HorizonReport gen_steps_rep;
+    const auto gen_steps = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, 1e-6, true, 1e-10, gen_steps_rep);
+    cesr::set_generic_k2_blocks(saved);
+    INFO(fast_rep.describe());
+    INFO(gen_rep.describe());
+    REQUIRE(fast);
+    REQUIRE(gen);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      CAPTURE(ts[i]);
+      CHECK(std::abs((*gen)[i] - (*fast)[i]) <= 2e-10 * (*fast)[i]);
+    }
+    HorizonReport fast_steps_rep;
+    const auto fast_steps = cesr::horizon_steps<double>(c.spectrum, c.spec, c.noise, 1e-6, true, 1e-10, fast_steps_rep);
+    REQUIRE(fast_steps);
+    REQUIRE(gen_steps);
+    CHECK(gen_steps->steps.has_value() == fast_steps->steps.has_value());  // below a noise floor: never
+    if (gen_steps->steps && fast_steps->steps && !fast_steps_rep.near_target && !gen_steps_rep.near_target)
+      CHECK(*gen_steps->steps == *fast_steps->steps);
+  }
+}

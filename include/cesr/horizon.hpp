@@ -13,9 +13,12 @@
 // mode carries a first-order error bound (root inclusion radius, rounding of
 // its sums); every value handed out is checked against the requested relative
 // tolerance, escalating the working precision (double, long double, quad,
-// mp50) until it holds. Where the structure does not apply (k >= 2, schedules,
-// an unstable method, a too large d) the callers time-step instead and say
-// so. Derivation and certification: docs/theory.md, section 8.
+// mp50) until it holds. Methods with k = 2, 3 or 4 state vectors take the
+// circle construction of src/horizon_k2.cpp (real modes outside |z| = r,
+// counted by the argument principle, and a bounded remainder). Where the
+// structure does not apply (schedules, an unstable method, a too large d) or
+// cannot be certified, the callers time-step instead and say so. Derivation
+// and certification: docs/theory.md, section 8.
 #pragma once
 
 #include "cesr/dynamics.hpp"
@@ -44,8 +47,8 @@ HorizonMode parse_horizon(std::string_view text);
 inline constexpr double default_horizon_rtol = 1e-10;
 
 /// Why the spectral path cannot serve this problem (empty when it may: the
-/// method has k = 1 state vector and constant coefficients, the batch is
-/// constant and d is within the O(d^2) root-finding budget). Stability and
+/// method has constant coefficients, the batch is constant and d is within
+/// the root-finding budget: d <= 20000, and d <= 2000 for k = 3 and 4). Stability and
 /// the precision needed are decided later, by the solver itself.
 std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const MethodSpec& spec,
                                                const NoiseModel& noise);
@@ -54,6 +57,11 @@ std::optional<std::string> horizon_unsupported(const Spectrum& spectrum, const M
 /// by default): beyond it the spectral path refuses and the callers time-step.
 /// Returns the previous budget (tests lower it to see the refusal).
 int set_k2_arc_budget(int arcs);
+
+/// Tests: build the blocks of k = 2 methods by the generic construction of
+/// k = 3 and 4 (Faddeev-LeVerrier in a wider precision) instead of the k = 2
+/// fast path. Returns the previous setting.
+bool set_generic_k2_blocks(bool on);
 
 /// One mode c z^t of the loss, with z = sign * exp(log_abs).
 template <class Real>
@@ -110,10 +118,11 @@ class SpectralLoss {
   int arcs() const { return arcs_; }
 
  private:
-  // k = 2 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
+  // k = 2..4 (src/horizon_k2.cpp): the real eigenvalues of T outside |z| = r,
   // counted by the argument principle, plus the remainder as one more mode.
-  static std::optional<SpectralLoss> build_k2(const Spectrum& spectrum, const Method<Real>& method,
-                                              const NoiseModel& noise, std::string* why, const MethodSpec* spec);
+  static std::optional<SpectralLoss> build_blocks(const Spectrum& spectrum, const Method<Real>& method,
+                                                  const NoiseModel& noise, std::string* why,
+                                                  const MethodSpec* spec);
 
   std::vector<HorizonMode1<Real>> modes_;  // top (largest |z|) first
   Real l_inf_{}, l_inf_error_{}, initial_{}, gap_{}, radius_{};

@@ -428,7 +428,7 @@ HorizonMode HorizonOptions::make_mode() const {
 void add_horizon_options(CLI::App& app, HorizonOptions& o) {
   app.add_option("--horizon", o.mode,
                  "How large steps are reached: exact (certified spectral path, constant-coefficient "
-                 "methods with k = 1 or 2 states), stepping (time stepping), auto (exact where it applies and pays "
+                 "methods with k = 1 to 4 states), stepping (time stepping), auto (exact where it applies and pays "
                  "off)")
       ->capture_default_str()
       ->group("Run");
