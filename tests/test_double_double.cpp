@@ -9,6 +9,8 @@
 // certified long double under Bound, both within 1e-10 of 50 digits.
 #include <doctest/doctest.h>
 
+#include "random_methods.hpp"
+
 #include "../src/double_double.hpp"
 #include "cesr/rate.hpp"
 
@@ -98,41 +100,12 @@ TEST_CASE("double-double arithmetic: each operation within dd_epsilon of its exa
 
 namespace {
 
-struct Case {
-  Spectrum spectrum;
-  MethodSpec method;
-  NoiseModel noise;
-};
+using Case = cesr_test::RateCase;
 
 std::vector<Case> random_cases() {
-  std::vector<Spectrum> spectra = {make_spectrum("powerlaw:d=300,alpha=1.5"),
-                                   make_spectrum("loguniform:d=200,kappa=1e6")};
-  {
-    Spectrum w = make_spectrum("loguniform:d=150,kappa=1e4");
-    w.weight.resize(w.lambda.size());
-    for (std::size_t i = 0; i < w.weight.size(); ++i) w.weight[i] = 1.0 + static_cast<double>(i % 4) / 2;
-    spectra.push_back(w);
-  }
-  std::mt19937_64 rng(1406);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  std::vector<Case> out;
-  for (const Spectrum& s : spectra) {
-    const double L = s.lambda_max();
-    for (int j = 0; j < 8; ++j) {
-      NoiseModel noise{static_cast<std::uint64_t>(1) << (3 * (j % 6)), 1.5 + 2 * unit(rng), 0.0};
-      if (j == 7) noise.model = NoiseKind::Additive;
-      // Step sizes up to 3x the deterministic limit, so some points are unstable.
-      const double lr = 3 * std::pow(10.0, -3 * unit(rng)) / L;
-      const double beta = 1 - std::pow(10.0, -5 * unit(rng));
-      out.push_back({s, method_spec("sgd", {{"lr", lr}}), noise});
-      out.push_back({s, method_spec("hb", {{"lr", lr * (1 - beta)}, {"momentum", beta}}), noise});
-      out.push_back({s, method_spec("nag", {{"lr", lr / 2}, {"momentum", beta}}), noise});
-      out.push_back({s, method_spec("asgd", {{"lr", lr * L / 2}, {"kappa", std::pow(10.0, 1 + 6 * unit(rng))},
-                                             {"xi", 1 + 30 * unit(rng)}}),
-                     noise});
-    }
-  }
-  return out;
+  return cesr_test::random_rate_cases({make_spectrum("powerlaw:d=300,alpha=1.5"), make_spectrum("loguniform:d=200,kappa=1e6"),
+                                       cesr_test::weighted_loguniform(150, 1e4)},
+                                      {1406, 8, 3, 5, 6, 30});
 }
 
 }  // namespace

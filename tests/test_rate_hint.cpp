@@ -7,6 +7,8 @@
 // the secular function, falls back to the cold solve).
 #include <doctest/doctest.h>
 
+#include "random_methods.hpp"
+
 #include "cesr/rate.hpp"
 
 #include <algorithm>
@@ -19,41 +21,12 @@ using namespace cesr;
 
 namespace {
 
-struct Case {
-  Spectrum spectrum;
-  MethodSpec method;
-  NoiseModel noise;
-};
+using Case = cesr_test::RateCase;
 
 std::vector<Case> random_cases() {
-  std::vector<Spectrum> spectra = {make_spectrum("powerlaw:d=3000,alpha=1.5"), make_spectrum("loguniform:d=500,kappa=1e6"),
-                                   make_spectrum("powerlaw:d=70000,alpha=0.7")};
-  {
-    Spectrum w = make_spectrum("loguniform:d=800,kappa=1e4");
-    w.weight.resize(w.lambda.size());
-    for (std::size_t i = 0; i < w.weight.size(); ++i) w.weight[i] = 1.0 + static_cast<double>(i % 4) / 2;
-    spectra.push_back(w);
-  }
-  std::mt19937_64 rng(1414);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  std::vector<Case> out;
-  for (const Spectrum& s : spectra) {
-    const double L = s.lambda_max();
-    for (int j = 0; j < 10; ++j) {
-      NoiseModel noise{static_cast<std::uint64_t>(1) << (2 * (j % 6)), 1.5 + 2 * unit(rng), 0.0};
-      if (j == 9) noise.model = NoiseKind::Additive;
-      // Step sizes up to 3x the deterministic limit, so some points are unstable.
-      const double lr = 3 * std::pow(10.0, -3 * unit(rng)) / L;
-      const double beta = 1 - std::pow(10.0, -4 * unit(rng));
-      out.push_back({s, method_spec("sgd", {{"lr", lr}}), noise});
-      out.push_back({s, method_spec("hb", {{"lr", lr * (1 - beta)}, {"momentum", beta}}), noise});
-      out.push_back({s, method_spec("nag", {{"lr", lr / 2}, {"momentum", beta}}), noise});
-      out.push_back({s, method_spec("asgd", {{"lr", lr * L / 2}, {"kappa", std::pow(10.0, 1 + 4 * unit(rng))},
-                                             {"xi", 1 + 3 * unit(rng)}}),
-                     noise});
-    }
-  }
-  return out;
+  return cesr_test::random_rate_cases({make_spectrum("powerlaw:d=3000,alpha=1.5"), make_spectrum("loguniform:d=500,kappa=1e6"),
+                                       make_spectrum("powerlaw:d=70000,alpha=0.7"), cesr_test::weighted_loguniform(800, 1e4)},
+                                      {1414, 10, 2, 4, 4, 3});
 }
 
 }  // namespace
