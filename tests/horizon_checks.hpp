@@ -74,6 +74,13 @@ inline void check_far_steps(const std::vector<Case>& cases, const std::vector<st
   }
 }
 
+/// The targets of the k >= 2 crossing checks: relative 0.5, 1e-2, 1e-9 and
+/// absolute 0.3 L_0 and 1e-5 L_0 (L_0 by long-double stepping).
+inline std::vector<std::pair<double, bool>> momentum_targets(const Case& c) {
+  const double l0 = cesr::to_double(stepped<long double>(c, {0})[0]);
+  return {{0.5, true}, {1e-2, true}, {1e-9, true}, {0.3 * l0, false}, {1e-5 * l0, false}};
+}
+
 /// The spectral first crossing of each target (eps, relative) equals
 /// long-double stepping (run to `cap` steps), and its loss agrees to 1e-9.
 /// With `skip_near`, a count the path flags as a near tie (the target within

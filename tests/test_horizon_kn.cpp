@@ -137,11 +137,7 @@ TEST_CASE("horizon k = 3, 4: far steps equal long-double time stepping") {
 }
 
 TEST_CASE("horizon k = 3, 4: the first crossing equals time stepping, absolute and relative targets") {
-  const auto targets = [](const Case& c) {
-    const double l0 = cesr::to_double(stepped<long double>(c, {0})[0]);
-    return std::vector<std::pair<double, bool>>{{0.5, true}, {1e-2, true}, {1e-9, true}, {0.3 * l0, false}, {1e-5 * l0, false}};
-  };
-  horizon_checks::check_crossings(cases(), targets, 3'000'000, true);
+  horizon_checks::check_crossings(cases(), horizon_checks::momentum_targets, 3'000'000, true);
 }
 
 TEST_CASE("horizon k = 3, 4: an average slower than the method is refused, and time stepping answers") {
