@@ -820,6 +820,7 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
   Dynamics<Real> dyn(spectrum, method, noise);
   StepsResult<Real> out;
   out.initial_loss = dyn.loss();
+  out.closest = out.initial_loss;
   const Real goal = relative ? target * out.initial_loss : target;
   if (noise.additive() && method.constant_from && noise.batch_schedule.constant()) {
     // The loss tends to the floor of the coefficients it settles on (or
@@ -833,6 +834,7 @@ StepsResult<Real> steps_to_target(const Spectrum& spectrum, const MethodPath<Rea
   for (;;) {
     out.loss = dyn.loss();
     out.steps_run = dyn.time();
+    if (out.loss < out.closest) out.closest = out.loss;
     if (dyn.diverged()) {
       out.diverged_at = dyn.time();
       return out;

@@ -622,7 +622,9 @@ std::optional<StepsResult<Real>> horizon_steps(const Spectrum& spectrum, const M
         if (*prefix > 0 && !(sl.initial_loss() <= goal) && stepped_to < *prefix) {
           // The steps before the remainder has decayed: time stepping in
           // automatic precision (two precisions agreeing on the step).
-          const AutoSteps a = steps_to_target_auto(spectrum, spec, noise, to_double(target), relative, *prefix, rtol);
+          // Only whether the target is reached before the prefix ends is asked (StepsQuestion::Reached).
+          const AutoSteps a = steps_to_target_auto(spectrum, spec, noise, to_double(target), relative, *prefix, rtol,
+                                                   StepsQuestion::Reached);
           if (!a.agreed || a.diverged_at) {
             why = "the early steps are not certified by time stepping";
             return std::nullopt;
@@ -722,17 +724,19 @@ std::optional<AutoSteps> steps_any_horizon(const Spectrum& spectrum, const Metho
                                            std::uint64_t max_steps, std::optional<Precision> precision, double rtol,
                                            HorizonReport& report, bool& fell_back) {
   fell_back = false;
-  const auto stepping = [&](std::uint64_t cap) {
+  const auto stepping = [&](std::uint64_t cap, StepsQuestion question) {
     return precision ? steps_to_target_in(*precision, spectrum, spec, noise, target, relative, cap)
-                     : steps_to_target_auto(spectrum, spec, noise, target, relative, cap, rtol);
+                     : steps_to_target_auto(spectrum, spec, noise, target, relative, cap, rtol, question);
   };
   report.exact = false;
   if (mode == HorizonMode::Auto) {
     const std::optional<std::string> unsupported = horizon_unsupported(spectrum, spec, noise);
     const std::uint64_t cheap = std::min<std::uint64_t>(max_steps, 32 * spectrum.dim());
-    AutoSteps first = stepping(cheap);
+    // A probe: only a count it finds is reported, unless it is the whole answer.
+    const bool whole = cheap == max_steps && unsupported;
+    AutoSteps first = stepping(cheap, whole ? StepsQuestion::Count : StepsQuestion::Reached);
     report.reason = "reached by time stepping";
-    if (first.steps || first.diverged_at || (cheap == max_steps && unsupported)) return first;
+    if (first.steps || first.diverged_at || whole) return first;
   }
   if (mode != HorizonMode::Stepping) {
     // The spectral path certifies its own precision (escalating from the one given).
@@ -759,7 +763,7 @@ std::optional<AutoSteps> steps_any_horizon(const Spectrum& spectrum, const Metho
     report.reason = "time stepping requested";
   }
   report.exact = false;
-  return stepping(max_steps);
+  return stepping(max_steps, StepsQuestion::Count);
 }
 
 }  // namespace cesr

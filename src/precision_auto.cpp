@@ -77,7 +77,7 @@ AutoSteps steps_in(const Spectrum& spectrum, const MethodSpec& method, const Noi
   out.initial_loss_text = format_real(r.initial_loss, digits);
   out.precision = precision_of<Real>();
   if (r.floor) out.floor = to_double(*r.floor);
-  if (exact) *exact = {widen(r.loss), widen(r.initial_loss)};
+  if (exact) *exact = {widen(r.loss), widen(r.initial_loss), widen(r.closest)};
   return out;
 }
 
@@ -205,11 +205,28 @@ AutoLossCurve loss_curve_auto(const Spectrum& spectrum, const MethodSpec& method
 }
 
 AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double target, bool relative, std::uint64_t max_steps, double rtol) {
+                               double target, bool relative, std::uint64_t max_steps, double rtol,
+                               StepsQuestion question) {
   check_escalation_rtol(rtol);
   if (std::optional<AutoSteps> certified = certified_steps(spectrum, method, noise, target, relative, max_steps, rtol))
     return std::move(*certified);
+  // Run::second holds L at the last step, L_0 and the least L_t, in 50 digits.
   using Run = std::pair<AutoSteps, std::vector<mp50>>;
+  // StepsQuestion::Reached: neither run reaches the goal, and both stay above
+  // it by far more than they differ. Each compares its own L_t with its own
+  // target L_0 (relative), which are off alike: the margin asked of the least
+  // L_t covers both. The values are mp50's widening of each precision's own.
+  const auto decided = [&](const Run& lo, const Run& hi, double difference) {
+    if (question != StepsQuestion::Reached || lo.first.steps || hi.first.steps || lo.first.diverged_at ||
+        hi.first.diverged_at || lo.first.steps_run != hi.first.steps_run || !(difference <= decision_rtol))
+      return false;
+    for (const Run* r : {&lo, &hi}) {
+      const mp50 goal = relative ? mp50(target) * r->second[1] : mp50(target);
+      const mp50& least = r->second[2];
+      if (!(least > goal && to_double(mp50((least - goal) / least)) > 16 * difference)) return false;
+    }
+    return true;
+  };
   Run result = escalate_precision(
       [&](Precision p) {
         Run r;
@@ -219,8 +236,20 @@ AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& metho
         return r;
       },
       [&](const Run& lo, Run& hi) {
+        // The Count rule compares L at the last step and L_0; the least L_t only the decision.
+        const std::vector<mp50> lo_count(lo.second.begin(), lo.second.begin() + 2),
+            hi_count(hi.second.begin(), hi.second.begin() + 2);
+        const double count_difference = worst_difference(lo_count, hi_count);
+        hi.first.disagreement = count_difference;
         hi.first.agreed = lo.first.steps == hi.first.steps && lo.first.diverged_at == hi.first.diverged_at &&
-                          lo.first.steps_run == hi.first.steps_run && worst_difference(lo.second, hi.second) <= rtol;
+                          lo.first.steps_run == hi.first.steps_run && count_difference <= rtol;
+        if (!hi.first.agreed) {
+          const double difference = worst_difference(lo.second, hi.second);
+          if (decided(lo, hi, difference)) {
+            hi.first.agreed = hi.first.decided = true;
+            hi.first.disagreement = difference;
+          }
+        }
         return hi.first.agreed;
       });
   return std::move(result.first);

@@ -663,6 +663,55 @@ TEST_CASE("loss and steps in automatic precision meet --rtol where double loses 
   CHECK(easy.disagreement < 0.5e-10);
 }
 
+TEST_CASE("asked only whether a target is reached, two precisions decide what they agree on far from it") {
+  // The case above: double is off by ~1e-7 after 2e4 steps, long double by far less.
+  const Spectrum sp = cesr::make_spectrum("loguniform:d=50,kappa=1e4", "isotropic");
+  const NoiseModel noise{100};
+  const auto spec = spec_of("nag", 0.0005, 0.999);
+  constexpr std::uint64_t steps = 20000;
+  // The least L_t over the run, in 50 digits (a target of 0 is never reached).
+  const auto ref = cesr::steps_to_target<cesr::mp50>(sp, cesr::make_path<cesr::mp50>(spec), noise, cesr::mp50(0),
+                                                      false, steps);
+  REQUIRE(!ref.steps);
+  const double least = cesr::to_double(ref.closest), initial = cesr::to_double(ref.initial_loss);
+  CHECK(least <= cesr::to_double(ref.loss));
+  const auto reached = cesr::StepsQuestion::Reached;
+
+  // Far below the run: long double decides it; counting needs a third precision.
+  const auto far = cesr::steps_to_target_auto(sp, spec, noise, 1e-3 * least, false, steps, 1e-10, reached);
+  CHECK(!far.steps);
+  CHECK(far.agreed);
+  CHECK(far.decided);
+  CHECK(far.precision == cesr::Precision::Long);
+  CHECK(far.disagreement > 1e-10);
+  CHECK(far.disagreement <= cesr::decision_rtol);
+  const auto counted = cesr::steps_to_target_auto(sp, spec, noise, 1e-3 * least, false, steps, 1e-10);
+  CHECK(!counted.steps);
+  CHECK(!counted.decided);
+  CHECK(counted.precision >= cesr::Precision::Quad);
+  CHECK(std::abs(counted.loss / cesr::to_double(ref.loss) - 1) <= 1e-10);
+
+  // Just below the least L_t (1e-8 relative, inside 16 times double's error):
+  // not decided by the pair; the answer is still 50 digits' (not reached).
+  const double below = least * (1 - 1e-8) / initial, above = least * (1 + 1e-8) / initial;
+  const auto close = cesr::steps_to_target_auto(sp, spec, noise, below, true, steps, 1e-10, reached);
+  CHECK(!close.steps);
+  CHECK(close.agreed);
+  CHECK(!close.decided);
+  CHECK(close.precision >= cesr::Precision::Quad);
+  // Just above it: reached, and the step is 50 digits'.
+  const auto want = cesr::steps_to_target<cesr::mp50>(sp, cesr::make_path<cesr::mp50>(spec), noise,
+                                                       cesr::mp50(above), true, steps);
+  REQUIRE(want.steps);
+  const auto crossing = cesr::steps_to_target_auto(sp, spec, noise, above, true, steps, 1e-10, reached);
+  CHECK(crossing.steps == want.steps);
+  CHECK(!crossing.decided);
+  CHECK(std::abs(crossing.loss / cesr::to_double(want.loss) - 1) <= 1e-10);
+  MESSAGE("nag beta = 0.999: decided in " << cesr::to_string(far.precision) << " at difference " << far.disagreement
+                                          << "; counted in " << cesr::to_string(counted.precision) << "; crossing at "
+                                          << *want.steps << " of " << steps);
+}
+
 TEST_CASE("automatic precision escalates when the loss falls below double's normal range") {
   // Scale 1e-300: after a few hundred steps L_t < 2.2e-308 is subnormal in
   // double (few digits left); long double still holds it. Auto must not take

@@ -213,6 +213,9 @@ struct StepsResult {
   /// and a constant batch: the loss floor L_inf of the settled ones. A goal
   /// at or below it is never reached, and nothing is run (steps_run = 0).
   std::optional<Real> floor;
+  /// The least L_t over the steps run (t = 0 to steps_run): how close the run
+  /// came to the target (steps_to_target_auto's decision rule).
+  Real closest{};
 };
 
 /// First t <= max_steps with L_t <= target (or <= target * L_0 when relative).
@@ -267,10 +270,25 @@ struct AutoSteps {
   /// step and every comparison with the target decided beyond that bound.
   bool certified = false;
   std::optional<double> floor;  ///< the additive model's loss floor (StepsResult::floor), rounded to double
+  /// Accepted by the decision rule of StepsQuestion::Reached: the target is
+  /// not reached within max_steps, and the loss is to `disagreement`, not rtol.
+  bool decided = false;
+  double disagreement = 0;  ///< relative difference of the two precisions that answered (0 when certified)
 };
 
+/// What steps_to_target_auto is asked. Count: the first step and the loss there
+/// (or at max_steps), both to rtol. Reached: only whether the target is reached
+/// within max_steps (a prefix of a longer search, a probe); a run that does not
+/// reach it is then also accepted when two precisions agree on that, their
+/// losses (L_0, the last and the least L_t) differ by at most decision_rtol and
+/// the least L_t of each is above the target by more than 16 times that
+/// difference. A run that reaches the target or diverges needs the Count rule.
+enum class StepsQuestion { Count, Reached };
+inline constexpr double decision_rtol = 1e-4;
+
 AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& method, const NoiseModel& noise,
-                               double target, bool relative, std::uint64_t max_steps, double rtol = 1e-10);
+                               double target, bool relative, std::uint64_t max_steps, double rtol = 1e-10,
+                               StepsQuestion question = StepsQuestion::Count);
 
 /// The same in one fixed precision, reported alike.
 AutoLossCurve loss_curve_in(Precision precision, const Spectrum& spectrum, const MethodSpec& method,
