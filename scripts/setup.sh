@@ -26,7 +26,10 @@ build_dir=${CESR_BUILD_DIR:-build}
 # belongs to), never for another python3 earlier on PATH.
 # CESR_NATIVE=ON in the environment builds for this machine (-march=native);
 # the default is the portable build.
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 \
+# The packages above include pybind11 and Python's headers, so the Python
+# module is always asked for: a CMake cache from a configure run before they
+# were installed holds CESR_PYTHON=OFF, which would otherwise stay.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 -DCESR_PYTHON=ON \
   ${CESR_NATIVE:+-DCESR_NATIVE=$CESR_NATIVE} >/dev/null
 python_on=$(grep -q '^CESR_PYTHON:BOOL=ON' "$build_dir/CMakeCache.txt" && echo 1 || true)
 # CESR_TARGETS (e.g. "cesr") builds only those targets, and the Python package;
