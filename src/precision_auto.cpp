@@ -157,10 +157,13 @@ std::optional<AutoSteps> certified_steps(const Spectrum& spectrum, const MethodS
   return out;
 }
 
-double worst_difference(const std::vector<mp50>& a, const std::vector<mp50>& b) {
+// Over the first `count` values of each (all by default).
+double worst_difference(const std::vector<mp50>& a, const std::vector<mp50>& b,
+                        std::size_t count = std::numeric_limits<std::size_t>::max()) {
   if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
   double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, relative_difference_wide(a[i], b[i]));
+  for (std::size_t i = 0; i < std::min(count, a.size()); ++i)
+    worst = std::max(worst, relative_difference_wide(a[i], b[i]));
   return worst;
 }
 
@@ -237,9 +240,7 @@ AutoSteps steps_to_target_auto(const Spectrum& spectrum, const MethodSpec& metho
       },
       [&](const Run& lo, Run& hi) {
         // The Count rule compares L at the last step and L_0; the least L_t only the decision.
-        const std::vector<mp50> lo_count(lo.second.begin(), lo.second.begin() + 2),
-            hi_count(hi.second.begin(), hi.second.begin() + 2);
-        const double count_difference = worst_difference(lo_count, hi_count);
+        const double count_difference = worst_difference(lo.second, hi.second, 2);
         hi.first.disagreement = count_difference;
         hi.first.agreed = lo.first.steps == hi.first.steps && lo.first.diverged_at == hi.first.diverged_at &&
                           lo.first.steps_run == hi.first.steps_run && count_difference <= rtol;
