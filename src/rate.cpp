@@ -717,8 +717,16 @@ std::optional<Real> root_near(Secular<Real>& g, const Real& hint) {
     const Real settled = ldexp(Real(1), 23 - std::numeric_limits<Real>::digits);
     if (wide && hi - lo <= settled * max(abs(lo), abs(hi))) return best_x;
     Real next = x - f / df;
+    // A step within the tolerance is convergence even where it rounds to x
+    // itself, which every evaluation makes an end of the bracket: x is then
+    // the root as far as g resolves it. (Tested after the bisection
+    // fallback, such a step read as leaving the bracket, and the loop halved
+    // its way back to x through ~20 more O(d) passes: AccSGD near its
+    // optimum at d = 1e6, where the last Newton step is 1e-21 next to an ulp
+    // of 7e-21.)
+    if (abs(next - x) <= (wide ? settled : tol) * abs(x)) return next > lo && next < hi ? next : x;
     if (!(next > lo && next < hi)) next = lo + (hi - lo) / 2;
-    if (abs(next - x) <= (wide ? settled : tol) * abs(x) || next == lo || next == hi) return next;
+    if (next == lo || next == hi) return next;
     x = next;
   }
   return std::nullopt;
@@ -848,21 +856,41 @@ Rate<Real> solve_in_range(const Spectrum& spectrum, const Coefficients<Real>& co
   //       when the gap is much smaller than the distance to the pole.
   using std::exp;
   using std::log;
+  // When the root lies within a few ulps of the pole (AccSGD at B = 16,
+  // d = 1e6, xi = 3.2: 1e-14 of the gap), t cannot reach its tolerance --
+  // the x it maps to moves in steps of an ulp -- and Boost's iteration,
+  // seeing no convergence, bisects away and halves its way back through ~30
+  // evaluations of the same few doubles. The root is resolved in x once two
+  // successive iterates lie within 4 ulps of each other, or the points
+  // evaluated (g < 1 below the root, g > 1 above) bracket it that tightly:
+  // the phase stops there (a zero of log g for Boost's iteration), and phase
+  // b) starts from that point.
+  Real below = x_lo, above = x_hi;
+  std::optional<Real> resolved, previous;
   const auto in_t = [&](const Real& t) {
     const Real dist = exp(t);
     // exp(log(.)) need not round-trip: stay inside the bracket.
-    const Evaluation<Real> e = g(std::clamp(pole - dist, x_lo, x_hi));
+    const Real x = std::clamp(pole - dist, x_lo, x_hi);
+    const Evaluation<Real> e = g(x);
     // Between two accepted points every point is accepted in exact arithmetic;
     // a rejection inside the bracket means rounding noise within a few ulps of
     // the pole, where g is effectively infinite: report "g > 1, move away".
     if (!e.accepted) return std::make_pair(Real(std::numeric_limits<Real>::max_exponent), Real(-1));
+    if (e.g < 1) below = max(below, x);
+    if (e.g > 1) above = min(above, x);
+    const bool still = previous && x > x_lo && x < x_hi && abs(x - *previous) <= 4 * eps * abs(x);
+    previous = x;
+    if (still || above - below <= 4 * eps * max(abs(above), abs(below))) {
+      resolved = x;
+      return std::make_pair(Real(0), -e.dg / e.g * dist);
+    }
     return std::make_pair(log(e.g), -e.dg / e.g * dist);
   };
   const Real t_near = log(pole - x_hi), t_far = log(pole - x_lo);
   boost::uintmax_t iters_t = 200;
   const Real t = boost::math::tools::newton_raphson_iterate(in_t, t_near, t_near, t_far,
                                                             std::numeric_limits<Real>::digits / 2, iters_t);
-  Real guess = pole - exp(t);
+  Real guess = resolved ? *resolved : pole - exp(t);
   if (!(guess >= x_lo && guess <= x_hi)) guess = (x_lo + x_hi) / 2;
   const auto in_x = [&](const Real& x) {
     const Evaluation<Real> e = g(x);

@@ -116,6 +116,10 @@ namespace {
 struct Space {
   std::vector<double> lo, hi;
   std::vector<int> points;  // coarse grid points per axis
+  // Per axis: the upper edge is a constraint the method is advised to keep
+  // (AccSGD's xi <= sqrt(kappa_a)), where optima commonly sit, rather than
+  // the end of a range that an optimum may leave.
+  std::vector<bool> hi_is_constraint;
   std::vector<SearchAxis> report;
   std::function<MethodSpec(const std::vector<double>&)> decode;
   // True when the mean iteration already diverges (the second moment does too),
@@ -207,6 +211,7 @@ Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noi
     int pts = n_free == 1 ? grid_1d : n_free == 2 ? grid_2d : n_free == 3 ? grid_3d_main : grid_more;
     if (n_free == 3 && has_root && h.search == Search::RootOfKappa) pts = grid_3d_root;
     sp.points.push_back(pts);
+    sp.hi_is_constraint.push_back(false);
     sp.report.push_back({std::string(h.name), std::move(coordinate), box_lo, box_hi});
     axes.push_back({&h, index, stage, std::move(set)});
   };
@@ -275,6 +280,7 @@ Space make_space(const Spectrum& s, const MethodInfo& row, const NoiseModel& noi
           add(h, 0.0, 1.0, 2, name + " = kappa^(t/2), t", 0.0, 1.0, [name](MethodSpec& m, double t) {
             m.set(name, std::pow(m.value("kappa"), t / 2));
           });
+          sp.hi_is_constraint.back() = true;
         }
         break;
       }
@@ -589,6 +595,25 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     }
     return p;
   };
+  // Stationary to the search's resolution, where a line search fails for
+  // the rounding noise of the gap (1e-13 relative, 1e-11 next to a pole)
+  // rather than at a kink: the projected gradient (a component at a bound
+  // that points out of the box does not count) changes f by at most 1e-6 of
+  // itself over a `scale` step on every axis -- a smooth optimum then has
+  // ~1e-12 relative left to gain -- or by at most 1e-4 while the
+  // quasi-Newton step `slope` promises less than 1e-10. At a kink the
+  // gradient of the side the point is on stays large (AccSGD at d = 1e6,
+  // B = 4096: 3e-2 of f over a `scale` step) while the inverse Hessian
+  // collapses, so `slope` alone would not tell the two apart.
+  const auto stationary = [&](const std::vector<double>& at, const std::vector<double>& grad, double slope) {
+    double worst = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((at[i] <= sp.lo[i] && grad[i] > 0) || (at[i] >= sp.hi[i] && grad[i] < 0)) continue;
+      worst = std::max(worst, std::abs(grad[i]) * scale[i]);
+    }
+    const double size = std::abs(f);
+    return worst <= 1e-6 * size || (worst <= 1e-4 * size && std::abs(slope) <= 1e-10 * size);
+  };
   double last_t = 1;
   for (int iter = 0; iter < max_iterations; ++iter) {
     std::vector<double> p = direction();
@@ -627,7 +652,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
       if (!(next <= t / 2)) next = t / 2;
       t = next;
     }
-    if (!accepted) break;
+    if (!accepted) return {f, x, stationary(x, g, slope)};
     last_t = t;
     std::vector<double> s(n), y(n);
     for (std::size_t i = 0; i < n; ++i) s[i] = xn[i] - x[i], y[i] = gn[i] - g[i];
@@ -638,7 +663,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     update(s, y);
     // Converged: a step of natural length gains nothing; a short one that
     // gains nothing is a stall (a kink).
-    if (!(improvement > 1e-13 * std::abs(f))) return {f, x, t >= 0.5};
+    if (!(improvement > 1e-13 * std::abs(f))) return {f, x, t >= 0.5 || stationary(x, g, dot(direction(), g))};
   }
   return {f, x, false};
 }
@@ -750,13 +775,17 @@ bool fast_search(Evaluator& ev, const Space& sp, const std::vector<double>& star
     for (std::size_t i = 0; i < n; ++i) scale[i] = spacing[i] / 4;
     refine(ev, sp, x0, scale, max_iterations);
     // Lost: no stable point; an optimum that drifted onto an edge of the box
-    // from inside (an optimum held by an edge the start was already on, such
-    // as AccSGD's xi = sqrt(kappa_a), is a constraint, not a loss); or a jump
-    // of more than two coarse cells.
+    // from inside (an optimum held by an edge the start was already on, or
+    // by a constraint edge such as AccSGD's xi = sqrt(kappa_a), where the
+    // optimum moves between batch sizes -- B = 512 inside, 1024 on it at
+    // d = 1e6 -- is a constraint, not a loss); or a jump of more than two
+    // coarse cells.
     bool lost = ev.best_x.size() != n || !std::isfinite(ev.best);
     for (std::size_t i = 0; !lost && i < n; ++i) {
       const double tol = 1e-6 * (sp.hi[i] - sp.lo[i]);
-      const auto on_edge = [&](double v) { return v <= sp.lo[i] + tol || v >= sp.hi[i] - tol; };
+      const auto on_edge = [&](double v) {
+        return v <= sp.lo[i] + tol || (v >= sp.hi[i] - tol && !sp.hi_is_constraint[i]);
+      };
       lost |= on_edge(ev.best_x[i]) && !on_edge(x0[i]);
       lost |= std::abs(ev.best_x[i] - x0[i]) > 2 * cell[i];
     }
