@@ -393,34 +393,59 @@ double negative_gap(const Spectrum& spectrum, const MethodSpec& m, const NoiseMo
 // Nelder-Mead keeps away from +inf; give it a large finite value instead.
 constexpr double lost_value = 1e300;
 
+// The objective of Nelder-Mead on the free axes of the search space: the
+// held axes keep the values of `full`.
+struct SubspaceObjective {
+  Evaluator* ev;
+  std::vector<double> full;
+  std::vector<std::size_t> axes;  // the free axes, in order
+};
+
 double nlopt_thunk(unsigned n, const double* x, double*, void* data) {
-  auto& ev = *static_cast<Evaluator*>(data);
-  const double f = ev(std::vector<double>(x, x + n));
+  auto& sub = *static_cast<SubspaceObjective*>(data);
+  std::vector<double> point = sub.full;
+  for (unsigned i = 0; i < n; ++i) point[sub.axes[i]] = x[i];
+  const double f = (*sub.ev)(point);
   return std::isfinite(f) ? f : lost_value;
 }
 
 // Nelder-Mead from x with initial steps `step`, restarted from its own answer
 // with halved steps while that still improves (a simplex that collapsed on a
-// kink of the objective restarts with a fresh shape).
-void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::vector<double> step, int max_eval) {
+// kink of the objective restarts with a fresh shape). Axes marked in `held`
+// keep their value of x (a bound that holds the optimum: the simplex then
+// spans the other axes only).
+void local_search(Evaluator& ev, const Space& sp, std::vector<double> x, std::vector<double> step, int max_eval,
+                  const std::vector<bool>& held = {}) {
   const std::size_t n = sp.dim();
+  SubspaceObjective sub{&ev, {}, {}};
+  for (std::size_t i = 0; i < n; ++i)
+    if (held.empty() || !held[i]) sub.axes.push_back(i);
+  const std::size_t m = sub.axes.size();
+  if (m == 0) return;
+  const auto restrict_to = [&](const std::vector<double>& v) {
+    std::vector<double> r(m);
+    for (std::size_t i = 0; i < m; ++i) r[i] = v[sub.axes[i]];
+    return r;
+  };
   // Restart only while the best value overall improves, so that a second start
   // that falls into the basin already found stops after one pass.
   ev(x);
   double current = ev.best;
   for (int restart = 0; restart < 6; ++restart) {
     for (std::size_t i = 0; i < n; ++i) x[i] = std::clamp(x[i], sp.lo[i], sp.hi[i]);
-    nlopt::opt opt(nlopt::LN_NELDERMEAD, static_cast<unsigned>(n));
-    opt.set_lower_bounds(sp.lo);
-    opt.set_upper_bounds(sp.hi);
-    opt.set_min_objective(nlopt_thunk, &ev);
-    opt.set_initial_step(step);
+    sub.full = x;
+    nlopt::opt opt(nlopt::LN_NELDERMEAD, static_cast<unsigned>(m));
+    opt.set_lower_bounds(restrict_to(sp.lo));
+    opt.set_upper_bounds(restrict_to(sp.hi));
+    opt.set_min_objective(nlopt_thunk, &sub);
+    opt.set_initial_step(restrict_to(step));
     opt.set_xtol_abs(1e-6);
     opt.set_ftol_rel(1e-9);
     opt.set_maxeval(max_eval);
     double f = current;
+    std::vector<double> y = restrict_to(x);
     try {
-      opt.optimize(x, f);
+      opt.optimize(y, f);
     } catch (const Stopped&) {
       throw;  // a stop request (NLopt rethrows what the objective threw)
     } catch (const std::exception&) {
@@ -522,6 +547,7 @@ struct QuasiNewtonEnd {
   double f;
   std::vector<double> x;
   bool converged;
+  std::vector<double> g;  // the gradient at x (empty where there is none)
 };
 QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> x,
                                                     const std::vector<double>& scale, int max_iterations) {
@@ -549,7 +575,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
   x = clamp(std::move(x));
   std::vector<double> g;
   double f = eval(x, g);
-  if (!std::isfinite(f)) return {f, x, false};
+  if (!std::isfinite(f)) return {f, x, false, {}};
   // Inverse Hessian, row-major n x n; starts diagonal in the units of `scale`.
   std::vector<double> H(n * n, 0.0);
   const auto reset = [&] {
@@ -676,7 +702,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
         if (!steeper) break;
       }
     }
-    if (!accepted) return {f, x, stationary(x, g, slope)};
+    if (!accepted) return {f, x, stationary(x, g, slope), g};
     last_t = t;
     std::vector<double> s(n), y(n);
     for (std::size_t i = 0; i < n; ++i) s[i] = xn[i] - x[i], y[i] = gn[i] - g[i];
@@ -687,9 +713,9 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     update(s, y);
     // Converged: a step of natural length gains nothing; a short one that
     // gains nothing is a stall (a kink).
-    if (!(improvement > 1e-13 * std::abs(f))) return {f, x, t >= 0.5 || stationary(x, g, dot(direction(), g))};
+    if (!(improvement > 1e-13 * std::abs(f))) return {f, x, t >= 0.5 || stationary(x, g, dot(direction(), g)), g};
   }
-  return {f, x, false};
+  return {f, x, false, g};
 }
 
 // Quasi-Newton, then, where it stalled (a kink of the rate: the maximum of
@@ -699,9 +725,37 @@ QuasiNewtonEnd refine(Evaluator& ev, const Space& sp, const std::vector<double>&
                       const std::vector<double>& scale, int max_iterations) {
   QuasiNewtonEnd end = quasi_newton(ev, sp, x0, scale, max_iterations);
   if (!end.converged && std::isfinite(end.f) && max_iterations > 8) {
+    const std::size_t n = sp.dim();
     std::vector<double> step(scale);
     for (auto& v : step) v /= 4;
-    local_search(ev, sp, end.x, step, 40 * static_cast<int>(sp.dim()));
+    // Axes held by a bound: the point is on it and the gradient pushes out
+    // by at least 1e-3 of f over a `scale` step (AccSGD's xi = sqrt(kappa_a)
+    // at B >= 1024 on d = 1e6: 0.8). The polish then runs on the other axes
+    // (a simplex of n instead of n + 1 points), and on all of them again
+    // only if the bound no longer holds at its answer.
+    const auto held_by_bounds = [&](const std::vector<double>& x, const std::vector<double>& g, double f) {
+      std::vector<bool> held(n, false);
+      bool any = false;
+      if (g.size() != n) return std::make_pair(held, false);
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool out = (x[i] <= sp.lo[i] && g[i] > 0) || (x[i] >= sp.hi[i] && g[i] < 0);
+        held[i] = out && std::abs(g[i]) * scale[i] >= 1e-3 * std::abs(f);
+        any |= held[i];
+      }
+      return std::make_pair(held, any);
+    };
+    const auto [held, any_held] = held_by_bounds(end.x, end.g, end.f);
+    bool polished = false;
+    if (any_held && std::count(held.begin(), held.end(), false) > 0) {
+      local_search(ev, sp, end.x, step, 40 * static_cast<int>(n), held);
+      std::vector<double> g_end;
+      const std::vector<double> x_end = ev.best_x;
+      const double f_end = ev.with_gradient(x_end, g_end);
+      const auto [still, any_still] = held_by_bounds(x_end, g_end, f_end);
+      polished = any_still && still == held;
+    }
+    if (!any_held) local_search(ev, sp, end.x, step, 40 * static_cast<int>(n));
+    else if (!polished) local_search(ev, sp, ev.best_x, step, 40 * static_cast<int>(n));
   }
   return end;
 }
