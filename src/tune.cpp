@@ -608,10 +608,17 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
   };
   const auto direction = [&] {
     std::vector<double> p(n, 0.0);
+    // Axes held by a bound: on it, with the gradient pushing out. The step
+    // is the quasi-Newton one of the others (their block of H, so that the
+    // held gradient does not steer them through H's coupling).
+    std::vector<bool> held(n);
+    for (std::size_t i = 0; i < n; ++i) held[i] = (x[i] <= sp.lo[i] && g[i] > 0) || (x[i] >= sp.hi[i] && g[i] < 0);
     for (int attempt = 0; attempt < 2; ++attempt) {
       for (std::size_t i = 0; i < n; ++i) {
         p[i] = 0;
-        for (std::size_t j = 0; j < n; ++j) p[i] -= H[i * n + j] * g[j];
+        if (held[i]) continue;
+        for (std::size_t j = 0; j < n; ++j)
+          if (!held[j]) p[i] -= H[i * n + j] * g[j];
         // At a bound, a step outwards is dropped (projection).
         if ((x[i] <= sp.lo[i] && p[i] < 0) || (x[i] >= sp.hi[i] && p[i] > 0)) p[i] = 0;
       }
