@@ -393,6 +393,12 @@ double negative_gap(const Spectrum& spectrum, const MethodSpec& m, const NoiseMo
 // Nelder-Mead keeps away from +inf; give it a large finite value instead.
 constexpr double lost_value = 1e300;
 
+// Whether axis i at x is held by a bound: on it, with the gradient g pushing
+// out of the box.
+bool pushed_out(const Space& sp, std::size_t i, double x, double g) {
+  return (x <= sp.lo[i] && g > 0) || (x >= sp.hi[i] && g < 0);
+}
+
 // The objective of Nelder-Mead on the free axes of the search space: the
 // held axes keep the values of `full`.
 struct SubspaceObjective {
@@ -612,7 +618,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     // is the quasi-Newton one of the others (their block of H, so that the
     // held gradient does not steer them through H's coupling).
     std::vector<bool> held(n);
-    for (std::size_t i = 0; i < n; ++i) held[i] = (x[i] <= sp.lo[i] && g[i] > 0) || (x[i] >= sp.hi[i] && g[i] < 0);
+    for (std::size_t i = 0; i < n; ++i) held[i] = pushed_out(sp, i, x[i], g[i]);
     for (int attempt = 0; attempt < 2; ++attempt) {
       for (std::size_t i = 0; i < n; ++i) {
         p[i] = 0;
@@ -641,7 +647,7 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
   const auto stationary = [&](const std::vector<double>& at, const std::vector<double>& grad, double slope) {
     double worst = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      if ((at[i] <= sp.lo[i] && grad[i] > 0) || (at[i] >= sp.hi[i] && grad[i] < 0)) continue;
+      if (pushed_out(sp, i, at[i], grad[i])) continue;
       worst = std::max(worst, std::abs(grad[i]) * scale[i]);
     }
     const double size = std::abs(f);
@@ -653,11 +659,9 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     const double slope = dot(p, g);
     if (!(slope < 0)) break;
     // No step longer than a few `scale` units (the objective has cliffs).
-    const auto first_step = [&] {
-      double longest = 0;
-      for (std::size_t i = 0; i < n; ++i) longest = std::max(longest, std::abs(p[i]) / scale[i]);
-      return longest > 4 ? 4 / longest : 1.0;
-    };
+    double longest = 0;  // of p, in `scale` units
+    for (std::size_t i = 0; i < n; ++i) longest = std::max(longest, std::abs(p[i]) / scale[i]);
+    const auto first_step = [&] { return longest > 4 ? 4 / longest : 1.0; };
     // Along a cliff the accepted steps stay short for a while: start the next
     // line search from four times the last one (at most 1).
     double t = std::min(first_step(), 4 * last_t);
@@ -692,8 +696,6 @@ QuasiNewtonEnd quasi_newton(Evaluator& ev, const Space& sp, std::vector<double> 
     // repeats the same short step (heavy ball at d = 1e6, B = 8: 100 steps
     // of 2e-4 of a unit from a finish corner).
     if (accepted && dot(gn, p) < slope) {
-      double longest = 0;
-      for (std::size_t i = 0; i < n; ++i) longest = std::max(longest, std::abs(p[i]) / scale[i]);
       const double t_cap = longest > 0 ? 4 / longest : t;
       while (4 * t <= t_cap) {
         std::vector<double> xe(n), ge;
@@ -742,27 +744,23 @@ QuasiNewtonEnd refine(Evaluator& ev, const Space& sp, const std::vector<double>&
     // only if the bound no longer holds at its answer.
     const auto held_by_bounds = [&](const std::vector<double>& x, const std::vector<double>& g, double f) {
       std::vector<bool> held(n, false);
-      bool any = false;
-      if (g.size() != n) return std::make_pair(held, false);
-      for (std::size_t i = 0; i < n; ++i) {
-        const bool out = (x[i] <= sp.lo[i] && g[i] > 0) || (x[i] >= sp.hi[i] && g[i] < 0);
-        held[i] = out && std::abs(g[i]) * scale[i] >= 1e-3 * std::abs(f);
-        any |= held[i];
-      }
-      return std::make_pair(held, any);
+      for (std::size_t i = 0; i < n && g.size() == n; ++i)
+        held[i] = pushed_out(sp, i, x[i], g[i]) && std::abs(g[i]) * scale[i] >= 1e-3 * std::abs(f);
+      return held;
     };
-    const auto [held, any_held] = held_by_bounds(end.x, end.g, end.f);
-    bool polished = false;
-    if (any_held && std::count(held.begin(), held.end(), false) > 0) {
+    const std::vector<bool> held = held_by_bounds(end.x, end.g, end.f);
+    const auto count_held = std::count(held.begin(), held.end(), true);
+    if (count_held == 0) {
+      local_search(ev, sp, end.x, step, 40 * static_cast<int>(n));
+    } else if (static_cast<std::size_t>(count_held) < n) {
       local_search(ev, sp, end.x, step, 40 * static_cast<int>(n), held);
       std::vector<double> g_end;
       const std::vector<double> x_end = ev.best_x;
       const double f_end = ev.with_gradient(x_end, g_end);
-      const auto [still, any_still] = held_by_bounds(x_end, g_end, f_end);
-      polished = any_still && still == held;
+      if (held_by_bounds(x_end, g_end, f_end) != held) local_search(ev, sp, ev.best_x, step, 40 * static_cast<int>(n));
+    } else {
+      local_search(ev, sp, ev.best_x, step, 40 * static_cast<int>(n));
     }
-    if (!any_held) local_search(ev, sp, end.x, step, 40 * static_cast<int>(n));
-    else if (!polished) local_search(ev, sp, ev.best_x, step, 40 * static_cast<int>(n));
   }
   return end;
 }
