@@ -98,3 +98,39 @@ TEST_CASE("contraction_rate_gradient with a gap hint: the cold gap and gradient"
     }
   }
 }
+
+// Two root-finder stops at d = 1e6 that time stepping would not notice but
+// the tuner's cost does (docs/rate.md): a cold solve whose root lies within
+// ulps of its pole stops its log-distance phase once x is resolved (36
+// secular evaluations before, 8 after), and a warm one stops where the
+// Newton step rounds to the iterate (it bisected back instead: 5-8
+// evaluations from these guesses before, 4-6 after; ~20 more at some points
+// of the tuner). Each gap is held against long double's cold solve.
+TEST_CASE("root finder stops at d = 1e6: a root within ulps of its pole, a Newton step below an ulp") {
+  const Spectrum s = make_spectrum("powerlaw:d=1000000,alpha=1.5");
+  {
+    const MethodSpec m =
+        method_spec("asgd", {{"lr", 0.1213924462005835}, {"kappa", 148036279.16224355}, {"xi", 3.24076850862333}});
+    const NoiseModel noise{16, 3.0, 0.0};
+    const Rate<double> r = contraction_rate<double>(s, m, noise);
+    const Rate<long double> ref = contraction_rate<long double>(s, m, noise);
+    CHECK(r.stable);
+    // Double knows the pole only to ~eps times the direction's small
+    // quantities, 2.4e-12 of this gap (the root lies 1e-14 of it above the
+    // pole): as close as double can be, within the automatic rate's 1e-10.
+    CHECK(std::abs(r.gap - static_cast<double>(ref.gap)) <= 1e-10 * static_cast<double>(ref.gap));
+    CHECK(r.evaluations <= 12);
+  }
+  {
+    const MethodSpec m =
+        method_spec("asgd", {{"lr", 1.5938234929991928}, {"kappa", 453223340.6567049}, {"xi", 21289.042736973988}});
+    const NoiseModel noise{4096, 3.0, 0.0};
+    const Rate<long double> ref = contraction_rate<long double>(s, m, noise);
+    const double exact = static_cast<double>(ref.gap);
+    for (const double rel : {1e-3, 1e-6, -1e-6, -1e-3, -1e-2, -1.6e-2, -3e-2, 1e-2, 3e-2}) {
+      const Rate<double> r = contraction_rate_near(s, m, noise, exact * (1 + rel));
+      CHECK(std::abs(r.gap - exact) <= 1e-12 * exact);
+      CHECK(r.evaluations <= 6);  // 5-8 before the fix at these guesses
+    }
+  }
+}
