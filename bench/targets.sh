@@ -52,7 +52,7 @@ for entry in "${targets[@]}"; do
   status=0
   /usr/bin/time -f "%e %U %S" -o "$scratch/time" timeout "$limit" "$cesr" "${argv[@]}" \
     >"$scratch/out" 2>"$scratch/err" || status=$?
-  read -r wall user sys <"$scratch/time" || { wall=nan; user=0; sys=0; }
+  read -r wall user sys < <(tail -n 1 "$scratch/time") || { wall=nan; user=0; sys=0; }
   cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   if ((status == 124)); then
     result="stopped at the limit"
