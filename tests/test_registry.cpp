@@ -204,6 +204,25 @@ TEST_CASE("the hand-specialised k = 1 and k = 2 kernels equal the generic kernel
   MESSAGE("fast vs generic kernel: ", worst);
 }
 
+TEST_CASE("the long double k = 1 and k = 2 kernels equal the generic kernel") {
+  // The long double step has its own fast path for r = r' = (1, 0) (heavy
+  // ball, AccSGD, QHM), next to the general one (NAG, custom k = 2 methods).
+  double worst = 0;
+  int first_state = 0;
+  for (const Case& c : cases()) {
+    const auto path = cesr::make_path<LD>(c.spec);
+    if (path.initial.k > 2) continue;
+    if (path.initial.k == 2 && path.initial.r[0] == 1 && path.initial.r[1] == 0) ++first_state;
+    const NoiseModel n{5, 3.0, 0.1};
+    const double e = worst_relative(engine_curve(path, n, 500, cesr::Kernel::Auto),
+                                    engine_curve(path, n, 500, cesr::Kernel::Generic));
+    CHECK(e <= 1e-16);
+    worst = std::max(worst, e);
+  }
+  CHECK(first_state >= 2);
+  MESSAGE("long double fast vs generic kernel: ", worst);
+}
+
 TEST_CASE("50 digits and double agree on a k = 4 method") {
   std::mt19937_64 rng(11);
   const auto path = random_method(rng, 4, true);
