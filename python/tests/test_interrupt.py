@@ -8,7 +8,9 @@ import pytest
 
 import cesr
 
-BIG = cesr.Spectrum.loguniform(d=3_000, kappa=1e6)  # its default sweep takes ~5 s on 2 cores, a row < 0.4 s
+# Its default sweep took 24 s on 2 Zen 5 cores (2026-12-02); d = 3000 had
+# come down to 0.25 s as the tuner got faster, and ended before the interrupt.
+BIG = cesr.Spectrum.loguniform(d=300_000, kappa=1e6)
 
 
 def interrupted_after(call, seconds=0.3):
